@@ -1,0 +1,82 @@
+"""The environment a handler runs in, as one validated model (never `os.environ[...]` in logic).
+
+The same code runs in AWS and in the sandbox; only these values differ (docs/CONTRACTS.md, "Endpoints").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from pullthrough.errors import PullthroughError
+
+
+class SettingsError(PullthroughError):
+    """An environment variable has a value the handler cannot work with."""
+
+
+class Settings(BaseModel):
+    """Environment variables read at handler entry."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True)
+
+    config_path: str = Field("/opt/pullthrough.yaml", alias="PULLTHROUGH_CONFIG")
+    region: str = Field("us-east-1", alias="AWS_REGION")
+    stage: str = Field("dev", alias="STAGE")
+    stack_name: str = Field("pullthrough", alias="STACK_NAME")
+    account_id: str | None = Field(None, alias="ACCOUNT_ID")
+    topic_arn: str | None = Field(None, alias="REPORT_TOPIC_ARN")
+    queue_url: str | None = Field(None, alias="WARM_QUEUE_URL")
+    ledger_table: str | None = Field(None, alias="LEDGER_TABLE")
+    event_bus: str = Field("default", alias="EVENT_BUS_NAME")
+    ecr_registry_url: str | None = Field(None, alias="PULLTHROUGH_ECR_REGISTRY_URL")
+    upstream_endpoints: Annotated[dict[str, str], Field(alias="PULLTHROUGH_UPSTREAM_ENDPOINTS")] = {}
+    dry_run: bool = Field(False, alias="PULLTHROUGH_DRY_RUN")
+
+    @field_validator("upstream_endpoints", mode="before")
+    @classmethod
+    def _json_object(cls, value: object) -> object:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate the environment; a bad value raises SettingsError naming the variable and the fix."""
+        source = os.environ if environ is None else environ
+        data = {k: v for k, v in source.items() if k in _ALIASES}
+        if "AWS_REGION" not in data and "AWS_DEFAULT_REGION" in source:
+            data["AWS_REGION"] = source["AWS_DEFAULT_REGION"]
+        try:
+            return cls.model_validate(data)
+        except (ValidationError, json.JSONDecodeError) as exc:
+            raise SettingsError(_describe(exc)) from None
+
+    def registry_url(self) -> str:
+        """Base URL of the ECR registry endpoint (data plane) of this account and region."""
+        if self.ecr_registry_url:
+            return self.ecr_registry_url.rstrip("/")
+        if not self.account_id:
+            raise SettingsError("ACCOUNT_ID is not set: the ECR registry endpoint is <account>.dkr.ecr.<region>...")
+        return f"https://{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+
+    def upstream_url(self, host: str) -> str:
+        """Base URL for an upstream registry host (https unless the environment maps it elsewhere)."""
+        return self.upstream_endpoints.get(host, f"https://{host}").rstrip("/")
+
+
+_ALIASES = {field.alias for field in Settings.model_fields.values() if field.alias} | {"AWS_REGION"}
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = []
+        for err in exc.errors():
+            name = ".".join(str(p) for p in err["loc"])
+            parts.append(f"environment variable {name}: {err['msg']}")
+        return "; ".join(parts)
+    return f"environment variable PULLTHROUGH_UPSTREAM_ENDPOINTS: not a JSON object ({exc}); fix: e.g. '{{}}'"

@@ -1,0 +1,145 @@
+"""moto's ECR, extended with what moto 5.2.5 lacks: pull-through cache rules and repository creation templates.
+
+`install()` adds the operations to moto's ECR response class, where moto dispatches a JSON action by its snake-case
+name (CreatePullThroughCacheRule -> create_pull_through_cache_rule), so boto3 under `mock_aws()` (or a moto server)
+calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage and
+BatchCheckLayerAvailability answer for repositories under a rule from the rule's proxy storage
+(`set_cache_storage`).
+
+The sandbox's ECR registry endpoint uses the hooks below (`find_rule`, `rule_secret`, `ensure_cache_repository`),
+and maps upstream hosts to loopback URLs with `set_upstream_endpoints` for ValidatePullThroughCacheRule.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from moto.core.responses import ActionResult
+from moto.ecr.models import ECRBackend
+from moto.ecr.responses import ECRResponse
+
+from sandbox import moto_ecr_rules as rules
+from sandbox import moto_ecr_storage as storage
+from sandbox import moto_ecr_templates as templates
+from sandbox.moto_ecr_state import LOCK, backend, prefix_key, state
+
+__all__ = [
+    "ensure_cache_repository",
+    "find_rule",
+    "install",
+    "rule_secret",
+    "set_cache_storage",
+    "set_upstream_endpoints",
+]
+
+_Operation = Callable[[ECRBackend, dict[str, Any]], dict[str, Any]]
+_StorageOperation = Callable[[ECRBackend, dict[str, Any], storage.CacheView], dict[str, Any]]
+
+_ADDED: dict[str, _Operation] = {
+    "create_pull_through_cache_rule": rules.create,
+    "describe_pull_through_cache_rules": rules.describe,
+    "update_pull_through_cache_rule": rules.update,
+    "delete_pull_through_cache_rule": rules.delete,
+    "validate_pull_through_cache_rule": rules.validate,
+    "create_repository_creation_template": templates.create,
+    "describe_repository_creation_templates": templates.describe,
+    "update_repository_creation_template": templates.update,
+    "delete_repository_creation_template": templates.delete,
+}
+_FROM_STORAGE: dict[str, _StorageOperation] = {
+    "describe_images": storage.describe_images,
+    "list_images": storage.list_images,
+    "batch_get_image": storage.batch_get_image,
+    "batch_check_layer_availability": storage.batch_check_layer_availability,
+}
+_MOTO_OWN: dict[str, Callable[[ECRResponse], Any]] = {}
+_INSTALLED_FLAG = "_pullthrough_installed"
+
+
+def install() -> None:
+    """Extend moto's ECR; safe to call any number of times."""
+    with LOCK:
+        if getattr(ECRResponse, _INSTALLED_FLAG, False):
+            return
+        for name, operation in _ADDED.items():
+            setattr(ECRResponse, name, _added(operation))
+        for name, storage_operation in _FROM_STORAGE.items():
+            _MOTO_OWN[name] = getattr(ECRResponse, name)
+            setattr(ECRResponse, name, _from_storage(name, storage_operation))
+        setattr(ECRResponse, _INSTALLED_FLAG, True)
+
+
+def set_upstream_endpoints(endpoints: Mapping[str, str]) -> None:
+    """Where ValidatePullThroughCacheRule reaches each upstream host: {"registry-1.docker.io": "http://127.0.0.1:P"}.
+
+    Replaces the previous mapping; a host left out is unreachable, as any host is from the sandbox.
+    """
+    with LOCK:
+        rules.UPSTREAM_ENDPOINTS.clear()
+        rules.UPSTREAM_ENDPOINTS.update({host: url.rstrip("/") for host, url in endpoints.items()})
+
+
+def set_cache_storage(resolver: Callable[[str], Path | None] | None) -> None:
+    """Answer image operations of cache repositories from proxy storage: resolver(rule prefix) -> storage root.
+
+    The prefix is the rule's ecrRepositoryPrefix without a trailing `/` (or ROOT); None switches back to moto.
+    """
+    storage.set_resolver(resolver)
+
+
+def find_rule(account_id: str, region: str, repository_path: str) -> dict[str, Any] | None:
+    """The rule a repository path falls under (longest whole-component prefix, else a ROOT rule), Describe-shaped."""
+    rule = rules.find(backend(account_id, region), repository_path)
+    return rule.describe() if rule is not None else None
+
+
+def rule_secret(account_id: str, region: str, prefix: str) -> tuple[str, str] | None:
+    """(username, accessToken) of the AWSCURRENT value of the rule's secret; None without a rule or a usable secret."""
+    ecr = backend(account_id, region)
+    with LOCK:
+        rule = state(ecr).rules.get(prefix_key(prefix))
+    if rule is None or rule.credential_arn is None:
+        return None
+    try:
+        return rules.read_credentials(account_id, region, rule.credential_arn)
+    except rules.SecretProblem:
+        return None
+
+
+def ensure_cache_repository(account_id: str, region: str, name: str) -> None:
+    """Create the cache repository as a pull through a rule does, applying its creation template; no-op if it exists."""
+    templates.ensure_repository(backend(account_id, region), name)
+
+
+# --- response methods ------------------------------------------------------------------------------------------------
+
+
+def _params(response: ECRResponse) -> dict[str, Any]:
+    try:
+        data = json.loads(response.body or "{}")
+    except (TypeError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _added(operation: _Operation) -> Callable[[ECRResponse], ActionResult]:
+    def respond(self: ECRResponse) -> ActionResult:
+        return ActionResult(operation(self.ecr_backend, _params(self)))
+
+    respond.__name__ = operation.__name__
+    return respond
+
+
+def _from_storage(name: str, operation: _StorageOperation) -> Callable[[ECRResponse], Any]:
+    def respond(self: ECRResponse) -> Any:
+        params = _params(self)
+        cache = storage.view(self.ecr_backend, params.get("repositoryName"))
+        if cache is None:
+            return _MOTO_OWN[name](self)
+        return ActionResult(operation(self.ecr_backend, params, cache))
+
+    respond.__name__ = name
+    return respond

@@ -1,0 +1,943 @@
+"""The ECR operations the sandbox adds to moto, called through boto3 under `mock_aws()` as against AWS.
+
+Upstreams are tiny loopback stubs (Basic auth on /v2/), and cache storage is a distribution storage tree written by
+hand in tmp_path, so these tests need neither the real registries nor the rest of the sandbox.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from moto.ecr.models import ecr_backends
+from moto.secretsmanager.models import secretsmanager_backends
+
+from sandbox import moto_ecr
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+USER, TOKEN = "sandbox-user", "dckr_pat_sandbox-good-token"
+WRONG_TOKEN = "dckr_pat_sandbox-wrong-token"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto_session() -> Iterator[None]:
+    """moto with fake credentials and the added ECR operations, started once per module (starting costs 0.2 s)."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SECURITY_TOKEN": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+        }.items():
+            patch.setenv(key, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        moto_ecr.install()
+        with mock_aws():
+            yield
+
+
+@pytest.fixture
+def aws(moto_session: None) -> Iterator[None]:
+    """A clean ECR and Secrets Manager for each test; the module registries cleared after it."""
+    for backends in (ecr_backends, secretsmanager_backends):
+        for account in backends.values():
+            account.reset()
+    try:
+        yield
+    finally:
+        moto_ecr.set_upstream_endpoints({})
+        moto_ecr.set_cache_storage(None)
+
+
+@pytest.fixture
+def ecr(aws: None) -> Any:
+    return boto3.client("ecr", region_name=REGION)
+
+
+@pytest.fixture
+def secrets(aws: None) -> Any:
+    return boto3.client("secretsmanager", region_name=REGION)
+
+
+@pytest.fixture
+def make_secret(secrets: Any) -> Callable[..., str]:
+    def make(name: str = "ecr-pullthroughcache/docker-hub", token: str = TOKEN, raw: str | None = None) -> str:
+        value = raw if raw is not None else json.dumps({"username": USER, "accessToken": token})
+        return str(secrets.create_secret(Name=name, SecretString=value)["ARN"])
+
+    return make
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    """A stub upstream: /v2/ answers 401 with a Basic challenge, and 200 for USER / TOKEN."""
+    good = "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            ok = self.path.rstrip("/") == "/v2" and self.headers.get("Authorization") == good
+            self.send_response(200 if ok else 401)
+            if not ok:
+                self.send_header("Www-Authenticate", 'Basic realm="x"')
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A loopback URL nothing listens on: connections are refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def error_of(call: Callable[[], object]) -> tuple[str, str]:
+    with pytest.raises(ClientError) as caught:
+        call()
+    error = caught.value.response["Error"]
+    return error["Code"], error["Message"]
+
+
+def docker_hub_rule(ecr: Any, arn: str, prefix: str = "docker-hub") -> dict[str, Any]:
+    return dict(
+        ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=prefix,
+            upstreamRegistryUrl="registry-1.docker.io",
+            upstreamRegistry="docker-hub",
+            credentialArn=arn,
+        )
+    )
+
+
+# --- CreatePullThroughCacheRule ------------------------------------------------------------------------------------
+
+
+def test_create_rule_returns_what_was_given_and_describe_adds_timestamps(ecr: Any, make_secret: Any) -> None:
+    # Given a secret for Docker Hub
+    arn = make_secret()
+    # When a rule is created with it
+    created = docker_hub_rule(ecr, arn)
+    # Then the answer echoes the request, with the registry and a creation time
+    assert created["ecrRepositoryPrefix"] == "docker-hub"
+    assert created["upstreamRegistryUrl"] == "registry-1.docker.io"
+    assert created["upstreamRegistry"] == "docker-hub"
+    assert created["credentialArn"] == arn
+    assert created["registryId"] == ACCOUNT
+    assert isinstance(created["createdAt"], datetime)
+    # And Describe shows the same rule with createdAt and updatedAt
+    (rule,) = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert rule["ecrRepositoryPrefix"] == "docker-hub"
+    assert rule["credentialArn"] == arn
+    assert rule["createdAt"] == created["createdAt"]
+    assert rule["updatedAt"] == rule["createdAt"]
+
+
+def test_create_rule_infers_the_upstream_registry_from_the_url(ecr: Any) -> None:
+    # Given / When a Quay rule without upstreamRegistry and without credentials
+    created = ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    # Then the upstream is known from its URL, and no credentialArn is invented
+    assert created["upstreamRegistry"] == "quay"
+    assert "credentialArn" not in created
+
+
+def test_create_rule_twice_for_one_prefix_is_refused_also_with_a_trailing_slash(ecr: Any) -> None:
+    # Given a rule for ecr-public
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="ecr-public", upstreamRegistryUrl="public.ecr.aws")
+    # When the same prefix, written with the assumed trailing slash, is created again
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="ecr-public/", upstreamRegistryUrl="quay.io")
+    )
+    # Then ECR says it exists
+    assert code == "PullThroughCacheRuleAlreadyExistsException"
+    assert "ecr-public" in message
+
+
+@pytest.mark.parametrize("prefix", ["Docker-Hub", "a//b", "-dash", "ROOT/x"])
+def test_create_rule_with_a_prefix_outside_the_pattern_is_an_invalid_parameter(ecr: Any, prefix: str) -> None:
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io")
+    )
+    assert code == "InvalidParameterException"
+    assert "ecrRepositoryPrefix" in message
+
+
+def test_create_rule_accepts_root_as_prefix(ecr: Any) -> None:
+    created = ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="ROOT", upstreamRegistryUrl="public.ecr.aws")
+    assert created["ecrRepositoryPrefix"] == "ROOT"
+
+
+@pytest.mark.parametrize(
+    ("registry", "url"),
+    [("docker-hub", "ghcr.io"), ("quay", "quay.io.evil.example"), (None, "registry.example.com")],
+)
+def test_create_rule_with_an_url_the_upstream_does_not_have_is_unsupported(
+    ecr: Any, registry: str | None, url: str
+) -> None:
+    extra = {"upstreamRegistry": registry} if registry else {}
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="up", upstreamRegistryUrl=url, **extra)
+    )
+    assert code == "UnsupportedUpstreamRegistryException"
+    assert url in message
+
+
+def test_create_rule_without_the_secret_an_upstream_needs_is_an_invalid_parameter(ecr: Any) -> None:
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="ghcr", upstreamRegistryUrl="ghcr.io", upstreamRegistry="github-container-registry"
+        )
+    )
+    assert code == "InvalidParameterException"
+    assert "credentialArn" in message
+    assert "github-container-registry" in message
+
+
+def test_create_rule_with_a_secret_for_a_public_upstream_is_an_invalid_parameter(ecr: Any, make_secret: Any) -> None:
+    arn = make_secret("ecr-pullthroughcache/quay")
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io", credentialArn=arn
+        )
+    )
+    assert code == "InvalidParameterException"
+    assert "credentialArn" in message
+
+
+def test_create_rule_with_a_secret_that_does_not_exist_is_secret_not_found(ecr: Any) -> None:
+    arn = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache/missing-AbCdEf"
+    code, message = error_of(lambda: docker_hub_rule(ecr, arn))
+    assert code == "SecretNotFoundException"
+    assert arn in message
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        f"arn:aws:secretsmanager:eu-west-1:{ACCOUNT}:secret:ecr-pullthroughcache/docker-hub-AbCdEf",
+        f"arn:aws:secretsmanager:{REGION}:210987654321:secret:ecr-pullthroughcache/docker-hub-AbCdEf",
+    ],
+)
+def test_create_rule_with_a_secret_of_another_region_or_account_is_unable_to_access(ecr: Any, arn: str) -> None:
+    code, _ = error_of(lambda: docker_hub_rule(ecr, arn))
+    assert code == "UnableToAccessSecretException"
+
+
+def test_create_rule_with_a_secret_outside_the_ptc_prefix_is_an_invalid_parameter(ecr: Any, make_secret: Any) -> None:
+    arn = make_secret("team/docker-hub-credentials-for-ptc")
+    code, message = error_of(lambda: docker_hub_rule(ecr, arn))
+    assert code == "InvalidParameterException"
+    assert "credentialArn" in message
+
+
+def test_create_rule_with_a_secret_scheduled_for_deletion_is_unable_to_access(
+    ecr: Any, secrets: Any, make_secret: Any
+) -> None:
+    arn = make_secret()
+    secrets.delete_secret(SecretId=arn, RecoveryWindowInDays=7)
+    code, _ = error_of(lambda: docker_hub_rule(ecr, arn))
+    assert code == "UnableToAccessSecretException"
+
+
+def test_the_51st_rule_of_a_registry_exceeds_the_quota(ecr: Any) -> None:
+    # Given the 50 rules the quota allows
+    for n in range(50):
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=f"quay-{n:02d}", upstreamRegistryUrl="quay.io")
+    # When one more is created
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay-50", upstreamRegistryUrl="quay.io")
+    )
+    # Then the quota says no
+    assert code == "LimitExceededException"
+    assert "50" in message
+
+
+def test_an_ecr_upstream_in_another_account_needs_a_role_and_defaults_the_upstream_prefix(ecr: Any) -> None:
+    url = f"210987654321.dkr.ecr.{REGION}.amazonaws.com"
+    # Given / When a cross-account ECR rule without a role
+    code, message = error_of(
+        lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="other", upstreamRegistryUrl=url)
+    )
+    # Then the role is demanded
+    assert code == "InvalidParameterException"
+    assert "customRoleArn" in message
+    # When the role is given
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecr-ptc"
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="other", upstreamRegistryUrl=url, upstreamRegistry="ecr", customRoleArn=role
+    )
+    # Then the rule keeps it, and matches any upstream repository (ROOT)
+    assert created["customRoleArn"] == role
+    assert created["upstreamRepositoryPrefix"] == "ROOT"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"upstreamRegistryUrl": "quay.io", "customRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"}, "customRoleArn"),
+        ({"upstreamRegistryUrl": "quay.io", "upstreamRepositoryPrefix": "team"}, "upstreamRepositoryPrefix"),
+        (
+            {
+                "upstreamRegistryUrl": f"210987654321.dkr.ecr.{REGION}.amazonaws.com",
+                "customRoleArn": "arn:aws:iam::210987654321:role/r",
+            },
+            "customRoleArn",
+        ),
+    ],
+)
+def test_role_and_upstream_prefix_belong_to_ecr_upstreams_only(
+    ecr: Any, arguments: dict[str, str], parameter: str
+) -> None:
+    code, message = error_of(lambda: ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="x1", **arguments))
+    assert code == "InvalidParameterException"
+    assert parameter in message
+
+
+# --- DescribePullThroughCacheRules ---------------------------------------------------------------------------------
+
+
+def test_describe_rules_pages_through_the_boto3_paginator(ecr: Any) -> None:
+    # Given five rules
+    prefixes = [f"quay-{n}" for n in range(5)]
+    for prefix in prefixes:
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl="quay.io")
+    # When they are listed two at a time
+    pages = list(ecr.get_paginator("describe_pull_through_cache_rules").paginate(PaginationConfig={"PageSize": 2}))
+    # Then three pages hold every rule once
+    assert [len(p["pullThroughCacheRules"]) for p in pages] == [2, 2, 1]
+    assert [r["ecrRepositoryPrefix"] for p in pages for r in p["pullThroughCacheRules"]] == prefixes
+    assert "nextToken" not in pages[-1]
+
+
+def test_describe_rules_filters_by_prefix_and_names_a_missing_one(ecr: Any) -> None:
+    for prefix, url in (("quay", "quay.io"), ("k8s", "registry.k8s.io")):
+        ecr.create_pull_through_cache_rule(ecrRepositoryPrefix=prefix, upstreamRegistryUrl=url)
+    found = ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["k8s"])["pullThroughCacheRules"]
+    assert [r["ecrRepositoryPrefix"] for r in found] == ["k8s"]
+    code, message = error_of(lambda: ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["gcr"]))
+    assert code == "PullThroughCacheRuleNotFoundException"
+    assert "gcr" in message
+
+
+def test_describe_rules_with_a_forged_token_is_an_invalid_parameter(ecr: Any) -> None:
+    code, message = error_of(lambda: ecr.describe_pull_through_cache_rules(nextToken="not-a-token", maxResults=1))
+    assert code == "InvalidParameterException"
+    assert "nextToken" in message
+
+
+def test_describe_rules_with_too_many_results_asked_is_a_validation_error(ecr: Any) -> None:
+    code, _ = error_of(lambda: ecr.describe_pull_through_cache_rules(maxResults=1001))
+    assert code == "ValidationException"
+
+
+# --- UpdatePullThroughCacheRule / DeletePullThroughCacheRule ------------------------------------------------------
+
+
+def test_update_rule_changes_the_credential_and_updated_at(
+    ecr: Any, make_secret: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a rule created at a known time, and a second secret
+    created_at = datetime(2026, 1, 1, tzinfo=UTC)
+    monkeypatch.setattr("sandbox.moto_ecr_rules.now", lambda: created_at)
+    docker_hub_rule(ecr, make_secret())
+    rotated = make_secret("ecr-pullthroughcache/docker-hub-2")
+    # When the rule is pointed at the second secret an hour later
+    monkeypatch.setattr("sandbox.moto_ecr_rules.now", lambda: created_at + timedelta(hours=1))
+    updated = ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub", credentialArn=rotated)
+    # Then the answer and Describe show the new secret and the new time, and the creation time stays
+    assert updated["credentialArn"] == rotated
+    assert updated["updatedAt"] == created_at + timedelta(hours=1)
+    (rule,) = ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert rule["credentialArn"] == rotated
+    assert rule["createdAt"] == created_at
+    assert rule["updatedAt"] == created_at + timedelta(hours=1)
+
+
+def test_update_rule_errors(ecr: Any, make_secret: Any) -> None:
+    arn = make_secret()
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    docker_hub_rule(ecr, arn)
+    missing = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:ecr-pullthroughcache/gone-AbCdEf"
+    cases = {
+        "PullThroughCacheRuleNotFoundException": {"ecrRepositoryPrefix": "ghcr", "credentialArn": arn},
+        "InvalidParameterException": {"ecrRepositoryPrefix": "quay", "credentialArn": arn},
+        "SecretNotFoundException": {"ecrRepositoryPrefix": "docker-hub", "credentialArn": missing},
+    }
+    for expected, arguments in cases.items():
+        code, _ = error_of(lambda arguments=arguments: ecr.update_pull_through_cache_rule(**arguments))
+        assert code == expected, arguments
+    # Neither a credential nor a role: AWS's own words
+    code, message = error_of(lambda: ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub"))
+    assert code == "InvalidParameterException"
+    assert "Please set either credential arn or role arn" in message
+
+
+def test_update_rule_changes_the_custom_role_of_an_ecr_upstream(ecr: Any) -> None:
+    url = f"{ACCOUNT}.dkr.ecr.eu-west-1.amazonaws.com"  # same account, other region: no role needed
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="eu", upstreamRegistryUrl=url)
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecr-ptc"
+    updated = ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="eu", customRoleArn=role)
+    assert updated["customRoleArn"] == role
+
+
+def test_delete_rule_returns_it_and_it_is_gone(ecr: Any, make_secret: Any) -> None:
+    arn = make_secret()
+    docker_hub_rule(ecr, arn)
+    deleted = ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+    assert deleted["credentialArn"] == arn
+    assert deleted["upstreamRegistryUrl"] == "registry-1.docker.io"
+    assert ecr.describe_pull_through_cache_rules()["pullThroughCacheRules"] == []
+    code, _ = error_of(lambda: ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub"))
+    assert code == "PullThroughCacheRuleNotFoundException"
+
+
+# --- ValidatePullThroughCacheRule ----------------------------------------------------------------------------------
+
+
+def test_validate_authenticates_upstream_with_the_secret(ecr: Any, make_secret: Any, upstream: str) -> None:
+    # Given a rule whose secret holds the credentials the upstream accepts
+    docker_hub_rule(ecr, make_secret())
+    moto_ecr.set_upstream_endpoints({"registry-1.docker.io": upstream})
+    # When it is validated
+    result = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+    # Then it is valid
+    assert result["isValid"] is True
+    assert "failure" not in result
+    assert result["upstreamRegistryUrl"] == "registry-1.docker.io"
+
+
+def test_validate_with_a_wrong_token_fails_without_showing_it(ecr: Any, make_secret: Any, upstream: str) -> None:
+    arn = make_secret(token=WRONG_TOKEN)
+    docker_hub_rule(ecr, arn)
+    moto_ecr.set_upstream_endpoints({"registry-1.docker.io": upstream})
+    result = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+    assert result["isValid"] is False
+    assert "authenticate" in result["failure"]
+    assert arn in result["failure"]
+    assert WRONG_TOKEN not in result["failure"]
+
+
+def test_validate_with_an_unreachable_or_unmapped_upstream_cannot_connect(
+    ecr: Any, make_secret: Any, closed_port_url: str
+) -> None:
+    docker_hub_rule(ecr, make_secret())
+    for endpoints in ({"registry-1.docker.io": closed_port_url}, {}):
+        moto_ecr.set_upstream_endpoints(endpoints)
+        result = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+        assert result["isValid"] is False
+        assert result["failure"].startswith("Unable to connect to upstream registry registry-1.docker.io")
+
+
+def test_validate_reads_the_awscurrent_value_after_a_rotation(
+    ecr: Any, secrets: Any, make_secret: Any, upstream: str
+) -> None:
+    # Given a rule whose secret's current value is wrong
+    arn = make_secret(token=WRONG_TOKEN)
+    docker_hub_rule(ecr, arn)
+    moto_ecr.set_upstream_endpoints({"registry-1.docker.io": upstream})
+    assert ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")["isValid"] is False
+    # When a good value is staged as AWSPENDING and then promoted to AWSCURRENT
+    current = secrets.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    (old_version,) = [v for v, stages in current.items() if "AWSCURRENT" in stages]
+    pending = secrets.put_secret_value(
+        SecretId=arn,
+        SecretString=json.dumps({"username": USER, "accessToken": TOKEN}),
+        VersionStages=["AWSPENDING"],
+    )["VersionId"]
+    secrets.update_secret_version_stage(
+        SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=pending, RemoveFromVersionId=old_version
+    )
+    # Then validation uses the promoted value
+    assert ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")["isValid"] is True
+    assert moto_ecr.rule_secret(ACCOUNT, REGION, "docker-hub") == (USER, TOKEN)
+
+
+def test_validate_with_a_malformed_or_deleted_secret_fails_naming_the_fields(
+    ecr: Any, secrets: Any, make_secret: Any, upstream: str
+) -> None:
+    arn = make_secret(raw="username=sandbox-user;token=s3cr3t-value")
+    docker_hub_rule(ecr, arn)
+    moto_ecr.set_upstream_endpoints({"registry-1.docker.io": upstream})
+    result = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+    assert result["isValid"] is False
+    assert "username" in result["failure"]
+    assert "accessToken" in result["failure"]
+    assert "s3cr3t-value" not in result["failure"]
+    # And once the secret is gone
+    secrets.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
+    result = ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub")
+    assert result["isValid"] is False
+    assert "not found" in result["failure"]
+
+
+def test_validate_an_unknown_rule_is_not_found(ecr: Any) -> None:
+    code, _ = error_of(lambda: ecr.validate_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub"))
+    assert code == "PullThroughCacheRuleNotFoundException"
+
+
+# --- repository creation templates ---------------------------------------------------------------------------------
+
+LIFECYCLE = json.dumps(
+    {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 7,
+                },
+                "action": {"type": "expire"},
+            }
+        ]
+    }
+)
+POLICY = json.dumps(
+    {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "pull",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+                "Action": ["ecr:BatchGetImage"],
+            }
+        ],
+    }
+)
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
+
+
+def docker_hub_template(
+    ecr: Any, prefix: str = "docker-hub", applied_for: tuple[str, ...] = ("PULL_THROUGH_CACHE",)
+) -> Any:
+    return ecr.create_repository_creation_template(
+        prefix=prefix,
+        description="Docker Hub cache",
+        encryptionConfiguration={"encryptionType": "KMS", "kmsKey": KMS_KEY},
+        resourceTags=[{"Key": "owner", "Value": "pullthrough"}],
+        imageTagMutability="IMMUTABLE",
+        repositoryPolicy=POLICY,
+        lifecyclePolicy=LIFECYCLE,
+        appliedFor=list(applied_for),
+    )
+
+
+def test_create_template_returns_it_with_the_registry_and_times(ecr: Any) -> None:
+    created = docker_hub_template(ecr)
+    template = created["repositoryCreationTemplate"]
+    assert created["registryId"] == ACCOUNT
+    assert template["prefix"] == "docker-hub"
+    assert template["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": KMS_KEY}
+    assert template["resourceTags"] == [{"Key": "owner", "Value": "pullthrough"}]
+    assert template["imageTagMutability"] == "IMMUTABLE"
+    assert template["lifecyclePolicy"] == LIFECYCLE
+    assert template["repositoryPolicy"] == POLICY
+    assert template["appliedFor"] == ["PULL_THROUGH_CACHE"]
+    assert isinstance(template["createdAt"], datetime)
+    assert template["updatedAt"] == template["createdAt"]
+
+
+def test_create_template_defaults_to_mutable_aes256(ecr: Any) -> None:
+    template = ecr.create_repository_creation_template(prefix="ROOT", appliedFor=["PULL_THROUGH_CACHE"])[
+        "repositoryCreationTemplate"
+    ]
+    assert template["imageTagMutability"] == "MUTABLE"
+    assert template["encryptionConfiguration"] == {"encryptionType": "AES256"}
+
+
+def test_create_template_twice_is_refused(ecr: Any) -> None:
+    docker_hub_template(ecr)
+    code, message = error_of(lambda: docker_hub_template(ecr, prefix="docker-hub/"))
+    assert code == "TemplateAlreadyExistsException"
+    assert "docker-hub" in message
+
+
+@pytest.mark.parametrize(
+    ("arguments", "expected"),
+    [
+        ({"prefix": "Bad Prefix", "appliedFor": ["PULL_THROUGH_CACHE"]}, "InvalidParameterException"),
+        ({"prefix": "p", "appliedFor": []}, "ValidationException"),
+        ({"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "lifecyclePolicy": "{}"}, "InvalidParameterException"),
+        ({"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "repositoryPolicy": "[1]"}, "InvalidParameterException"),
+        (
+            {
+                "prefix": "p",
+                "appliedFor": ["PULL_THROUGH_CACHE"],
+                "encryptionConfiguration": {"encryptionType": "AES256", "kmsKey": KMS_KEY},
+            },
+            "InvalidParameterException",
+        ),
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "imageTagMutability": "IMMUTABLE_WITH_EXCLUSION"},
+            "InvalidParameterException",
+        ),
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "customRoleArn": "arn:aws:iam::210987654321:role/r"},
+            "InvalidParameterException",
+        ),
+    ],
+)
+def test_create_template_checks_its_fields(ecr: Any, arguments: dict[str, Any], expected: str) -> None:
+    code, _ = error_of(lambda: ecr.create_repository_creation_template(**arguments))
+    assert code == expected
+
+
+def test_describe_templates_filters_and_pages(ecr: Any) -> None:
+    prefixes = ["a1", "b2", "c3", "ROOT"]
+    for prefix in prefixes:
+        ecr.create_repository_creation_template(prefix=prefix, appliedFor=["PULL_THROUGH_CACHE"])
+    pages = list(ecr.get_paginator("describe_repository_creation_templates").paginate(PaginationConfig={"PageSize": 3}))
+    assert [len(p["repositoryCreationTemplates"]) for p in pages] == [3, 1]
+    assert sorted(t["prefix"] for p in pages for t in p["repositoryCreationTemplates"]) == sorted(prefixes)
+    assert all(p["registryId"] == ACCOUNT for p in pages)
+    found = ecr.describe_repository_creation_templates(prefixes=["b2", "zz"])["repositoryCreationTemplates"]
+    assert [t["prefix"] for t in found] == ["b2"]
+
+
+def test_update_template_changes_the_given_fields_only(ecr: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    created_at = datetime(2026, 2, 1, tzinfo=UTC)
+    monkeypatch.setattr("sandbox.moto_ecr_templates.now", lambda: created_at)
+    docker_hub_template(ecr)
+    monkeypatch.setattr("sandbox.moto_ecr_templates.now", lambda: created_at + timedelta(minutes=5))
+    updated = ecr.update_repository_creation_template(prefix="docker-hub", imageTagMutability="MUTABLE")[
+        "repositoryCreationTemplate"
+    ]
+    assert updated["imageTagMutability"] == "MUTABLE"
+    assert updated["lifecyclePolicy"] == LIFECYCLE  # untouched
+    assert updated["createdAt"] == created_at
+    assert updated["updatedAt"] == created_at + timedelta(minutes=5)
+    (described,) = ecr.describe_repository_creation_templates(prefixes=["docker-hub"])["repositoryCreationTemplates"]
+    assert described["imageTagMutability"] == "MUTABLE"
+
+
+def test_update_and_delete_of_a_missing_template_are_not_found(ecr: Any) -> None:
+    for call in (
+        lambda: ecr.update_repository_creation_template(prefix="nope", description="x"),
+        lambda: ecr.delete_repository_creation_template(prefix="nope"),
+    ):
+        code, message = error_of(call)
+        assert code == "TemplateNotFoundException"
+        assert "nope" in message
+
+
+def test_delete_template_returns_it_and_it_is_gone(ecr: Any) -> None:
+    docker_hub_template(ecr)
+    deleted = ecr.delete_repository_creation_template(prefix="docker-hub")
+    assert deleted["repositoryCreationTemplate"]["prefix"] == "docker-hub"
+    assert ecr.describe_repository_creation_templates()["repositoryCreationTemplates"] == []
+
+
+# --- hooks for the sandbox's ECR endpoint --------------------------------------------------------------------------
+
+
+def test_ensure_cache_repository_applies_the_most_specific_ptc_template(ecr: Any) -> None:
+    # Given a ROOT template, a Docker Hub one, and a more specific one that is not for pull-through cache
+    ecr.create_repository_creation_template(prefix="ROOT", appliedFor=["PULL_THROUGH_CACHE"])
+    docker_hub_template(ecr)
+    ecr.create_repository_creation_template(
+        prefix="docker-hub/library", appliedFor=["REPLICATION"], imageTagMutability="MUTABLE"
+    )
+    # When the endpoint creates two cache repositories (the first twice)
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "docker-hub/library/nginx")
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "docker-hub/library/nginx")
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "quay/coreos/etcd")
+    # Then the Docker Hub one has every setting of the Docker Hub template
+    repos = {r["repositoryName"]: r for r in ecr.describe_repositories()["repositories"]}
+    nginx = repos["docker-hub/library/nginx"]
+    assert nginx["imageTagMutability"] == "IMMUTABLE"
+    assert nginx["encryptionConfiguration"] == {"encryptionType": "KMS", "kmsKey": KMS_KEY}
+    assert ecr.list_tags_for_resource(resourceArn=nginx["repositoryArn"])["tags"] == [
+        {"Key": "owner", "Value": "pullthrough"}
+    ]
+    assert ecr.get_lifecycle_policy(repositoryName=nginx["repositoryName"])["lifecyclePolicyText"] == LIFECYCLE
+    assert ecr.get_repository_policy(repositoryName=nginx["repositoryName"])["policyText"] == POLICY
+    # And the other one the ROOT template's
+    assert repos["quay/coreos/etcd"]["imageTagMutability"] == "MUTABLE"
+    assert repos["quay/coreos/etcd"]["encryptionConfiguration"] == {"encryptionType": "AES256"}
+
+
+def test_ensure_cache_repository_without_templates_uses_ecr_defaults(ecr: Any) -> None:
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "k8s/pause")
+    (repo,) = ecr.describe_repositories(repositoryNames=["k8s/pause"])["repositories"]
+    assert repo["imageTagMutability"] == "MUTABLE"
+
+
+def test_find_rule_takes_the_longest_whole_component_prefix_then_root(ecr: Any, make_secret: Any) -> None:
+    arn = make_secret()
+    docker_hub_rule(ecr, arn)
+    docker_hub_rule(ecr, arn, prefix="docker-hub/library")
+    assert (
+        moto_ecr.find_rule(ACCOUNT, REGION, "docker-hub/library/nginx")["ecrRepositoryPrefix"] == "docker-hub/library"
+    )
+    assert moto_ecr.find_rule(ACCOUNT, REGION, "docker-hub/bitnami/redis")["ecrRepositoryPrefix"] == "docker-hub"
+    assert moto_ecr.find_rule(ACCOUNT, REGION, "docker-hubx/redis") is None
+    assert moto_ecr.find_rule(ACCOUNT, REGION, "docker-hub") is None
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="ROOT", upstreamRegistryUrl="public.ecr.aws")
+    assert moto_ecr.find_rule(ACCOUNT, REGION, "docker-hubx/redis")["ecrRepositoryPrefix"] == "ROOT"
+    assert moto_ecr.find_rule(ACCOUNT, REGION, "docker-hub/x/y")["credentialArn"] == arn
+
+
+def test_rule_secret_is_none_without_a_secret_or_a_rule(ecr: Any) -> None:
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    assert moto_ecr.rule_secret(ACCOUNT, REGION, "quay") is None
+    assert moto_ecr.rule_secret(ACCOUNT, REGION, "docker-hub") is None
+
+
+# --- images of cache repositories, from the proxy's storage --------------------------------------------------------
+
+
+def sha(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Storage:
+    """A distribution filesystem storage tree written by hand, file for file as distribution lays it out."""
+
+    PUSHED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.v2 = root / "docker" / "registry" / "v2"
+
+    def blob(self, data: bytes, repository: str | None = None) -> str:
+        digest = sha(data)
+        path = self.v2 / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        if repository is not None:
+            self._link(self.v2 / "repositories" / repository / "_layers" / "sha256" / digest[7:] / "link", digest)
+        return digest
+
+    def manifest(self, repository: str, document: dict[str, Any], tag: str | None = None) -> tuple[str, bytes]:
+        body = json.dumps(document).encode()
+        digest = self.blob(body)
+        manifests = self.v2 / "repositories" / repository / "_manifests"
+        self._link(manifests / "revisions" / "sha256" / digest[7:] / "link", digest)
+        if tag is not None:
+            self._link(manifests / "tags" / tag / "current" / "link", digest)
+            self._link(manifests / "tags" / tag / "index" / "sha256" / digest[7:] / "link", digest)
+        return digest, body
+
+    def _link(self, path: Path, digest: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(digest)
+        stamp = self.PUSHED.timestamp()
+        os.utime(path, (stamp, stamp))
+
+
+def image_manifest(config: str, config_size: int, layers: list[tuple[str, int]]) -> dict[str, Any]:
+    return {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config, "size": config_size},
+        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, s in layers],
+    }
+
+
+@pytest.fixture
+def cached(ecr: Any, make_secret: Any, tmp_path: Path) -> dict[str, Any]:
+    """A Docker Hub rule whose proxy stored nginx:1.27 (one layer of two fetched) and a two-platform index."""
+    docker_hub_rule(ecr, make_secret())
+    storage = Storage(tmp_path / "proxy-docker-hub")
+    config_bytes = b'{"architecture":"amd64","os":"linux"}'
+    config = storage.blob(config_bytes, "library/nginx")
+    layer_a = storage.blob(b"a" * 300, "library/nginx")
+    layer_b = sha(b"b" * 700)  # never fetched through the proxy
+    nginx, nginx_body = storage.manifest(
+        "library/nginx", image_manifest(config, len(config_bytes), [(layer_a, 300), (layer_b, 700)]), tag="1.27"
+    )
+    amd64, _ = storage.manifest("library/multi", image_manifest(config, len(config_bytes), [(layer_a, 300)]))
+    arm64 = sha(b"arm64 manifest never fetched")
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": amd64,
+                "size": 400,
+                "platform": {"os": "linux", "architecture": "amd64"},
+            },
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": arm64,
+                "size": 400,
+                "platform": {"os": "linux", "architecture": "arm64"},
+            },
+        ],
+    }
+    multi, _ = storage.manifest("library/multi", index, tag="v1")
+    storage.blob(b"c" * 50)  # data stored for another repository only, not linked into nginx
+    moto_ecr.set_cache_storage(lambda prefix: storage.root if prefix == "docker-hub" else None)
+    return {
+        "storage": storage,
+        "config": config,
+        "config_size": len(config_bytes),
+        "layer_a": layer_a,
+        "layer_b": layer_b,
+        "nginx": nginx,
+        "nginx_body": nginx_body,
+        "amd64": amd64,
+        "multi": multi,
+        "unlinked": sha(b"c" * 50),
+    }
+
+
+def test_describe_images_reports_the_stored_manifest(ecr: Any, cached: dict[str, Any]) -> None:
+    # Given the proxy stored nginx:1.27 (the repository is created on first use, as a pull would)
+    # When ECR is asked about it
+    (detail,) = ecr.describe_images(repositoryName="docker-hub/library/nginx")["imageDetails"]
+    # Then the digest is the manifest's real sha256, with its tag, type, size and storage time
+    assert detail["imageDigest"] == cached["nginx"] == sha(cached["nginx_body"])
+    assert detail["imageTags"] == ["1.27"]
+    assert detail["imageManifestMediaType"] == OCI_MANIFEST
+    assert detail["artifactMediaType"] == OCI_CONFIG
+    assert detail["imageSizeInBytes"] == cached["config_size"] + 300 + 700
+    assert detail["imagePushedAt"] == Storage.PUSHED
+    assert detail["registryId"] == ACCOUNT
+    assert ecr.describe_repositories(repositoryNames=["docker-hub/library/nginx"])["repositories"]
+
+
+def test_describe_images_of_an_index_counts_its_largest_stored_manifest_and_filters_tags(
+    ecr: Any, cached: dict[str, Any]
+) -> None:
+    details = ecr.describe_images(repositoryName="docker-hub/library/multi")["imageDetails"]
+    by_digest = {d["imageDigest"]: d for d in details}
+    assert set(by_digest) == {cached["multi"], cached["amd64"]}
+    assert by_digest[cached["multi"]]["imageManifestMediaType"] == OCI_INDEX
+    assert by_digest[cached["multi"]]["imageSizeInBytes"] == cached["config_size"] + 300
+    assert "imageTags" not in by_digest[cached["amd64"]]
+    untagged = ecr.describe_images(repositoryName="docker-hub/library/multi", filter={"tagStatus": "UNTAGGED"})
+    assert [d["imageDigest"] for d in untagged["imageDetails"]] == [cached["amd64"]]
+    pages = list(
+        ecr.get_paginator("describe_images").paginate(
+            repositoryName="docker-hub/library/multi", PaginationConfig={"PageSize": 1}
+        )
+    )
+    assert [len(p["imageDetails"]) for p in pages] == [1, 1]
+
+
+def test_describe_images_by_id(ecr: Any, cached: dict[str, Any]) -> None:
+    found = ecr.describe_images(
+        repositoryName="docker-hub/library/nginx",
+        imageIds=[{"imageTag": "1.27"}, {"imageDigest": cached["nginx"]}],
+    )["imageDetails"]
+    assert [d["imageDigest"] for d in found] == [cached["nginx"]]
+    code, message = error_of(
+        lambda: ecr.describe_images(repositoryName="docker-hub/library/nginx", imageIds=[{"imageTag": "1.28"}])
+    )
+    assert code == "ImageNotFoundException"
+    assert "1.28" in message
+
+
+def test_describe_images_of_a_repository_nothing_was_pulled_into_is_not_found(ecr: Any, cached: dict[str, Any]) -> None:
+    code, _ = error_of(lambda: ecr.describe_images(repositoryName="docker-hub/library/redis"))
+    assert code == "RepositoryNotFoundException"
+
+
+def test_batch_get_image_returns_the_stored_bytes_and_failures(ecr: Any, cached: dict[str, Any]) -> None:
+    result = ecr.batch_get_image(
+        repositoryName="docker-hub/library/nginx",
+        imageIds=[
+            {"imageTag": "1.27"},
+            {"imageTag": "1.28"},
+            {"imageTag": "1.27", "imageDigest": cached["amd64"]},
+            {"imageDigest": "sha256:nothex"},
+        ],
+    )
+    (image,) = result["images"]
+    assert image["imageManifest"].encode() == cached["nginx_body"]
+    assert image["imageId"] == {"imageDigest": cached["nginx"], "imageTag": "1.27"}
+    assert image["imageManifestMediaType"] == OCI_MANIFEST
+    assert [f["failureCode"] for f in result["failures"]] == [
+        "ImageNotFound",
+        "ImageTagDoesNotMatchDigest",
+        "InvalidImageDigest",
+    ]
+    assert result["failures"][0]["imageId"] == {"imageTag": "1.28"}
+
+
+def test_batch_check_layer_availability_needs_the_blob_stored_and_linked(ecr: Any, cached: dict[str, Any]) -> None:
+    result = ecr.batch_check_layer_availability(
+        repositoryName="docker-hub/library/nginx",
+        layerDigests=[cached["layer_a"], cached["config"], cached["layer_b"], cached["unlinked"], "sha256:xyz"],
+    )
+    available = {layer["layerDigest"]: layer for layer in result["layers"]}
+    assert set(available) == {cached["layer_a"], cached["config"]}
+    assert available[cached["layer_a"]]["layerAvailability"] == "AVAILABLE"
+    assert available[cached["layer_a"]]["layerSize"] == 300
+    assert available[cached["layer_a"]]["mediaType"] == OCI_LAYER
+    assert available[cached["config"]]["mediaType"] == OCI_CONFIG
+    failures = {f["layerDigest"]: f["failureCode"] for f in result["failures"]}
+    assert failures == {
+        cached["layer_b"]: "MissingLayerDigest",
+        cached["unlinked"]: "MissingLayerDigest",
+        "sha256:xyz": "InvalidLayerDigest",
+    }
+
+
+def test_list_images_lists_tags_and_untagged_digests(ecr: Any, cached: dict[str, Any]) -> None:
+    ids = ecr.list_images(repositoryName="docker-hub/library/multi")["imageIds"]
+    assert {(i["imageDigest"], i.get("imageTag")) for i in ids} == {(cached["multi"], "v1"), (cached["amd64"], None)}
+    tagged = ecr.list_images(repositoryName="docker-hub/library/multi", filter={"tagStatus": "TAGGED"})["imageIds"]
+    assert tagged == [{"imageDigest": cached["multi"], "imageTag": "v1"}]
+
+
+def test_repositories_outside_ptc_keep_mocos_own_images(ecr: Any, cached: dict[str, Any]) -> None:
+    # Given a plain repository with an image pushed through the API, and install() run again
+    moto_ecr.install()
+    ecr.create_repository(repositoryName="team/app")
+    manifest = json.dumps(image_manifest(cached["config"], 10, [(cached["layer_a"], 300)]))
+    ecr.put_image(repositoryName="team/app", imageManifest=manifest, imageTag="v1")
+    # When its images are described
+    (detail,) = ecr.describe_images(repositoryName="team/app")["imageDetails"]
+    # Then moto answers as before (its own digest, not the proxy's)
+    assert detail["imageTags"] == ["v1"]
+    assert detail["imageDigest"] != sha(manifest.encode())
+
+
+def test_a_rule_without_known_storage_keeps_mocos_own_images(ecr: Any, cached: dict[str, Any]) -> None:
+    ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
+    code, _ = error_of(lambda: ecr.describe_images(repositoryName="quay/coreos/etcd"))
+    assert code == "RepositoryNotFoundException"
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "quay/coreos/etcd")
+    assert ecr.describe_images(repositoryName="quay/coreos/etcd")["imageDetails"] == []
