@@ -17,9 +17,9 @@ from moto.core.exceptions import JsonRESTError
 from moto.ecr.exceptions import InvalidParameterException
 from moto.ecr.models import ECRBackend
 from moto.secretsmanager.models import secretsmanager_backends
+
 from pullthrough import upstreams
 from pullthrough.upstreams import Auth, Upstream
-
 from sandbox.moto_ecr_state import (
     LOCK,
     ROOT,

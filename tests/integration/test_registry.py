@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import urllib3
+
 from pullthrough import manifests
 from pullthrough.errors import (
     DigestMismatch,
@@ -25,7 +26,6 @@ from pullthrough.errors import (
     RegistryUnavailable,
 )
 from pullthrough.registry import Credentials, RateLimit, RegistryClient
-
 from tests.integration.local_registries import (
     BASIC_PASSWORD,
     BASIC_USER,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from moto import mock_aws
+
 from pullthrough.aws import clients
 from pullthrough.aws.sns import publish
 from pullthrough.errors import AwsNotFound

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError
+
 from pullthrough.aws.errors import aws_call, translate
 from pullthrough.errors import AwsAccessDenied, AwsAlreadyExists, AwsError, AwsNotFound, AwsThrottled
 

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from pullthrough import config as config_module
 from pullthrough.config import Config, load, parse, schema_text
 from pullthrough.errors import ConfigError, Problem

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 
 import pytest
+
 from pullthrough import manifests
 from pullthrough.errors import InvalidManifest, PullthroughError
 from pullthrough.manifests import Descriptor, ImageManifest, Index, PlatformEntry

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from pullthrough import observability
 from pullthrough.observability import (
     METRIC_NAMES,

@@ -18,6 +18,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from pydantic import ValidationError
+
 from pullthrough.report import (
     JSON_BEGIN,
     JSON_END,
@@ -37,7 +39,6 @@ from pullthrough.report import (
     logs_insights_query,
     logs_insights_url,
 )
-from pydantic import ValidationError
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -6,6 +6,7 @@ import re
 
 import botocore.session
 import pytest
+
 from pullthrough import upstreams
 from pullthrough.upstreams import CATALOGUE, Auth
 
