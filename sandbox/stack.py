@@ -59,6 +59,11 @@ class Stack:
     routes: list[Route] = field(default_factory=list)
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function logical id, route kind)
 
+    @property
+    def stack_id(self) -> str:
+        """The stack's ARN, as `!Ref AWS::StackId` resolves and CloudFormation's events carry it."""
+        return f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.stack_name}/sandbox"
+
     # --- deploy ---------------------------------------------------------------------------------------------------
 
     def deploy(self) -> Stack:
@@ -218,7 +223,7 @@ class Stack:
             "AWS::StackName": self.stack_name,
             "AWS::AccountId": self.account,
             "AWS::Region": self.region,
-            "AWS::StackId": f"arn:aws:cloudformation:{self.region}:{self.account}:stack/{self.stack_name}/sandbox",
+            "AWS::StackId": self.stack_id,
             **PSEUDO,
         }
         if name in pseudo:

@@ -14,6 +14,9 @@ import pytest
 if TYPE_CHECKING:
     from sandbox import Sandbox
 
+# The secrets canary guards the whole run: a secret in a log, report, exception or message fails the test.
+pytest_plugins = ("tests.canary",)
+
 
 @pytest.fixture(scope="session")
 def docker_registry() -> str:

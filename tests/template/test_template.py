@@ -28,13 +28,8 @@ SECTION_ORDER = [
 # Parameters declared by the foundation whose consumers arrive with later issues. CloudFormation's own check for
 # unused parameters (cfn-lint W2001) is skipped on SAM templates, so this list is the check: remove a name when
 # its consumer lands. The test fails when a listed parameter is already used, so the list cannot go stale.
-AWAITING_CONSUMER = {
-    "ReconcileSchedule": "issue 3: reconcile_rules' schedule",
-    "CachePrefixes": "issues 3 and 5: IAM scoped to the cache prefixes' repositories",
-    "WarmSchedule": "issue 5: plan_warming's schedule",
-    "WarmMaxConcurrency": "issue 5: warm_images' SQS event source ScalingConfig",
-    "LogRetentionDays": "issues 3 to 5: each function's log group",
-}
+# Parameters declared before the resource that uses them lands, each with the issue that brings it. Empty now.
+AWAITING_CONSUMER: dict[str, str] = {}
 
 LAYERS = {"PullthroughLayer": "layers/pullthrough", "ConfigLayer": "config"}
 

@@ -272,6 +272,21 @@ BAD_DOCUMENTS = [
     ),
     pytest.param(
         (
+            "version: 1\nrules:\n  - prefix: hub\n    upstream: docker-hub\n"
+            "    credentials: {secret: ecr-pullthroughcache/hub, "
+            "rotation: docker-hub-api, admin_secret: ops/hub-admin}\n"
+        ),
+        [
+            (
+                "rules[0].credentials.admin_secret: admin credentials must live under pullthrough/, the only "
+                "admin secrets the rotation function may read; use e.g. pullthrough/docker-hub-admin (got "
+                "'ops/hub-admin')"
+            ),
+        ],
+        id="admin-outside-pullthrough",
+    ),
+    pytest.param(
+        (
             "version: 1\nrules:\n  - prefix: ghcr\n    upstream: github-container-registry\n"
             "    credentials: {secret: ecr-pullthroughcache/ghcr, "
             "rotation: docker-hub-api, admin_secret: pullthrough/admin}\n"

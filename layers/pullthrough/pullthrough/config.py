@@ -70,6 +70,7 @@ __all__ = [
     "schema_text",
 ]
 
+ADMIN_SECRET_PREFIX = "pullthrough/"  # noqa: S105 - a secret name prefix, not a password
 SECRET_PREFIX = "ecr-pullthroughcache/"  # noqa: S105 - a secret name prefix, not a password
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -346,6 +347,12 @@ class RuleCredentials(_Model):
             )
         if value.startswith("arn:"):
             raise ValueError("give the secret's name, not its ARN")
+        if not value.startswith(ADMIN_SECRET_PREFIX):
+            # The rotation function's role may read admin secrets under pullthrough/ only (template.yaml).
+            raise ValueError(
+                f"admin credentials must live under {ADMIN_SECRET_PREFIX}, the only admin secrets the rotation "
+                "function may read; use e.g. pullthrough/docker-hub-admin"
+            )
         if len(value) > 512 or not re.fullmatch(_SECRET_NAME, value):
             raise ValueError("a secret name is at most 512 of the characters A-Z a-z 0-9 / _ + = . @ -")
         return value

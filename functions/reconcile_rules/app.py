@@ -1,0 +1,20 @@
+"""reconcile_rules: keep the account's pull-through cache rules and templates as the config says, validate, report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pullthrough import rules
+from pullthrough.observability import logger, metrics, tracer
+from pullthrough.settings import Settings
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Reconcile on a deploy, the schedule, a drift event or a manual call ({"dryRun": true} writes nothing)."""
+    return rules.handle(event, Settings.from_env(), context).model_dump(mode="json")

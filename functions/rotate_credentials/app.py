@@ -1,0 +1,19 @@
+"""rotate_credentials: Secrets Manager's rotation function for ecr-pullthroughcache/* secrets (one step per call)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pullthrough import rotation
+from pullthrough.observability import logger, metrics, tracer
+from pullthrough.settings import Settings
+
+
+@logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Run the step Secrets Manager asks for; a refused step raises, so Secrets Manager retries it."""
+    return rotation.handle(event, Settings.from_env(), log_group=context.log_group_name).model_dump(mode="json")

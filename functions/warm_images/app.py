@@ -1,0 +1,18 @@
+"""warm_images: warm each queued image through ECR; the last job of a run closes it and publishes the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pullthrough import warming
+from pullthrough.observability import logger, metrics, tracer
+from pullthrough.settings import Settings
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return warming.handle(event, context, Settings.from_env())

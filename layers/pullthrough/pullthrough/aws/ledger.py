@@ -1,0 +1,447 @@
+"""The run ledger (DynamoDB, docs/CONTRACTS.md): one item per warm run and one per job, so a run closes exactly once.
+
+    pk = RUN#<run_id>  sk = META        planned, done, n_<outcome> counters, bytes and pulls, status, deadline, notes
+    pk = RUN#<run_id>  sk = JOB#<key>   subject, status (pending | done), outcome and its report item (JSON)
+    pk = OPEN          sk = RUN#<run_id> present while the run is not reported: the next planner finds it here
+
+A job's outcome is written with its counters in one transaction whose conditions make a redelivered job count
+once and a job arriving after its run closed count not at all. The job that sees `done == planned` tries the
+conditional close; exactly one caller wins it and publishes the report. Every item expires (TTL `expires_at`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from pullthrough.aws import clients
+from pullthrough.aws.errors import aws_call, translate
+from pullthrough.errors import AwsAlreadyExists, AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+OPEN_PARTITION = "OPEN"
+META = "META"
+JOB_PREFIX = "JOB#"
+RUN_PREFIX = "RUN#"
+PENDING = "pending"
+DONE = "done"
+RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's TTL removes them
+_WRITE_BATCH = 25  # BatchWriteItem's limit
+_WRITE_ATTEMPTS = 6
+
+
+class Recorded(StrEnum):
+    """What happened to a job outcome sent to the ledger."""
+
+    RECORDED = "recorded"  # counted now
+    DUPLICATE = "duplicate"  # the job was already counted (a redelivery), or is not part of the run
+    CLOSED = "closed"  # the run was closed before this job arrived (the next planner gave up waiting for it)
+
+
+@dataclass(frozen=True)
+class JobEntry:
+    """One job of a run as the planner writes it: decided already (done, with its outcome) or pending."""
+
+    key: str
+    subject: str
+    status: str = PENDING
+    outcome: str | None = None
+    report_item: str | None = None  # the ReportItem as JSON, when done
+    bytes_moved: int = 0
+    pulls_spent: int = 0
+
+
+@dataclass(frozen=True)
+class RunState:
+    """A run's META item."""
+
+    run_id: str
+    planned: int
+    done: int
+    counts: dict[str, int]
+    status: str
+    trigger: str
+    stack: str
+    started: datetime
+    deadline: datetime
+    bytes_moved: int = 0
+    pulls_spent: int = 0
+    notes: tuple[str, ...] = ()
+    closed_by: str | None = None
+    closed_at: datetime | None = None
+    reported_at: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        """Every planned job has an outcome."""
+        return self.done >= self.planned
+
+    @property
+    def closed(self) -> bool:
+        return self.status == "closed"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A JOB item read back."""
+
+    key: str
+    subject: str
+    status: str
+    outcome: str | None
+    report_item: str | None
+
+
+@dataclass
+class Ledger:
+    """The run ledger in table `table`."""
+
+    table: str
+    client: DynamoDBClient | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+
+    def _ddb(self) -> DynamoDBClient:
+        if self.client is None:
+            self.client = clients.client("dynamodb")
+        return self.client
+
+    # --- writes ------------------------------------------------------------------------------------------------
+
+    def open_run(
+        self,
+        run_id: str,
+        *,
+        trigger: str,
+        stack: str,
+        started: datetime,
+        deadline: datetime,
+        jobs: Sequence[JobEntry],
+        notes: Sequence[str] = (),
+    ) -> None:
+        """Write the run: its jobs first (decided and pending), then META and the OPEN marker together.
+
+        META comes last so no reader ever sees a run whose jobs are missing. AwsAlreadyExists for a reused run id.
+        """
+        expires = _epoch(started + RETENTION)
+        pk = RUN_PREFIX + run_id
+        if self.run(run_id) is not None:
+            # Checked before the jobs are written: rewriting them would reset a live run's jobs to pending.
+            raise AwsAlreadyExists("dynamodb:PutItem", f"{self.table} {pk}", "RunExists", "run ids are never reused")
+        items = [_job_item(pk, job, expires) for job in jobs]
+        self._batch_put(items, run_id)
+        counts: dict[str, int] = {}
+        for job in jobs:
+            if job.status == DONE and job.outcome:
+                counts[job.outcome] = counts.get(job.outcome, 0) + 1
+        meta: dict[str, Any] = {
+            "pk": _s(pk),
+            "sk": _s(META),
+            "run_id": _s(run_id),
+            "planned": _n(len(jobs)),
+            "done": _n(sum(counts.values())),
+            "bytes_moved": _n(sum(job.bytes_moved for job in jobs if job.status == DONE)),
+            "pulls_spent": _n(sum(job.pulls_spent for job in jobs if job.status == DONE)),
+            "status": _s("open"),
+            "trigger": _s(trigger),
+            "stack": _s(stack),
+            "started": _s(started.isoformat()),
+            "deadline": _n(_epoch(deadline)),
+            "expires_at": _n(expires),
+        }
+        meta.update({_counter(outcome): _n(count) for outcome, count in counts.items()})
+        if notes:
+            meta["notes"] = {"L": [_s(note) for note in notes]}
+        marker = {
+            "pk": _s(OPEN_PARTITION),
+            "sk": _s(pk),
+            "run_id": _s(run_id),
+            "deadline": _n(_epoch(deadline)),
+            "expires_at": _n(expires),
+        }
+        try:
+            self._ddb().transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": self.table, "Item": meta, "ConditionExpression": "attribute_not_exists(pk)"}},
+                    {"Put": {"TableName": self.table, "Item": marker}},
+                ]
+            )
+        except ClientError as error:
+            if (_cancellation_reasons(error) or [""])[0] == "ConditionalCheckFailed":
+                raise AwsAlreadyExists(
+                    "dynamodb:TransactWriteItems", f"{self.table} {pk}", "RunExists", "run ids are never reused"
+                ) from error
+            raise translate(error, "dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
+
+    def record(
+        self, run_id: str, key: str, outcome: str, report_item: str, *, bytes_moved: int = 0, pulls_spent: int = 0
+    ) -> Recorded:
+        """Count one job's outcome once: the JOB item goes pending -> done as META's counters grow, together."""
+        pk = RUN_PREFIX + run_id
+        job_update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": _s(pk), "sk": _s(JOB_PREFIX + key)},
+            "UpdateExpression": "SET #status = :done, outcome = :outcome, report_item = :item, finished_at = :now",
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":done": _s(DONE),
+                ":pending": _s(PENDING),
+                ":outcome": _s(outcome),
+                ":item": _s(report_item),
+                ":now": _s(self.clock().isoformat()),
+            },
+        }
+        meta_update: dict[str, Any] = {
+            "TableName": self.table,
+            "Key": {"pk": _s(pk), "sk": _s(META)},
+            "UpdateExpression": "ADD done :one, #counter :one, bytes_moved :bytes, pulls_spent :pulls",
+            "ConditionExpression": "#status = :open",
+            "ExpressionAttributeNames": {"#status": "status", "#counter": _counter(outcome)},
+            "ExpressionAttributeValues": {
+                ":one": _n(1),
+                ":bytes": _n(bytes_moved),
+                ":pulls": _n(pulls_spent),
+                ":open": _s("open"),
+            },
+        }
+        try:
+            self._ddb().transact_write_items(TransactItems=[{"Update": job_update}, {"Update": meta_update}])  # type: ignore[typeddict-item]
+        except ClientError as error:
+            reasons = _cancellation_reasons(error)
+            if reasons is None:
+                raise translate(error, "dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
+            if reasons[0] == "ConditionalCheckFailed":
+                return Recorded.DUPLICATE
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return Recorded.CLOSED
+            raise translate(error, "dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
+        return Recorded.RECORDED
+
+    def close(self, run_id: str, by: str) -> bool:
+        """Close an open run; True for exactly one caller, however many try at once."""
+        now = self.clock()
+        try:
+            self._ddb().update_item(
+                TableName=self.table,
+                Key={"pk": _s(RUN_PREFIX + run_id), "sk": _s(META)},
+                UpdateExpression="SET #status = :closed, closed_at = :now, closed_by = :by",
+                ConditionExpression="#status = :open",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues={
+                    ":closed": _s("closed"),
+                    ":open": _s("open"),
+                    ":now": _s(now.isoformat()),
+                    ":by": _s(by),
+                },
+            )
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise translate(error, "dynamodb:UpdateItem", f"{self.table} {RUN_PREFIX}{run_id}") from error
+        return True
+
+    def mark_reported(self, run_id: str) -> None:
+        """Note that the run's report went out, and take the run off the OPEN list."""
+        pk = RUN_PREFIX + run_id
+        with aws_call("dynamodb:TransactWriteItems", f"{self.table} {pk}"):
+            self._ddb().transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.table,
+                            "Key": {"pk": _s(pk), "sk": _s(META)},
+                            "UpdateExpression": "SET reported_at = :now",
+                            "ExpressionAttributeValues": {":now": _s(self.clock().isoformat())},
+                        }
+                    },
+                    {"Delete": {"TableName": self.table, "Key": {"pk": _s(OPEN_PARTITION), "sk": _s(pk)}}},
+                ]
+            )
+
+    # --- reads -------------------------------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunState | None:
+        """The run's META item (strongly consistent), or None when there is no such run."""
+        pk = RUN_PREFIX + run_id
+        with aws_call("dynamodb:GetItem", f"{self.table} {pk}"):
+            response = self._ddb().get_item(
+                TableName=self.table, Key={"pk": _s(pk), "sk": _s(META)}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return _run_state(item) if item else None
+
+    def job(self, run_id: str, key: str) -> JobRecord | None:
+        """One JOB item (strongly consistent), or None."""
+        pk = RUN_PREFIX + run_id
+        with aws_call("dynamodb:GetItem", f"{self.table} {pk}"):
+            response = self._ddb().get_item(
+                TableName=self.table, Key={"pk": _s(pk), "sk": _s(JOB_PREFIX + key)}, ConsistentRead=True
+            )
+        item = response.get("Item")
+        return _job_record(item) if item else None
+
+    def jobs(self, run_id: str) -> list[JobRecord]:
+        """Every JOB item of the run, in key order."""
+        pk = RUN_PREFIX + run_id
+        return [
+            _job_record(item)
+            for item in self._query(
+                "pk = :pk AND begins_with(sk, :job)", {":pk": _s(pk), ":job": _s(JOB_PREFIX)}, f"{self.table} {pk}"
+            )
+        ]
+
+    def open_runs(self) -> list[RunState]:
+        """Every run not yet reported (still counting, or closed and waiting for its report), oldest first."""
+        runs = []
+        for marker in self._query("pk = :pk", {":pk": _s(OPEN_PARTITION)}, f"{self.table} {OPEN_PARTITION}"):
+            state = self.run(marker["run_id"]["S"])
+            if state is not None:
+                runs.append(state)
+        return sorted(runs, key=lambda run: run.started)
+
+    # --- internals ---------------------------------------------------------------------------------------------
+
+    def _query(self, condition: str, values: dict[str, Any], resource: str) -> Iterator[dict[str, Any]]:
+        start: dict[str, Any] | None = None
+        while True:
+            params: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": condition,
+                "ExpressionAttributeValues": values,
+                "ConsistentRead": True,
+            }
+            if start:
+                params["ExclusiveStartKey"] = start
+            with aws_call("dynamodb:Query", resource):
+                response = self._ddb().query(**params)
+            yield from response.get("Items") or []
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def _batch_put(self, items: list[dict[str, Any]], run_id: str) -> None:
+        for begin in range(0, len(items), _WRITE_BATCH):
+            requests: list[Any] = [{"PutRequest": {"Item": item}} for item in items[begin : begin + _WRITE_BATCH]]
+            for attempt in range(_WRITE_ATTEMPTS):
+                if attempt:
+                    self.sleep(0.05 * 2**attempt)
+                with aws_call("dynamodb:BatchWriteItem", f"{self.table} {RUN_PREFIX}{run_id}"):
+                    response = self._ddb().batch_write_item(RequestItems={self.table: requests})
+                requests = list((response.get("UnprocessedItems") or {}).get(self.table) or [])
+                if not requests:
+                    break
+            if requests:
+                raise AwsError(
+                    "dynamodb:BatchWriteItem",
+                    f"{self.table} {RUN_PREFIX}{run_id}",
+                    "UnprocessedItems",
+                    f"{len(requests)} job item(s) still unwritten after {_WRITE_ATTEMPTS} attempts; retry the run",
+                )
+
+
+# --- item shapes -------------------------------------------------------------------------------------------------
+
+
+def _s(value: str) -> dict[str, Any]:
+    return {"S": value}
+
+
+def _n(value: int) -> dict[str, Any]:
+    return {"N": str(value)}
+
+
+def _epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def _counter(outcome: str) -> str:
+    return f"n_{outcome}"
+
+
+def _job_item(pk: str, job: JobEntry, expires: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": _s(pk),
+        "sk": _s(JOB_PREFIX + job.key),
+        "subject": _s(job.subject),
+        "status": _s(job.status),
+        "expires_at": _n(expires),
+    }
+    if job.outcome:
+        item["outcome"] = _s(job.outcome)
+    if job.report_item:
+        item["report_item"] = _s(job.report_item)
+    return item
+
+
+def _int(item: dict[str, Any], name: str) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value and "N" in value else 0
+
+
+def _str(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return str(value["S"]) if value and "S" in value else None
+
+
+def _time(item: dict[str, Any], name: str) -> datetime | None:
+    text = _str(item, name)
+    return datetime.fromisoformat(text) if text else None
+
+
+def _run_state(item: dict[str, Any]) -> RunState:
+    counts = {name[2:]: int(value["N"]) for name, value in item.items() if name.startswith("n_") and "N" in value}
+    started = _time(item, "started") or datetime.fromtimestamp(0, UTC)
+    return RunState(
+        run_id=_str(item, "run_id") or "",
+        planned=_int(item, "planned"),
+        done=_int(item, "done"),
+        counts=counts,
+        status=_str(item, "status") or "open",
+        trigger=_str(item, "trigger") or "",
+        stack=_str(item, "stack") or "",
+        started=started,
+        deadline=datetime.fromtimestamp(_int(item, "deadline"), UTC),
+        bytes_moved=_int(item, "bytes_moved"),
+        pulls_spent=_int(item, "pulls_spent"),
+        notes=tuple(str(note["S"]) for note in (item.get("notes") or {}).get("L", []) if "S" in note),
+        closed_by=_str(item, "closed_by"),
+        closed_at=_time(item, "closed_at"),
+        reported_at=_time(item, "reported_at"),
+    )
+
+
+def _job_record(item: dict[str, Any]) -> JobRecord:
+    return JobRecord(
+        key=(_str(item, "sk") or "").removeprefix(JOB_PREFIX),
+        subject=_str(item, "subject") or "",
+        status=_str(item, "status") or PENDING,
+        outcome=_str(item, "outcome"),
+        report_item=_str(item, "report_item"),
+    )
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "")
+
+
+def _cancellation_reasons(error: ClientError) -> list[str] | None:
+    """The per-item codes of a cancelled transaction ("None" where the item was fine), else None."""
+    if _code(error) != "TransactionCanceledException":
+        return None
+    raw: Any = error.response
+    reasons = raw.get("CancellationReasons")
+    if not isinstance(reasons, list):
+        return None
+    return [str(reason.get("Code") or "None") for reason in reasons]
+
+
+__all__ = ["JobEntry", "JobRecord", "Ledger", "Recorded", "RunState"]

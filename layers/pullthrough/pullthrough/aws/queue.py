@@ -1,0 +1,82 @@
+"""SQS: send a run's jobs to the warm queue, ten to a SendMessageBatch call, retrying the entries SQS refuses.
+
+SendMessageBatch succeeds as a call while failing single entries (throttling, an internal error); those are sent
+again with a growing pause, and the ones still refused after the last attempt raise, so a planner never believes
+a job was queued when it was not.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from pullthrough.aws import clients
+from pullthrough.aws.errors import aws_call
+from pullthrough.errors import AwsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+BATCH_SIZE = 10  # SendMessageBatch's limit
+ATTEMPTS = 4  # per entry, the first included
+BACKOFF_SECONDS = 0.2
+
+
+def send_batch(
+    queue_url: str,
+    bodies: Sequence[str],
+    *,
+    client: SQSClient | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Send every body to `queue_url`; returns how many were sent. AwsError names the entries SQS kept refusing."""
+    sqs = client if client is not None else clients.client("sqs", _region(queue_url))
+    sent = 0
+    for start in range(0, len(bodies), BATCH_SIZE):
+        chunk = bodies[start : start + BATCH_SIZE]
+        entries: list[SendMessageBatchRequestEntryTypeDef] = [
+            {"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)
+        ]
+        failures: list[str] = []
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                sleep(BACKOFF_SECONDS * 2 ** (attempt - 1))
+            with aws_call("sqs:SendMessageBatch", queue_url):
+                response = sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+            sent += len(response.get("Successful") or [])
+            failed = response.get("Failed") or []
+            # A sender fault (a malformed entry) fails the same way every time; only SQS's own faults are retried.
+            fatal = [f for f in failed if f.get("SenderFault")]
+            if fatal:
+                codes = ", ".join(sorted({str(f.get("Code")) for f in fatal}))
+                raise AwsError(
+                    "sqs:SendMessageBatch",
+                    queue_url,
+                    codes,
+                    f"SQS refused {len(fatal)} job(s): {fatal[0].get('Message')}",
+                )
+            retry = {f["Id"] for f in failed}
+            entries = [entry for entry in entries if entry["Id"] in retry]
+            failures = [f"{f.get('Code')}: {f.get('Message')}" for f in failed]
+            if not entries:
+                break
+        if entries:
+            raise AwsError(
+                "sqs:SendMessageBatch",
+                queue_url,
+                "EntriesFailed",
+                f"{len(entries)} job(s) still refused after {ATTEMPTS} attempts ({failures[0]}); run the planner again",
+            )
+    return sent
+
+
+def _region(queue_url: str) -> str | None:
+    # https://sqs.<region>.amazonaws.com/<account>/<name>; a queue in another region is called there.
+    host = queue_url.split("://", 1)[-1].split("/", 1)[0]
+    parts = host.split(".")
+    return parts[1] if len(parts) >= 4 and parts[0] == "sqs" else None
+
+
+__all__ = ["BATCH_SIZE", "send_batch"]

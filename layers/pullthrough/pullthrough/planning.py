@@ -1,0 +1,928 @@
+"""Planning a warm run: which image tags, what ECR already holds, and what fits the upstream's pull budget.
+
+    expand     the warm list (or a manual selection): plain tags; tag patterns and latest-N by semantic version
+               over the upstream's tags/list; default and per-image platforms
+    decide     ECR first (DescribeImages; for what it holds, BatchGetImage and BatchCheckLayerAvailability), then a
+               HEAD upstream, which Docker Hub does not count as a pull: already cached, moved, absent, or failed
+    budget     a share of the remaining pulls the upstream reported on those HEADs; an index costs its GET plus
+               one per wanted platform; what does not fit is deferred
+    open       the run in the ledger (every image, decided or pending) and its jobs on the warm queue
+
+Planning never GETs a manifest upstream. `handle` is plan_warming's logic; it first closes and reports any earlier
+run that can no longer complete (jobs in the dead-letter queue).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from functools import total_ordering
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pullthrough import config as config_module
+from pullthrough import manifests
+from pullthrough.config import Config, Rule, WarmImage, WarmTarget
+from pullthrough.errors import (
+    ConfigError,
+    EventError,
+    InvalidManifest,
+    InvalidReference,
+    PullthroughError,
+    RegistryError,
+)
+from pullthrough.observability import logger
+from pullthrough.reference import ImageReference, upstream_repository
+from pullthrough.registry import ManifestHead, RateLimit
+from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
+from pullthrough.settings import Settings, SettingsError
+from pullthrough.warming import (
+    MOVED_TAG_NOTE,
+    TAG_MOVED,
+    Reason,
+    WarmJob,
+    Worker,
+    account_of,
+    failure,
+    fix_for,
+    ledger_for,
+    publish,
+    report_run,
+    upstream_client,
+)
+
+if TYPE_CHECKING:
+    from pullthrough.aws.ecr import EcrImage, StoredManifest
+    from pullthrough.aws.ledger import JobEntry, Ledger
+
+# A run still open this long after it started has jobs that will not come back (dead-letter queue): each job is
+# delivered up to MAX_RECEIVES (3) times, each delivery hidden for the queue's visibility timeout (30 minutes).
+STALE_AFTER = timedelta(hours=3)
+# ...plus the time a long queue takes to drain at the event source's lowest concurrency (2), one job at a time.
+DRAIN_SECONDS_PER_JOB = 15.0
+# Concurrent ECR and upstream calls while deciding; HEADs are free on Docker Hub but not unlimited.
+PLAN_WORKERS = 8
+
+RECONCILED_DETAIL_TYPE = "Pullthrough Rules Reconciled"
+
+
+# --- semantic versions -----------------------------------------------------------------------------------------------
+
+_VERSION = re.compile(
+    r"v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
+    r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+
+@total_ordering
+@dataclass(frozen=True)
+class Version:
+    """A tag read as a semantic version (`v1.2.3`, `1.27`, `2.0.0-rc.1`); ordered by the semver rules."""
+
+    major: int
+    minor: int
+    patch: int
+    prerelease: tuple[int | str, ...] = ()
+
+    @classmethod
+    def parse(cls, tag: str) -> Version | None:
+        """The version a tag names, or None when it is not MAJOR.MINOR[.PATCH][-PRE][+BUILD] (with an optional v)."""
+        match = _VERSION.fullmatch(tag)
+        if match is None:
+            return None
+        pre = match.group("pre")
+        identifiers: tuple[int | str, ...] = ()
+        if pre:
+            identifiers = tuple(int(p) if p.isdigit() else p for p in pre.split("."))
+        return cls(int(match.group("major")), int(match.group("minor")), int(match.group("patch") or 0), identifiers)
+
+    @property
+    def is_prerelease(self) -> bool:
+        return bool(self.prerelease)
+
+    def _key(self) -> tuple[Any, ...]:
+        # A release ranks above its pre-releases; numeric identifiers rank below alphanumeric ones (semver 11.4).
+        pre = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in self.prerelease)
+        return (self.major, self.minor, self.patch, not self.prerelease, pre)
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key() < other._key()
+
+
+def latest_versions(tags: Sequence[str], count: int, *, prereleases: bool = False) -> list[str]:
+    """The `count` tags with the highest semantic versions, highest first; tags that are not versions are ignored.
+
+    Pre-releases count only when asked for (a tag pattern chose them on purpose).
+    """
+    versions = [(Version.parse(tag), tag) for tag in tags]
+    ranked = [(v, tag) for v, tag in versions if v is not None and (prereleases or not v.is_prerelease)]
+    ranked.sort(key=lambda pair: (pair[0], pair[1]), reverse=True)
+    return [tag for _, tag in ranked[:count]]
+
+
+def select_tags(image: WarmImage, upstream_tags: Sequence[str] | None) -> list[str]:
+    """The tags of one warm-list entry: its named tags, then what its pattern and latest-N pick from the upstream's."""
+    chosen = list(image.fixed_tags)
+    if upstream_tags is not None and (image.tag_pattern is not None or image.latest is not None):
+        matching = [tag for tag in upstream_tags if image.matches(tag)]
+        if image.latest is not None:
+            picked = latest_versions(matching, image.latest, prereleases=image.tag_pattern is not None)
+        else:
+            picked = sorted(matching, key=lambda tag: (Version.parse(tag) or Version(-1, 0, 0), tag), reverse=True)
+        chosen += [tag for tag in picked if tag not in chosen]
+    return chosen
+
+
+# --- what triggered the run ----------------------------------------------------------------------------------------
+
+
+class WarmRequest(BaseModel):
+    """What to warm and why: every listed image, the images of some rules, or a manual selection."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    trigger: str
+    images: tuple[str, ...] = ()  # manual: only these references
+    rules: tuple[str, ...] | None = None  # rules reconciled: only images cached through these prefixes (None: all)
+
+    @classmethod
+    def from_event(cls, event: dict[str, Any]) -> WarmRequest:
+        """Read the Scheduler payload, the "Pullthrough Rules Reconciled" event, or a manual `{"images": [...]}`."""
+        if not isinstance(event, dict):
+            raise EventError(f"plan_warming takes a JSON object, not {type(event).__name__}")
+        detail_type = event.get("detail-type")
+        if detail_type == RECONCILED_DETAIL_TYPE:
+            detail = event.get("detail") or {}
+            rules = detail.get("rules")
+            if rules is not None and (not isinstance(rules, list) or not all(isinstance(r, str) for r in rules)):
+                raise EventError('a "Pullthrough Rules Reconciled" event\'s detail.rules must be a list of prefixes')
+            run = detail.get("run_id")
+            # An empty list means no rule is ready: their images would only fail, so none is planned.
+            return cls(
+                trigger=f"rules reconciled (run {run})" if run else "rules reconciled",
+                rules=tuple(rules) if rules is not None else None,
+            )
+        if detail_type == "Scheduled Event":
+            names = ", ".join(str(arn).rsplit("/", 1)[-1] for arn in event.get("resources") or [])
+            return cls(trigger=f"EventBridge schedule ({names or 'rule'})")
+        if event.get("trigger") == "schedule":
+            schedule = str(event.get("schedule_arn") or "schedule").rsplit("/", 1)[-1]
+            when = event.get("scheduled_time")
+            return cls(trigger=f"EventBridge Scheduler ({schedule}{', ' + str(when) if when else ''})")
+        unknown = set(event) - {"images", "trigger"}
+        if unknown:
+            raise EventError(
+                f"plan_warming does not understand the keys {', '.join(sorted(unknown))}; "
+                'invoke it with {"images": ["nginx:1.27", ...]} or {} for the whole warm list'
+            )
+        images = event.get("images") or []
+        if not isinstance(images, list) or not all(isinstance(image, str) and image for image in images):
+            raise EventError('"images" must be a list of image references, like ["nginx:1.27"]')
+        trigger = event.get("trigger")
+        return cls(trigger=str(trigger) if trigger else "manual invoke", images=tuple(images))
+
+
+# --- candidates and decisions ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One image tag to decide about."""
+
+    reference: ImageReference  # with its tag, and the pinned digest when the config gives one for this tag
+    rule: Rule
+    repository: str
+    platforms: tuple[str, ...]
+
+    @property
+    def tag(self) -> str:
+        return self.reference.tag or ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def subject(self) -> str:
+        return f"{self.reference.name}:{self.tag}"
+
+    @property
+    def upstream_repository(self) -> str:
+        return upstream_repository(self.reference)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A candidate that needs a job: ECR lacks it (warm), holds an old digest (refresh) or lacks blobs (complete)."""
+
+    candidate: Candidate
+    action: Literal["warm", "refresh", "complete"]
+    cost: int
+    expected_digest: str | None = None
+    previous_digest: str | None = None
+    order: int = 0
+
+
+@dataclass(frozen=True)
+class Decided:
+    """An outcome known at planning time, under its ledger key."""
+
+    key: str
+    item: ReportItem
+
+
+class Upstream(Protocol):
+    """What planning asks an upstream registry (RegistryClient): HEADs and tag lists, never a manifest GET."""
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead: ...
+
+    def list_tags(self, repository: str, page_size: int | None = None) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
+class EcrView(Protocol):
+    """What planning asks ECR's control plane (pullthrough.aws.ecr)."""
+
+    def describe_image(self, repository: str, tag: str) -> EcrImage | None: ...
+
+    def get_manifests(self, repository: str, references: Sequence[str]) -> dict[str, StoredManifest]: ...
+
+    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]: ...
+
+
+@dataclass(frozen=True)
+class AwsEcr:
+    """EcrView over the ECR API in one region."""
+
+    region: str | None = None
+
+    def describe_image(self, repository: str, tag: str) -> EcrImage | None:
+        from pullthrough.aws import ecr
+
+        return ecr.describe_image(repository, tag, self.region)
+
+    def get_manifests(self, repository: str, references: Sequence[str]) -> dict[str, StoredManifest]:
+        from pullthrough.aws import ecr
+
+        return ecr.get_manifests(repository, references, self.region)
+
+    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]:
+        from pullthrough.aws import ecr
+
+        return ecr.check_layers(repository, digests, self.region)
+
+
+class Budget:
+    """Upstream pulls a run may spend, per rule: `share` of the lowest remaining count the upstream reported.
+
+    An upstream that reports no rate limit (most besides Docker Hub) is not limited here.
+    """
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self._remaining: dict[str, int] = {}
+        self._spent: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, key: str, rate_limit: RateLimit | None) -> None:
+        """Take in what one answer said about the remaining pulls."""
+        if rate_limit is None or rate_limit.remaining is None:
+            return
+        with self._lock:
+            self._remaining[key] = min(self._remaining.get(key, rate_limit.remaining), rate_limit.remaining)
+
+    def remaining(self, key: str) -> int | None:
+        """The pulls the upstream said it had left (None: it did not say)."""
+        return self._remaining.get(key)
+
+    def allowance(self, key: str) -> int | None:
+        """Pulls this run may spend on the rule (None: unlimited)."""
+        remaining = self._remaining.get(key)
+        return None if remaining is None else math.floor(remaining * self.share)
+
+    def spent(self, key: str) -> int:
+        return self._spent.get(key, 0)
+
+    def take(self, key: str, cost: int) -> bool:
+        """Spend `cost` pulls if they fit in the allowance; False (and nothing spent) when they do not."""
+        allowance = self.allowance(key)
+        if allowance is not None and self.spent(key) + cost > allowance:
+            return False
+        self._spent[key] = self.spent(key) + cost
+        return True
+
+    def left(self, key: str) -> int | None:
+        """The upstream's remaining pulls once this run's spending is taken off."""
+        remaining = self._remaining.get(key)
+        return None if remaining is None else max(remaining - self.spent(key), 0)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A planned run: the jobs to queue and the outcomes already known, under their ledger keys."""
+
+    run_id: str
+    jobs: tuple[WarmJob, ...]
+    decided: tuple[Decided, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def planned(self) -> int:
+        return len(self.jobs) + len(self.decided)
+
+
+UpstreamFor = Callable[[Rule], Upstream | None]
+
+
+@dataclass
+class Planner:
+    """Expands a request into candidates, decides each one, and fits the jobs into the budget."""
+
+    config: Config
+    ecr: EcrView
+    upstream_for: UpstreamFor
+    workers: int = PLAN_WORKERS
+    _clients: dict[str, Upstream | PullthroughError | None] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def plan(self, request: WarmRequest, run_id: str) -> Plan:
+        """The whole plan for one run."""
+        budget = Budget(self.config.warm.budget_share)
+        try:
+            targets, decided = self._targets(request)
+            candidates = self._expand(targets, decided)
+            with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
+                outcomes = list(pool.map(lambda c: self._decide(c, budget), candidates))
+        finally:
+            self._close()
+        wanted: list[Wanted] = []
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, Wanted):
+                wanted.append(replace(outcome, order=index))
+            else:
+                decided.append(outcome)
+        jobs, deferred, notes = self._fit(wanted, budget, run_id)
+        decided.extend(deferred)
+        if any(d.item.reason_code == TAG_MOVED for d in decided) or any(j.action == "refresh" for j in jobs):
+            notes.append(MOVED_TAG_NOTE)
+        return Plan(run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes))
+
+    # --- expansion ---------------------------------------------------------------------------------------------
+
+    def _targets(self, request: WarmRequest) -> tuple[list[WarmTarget], list[Decided]]:
+        config = self.config
+        if not request.images:
+            return [t for t in config.targets() if request.rules is None or t.rule.prefix in request.rules], []
+        targets: list[WarmTarget] = []
+        decided: list[Decided] = []
+        for index, text in enumerate(request.images):
+            try:
+                reference = ImageReference.parse(text)
+                listed = [t for t in config.targets() if t.image.image.name == reference.name]
+                if reference.tag is None:
+                    if not listed:
+                        raise InvalidReference(text, "give a tag (name:tag): the image is not in warm.images")
+                    targets.extend(listed)
+                    continue
+                base = listed[0] if listed else None
+                image = WarmImage(
+                    image=reference,
+                    platforms=base.image.platforms if base else None,
+                    rule=base.image.rule if base else None,
+                )
+                rule = config.rule_for(reference, image.rule)
+                targets.append(
+                    WarmTarget(image, rule, rule.cache_repository(reference), image.platforms or config.warm.platforms)
+                )
+            except (InvalidReference, ConfigError, ValidationError) as exc:
+                error = exc if isinstance(exc, PullthroughError) else InvalidReference(text, str(exc))
+                found = failure(error, image=text)
+                decided.append(
+                    Decided(
+                        f"request#{index}",
+                        ReportItem(
+                            subject=text,
+                            outcome=Outcome.FAILED,
+                            reason=found.text,
+                            fix=found.fix,
+                            reason_code=found.reason.value,
+                        ),
+                    )
+                )
+        return targets, decided
+
+    def _expand(self, targets: list[WarmTarget], decided: list[Decided]) -> list[Candidate]:
+        by_key: dict[str, Candidate] = {}
+        for target in targets:
+            image = target.image
+            upstream_tags: list[str] | None = None
+            if image.tag_pattern is not None or image.latest is not None:
+                try:
+                    client = self._upstream(target.rule)
+                    if client is None:
+                        raise RegistryError(
+                            target.rule.upstream_url, None, "Pullthrough cannot list this upstream's tags (IAM)"
+                        )
+                    upstream_tags = client.list_tags(upstream_repository(image.image))
+                except PullthroughError as exc:
+                    decided.append(self._expansion_failed(target, exc))
+                    upstream_tags = None
+            tags = select_tags(image, upstream_tags)
+            if not tags and upstream_tags is not None:
+                decided.append(self._nothing_matches(target, len(upstream_tags)))
+            for tag in tags:
+                digest = image.image.digest if tag == image.image.tag else None
+                candidate = Candidate(
+                    ImageReference(image.image.domain, image.image.path, tag, digest),
+                    target.rule,
+                    target.cache_repository,
+                    tuple(target.platforms),
+                )
+                known = by_key.get(candidate.key)
+                if known is None:
+                    by_key[candidate.key] = candidate
+                else:
+                    # Two entries name the same tag: warm it once, for every platform either wants.
+                    platforms = tuple(dict.fromkeys(known.platforms + candidate.platforms))
+                    by_key[candidate.key] = Candidate(
+                        known.reference if known.reference.digest else candidate.reference,
+                        known.rule,
+                        known.repository,
+                        platforms,
+                    )
+        return list(by_key.values())
+
+    def _selection(self, target: WarmTarget) -> str:
+        image = target.image
+        parts = []
+        if image.tag_pattern is not None:
+            parts.append(f"tags matching {image.tag_pattern}")
+        if image.latest is not None:
+            parts.append(f"latest {image.latest}")
+        return f"{image.image.name} ({', '.join(parts)})"
+
+    def _expansion_failed(self, target: WarmTarget, error: PullthroughError) -> Decided:
+        subject = self._selection(target)
+        found = failure(error, image=subject, rule=target.rule.prefix, secret=target.rule.secret_name)
+        item = ReportItem(
+            subject=subject,
+            outcome=Outcome.FAILED,
+            reason=f"{found.text} (listing the upstream's tags)",
+            fix=found.fix,
+            reason_code=found.reason.value,
+            details=Details(rule=target.rule.prefix, upstream=target.rule.upstream, repository=target.cache_repository),
+        )
+        return Decided(f"{target.cache_repository}#{subject}", item)
+
+    def _nothing_matches(self, target: WarmTarget, listed: int) -> Decided:
+        subject = self._selection(target)
+        item = ReportItem(
+            subject=subject,
+            outcome=Outcome.FAILED,
+            reason=f"unknown tag: none of the upstream's {listed} tags is selected",
+            fix=fix_for(Reason.UNKNOWN_TAG, image=subject),
+            reason_code=Reason.UNKNOWN_TAG.value,
+            details=Details(rule=target.rule.prefix, upstream=target.rule.upstream, repository=target.cache_repository),
+        )
+        return Decided(f"{target.cache_repository}#{subject}", item)
+
+    # --- decisions ---------------------------------------------------------------------------------------------
+
+    def _upstream(self, rule: Rule) -> Upstream | None:
+        with self._lock:
+            if rule.prefix not in self._clients:
+                try:
+                    self._clients[rule.prefix] = self.upstream_for(rule)
+                except PullthroughError as exc:
+                    self._clients[rule.prefix] = exc
+            found = self._clients[rule.prefix]
+        if isinstance(found, PullthroughError):
+            raise found
+        return found
+
+    def _close(self) -> None:
+        for client in self._clients.values():
+            if client is not None and not isinstance(client, PullthroughError):
+                client.close()
+
+    def _decide(self, c: Candidate, budget: Budget) -> Decided | Wanted:
+        held = self.ecr.describe_image(c.repository, c.tag)
+        pinned = c.reference.digest
+        if held is not None and pinned is not None and held.digest == pinned:
+            return self._cached_or_complete(c, held.digest, budget)
+        head: ManifestHead | None = None
+        problem: PullthroughError | None = None
+        try:
+            client = self._upstream(c.rule)
+            if client is not None:
+                head = client.head_manifest(c.upstream_repository, c.tag)
+                budget.observe(c.rule.prefix, head.rate_limit)
+        except PullthroughError as exc:
+            problem = exc
+        if held is not None:
+            if head is None or head.digest == held.digest:
+                note = f"the upstream could not be asked whether the tag moved: {problem}" if problem else None
+                return self._cached_or_complete(c, held.digest, budget, note=note)
+            if pinned is not None and head.digest != pinned:
+                return self._mismatch(c, head.digest, pinned, held.digest)
+            return Wanted(c, "refresh", _cost(c, head), expected_digest=head.digest, previous_digest=held.digest)
+        if problem is not None:
+            found = failure(problem, image=c.subject, rule=c.rule.prefix, secret=c.rule.secret_name)
+            return self._decided(c, Outcome.FAILED, reason=found.text, fix=found.fix, reason_code=found.reason.value)
+        if head is not None and pinned is not None and head.digest != pinned:
+            return self._mismatch(c, head.digest, pinned, None)
+        return Wanted(c, "warm", _cost(c, head) if head else 0, expected_digest=head.digest if head else None)
+
+    def _cached_or_complete(
+        self, c: Candidate, digest: str, budget: Budget, note: str | None = None
+    ) -> Decided | Wanted:
+        """already_cached when ECR holds every wanted platform's manifest, config and layers; else a complete job."""
+        try:
+            top = self.ecr.get_manifests(c.repository, [digest]).get(digest)
+            if top is None:
+                return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
+            parsed = top.parsed()
+            images: list[manifests.ImageManifest] = []
+            platforms: list[str] = []
+            absent: list[str] = []
+            if isinstance(parsed, manifests.Index):
+                entries = {}
+                for platform in c.platforms:
+                    entry = parsed.entry_for(platform)
+                    if entry is None:
+                        absent.append(platform)
+                    else:
+                        entries[platform] = entry.digest
+                children = self.ecr.get_manifests(c.repository, list(entries.values())) if entries else {}
+                missing = [p for p, d in entries.items() if d not in children]
+                if missing:
+                    return Wanted(c, "complete", len(missing), expected_digest=digest, previous_digest=digest)
+                for platform, child_digest in entries.items():
+                    child = children[child_digest].parsed()
+                    if isinstance(child, manifests.ImageManifest):
+                        images.append(child)
+                        platforms.append(platform)
+            else:
+                images.append(parsed)
+        except InvalidManifest:
+            return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
+        sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
+        held = self.ecr.check_layers(c.repository, list(sizes)) if sizes else {}
+        if not all(held.get(d) for d in sizes):
+            return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
+        warnings = [note] if note else []
+        if absent:
+            warnings.append(f"the image has no {', '.join(absent)}")
+        return self._decided(
+            c,
+            Outcome.ALREADY_CACHED,
+            reason="; ".join(warnings) or None,
+            severity=Severity.WARNING if warnings else Severity.OK,
+            digest=digest,
+            platforms=tuple(platforms) or None,
+            size=sum(sizes.values()),
+            pulls_remaining=budget.remaining(c.rule.prefix),
+        )
+
+    def _mismatch(self, c: Candidate, upstream: str, pinned: str, held: str | None) -> Decided:
+        in_ecr = f"; ECR holds {held}" if held else ""
+        return self._decided(
+            c,
+            Outcome.FAILED,
+            reason=f"digest mismatch: the upstream tag points at {upstream}, not the pinned {pinned}{in_ecr}",
+            fix=fix_for(Reason.DIGEST_MISMATCH, image=c.subject),
+            reason_code=Reason.DIGEST_MISMATCH.value,
+            digest=upstream,
+        )
+
+    def _decided(
+        self,
+        c: Candidate,
+        outcome: Outcome,
+        *,
+        reason: str | None = None,
+        fix: str | None = None,
+        reason_code: str | None = None,
+        severity: Severity | None = None,
+        **facts: Any,
+    ) -> Decided:
+        extra: dict[str, Any] = {"severity": severity} if severity is not None else {}
+        item = ReportItem(
+            subject=c.subject,
+            outcome=outcome,
+            reason=reason,
+            fix=fix,
+            reason_code=reason_code,
+            details=Details(rule=c.rule.prefix, upstream=c.rule.upstream, repository=c.repository, **facts),
+            **extra,
+        )
+        return Decided(c.key, item)
+
+    # --- the budget --------------------------------------------------------------------------------------------
+
+    def _fit(self, wanted: list[Wanted], budget: Budget, run_id: str) -> tuple[list[WarmJob], list[Decided], list[str]]:
+        """Jobs in order of need (absent, then incomplete, then moved); what the budget cannot pay is deferred."""
+        priority = {"warm": 0, "complete": 1, "refresh": 2}
+        jobs: list[WarmJob] = []
+        deferred: list[Decided] = []
+        for want in sorted(wanted, key=lambda w: (priority[w.action], w.order)):
+            c = want.candidate
+            key = c.rule.prefix
+            if not budget.take(key, want.cost):
+                remaining = budget.remaining(key)
+                allowance = budget.allowance(key)
+                item = ReportItem(
+                    subject=c.subject,
+                    outcome=Outcome.DEFERRED,
+                    reason=(
+                        f"budget: this run may spend {self.config.warm.budget_share:.0%} of the {remaining} pulls "
+                        f"{c.rule.entry.title} has left ({allowance}); {budget.spent(key)} are spent and this "
+                        f"image needs {want.cost}"
+                    ),
+                    fix=fix_for(Reason.BUDGET, image=c.subject),
+                    reason_code=Reason.BUDGET.value,
+                    details=Details(
+                        rule=c.rule.prefix,
+                        upstream=c.rule.upstream,
+                        repository=c.repository,
+                        digest=want.expected_digest,
+                        pulls_remaining=remaining,
+                    ),
+                )
+                deferred.append(Decided(c.key, item))
+                continue
+            jobs.append(
+                WarmJob(
+                    run_id=run_id,
+                    key=c.key,
+                    subject=c.subject,
+                    rule=c.rule.prefix,
+                    secret=c.rule.secret_name,
+                    upstream=c.rule.upstream,
+                    repository=c.repository,
+                    upstream_repository=c.upstream_repository,
+                    tag=c.tag,
+                    pinned=c.reference.digest,
+                    platforms=c.platforms,
+                    action=want.action,
+                    expected_digest=want.expected_digest,
+                    previous_digest=want.previous_digest,
+                    cost=want.cost,
+                    pulls_remaining=budget.left(key),
+                )
+            )
+        notes: list[str] = []
+        if deferred:
+            rules = sorted({d.item.details.rule or "" for d in deferred})
+            notes.append(
+                f"{len(deferred)} image(s) deferred: this run spent its share ({self.config.warm.budget_share:.0%}) "
+                f"of the remaining pulls of rule(s) {', '.join(rules)}; the next run warms them first, since what "
+                "this run warmed costs no pulls then."
+            )
+        return jobs, deferred, notes
+
+
+def _cost(c: Candidate, head: ManifestHead) -> int:
+    """Upstream manifest GETs a warm spends: one for the tag, and for an index one per wanted platform."""
+    if head.media_type in manifests.INDEX_TYPES:
+        return 1 + len(c.platforms)
+    return 1
+
+
+# --- plan_warming ----------------------------------------------------------------------------------------------------
+
+
+class RunSummary(BaseModel):
+    """What plan_warming did: the run it opened, and the earlier runs it closed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str
+    trigger: str
+    planned: int
+    queued: int
+    decided: dict[str, int]
+    closed_runs: tuple[str, ...] = ()
+    dry_run: bool = False
+
+
+def new_run_id(now: datetime) -> str:
+    """`warm-2026-11-23T10-00-00Z-1a2b3c`: sortable, readable, unique."""
+    return f"warm-{now.astimezone(UTC):%Y-%m-%dT%H-%M-%SZ}-{secrets.token_hex(3)}"
+
+
+def make_plan(
+    config: Config,
+    settings: Settings,
+    request: WarmRequest,
+    run_id: str,
+    *,
+    ecr: EcrView | None = None,
+    upstream_for: UpstreamFor | None = None,
+) -> Plan:
+    """Plan one run against ECR and the upstreams the settings point at."""
+    planner = Planner(
+        config,
+        ecr if ecr is not None else AwsEcr(settings.region),
+        upstream_for if upstream_for is not None else (lambda rule: upstream_client(rule, settings)),
+    )
+    return planner.plan(request, run_id)
+
+
+def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> RunSummary:
+    """plan_warming: close runs that cannot complete, plan a new run, record it in the ledger and queue its jobs."""
+    config = config_module.load(settings.config_path)
+    request = WarmRequest.from_event(event)
+    started = now or datetime.now(UTC)
+    run_id = new_run_id(started)
+    logger.append_keys(run_id=run_id)
+    account_of(settings)  # fails before any work when reports could not name the account
+    if settings.dry_run:
+        plan = make_plan(config, settings, request, run_id)
+        publish(dry_run_report(plan, config, settings, request.trigger, started), config, settings)
+        return _summary(plan, request, queued=0, dry_run=True)
+    if not settings.queue_url:
+        raise SettingsError("WARM_QUEUE_URL is not set: it names the warm job queue (template.yaml: WarmQueue)")
+    ledger = ledger_for(settings)
+    closed = sweep(ledger, config, settings, started)
+    plan = make_plan(config, settings, request, run_id)
+    ledger.open_run(
+        run_id,
+        trigger=request.trigger,
+        stack=config.stack,
+        started=started,
+        deadline=started + STALE_AFTER + timedelta(seconds=DRAIN_SECONDS_PER_JOB * len(plan.jobs)),
+        jobs=ledger_entries(plan),
+        notes=plan.notes,
+    )
+    from pullthrough.aws import queue
+
+    queued = queue.send_batch(settings.queue_url, [job.model_dump_json(exclude_none=True) for job in plan.jobs])
+    logger.info(
+        "warm run planned",
+        extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger, "closed_runs": closed},
+    )
+    if not plan.jobs:
+        # Nothing to wait for: the planner is the run's last writer, so it closes and reports it.
+        state = ledger.run(run_id)
+        if state is not None and ledger.close(run_id, by="planner"):
+            report_run(ledger, ledger.run(run_id) or state, config, settings)
+    return _summary(plan, request, queued=queued, closed=tuple(closed))
+
+
+def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_run: bool = False) -> Report:
+    """Plan and warm in this process, without queue or ledger (the CLI): the same decisions and outcomes, one report."""
+    if not settings.account_id:
+        from pullthrough.aws import ecr
+
+        settings = settings.model_copy(update={"account_id": ecr.registry_account(settings.region)})
+    started = datetime.now(UTC)
+    plan = make_plan(config, settings, request, new_run_id(started))
+    if dry_run:
+        return dry_run_report(plan, config, settings, request.trigger, started)
+    worker = Worker(settings, config=config)
+    items = [d.item for d in plan.decided]
+    try:
+        for job in plan.jobs:
+            items.append(worker.warm(job))
+            logger.info(f"{job.subject}: {items[-1].outcome.label}", extra=items[-1].to_log())
+    finally:
+        worker.close()
+    notes = list(plan.notes)
+    if any(item.reason_code == TAG_MOVED for item in items) and MOVED_TAG_NOTE not in notes:
+        notes.append(MOVED_TAG_NOTE)
+    return Report(
+        kind=Kind.WARM,
+        stack=config.stack,
+        region=settings.region,
+        account=account_of(settings),
+        run_id=plan.run_id,
+        trigger=request.trigger,
+        started=started,
+        items=tuple(items),
+        notes=tuple(notes),
+    )
+
+
+def ledger_entries(plan: Plan) -> list[JobEntry]:
+    """The plan as ledger items: decided outcomes done, jobs pending."""
+    from pullthrough.aws.ledger import DONE, JobEntry
+
+    entries = [
+        JobEntry(
+            key=d.key,
+            subject=d.item.subject,
+            status=DONE,
+            outcome=d.item.outcome.value,
+            report_item=d.item.model_dump_json(exclude_none=True),
+        )
+        for d in plan.decided
+    ]
+    entries += [JobEntry(key=job.key, subject=job.subject) for job in plan.jobs]
+    return entries
+
+
+def sweep(ledger: Ledger, config: Config, settings: Settings, now: datetime) -> list[str]:
+    """Close and report earlier runs that cannot complete (their deadline passed), or completed unreported."""
+    closed: list[str] = []
+    for state in ledger.open_runs():
+        overdue = now >= state.deadline
+        if state.closed:
+            if overdue:  # its closer could not publish, and SQS gave up redelivering
+                report_run(ledger, state, config, settings)
+                closed.append(state.run_id)
+        elif (state.complete or overdue) and ledger.close(state.run_id, by="planner"):
+            logger.warning(
+                "closing a run that cannot complete",
+                extra={"closed_run": state.run_id, "planned": state.planned, "done": state.done},
+            )
+            report_run(ledger, ledger.run(state.run_id) or state, config, settings)
+            closed.append(state.run_id)
+    return closed
+
+
+def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime) -> Report:
+    """What a run would do: the decided outcomes, and each job as the outcome it would aim for."""
+    items = [d.item for d in plan.decided]
+    for job in plan.jobs:
+        outcome = Outcome.REFRESHED if job.action == "refresh" else Outcome.WARMED
+        items.append(
+            ReportItem(
+                subject=job.subject,
+                outcome=outcome,
+                reason=f"dry run: would pull it through ECR ({job.cost} upstream pull(s) budgeted)",
+                details=Details(
+                    rule=job.rule,
+                    upstream=job.upstream,
+                    repository=job.repository,
+                    digest=job.expected_digest,
+                    previous_digest=job.previous_digest if job.action == "refresh" else None,
+                    platforms=job.platforms,
+                    pulls_remaining=job.pulls_remaining,
+                ),
+            )
+        )
+    return Report(
+        kind=Kind.WARM,
+        stack=config.stack,
+        region=settings.region,
+        account=account_of(settings),
+        run_id=plan.run_id,
+        trigger=trigger,
+        started=started,
+        dry_run=True,
+        items=tuple(items),
+        notes=plan.notes,
+    )
+
+
+def _summary(
+    plan: Plan, request: WarmRequest, *, queued: int, closed: tuple[str, ...] = (), dry_run: bool = False
+) -> RunSummary:
+    counts: dict[str, int] = {}
+    for decided in plan.decided:
+        counts[decided.item.outcome.value] = counts.get(decided.item.outcome.value, 0) + 1
+    return RunSummary(
+        run_id=plan.run_id,
+        trigger=request.trigger,
+        planned=plan.planned,
+        queued=queued,
+        decided=counts,
+        closed_runs=closed,
+        dry_run=dry_run,
+    )
+
+
+__all__ = [
+    "AwsEcr",
+    "Budget",
+    "Candidate",
+    "Decided",
+    "EcrView",
+    "Plan",
+    "Planner",
+    "RunSummary",
+    "Upstream",
+    "Version",
+    "Wanted",
+    "WarmRequest",
+    "dry_run_report",
+    "handle",
+    "latest_versions",
+    "ledger_entries",
+    "make_plan",
+    "new_run_id",
+    "run_here",
+    "select_tags",
+    "sweep",
+]

@@ -1,0 +1,685 @@
+"""Warming one image through ECR, the outcome model, and how a run's last job closes it and reports.
+
+One job (`WarmJob`, an SQS message the planner wrote) warms one image tag through the ECR registry endpoint:
+
+    GET the manifest by tag (the full Accept list)        ECR imports it from the upstream on this pull
+    an index: GET each wanted platform's manifest by digest
+    BatchCheckLayerAvailability for every config and layer digest
+    GET only the blobs ECR does not hold yet              streamed and discarded, bytes counted
+    verify again, polling until a deadline                a pull-through cache stores blobs after serving them
+
+and ends in one outcome: warmed, refreshed, already_cached, or failed with a `Reason`. The outcome is written to
+the run ledger exactly once; the job that completes the run closes it and publishes the report exactly once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pullthrough import config as config_module
+from pullthrough import manifests
+from pullthrough.errors import (
+    AwsError,
+    ConfigError,
+    DigestMismatch,
+    EventError,
+    InvalidManifest,
+    InvalidReference,
+    PullthroughError,
+    RegistryAuthError,
+    RegistryError,
+    RegistryNotFound,
+    RegistryRateLimited,
+    RegistryTimeout,
+    RegistryUnavailable,
+    SecretError,
+)
+from pullthrough.observability import log_report, logger, record_report_metrics
+from pullthrough.registry import Manifest, RegistryClient
+from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
+from pullthrough.settings import Settings, SettingsError
+from pullthrough.upstreams import Auth
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from pullthrough.aws.ledger import JobRecord, Ledger, RunState
+    from pullthrough.config import Config, Rule
+
+# Seconds one registry call may take before it counts as a timeout (upstream HEADs and tag lists; ECR pulls).
+UPSTREAM_TIMEOUT = 10.0
+ECR_TIMEOUT = 30.0
+# How long a job waits for ECR to report every blob it fetched as available.
+VERIFY_SECONDS = 60.0
+# template.yaml's WarmQueue RedrivePolicy maxReceiveCount: on the last delivery an unexpected error becomes a failed
+# outcome, so the run still completes; a test keeps the two equal.
+MAX_RECEIVES = 3
+# A job is not started with less Lambda time left than this: the message goes back to the queue instead.
+MIN_SECONDS_FOR_A_JOB = 20.0
+
+TAG_MOVED = "tag_moved"  # reason code of refreshed items and of tags that moved upstream but not yet in ECR
+MOVED_TAG_NOTE = (
+    "ECR re-checks a cached tag upstream at most once a day on its own; Pullthrough cannot make it sooner, so a tag "
+    "that moved upstream is reported as refreshed once ECR serves the new digest."
+)
+
+
+class Reason(StrEnum):
+    """Why an image was not warmed (a failed outcome's reason code), or why it waits (deferred)."""
+
+    UNKNOWN_TAG = "unknown_tag"
+    NO_RULE = "no_rule"
+    AUTH = "auth"
+    RATE_LIMITED = "rate_limited"
+    UPSTREAM_DOWN = "upstream_down"
+    TIMEOUT = "timeout"
+    DIGEST_MISMATCH = "digest_mismatch"
+    NO_PLATFORM = "no_platform"  # the image has none of the wanted platforms
+    INVALID_REFERENCE = "invalid_reference"  # a manual request named something that is not an image reference
+    NOT_FINISHED = "not_finished"  # the job never reported back (it is in the dead-letter queue)
+    BUDGET = "budget"  # deferred: the run's share of the upstream's pull budget was spent
+    ERROR = "error"  # anything else; the text says what
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A reason with the words for people: what happened and what to do."""
+
+    reason: Reason
+    text: str
+    fix: str
+
+
+def reason_of(error: PullthroughError) -> Reason:
+    """The reason code for an error raised while planning or warming."""
+    if isinstance(error, DigestMismatch):
+        return Reason.DIGEST_MISMATCH
+    if isinstance(error, RegistryNotFound):
+        return Reason.UNKNOWN_TAG
+    if isinstance(error, RegistryAuthError | SecretError):
+        return Reason.AUTH
+    if isinstance(error, RegistryRateLimited):
+        return Reason.RATE_LIMITED
+    if isinstance(error, RegistryTimeout):
+        return Reason.TIMEOUT
+    if isinstance(error, RegistryUnavailable):
+        return Reason.UPSTREAM_DOWN
+    if isinstance(error, RegistryError):
+        status = error.status or 0
+        if status == 404:
+            return Reason.UNKNOWN_TAG
+        if status in (401, 403):
+            return Reason.AUTH
+        if status == 429:
+            return Reason.RATE_LIMITED
+        return Reason.UPSTREAM_DOWN if status >= 500 else Reason.ERROR
+    if isinstance(error, ConfigError):
+        return Reason.NO_RULE
+    if isinstance(error, InvalidReference):
+        return Reason.INVALID_REFERENCE
+    return Reason.ERROR
+
+
+def failure(error: PullthroughError, *, image: str, rule: str | None = None, secret: str | None = None) -> Failure:
+    """The failure an error stands for, with a fix that names the image, rule or secret concerned."""
+    reason = reason_of(error)
+    return Failure(
+        reason, f"{reason.value.replace('_', ' ')}: {error}", fix_for(reason, image=image, rule=rule, secret=secret)
+    )
+
+
+def fix_for(reason: Reason, *, image: str, rule: str | None = None, secret: str | None = None) -> str:
+    """What the reader should do about a reason."""
+    where = "warm.images in config/pullthrough.yaml"
+    fixes = {
+        Reason.UNKNOWN_TAG: f"check that {image} exists upstream, or remove it from {where}",
+        Reason.NO_RULE: (
+            f"create the pull-through cache rule {rule!r}: deploy (reconcile runs after it) or run `pullthrough "
+            "reconcile`"
+            if rule
+            else f"add a rule for this registry to config/pullthrough.yaml, or remove the image from {where}"
+        ),
+        Reason.AUTH: (
+            f"store a token that can read {image} in secret {secret} (it must hold username and accessToken)"
+            if secret
+            else f"the upstream wants credentials for {image}: give rule {rule} a credentials secret"
+        ),
+        Reason.RATE_LIMITED: "nothing to do now: the next run retries it; lower warm.budget_share if this repeats",
+        Reason.UPSTREAM_DOWN: "nothing to do if the upstream has an outage: the next run retries it",
+        Reason.TIMEOUT: "nothing to do if the upstream is slow today: the next run retries it",
+        Reason.DIGEST_MISMATCH: f"the tag no longer has the pinned digest: update the digest or the tag in {where}",
+        Reason.NO_PLATFORM: f"set platforms for this image in {where} to ones it is built for",
+        Reason.INVALID_REFERENCE: "give an image reference such as nginx:1.27 or ghcr.io/org/app:v1",
+        Reason.NOT_FINISHED: (
+            "look at the warm_images logs under the run id and at the dead-letter queue; the next run retries it"
+        ),
+        Reason.BUDGET: "nothing to do: images warmed in this run cost no pulls next time, so the next run has room",
+        Reason.ERROR: "look at the warm_images logs under the run id; the next run retries it",
+    }
+    return fixes[reason]
+
+
+# --- the job -------------------------------------------------------------------------------------------------------
+
+
+class WarmJob(BaseModel):
+    """One image tag to warm: the SQS message the planner sends and warm_images receives."""
+
+    # Unknown fields are ignored: messages queued by a newer planner must not fail a worker still on the old code.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    run_id: str
+    key: str = Field(description="Unique within the run: <cache repository>:<tag>.")
+    subject: str = Field(description="The image as people read it: docker.io/library/nginx:1.27.")
+    rule: str = Field(description="The rule's ECR repository prefix.")
+    secret: str | None = Field(None, description="The name (never the value) of the rule's credentials secret.")
+    upstream: str = Field(description="The upstream's catalogue key, e.g. docker-hub.")
+    repository: str = Field(description="The ECR cache repository.")
+    upstream_repository: str = Field(description="The repository's path on the upstream registry.")
+    tag: str
+    pinned: str | None = Field(None, description="The digest the config pins the tag to, if any.")
+    platforms: tuple[str, ...]
+    action: Literal["warm", "refresh", "complete"] = Field(
+        description="warm: ECR lacks the tag; refresh: the upstream tag moved; complete: blobs are missing."
+    )
+    expected_digest: str | None = Field(None, description="What the upstream's HEAD said the tag points at.")
+    previous_digest: str | None = Field(None, description="What ECR held for the tag when the run was planned.")
+    cost: int = Field(0, ge=0, description="Upstream pulls budgeted for the job.")
+    pulls_remaining: int | None = Field(None, ge=0, description="The upstream's remaining pulls after this job.")
+
+
+class Puller(Protocol):
+    """The registry calls warming needs (RegistryClient against the ECR registry endpoint)."""
+
+    def get_manifest(self, repository: str, reference: str) -> Manifest: ...
+
+    def fetch_blob(self, repository: str, digest: str) -> int: ...
+
+
+LayerCheck = Callable[[str, Sequence[str]], dict[str, bool]]
+Diagnose = Callable[[], PullthroughError | None]
+
+
+def details_of(job: WarmJob, **facts: Any) -> Details:
+    """Details naming the job's rule, upstream and repository, plus `facts`."""
+    return Details(rule=job.rule, upstream=job.upstream, repository=job.repository, **facts)
+
+
+def warm_image(
+    job: WarmJob,
+    ecr: Puller,
+    check_layers: LayerCheck,
+    *,
+    diagnose: Diagnose = lambda: None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    verify_seconds: float = VERIFY_SECONDS,
+) -> ReportItem:
+    """Warm one image tag through ECR and verify every wanted platform's config and layers are held there."""
+    started = clock()
+    gets = 0
+    moved = 0
+
+    def spent(digest: str | None) -> int:
+        # A manifest GET makes ECR pull upstream only when ECR did not hold the tag, or the tag moved (and ECR
+        # re-checked it); the blobs of a "complete" job come from the cache's own storage.
+        if job.action == "warm" or (job.action == "refresh" and digest not in (None, job.previous_digest)):
+            return gets
+        return 0
+
+    def item(outcome: Outcome, digest: str | None = None, **fields: Any) -> ReportItem:
+        facts = fields.pop("facts", {})
+        return ReportItem(
+            subject=job.subject,
+            outcome=outcome,
+            details=details_of(
+                job,
+                digest=digest,
+                bytes_moved=moved,
+                pulls_spent=spent(digest),
+                pulls_remaining=job.pulls_remaining,
+                seconds=round(clock() - started, 3),
+                **facts,
+            ),
+            **fields,
+        )
+
+    def failed(error: PullthroughError, digest: str | None = None) -> ReportItem:
+        found = _explain(error, job, diagnose)
+        return item(Outcome.FAILED, digest, reason=found.text, fix=found.fix, reason_code=found.reason.value)
+
+    try:
+        top = ecr.get_manifest(job.repository, job.tag)
+        gets += 1
+        parsed = top.parsed()
+        images: list[manifests.ImageManifest] = []
+        platforms: list[str] = []
+        absent: list[str] = []
+        if isinstance(parsed, manifests.Index):
+            for platform in job.platforms:
+                entry = parsed.entry_for(platform)
+                if entry is None:
+                    absent.append(platform)
+                    continue
+                child = ecr.get_manifest(job.repository, entry.digest)
+                gets += 1
+                child_parsed = child.parsed()
+                if not isinstance(child_parsed, manifests.ImageManifest):
+                    raise InvalidManifest(f"{job.subject}: the {platform} entry of the index is not an image manifest")
+                images.append(child_parsed)
+                platforms.append(platform)
+            if not images:
+                offered = ", ".join(parsed.platforms) or "none"
+                return item(
+                    Outcome.FAILED,
+                    top.digest,
+                    reason=f"no platform: the image offers {offered}, none of {', '.join(job.platforms)}",
+                    fix=fix_for(Reason.NO_PLATFORM, image=job.subject),
+                    reason_code=Reason.NO_PLATFORM.value,
+                )
+        else:
+            images.append(parsed)
+        sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
+        held = check_layers(job.repository, list(sizes))
+        missing = [digest for digest in sizes if not held.get(digest)]
+        for digest in missing:
+            moved += ecr.fetch_blob(job.repository, digest)
+        still = _wait_until_held(job.repository, missing, check_layers, clock, sleep, verify_seconds)
+    except (RegistryError, InvalidManifest) as error:
+        return failed(error)
+    facts = {"platforms": tuple(platforms) or None, "size": sum(sizes.values())}
+    if still:
+        return item(
+            Outcome.FAILED,
+            top.digest,
+            reason=(
+                f"timeout: ECR still lacks {len(still)} of the {len(sizes)} blobs {verify_seconds:.0f}s after they "
+                "were pulled through it"
+            ),
+            fix=fix_for(Reason.TIMEOUT, image=job.subject),
+            reason_code=Reason.TIMEOUT.value,
+            facts=facts,
+        )
+    if job.pinned and top.digest != job.pinned:
+        return item(
+            Outcome.FAILED,
+            top.digest,
+            reason=f"digest mismatch: ECR serves {top.digest} for the tag, not the pinned {job.pinned}",
+            fix=fix_for(Reason.DIGEST_MISMATCH, image=job.subject),
+            reason_code=Reason.DIGEST_MISMATCH.value,
+            facts=facts,
+        )
+    warning = f"the image has no {', '.join(absent)}; warmed {', '.join(platforms)}" if absent else None
+    severity = {"severity": Severity.WARNING} if absent else {}
+    if job.action == "refresh":
+        if top.digest == job.previous_digest:
+            return item(
+                Outcome.ALREADY_CACHED,
+                top.digest,
+                reason=(
+                    f"the upstream tag moved to {job.expected_digest}; ECR still serves the digest it holds until it "
+                    "re-checks the tag (at most once a day)"
+                ),
+                reason_code=TAG_MOVED,
+                severity=Severity.WARNING,
+                facts=facts,
+            )
+        moved_text = "the upstream tag moved; ECR now serves the new digest"
+        return item(
+            Outcome.REFRESHED,
+            top.digest,
+            reason=f"{moved_text} ({warning})" if warning else moved_text,
+            reason_code=TAG_MOVED,
+            facts={**facts, "previous_digest": job.previous_digest},
+            **severity,
+        )
+    return item(Outcome.WARMED, top.digest, reason=warning, facts=facts, **severity)
+
+
+def _wait_until_held(
+    repository: str,
+    digests: list[str],
+    check_layers: LayerCheck,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    seconds: float,
+) -> list[str]:
+    """Poll until ECR holds every digest; the ones still missing at the deadline."""
+    deadline = clock() + seconds
+    pause = 0.05
+    waiting = list(digests)
+    while waiting:
+        held = check_layers(repository, waiting)
+        waiting = [digest for digest in waiting if not held.get(digest)]
+        if not waiting or clock() >= deadline:
+            break
+        sleep(min(pause, max(deadline - clock(), 0.0)))
+        pause = min(pause * 1.5, 1.0)
+    return waiting
+
+
+def _explain(error: PullthroughError, job: WarmJob, diagnose: Diagnose) -> Failure:
+    """Why pulling through ECR failed: ECR's own answer, or the upstream's when ECR only says it could not pull."""
+    if isinstance(error, RegistryNotFound) and "NAME_UNKNOWN" in str(error):
+        # The ECR endpoint names an unknown repository only when no pull-through cache rule covers it.
+        return Failure(
+            Reason.NO_RULE,
+            f"no rule: ECR has no pull-through cache rule for {job.rule}/ ({error})",
+            fix_for(Reason.NO_RULE, image=job.subject, rule=job.rule),
+        )
+    if isinstance(error, RegistryError | InvalidManifest) and not isinstance(error, DigestMismatch):
+        # A cache hides the upstream's answer behind its own 404 or 5xx; a HEAD upstream costs no pull and says why.
+        upstream = diagnose()
+        if upstream is not None:
+            found = failure(upstream, image=job.subject, rule=job.rule, secret=job.secret)
+            return Failure(found.reason, f"{found.text} (ECR: {error})", found.fix)
+    return failure(error, image=job.subject, rule=job.rule, secret=job.secret)
+
+
+# --- the worker: one SQS batch ---------------------------------------------------------------------------------------
+
+
+def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) -> dict[str, Any]:
+    """warm_images: warm every job of an SQS batch; records that failed go back to the queue (partial response)."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+
+    worker = Worker(settings, context)
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    try:
+        response = process_partial_response(
+            event=event, record_handler=worker.process, processor=processor, context=context
+        )
+    finally:
+        worker.close()
+    return dict(response)
+
+
+class Worker:
+    """Warms jobs one after another with one ECR client, and records each outcome in the ledger."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        context: LambdaContext | None = None,
+        config: Config | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        self._config = config
+        self._ledger = ledger
+        self._ecr: RegistryClient | None = None
+        self._upstreams: dict[str, RegistryClient | None] = {}
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = config_module.load(self.settings.config_path)
+        return self._config
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = ledger_for(self.settings)
+        return self._ledger
+
+    def ecr(self) -> RegistryClient:
+        """The ECR registry endpoint's client, with a token from GetAuthorizationToken."""
+        if self._ecr is None:
+            from pullthrough.aws import ecr
+
+            url = self.settings.registry_url()
+            credentials = ecr.authorization(url, self.settings.region)
+            self._ecr = RegistryClient(url, name="ECR", credentials=credentials, timeout=ECR_TIMEOUT)
+        return self._ecr
+
+    def close(self) -> None:
+        """Close the registry connections this worker opened."""
+        for client in [self._ecr, *self._upstreams.values()]:
+            if client is not None:
+                client.close()
+
+    def process(self, record: SQSRecord) -> None:
+        """Handle one SQS record: warm its job unless the ledger already has its outcome, then maybe close the run."""
+        from pullthrough.aws.ledger import Recorded
+
+        try:
+            job = WarmJob.model_validate_json(record.body)
+        except ValidationError as exc:
+            raise EventError(f"SQS message {record.message_id} is not a warm job: {exc.errors()[0]['msg']}") from None
+        logger.append_keys(run_id=job.run_id)
+        known = self.ledger.job(job.run_id, job.key)
+        if known is None:
+            logger.warning("job is not part of any run in the ledger; dropped", extra={"subject": job.subject})
+            return
+        if known.status != "pending":
+            # A redelivery: the outcome is counted already. Only the run's closer may still owe its report.
+            logger.info("job already recorded; redelivery ignored", extra={"subject": job.subject})
+            self.finish_run(job.run_id, job.key)
+            return
+        self._check_time(job)
+        try:
+            item = self.warm(job)
+        except Exception as exc:
+            if int(record.attributes.approximate_receive_count or 1) < MAX_RECEIVES:
+                raise
+            # The last delivery: an outcome keeps the run completable where the dead-letter queue would not.
+            logger.exception("job failed on its last delivery", extra={"subject": job.subject})
+            item = ReportItem(
+                subject=job.subject,
+                outcome=Outcome.FAILED,
+                reason=f"error: {type(exc).__name__}: {exc}",
+                fix=fix_for(Reason.ERROR, image=job.subject),
+                reason_code=Reason.ERROR.value,
+                details=details_of(job),
+            )
+        logger.info(f"{job.subject}: {item.outcome.label}", extra=item.to_log())
+        recorded = self.ledger.record(
+            job.run_id,
+            job.key,
+            item.outcome.value,
+            item.model_dump_json(exclude_none=True),
+            bytes_moved=item.details.bytes_moved or 0,
+            pulls_spent=item.details.pulls_spent or 0,
+        )
+        if recorded is Recorded.CLOSED:
+            logger.warning("the run was closed before this job finished; outcome not counted")
+            return
+        self.finish_run(job.run_id, job.key)
+
+    def warm(self, job: WarmJob) -> ReportItem:
+        """Warm one job's image through ECR."""
+        from pullthrough.aws import ecr
+
+        region = self.settings.region
+        remaining = self._seconds_left()
+        verify = VERIFY_SECONDS if remaining is None else max(min(VERIFY_SECONDS, remaining - 10.0), 1.0)
+        return warm_image(
+            job,
+            self.ecr(),
+            lambda repository, digests: ecr.check_layers(repository, digests, region),
+            diagnose=lambda: self._diagnose(job),
+            verify_seconds=verify,
+        )
+
+    def finish_run(self, run_id: str, key: str) -> None:
+        """Close the run when every job is counted; the one caller that closes it publishes the report."""
+        state = self.ledger.run(run_id)
+        if state is None:
+            return
+        if not state.closed and state.complete and self.ledger.close(run_id, by=key):
+            state = self.ledger.run(run_id) or state
+            report_run(self.ledger, state, self.config, self.settings)
+        elif state.closed and state.closed_by == key and state.reported_at is None:
+            # This job closed the run, but its report did not go out (the publish failed and SQS redelivered).
+            report_run(self.ledger, state, self.config, self.settings)
+
+    def _diagnose(self, job: WarmJob) -> PullthroughError | None:
+        try:
+            if job.rule not in self._upstreams:
+                rule = next((r for r in self.config.rules if r.prefix == job.rule), None)
+                self._upstreams[job.rule] = upstream_client(rule, self.settings) if rule else None
+            client = self._upstreams[job.rule]
+            if client is not None:
+                client.head_manifest(job.upstream_repository, job.tag)
+        except PullthroughError as exc:
+            return exc
+        return None
+
+    def _seconds_left(self) -> float | None:
+        if self.context is None:
+            return None
+        return float(self.context.get_remaining_time_in_millis()) / 1000.0
+
+    def _check_time(self, job: WarmJob) -> None:
+        left = self._seconds_left()
+        if left is not None and left < MIN_SECONDS_FOR_A_JOB:
+            raise JobPostponed(f"{job.subject}: only {left:.0f}s of the invocation left; back to the queue")
+
+
+class JobPostponed(PullthroughError):
+    """Too little Lambda time is left to start a job; SQS delivers it again."""
+
+
+# --- shared with the planner ---------------------------------------------------------------------------------------
+
+
+def upstream_client(rule: Rule, settings: Settings, *, timeout: float | None = None) -> RegistryClient | None:
+    """A client for the rule's upstream with the rule's credentials; None where only ECR can reach it (IAM roles)."""
+    if rule.entry.auth is Auth.IAM_ROLE:
+        return None
+    credentials = None
+    if rule.secret_name:
+        from pullthrough import credentials as credentials_module
+        from pullthrough.aws import secrets
+
+        try:
+            value = secrets.get_value(rule.secret_name, region=settings.region)
+        except AwsError as exc:
+            raise SecretError(
+                rule.secret_name, f"cannot be read ({exc.code}); check it exists and the role may read it"
+            ) from exc
+        credentials = credentials_module.parse_value(rule.secret_name, value)
+    return RegistryClient(
+        settings.upstream_url(rule.upstream_url),
+        name=rule.upstream_url,
+        credentials=credentials,
+        timeout=UPSTREAM_TIMEOUT if timeout is None else timeout,
+    )
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """The run ledger named by LEDGER_TABLE."""
+    from pullthrough.aws.ledger import Ledger
+
+    if not settings.ledger_table:
+        raise SettingsError("LEDGER_TABLE is not set: it names the warm run ledger (template.yaml: LedgerTable)")
+    return Ledger(settings.ledger_table)
+
+
+# --- closing a run: its report -------------------------------------------------------------------------------------
+
+
+def run_report(
+    state: RunState, jobs: Sequence[JobRecord], settings: Settings, *, finished: datetime | None = None
+) -> Report:
+    """The run's report from its ledger items; a job that never reported back is failed as not finished."""
+    items: list[ReportItem] = []
+    for job in jobs:
+        if job.status == "done" and job.report_item:
+            items.append(ReportItem.model_validate_json(job.report_item))
+        else:
+            items.append(
+                ReportItem(
+                    subject=job.subject,
+                    outcome=Outcome.FAILED,
+                    reason=(
+                        f"not finished: the job did not report back before the run was closed (after {MAX_RECEIVES} "
+                        "deliveries it goes to the warm queue's dead-letter queue)"
+                    ),
+                    fix=fix_for(Reason.NOT_FINISHED, image=job.subject),
+                    reason_code=Reason.NOT_FINISHED.value,
+                )
+            )
+    notes = list(state.notes)
+    if any(i.reason_code == TAG_MOVED for i in items) and MOVED_TAG_NOTE not in notes:
+        notes.append(MOVED_TAG_NOTE)
+    unfinished = sum(1 for job in jobs if job.status != "done")
+    if unfinished:
+        notes.append(
+            f"{unfinished} job(s) never reported back; the run was closed by the next planner run so it accounts "
+            "for every image."
+        )
+    return Report(
+        kind=Kind.WARM,
+        stack=state.stack or "pullthrough",
+        region=settings.region,
+        account=account_of(settings),
+        run_id=state.run_id,
+        trigger=state.trigger or "unknown",
+        started=state.started,
+        finished=finished or datetime.now(UTC),
+        dry_run=settings.dry_run,
+        items=tuple(items),
+        notes=tuple(notes),
+    )
+
+
+def account_of(settings: Settings) -> str:
+    """The account the report is about (ACCOUNT_ID, set by template.yaml's Globals)."""
+    if not settings.account_id:
+        raise SettingsError("ACCOUNT_ID is not set: reports name the account (template.yaml sets it to AWS::AccountId)")
+    return settings.account_id
+
+
+def report_run(ledger: Ledger, state: RunState, config: Config, settings: Settings) -> Report:
+    """Build the closed run's report, publish it once, and take the run off the open list."""
+    report = run_report(state, ledger.jobs(state.run_id), settings)
+    publish(report, config, settings)
+    ledger.mark_reported(state.run_id)
+    return report
+
+
+def publish(report: Report, config: Config, settings: Settings) -> str | None:
+    """Log the report, add its metrics, and send it to the report topic (when one is configured)."""
+    log_report(report, successes=False)
+    record_report_metrics(report)
+    if not settings.topic_arn:
+        logger.warning("REPORT_TOPIC_ARN is not set: the report is only logged", extra={"run_id": report.run_id})
+        return None
+    from pullthrough.aws import sns
+
+    return sns.publish(report, settings.topic_arn, success=config.notifications.success)
+
+
+__all__ = [
+    "ECR_TIMEOUT",
+    "MAX_RECEIVES",
+    "MOVED_TAG_NOTE",
+    "TAG_MOVED",
+    "UPSTREAM_TIMEOUT",
+    "Failure",
+    "JobPostponed",
+    "Reason",
+    "WarmJob",
+    "Worker",
+    "account_of",
+    "failure",
+    "fix_for",
+    "handle",
+    "ledger_for",
+    "publish",
+    "reason_of",
+    "report_run",
+    "run_report",
+    "upstream_client",
+    "warm_image",
+]

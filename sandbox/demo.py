@@ -1,0 +1,260 @@
+"""`make demo`: the whole system on one machine, with moto for AWS and real registries on 127.0.0.1.
+
+deploy event -> reconcile_rules -> "rules reconciled" -> plan_warming -> SQS -> warm_images -> report; the upstream is
+then stopped and every warmed image is pulled again through the ECR endpoint (the offline guarantee); then a rotation
+with a bad token (refused, the old token stays current) and one with a good token (accepted). Each SNS report is
+printed as a subscriber would read it. Everything started is stopped at the end, also on failure or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from sandbox.stack import Stack
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIG = ROOT / "config" / "pullthrough.yaml"
+STACK = "pullthrough-demo"
+JSON_MARKER = "-----BEGIN PULLTHROUGH REPORT JSON-----"
+FUNCTION_LOG = Path(tempfile.gettempdir()) / "pullthrough-demo-functions.log"
+
+_started = time.monotonic()
+
+
+def step(text: str) -> None:
+    """Progress, with the time since the demo started."""
+    print(f"\n[{time.monotonic() - _started:5.1f}s] == {text}", flush=True)
+
+
+def say(text: str = "") -> None:
+    print(f"    {text}" if text else "", flush=True)
+
+
+@contextmanager
+def fake_aws() -> Iterator[None]:
+    """moto in-process, with credentials that cannot reach AWS."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="sandbox",
+        AWS_SECRET_ACCESS_KEY="sandbox",
+        AWS_SESSION_TOKEN="sandbox",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        POWERTOOLS_METRICS_NAMESPACE="Pullthrough",
+        POWERTOOLS_TRACE_DISABLED="true",
+        POWERTOOLS_LOG_LEVEL=os.environ.get("POWERTOOLS_LOG_LEVEL", "WARNING"),
+    )
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+class Reports:
+    """An SQS queue subscribed to the report topic: what a subscriber receives."""
+
+    def __init__(self, topic_arn: str) -> None:
+        import boto3
+
+        self.sqs = boto3.client("sqs")
+        self.url = self.sqs.create_queue(QueueName="demo-report-reader")["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        boto3.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=arn)
+
+    def print_new(self) -> list[dict[str, Any]]:
+        """Print every report published since the last call; return their parsed JSON blocks."""
+        parsed = []
+        while True:
+            got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return parsed
+            for message in got:
+                self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
+                envelope = json.loads(message["Body"])
+                body: str = envelope["Message"]
+                human, _, machine = body.partition(JSON_MARKER)
+                print("\n    +" + "-" * 108)
+                print(f"    | Subject: {envelope.get('Subject')}")
+                attributes = {k: v.get("Value") for k, v in envelope.get("MessageAttributes", {}).items()}
+                print(f"    | Attributes: {attributes}")
+                print("    |")
+                for line in human.rstrip().splitlines():
+                    print(f"    | {line}")
+                if machine:
+                    print(f"    | {JSON_MARKER} ... (the report as JSON, {len(machine)} characters)")
+                    parsed.append(json.loads(machine.split("-----END", 1)[0]))
+                print("    +" + "-" * 108, flush=True)
+
+
+class DemoStack(Stack):
+    """The deployed stack, with the functions' own output (JSON logs, EMF metrics) sent to FUNCTION_LOG."""
+
+    log: IO[str] | None = None
+
+    def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
+        with contextlib.redirect_stdout(self.log or sys.stdout), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Powertools warns when a run had no metrics to flush
+            return super().invoke(function, event, kind)
+
+
+def run() -> int:
+    """The demo; returns the exit status."""
+    import boto3
+
+    from pullthrough import config as config_module
+    from pullthrough.observability import logger
+    from pullthrough.reference import upstream_repository
+    from pullthrough.registry import Credentials, RegistryClient
+    from sandbox import Sandbox
+    from sandbox.seed import seed
+
+    log = FUNCTION_LOG.open("w", encoding="utf-8")
+    for handler in logging.getLogger(logger.name).handlers:  # the functions' JSON logs go to FUNCTION_LOG
+        if isinstance(handler, logging.StreamHandler):
+            handler.setStream(log)
+
+    step("Starting the sandbox: moto for AWS, CNCF distribution registries and the ECR endpoint on 127.0.0.1")
+    with tempfile.TemporaryDirectory(prefix="pullthrough-demo-") as workdir, fake_aws(), Sandbox(workdir) as sb:
+        say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
+        say(f"ECR registry endpoint (one pull-through proxy per rule): {sb.ecr_url}")
+        config_path = _demo_config(Path(workdir))
+        stack = DemoStack(stack_name=STACK, extra_env={**sb.env(), "PULLTHROUGH_CONFIG": str(config_path)})
+        stack.log = log
+        stack.deploy()
+        functions = {v: k for k, v in stack.functions().items()}
+        say(f"template.yaml deployed into moto: {len(stack.physical)} resources, functions {sorted(functions)}")
+        reports = Reports(stack.physical["ReportTopic"])
+
+        step(f"Loading {CONFIG.relative_to(ROOT)}")
+        cfg = config_module.load(CONFIG)
+        for line in cfg.explain():
+            say(line)
+
+        step("Filling the upstream with the images the config warms (generated, multi-arch)")
+        seeded = seed(sb, cfg)
+        say(f"{len(seeded)} tags pushed across {len({s.repository for s in seeded})} repositories")
+
+        step("Storing upstream credentials in Secrets Manager (what `pullthrough credentials set` does)")
+        (user, token), *_ = sb.users.items()
+        secrets = boto3.client("secretsmanager")
+        for rule in cfg.rules:
+            if rule.secret_name:
+                value = json.dumps({"username": user, "accessToken": token})
+                secrets.create_secret(Name=rule.secret_name, SecretString=value)
+                say(f"{rule.secret_name} (for rule {rule.prefix}): stored, value not shown")
+
+        with stack.bus() as forward:
+            step("sam deploy: CloudFormation CREATE_COMPLETE -> reconcile_rules")
+            stack.put_event(
+                {
+                    "source": "aws.cloudformation",
+                    "detail-type": "CloudFormation Stack Status Change",
+                    "resources": [stack.stack_id],
+                    "detail": {
+                        "stack-id": stack.stack_id,
+                        "status-details": {"status": "CREATE_COMPLETE", "status-reason": ""},
+                        "logical-resource-id": STACK,
+                    },
+                }
+            )
+            rules = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+            say(f"pull-through cache rules now in the account: {[r['ecrRepositoryPrefix'] for r in rules]}")
+            reports.print_new()
+
+            step('"Pullthrough Rules Reconciled" event -> plan_warming -> SQS jobs')
+            forwarded = forward()
+            say(f"{forwarded} event(s) routed from the bus")
+        step("SQS -> warm_images (batch size and partial batch responses from template.yaml)")
+        processed = stack.drain(functions["warm_images"])
+        say(f"{processed} job(s) processed")
+        reports.print_new()
+
+        step("Offline: stopping the upstream, then pulling every warmed image through the ECR endpoint")
+        sb.stop_upstream()
+        ecr = RegistryClient(sb.ecr_url, name="ecr", credentials=Credentials("AWS", sb.ecr_password))
+        ecr_api = boto3.client("ecr")
+        pulled = blobs = 0
+        for s in seeded:
+            repository = f"{s.target.rule.prefix}/{upstream_repository(s.target.image.image)}"
+            try:
+                ecr_api.describe_images(repositoryName=repository, imageIds=[{"imageTag": s.tag}])
+            except ecr_api.exceptions.ClientError:
+                continue  # not among the tags the config warms (a tag pattern picked others)
+            for platform, digest in s.pushed.platforms.items():
+                if platform not in s.target.platforms:
+                    continue
+                manifest = ecr.get_manifest(repository, digest)
+                for blob in manifest.parsed().blobs:  # type: ignore[union-attr]
+                    blobs += ecr.fetch_blob(repository, blob.digest) > 0
+                pulled += 1
+        say(f"{pulled} platform image(s), {blobs} blob(s) served by the cache with the upstream down")
+        sb.start_upstream()
+
+        step("Rotation with a BAD token: testSecret proves it upstream and refuses it")
+        rule = next(r for r in cfg.rules if r.secret_name)
+        assert rule.secret_name is not None
+        _rotate(stack, functions["rotate_credentials"], rule.secret_name, user, "dckr_pat_not-a-valid-token")
+        reports.print_new()
+
+        step("Rotation with a GOOD token: proven upstream, promoted, rules re-validated")
+        new_token = f"dckr_pat_{uuid.uuid4().hex}"
+        sb.add_user(user + "-rotated", new_token)
+        _rotate(stack, functions["rotate_credentials"], rule.secret_name, user + "-rotated", new_token)
+        reports.print_new()
+
+        step("Stopping everything")
+    log.close()
+    print(f"\nDemo finished in {time.monotonic() - _started:.1f}s. The functions' logs: {FUNCTION_LOG}", flush=True)
+    return 0
+
+
+def _demo_config(workdir: Path) -> Path:
+    """config/pullthrough.yaml as it is, but with full success reports, so the demo shows every image."""
+    text = CONFIG.read_text(encoding="utf-8")
+    path = workdir / "pullthrough.yaml"
+    path.write_text(text.replace("  success: summary", "  success: full", 1), encoding="utf-8")
+    return path
+
+
+def _rotate(stack: Any, function: str, secret_name: str, user: str, token: str) -> None:
+    """Stage a new value as AWSPENDING and run the four rotation steps as Secrets Manager would."""
+    import boto3
+
+    secrets = boto3.client("secretsmanager")
+    arn = secrets.describe_secret(SecretId=secret_name)["ARN"]
+    request = str(uuid.uuid4())
+    value = json.dumps({"username": user, "accessToken": token})
+    secrets.put_secret_value(SecretId=arn, ClientRequestToken=request, SecretString=value, VersionStages=["AWSPENDING"])
+    for name in ("createSecret", "setSecret", "testSecret", "finishSecret"):
+        event = {"Step": name, "SecretId": arn, "ClientRequestToken": request}
+        try:
+            stack.invoke(function, event, "rotation")
+        except Exception as exc:  # Secrets Manager records the failure and retries; the demo shows it
+            say(f"{name}: refused ({type(exc).__name__}: {exc})")
+            break
+        say(f"{name}: done")
+    current = secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["VersionId"]
+    say(f"AWSCURRENT is now version {current} ({'the new one' if current == request else 'the previous one, kept'})")
+
+
+def main() -> int:
+    try:
+        return run()
+    except KeyboardInterrupt:
+        print("\ninterrupted; everything the demo started has been stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""`make demo` end to end: the README's first command runs the whole system and shows every report."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo_output(docker_registry: str) -> str:
+    # Given a fresh process (its own moto and sandbox), When the demo runs as `make demo` runs it
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PULLTHROUGH_"))}
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_the_deploy_creates_every_rule_and_reports_it(demo_output: str) -> None:
+    # Then every rule of the example config is created and a rules report arrives
+    assert "pull-through cache rules now in the account: ['docker-hub', 'ecr-public', 'ghcr', 'k8s', 'quay']" in (
+        demo_output
+    )
+    assert re.search(r"Subject: OK .* rules prod/us-east-1: 7 created", demo_output)
+
+
+def test_the_warm_run_accounts_for_every_image_and_reports_once(demo_output: str) -> None:
+    # Then the warm report counts every planned image as warmed, exactly one warm report is published
+    warm_subjects = re.findall(r"Subject: \S+ .* warm prod/us-east-1: (.*)", demo_output)
+    assert warm_subjects == ["11 warmed"]
+
+
+def test_the_cache_serves_every_warmed_platform_with_the_upstream_down(demo_output: str) -> None:
+    # Then every wanted platform of every warmed tag pulls from the cache while the upstream is stopped
+    match = re.search(
+        r"(\d+) platform image\(s\), (\d+) blob\(s\) served by the cache with the upstream down", demo_output
+    )
+    assert match is not None
+    assert int(match.group(1)) == 20
+    assert int(match.group(2)) == 3 * 20  # a config blob and two layers per platform image
+
+
+def test_a_bad_token_is_refused_and_a_good_one_promoted(demo_output: str) -> None:
+    bad, good = demo_output.split("Rotation with a GOOD token", 1)
+    # Then the bad token stops at testSecret and the old version stays current, with a FAILED report
+    assert "testSecret: refused" in bad
+    assert "(the previous one, kept)" in bad
+    assert re.search(r"Subject: FAILED .* credentials prod/us-east-1", bad)
+    # And the good token goes through all four steps and becomes current, with an OK report
+    assert "finishSecret: done" in good
+    assert "(the new one)" in good
+    assert re.search(r"Subject: OK .* credentials prod/us-east-1", good)
+
+
+def test_no_token_is_printed(demo_output: str) -> None:
+    # Then neither the sandbox's tokens nor the rotated ones appear anywhere in what a person sees
+    assert not re.search(r"dckr_pat_[A-Za-z0-9_-]{8,}", demo_output)

@@ -1,0 +1,226 @@
+"""The run ledger (pullthrough/aws/ledger.py) on moto's DynamoDB, with the table as template.yaml declares it.
+
+What it promises: a run is written whole; a job's outcome counts once however often it is delivered; a job that
+arrives after its run closed counts not at all; however many jobs finish at once, exactly one closes the run; the
+planner finds every run not yet reported.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pullthrough.aws import clients
+from pullthrough.aws.ledger import DONE, JobEntry, Ledger, Recorded
+from pullthrough.errors import AwsAlreadyExists, AwsError
+from sandbox.template import load_template
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    """An empty ledger table with template.yaml's keys and TTL attribute."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    table = load_template()["Resources"]["LedgerTable"]["Properties"]
+    clients.clear()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name=REGION)
+        ddb.create_table(
+            TableName="ledger",
+            KeySchema=table["KeySchema"],
+            AttributeDefinitions=table["AttributeDefinitions"],
+            BillingMode=table["BillingMode"],
+        )
+        ddb.update_time_to_live(TableName="ledger", TimeToLiveSpecification=table["TimeToLiveSpecification"])
+        yield Ledger("ledger", clock=lambda: T0 + timedelta(minutes=5))
+    clients.clear()
+
+
+def open_run(ledger: Ledger, run_id: str = "warm-1", pending: int = 3, decided: int = 1) -> None:
+    jobs = [
+        JobEntry(
+            key=f"docker-hub/cached{i}:1",
+            subject=f"docker.io/cached{i}:1",
+            status=DONE,
+            outcome="already_cached",
+            report_item='{"subject":"x","outcome":"already_cached"}',
+        )
+        for i in range(decided)
+    ]
+    jobs += [JobEntry(key=f"docker-hub/app{i}:1", subject=f"docker.io/app{i}:1") for i in range(pending)]
+    ledger.open_run(
+        run_id,
+        trigger="schedule",
+        stack="test",
+        started=T0,
+        deadline=T0 + timedelta(hours=3),
+        jobs=jobs,
+        notes=["one note"],
+    )
+
+
+def record(ledger: Ledger, key: str, run_id: str = "warm-1", outcome: str = "warmed") -> Recorded:
+    return ledger.record(
+        run_id, key, outcome, f'{{"subject":"{key}","outcome":"{outcome}"}}', bytes_moved=10, pulls_spent=1
+    )
+
+
+def test_an_opened_run_holds_every_job_with_its_counters_ttl_and_open_marker(ledger: Ledger) -> None:
+    # When a run of one decided and three pending jobs is opened
+    open_run(ledger)
+    # Then META counts the decided job, the jobs are listed, and the run is on the open list
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert (state.planned, state.done, state.counts, state.status) == (4, 1, {"already_cached": 1}, "open")
+    assert (state.trigger, state.stack, state.started, state.notes) == ("schedule", "test", T0, ("one note",))
+    assert state.deadline == T0 + timedelta(hours=3)
+    assert [job.status for job in ledger.jobs("warm-1")] == ["pending", "pending", "pending", "done"]
+    assert [run.run_id for run in ledger.open_runs()] == ["warm-1"]
+    # And every item expires by TTL
+    items = boto3.client("dynamodb", region_name=REGION).scan(TableName="ledger")["Items"]
+    assert len(items) == 6
+    assert all(int(item["expires_at"]["N"]) == int((T0 + timedelta(days=30)).timestamp()) for item in items)
+
+
+def test_a_run_id_cannot_be_opened_twice(ledger: Ledger) -> None:
+    open_run(ledger)
+    with pytest.raises(AwsAlreadyExists):
+        open_run(ledger)
+
+
+def test_a_job_outcome_counts_once_however_often_it_is_delivered(ledger: Ledger) -> None:
+    # Given an open run
+    open_run(ledger)
+    # When one job's outcome is recorded twice
+    first = record(ledger, "docker-hub/app0:1")
+    second = record(ledger, "docker-hub/app0:1", outcome="failed")
+    # Then the second is a duplicate, and the counters moved once
+    assert (first, second) == (Recorded.RECORDED, Recorded.DUPLICATE)
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert (state.done, state.counts, state.bytes_moved, state.pulls_spent) == (
+        2,
+        {"already_cached": 1, "warmed": 1},
+        10,
+        1,
+    )
+    job = ledger.job("warm-1", "docker-hub/app0:1")
+    assert job is not None
+    assert (job.status, job.outcome) == ("done", "warmed")
+
+
+def test_a_job_unknown_to_the_run_is_not_counted(ledger: Ledger) -> None:
+    open_run(ledger)
+    assert record(ledger, "docker-hub/stranger:1") is Recorded.DUPLICATE
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert state.done == 1
+
+
+def test_a_job_arriving_after_its_run_closed_is_not_counted(ledger: Ledger) -> None:
+    # Given a run closed before its jobs came back
+    open_run(ledger)
+    assert ledger.close("warm-1", by="planner")
+    # When a job reports
+    late = record(ledger, "docker-hub/app0:1")
+    # Then nothing changes
+    assert late is Recorded.CLOSED
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert (state.done, state.status, state.closed_by) == (1, "closed", "planner")
+    job = ledger.job("warm-1", "docker-hub/app0:1")
+    assert job is not None
+    assert job.status == "pending"
+
+
+def test_exactly_one_of_many_finishing_jobs_closes_the_run(ledger: Ledger) -> None:
+    # Given a run of twelve pending jobs
+    open_run(ledger, pending=12, decided=0)
+    closers: list[str] = []
+    lock = threading.Lock()
+    start = threading.Barrier(12)
+
+    def finish(index: int) -> None:
+        key = f"docker-hub/app{index}:1"
+        start.wait()
+        assert record(ledger, key) is Recorded.RECORDED
+        state = ledger.run("warm-1")
+        if state is not None and state.complete and ledger.close("warm-1", by=key):
+            with lock:
+                closers.append(key)
+
+    # When all of them finish at once, each checking whether it completed the run
+    threads = [threading.Thread(target=finish, args=(i,)) for i in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    # Then every outcome counted, and exactly one job closed the run
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert (state.done, state.status) == (12, "closed")
+    assert len(closers) == 1
+    assert state.closed_by == closers[0]
+    assert not ledger.close("warm-1", by="late")
+
+
+def test_a_reported_run_leaves_the_open_list(ledger: Ledger) -> None:
+    # Given two runs, one closed and reported
+    open_run(ledger, "warm-1")
+    open_run(ledger, "warm-2")
+    ledger.close("warm-1", by="x")
+    ledger.mark_reported("warm-1")
+    # Then only the other one is still open, and the reported one says when it was reported
+    assert [run.run_id for run in ledger.open_runs()] == ["warm-2"]
+    state = ledger.run("warm-1")
+    assert state is not None
+    assert state.reported_at == T0 + timedelta(minutes=5)
+
+
+def test_a_large_run_is_written_in_batches_and_read_back_whole(ledger: Ledger) -> None:
+    open_run(ledger, pending=120, decided=3)
+    jobs = ledger.jobs("warm-1")
+    assert (len(jobs), sum(job.status == "done" for job in jobs)) == (123, 3)
+
+
+def test_a_missing_table_is_an_aws_error_naming_it(ledger: Ledger) -> None:
+    with pytest.raises(AwsError, match="no-such-table"):
+        Ledger("no-such-table").run("warm-1")
+
+
+def test_unwritten_job_items_are_retried_then_refused() -> None:
+    # Given a DynamoDB that keeps returning the items unprocessed
+    class Stubborn:
+        calls = 0
+
+        def get_item(self, **_: Any) -> dict[str, Any]:
+            return {}
+
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
+            Stubborn.calls += 1
+            return {"UnprocessedItems": RequestItems}
+
+    slept: list[float] = []
+    ledger = Ledger("ledger", client=Stubborn(), sleep=slept.append)  # type: ignore[arg-type]
+    # When a run is opened, Then it fails after bounded retries with a growing pause, before any META is written
+    with pytest.raises(AwsError, match="still unwritten"):
+        open_run(ledger)
+    assert Stubborn.calls == 6
+    assert slept == sorted(slept)
+    assert len(slept) == 5

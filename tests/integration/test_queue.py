@@ -1,0 +1,94 @@
+"""Sending warm jobs (pullthrough/aws/queue.py): ten to a SendMessageBatch, refused entries sent again."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from pullthrough.aws import clients
+from pullthrough.aws.queue import send_batch
+from pullthrough.errors import AwsError
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def queue_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+    }.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clients.clear()
+    with mock_aws():
+        yield boto3.client("sqs", region_name=REGION).create_queue(QueueName="jobs")["QueueUrl"]
+    clients.clear()
+
+
+class Flaky:
+    """SendMessageBatch that refuses some entries (SQS's own fault) a number of times, then takes them."""
+
+    def __init__(self, refusals: int, sender_fault: bool = False) -> None:
+        self.refusals = refusals
+        self.sender_fault = sender_fault
+        self.batches: list[list[str]] = []
+
+    def send_message_batch(self, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
+        self.batches.append([entry["MessageBody"] for entry in Entries])
+        if self.refusals > 0:
+            self.refusals -= 1
+            failed = Entries[:1]
+            code = "InvalidMessageContents" if self.sender_fault else "InternalError"
+            return {
+                "Successful": [{"Id": e["Id"]} for e in Entries[1:]],
+                "Failed": [
+                    {"Id": e["Id"], "Code": code, "Message": "m", "SenderFault": self.sender_fault} for e in failed
+                ],
+            }
+        return {"Successful": [{"Id": e["Id"]} for e in Entries], "Failed": []}
+
+
+def test_jobs_go_out_ten_to_a_call_and_all_arrive(queue_url: str) -> None:
+    # Given 23 job bodies, When they are sent
+    bodies = [f'{{"n": {i}}}' for i in range(23)]
+    sent = send_batch(queue_url, bodies)
+    # Then every one arrives
+    sqs = boto3.client("sqs", region_name=REGION)
+    received: list[str] = []
+    while got := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        received += [m["Body"] for m in got]
+    assert sent == 23
+    assert sorted(received) == sorted(bodies)
+
+
+def test_entries_sqs_refuses_are_sent_again_with_a_growing_pause() -> None:
+    # Given SQS refusing one entry of the batch twice
+    client, slept = Flaky(refusals=2), []
+    # When 12 bodies are sent
+    sent = send_batch(
+        "https://sqs.us-east-1.amazonaws.com/1/q", [str(i) for i in range(12)], client=client, sleep=slept.append
+    )  # type: ignore[arg-type]
+    # Then the refused entry went again alone, after growing pauses, and every body counted once
+    assert sent == 12
+    assert [len(batch) for batch in client.batches] == [10, 1, 1, 2]
+    assert slept == [0.2, 0.4]
+
+
+def test_entries_still_refused_after_the_last_attempt_raise() -> None:
+    client = Flaky(refusals=100)
+    with pytest.raises(AwsError, match="still refused after 4 attempts"):
+        send_batch("https://sqs.us-east-1.amazonaws.com/1/q", ["a", "b"], client=client, sleep=lambda _: None)  # type: ignore[arg-type]
+
+
+def test_a_malformed_entry_is_not_retried() -> None:
+    client = Flaky(refusals=1, sender_fault=True)
+    with pytest.raises(AwsError, match="InvalidMessageContents"):
+        send_batch("https://sqs.us-east-1.amazonaws.com/1/q", ["a", "b"], client=client, sleep=lambda _: None)  # type: ignore[arg-type]
+    assert len(client.batches) == 1

@@ -1,0 +1,587 @@
+"""Warm runs end to end on the sandbox: template.yaml deployed into moto, the real registries, the real handlers.
+
+plan_warming is fired as its schedule, its rule or a manual invoke would; the jobs it queued are received from
+moto's queue and handed to warm_images as the SQS event source does (partial batch responses honoured); the
+reports are read from a queue subscribed to the report topic. The upstream is the sandbox's Hub-like front (its
+counters are what a rate limit would count); ECR's registry endpoint is the sandbox's proxy per rule.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from pullthrough import warming
+from pullthrough.aws import clients, ecr
+from pullthrough.errors import RegistryError
+from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.report import Outcome, Report
+from sandbox import PushedImage, Sandbox, moto_ecr
+from sandbox.stack import Stack
+from tests.canary import canary_token
+
+pytestmark = pytest.mark.sandbox
+
+HUB, GHCR = "warm-hub", "warm-ghcr"
+WRONG_TOKEN = canary_token("wrong")  # what the GHCR rule's secret holds: the upstream refuses it
+WANTED = ("linux/amd64", "linux/arm64")
+LAYERS = (1500, 300)  # small: the tests are about the flow, not bandwidth
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class Warm:
+    """The deployed stack in moto, the sandbox, and the helpers a test drives a run with."""
+
+    sb: Sandbox
+    stack: Stack
+    user: str
+    workdir: Path
+    reader: str  # queue subscribed to the report topic
+    reports: list[Report] = field(default_factory=list)
+
+    def configure(self, images: list[Any], *, budget_share: float = 0.5) -> None:
+        """Write a config with the module's rules and `images`, and point both functions at it."""
+        document = {
+            "version": 1,
+            "stack": "sandbox",
+            "rules": [
+                {"prefix": HUB, "upstream": "docker-hub", "credentials": f"ecr-pullthroughcache/{HUB}"},
+                {
+                    "prefix": GHCR,
+                    "upstream": "github-container-registry",
+                    "credentials": f"ecr-pullthroughcache/{GHCR}",
+                },
+            ],
+            "warm": {"platforms": list(WANTED), "budget_share": budget_share, "images": images},
+            "notifications": {"success": "full"},
+        }
+        path = self.workdir / f"{unique('config-')}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+
+    def plan(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fire plan_warming: its schedule by default, else with `event` as a direct invoke."""
+        if event is None:
+            return dict(self.stack.fire_schedule("PlanWarmingFunction"))
+        return dict(self.stack.invoke("PlanWarmingFunction", event))
+
+    def drain(self) -> int:
+        """Feed the warm queue to warm_images until it is empty."""
+        return self.stack.drain("WarmImagesFunction")
+
+    def run(self, event: dict[str, Any] | None = None) -> tuple[dict[str, Any], Report]:
+        """A whole run: plan, drain; returns the planner's summary and the run's one report."""
+        summary = self.plan(event)
+        self.drain()
+        return summary, self.report_of(summary["run_id"])
+
+    def receive(self) -> list[dict[str, Any]]:
+        """The jobs waiting on the warm queue, received as the event source would (they stay invisible)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        url = self.stack.physical["WarmQueue"]
+        messages: list[dict[str, Any]] = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        ):
+            messages += got
+        return messages
+
+    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand received messages to warm_images as one SQS event."""
+        arn = self.stack.physical["WarmQueue.Arn"]
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": self.sb.region,
+            }
+            for m in messages
+        ]
+        return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
+
+    def collect(self) -> list[Report]:
+        """Every report published so far (each read once from the subscribed queue)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        while got := sqs.receive_message(QueueUrl=self.reader, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                self.reports.append(Report.from_message(message["Body"]))
+                sqs.delete_message(QueueUrl=self.reader, ReceiptHandle=message["ReceiptHandle"])
+        return self.reports
+
+    def reports_of(self, run_id: str) -> list[Report]:
+        return [report for report in self.collect() if report.run_id == run_id]
+
+    def report_of(self, run_id: str) -> Report:
+        (report,) = self.reports_of(run_id)
+        return report
+
+    def pulls(self) -> int:
+        """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
+        return self.sb.upstream.counters[("GET", "manifest")]
+
+    def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
+        options.setdefault("layer_sizes", LAYERS)
+        return self.sb.push_image(name, tag, **options)
+
+    def ecr_client(self) -> RegistryClient:
+        password = ecr.authorization(self.sb.ecr_url, self.sb.region).password
+        return RegistryClient(self.sb.ecr_url, credentials=Credentials("AWS", password), retries=0, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
+    """template.yaml in moto, two rules (a good Docker Hub user, a GHCR user with a wrong token), a report reader."""
+    user = unique("warm-user-")
+    sandbox.add_user(user, canary_token("warm"))
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": sandbox.region,
+            "POWERTOOLS_METRICS_NAMESPACE": "Pullthrough",
+        }.items():
+            patch.setenv(key, value)
+        for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            patch.delenv(key, raising=False)
+        with mock_aws():
+            # Other modules may have pointed moto's cache operations elsewhere: point them at this sandbox.
+            moto_ecr.install()
+            moto_ecr.set_upstream_endpoints(sandbox.upstream_endpoints())
+            moto_ecr.set_cache_storage(sandbox.ecr.storage_dir)
+            clients.clear()
+            ecr.forget_authorization()
+            secrets, registry = boto3.client("secretsmanager"), boto3.client("ecr")
+            for prefix, upstream, url, token in (
+                (HUB, "docker-hub", "registry-1.docker.io", sandbox.users[user]),
+                (GHCR, "github-container-registry", "ghcr.io", WRONG_TOKEN),
+            ):
+                arn = secrets.create_secret(
+                    Name=f"ecr-pullthroughcache/{prefix}",
+                    SecretString=json.dumps({"username": user, "accessToken": token}),
+                )["ARN"]
+                registry.create_pull_through_cache_rule(
+                    ecrRepositoryPrefix=prefix, upstreamRegistryUrl=url, upstreamRegistry=upstream, credentialArn=arn
+                )
+            stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+            sns, sqs = boto3.client("sns"), boto3.client("sqs")
+            reader = sqs.create_queue(QueueName="warm-report-reader")["QueueUrl"]
+            reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
+                "QueueArn"
+            ]
+            sns.subscribe(
+                TopicArn=stack.physical["ReportTopic"],
+                Protocol="sqs",
+                Endpoint=reader_arn,
+                Attributes={"RawMessageDelivery": "true"},
+            )
+            yield Warm(sandbox, stack, user, tmp_path_factory.mktemp("warm"), reader)
+            clients.clear()
+            ecr.forget_authorization()
+    sandbox.remove_user(user)
+
+
+@pytest.fixture
+def front(world: Warm) -> Iterator[Any]:
+    """The upstream front; no fault outlives the test that set it."""
+    yield world.sb.upstream
+    world.sb.upstream.faults.clear()
+
+
+@dataclass
+class Catalogue:
+    """The warm list of the first run, and what it produced."""
+
+    images: dict[str, PushedImage]
+    summary: dict[str, Any]
+    report: Report
+    pulls: int
+
+
+@pytest.fixture(scope="module")
+def warmed(world: Warm) -> Catalogue:
+    """One run over a single-platform image, an OCI multi-arch image and a Docker manifest list."""
+    ns = unique("warm")
+    images = {
+        "single": world.push(f"{ns}/single", platforms=("linux/amd64",)),
+        "multi": world.push(f"{ns}/multi", platforms=("linux/amd64", "linux/arm64", "linux/s390x")),
+        "list": world.push(f"{ns}/list", platforms=WANTED, media="docker"),
+    }
+    world.configure([f"{image.repository}:{image.tag}" for image in images.values()])
+    before = world.pulls()
+    summary, report = world.run()
+    return Catalogue(images, summary, report, world.pulls() - before)
+
+
+def subject(image: PushedImage) -> str:
+    return f"docker.io/{image.repository}:{image.tag}"
+
+
+def by_subject(report: Report) -> dict[str, Any]:
+    return {item.subject: item for item in report.items}
+
+
+def wanted_blobs(image: PushedImage) -> dict[str, list[str]]:
+    """Manifest digest -> blobs, for the wanted platforms only."""
+    return {
+        digest: image.blobs[digest]
+        for platform, digest in image.platforms.items()
+        if platform.split("/")[:2] in [p.split("/") for p in WANTED]
+    } or dict(image.blobs)
+
+
+# --- a run, offline, and again ---------------------------------------------------------------------------------------
+
+
+def test_a_run_warms_single_and_multi_arch_images_and_reports_once(world: Warm, warmed: Catalogue) -> None:
+    # Given the first run over three images (see `warmed`)
+    report, images = warmed.report, warmed.images
+    items = by_subject(report)
+    # Then every image is warmed, every planned image is accounted for, and the run was reported once
+    assert warmed.summary["planned"] == warmed.summary["queued"] == 3
+    assert {s: i.outcome for s, i in items.items()} == {subject(i): Outcome.WARMED for i in images.values()}
+    assert report.total == warmed.summary["planned"]
+    # And a multi-arch image cost its index plus one pull per wanted platform, which is what the upstream counted
+    assert [items[subject(images[k])].details.pulls_spent for k in ("single", "multi", "list")] == [1, 3, 3]
+    assert report.totals.pulls_spent == warmed.pulls == 7
+    assert items[subject(images["multi"])].details.platforms == WANTED
+    # And the bytes moved are exactly the wanted platforms' configs and layers
+    wanted = {d for image in images.values() for blobs in wanted_blobs(image).values() for d in blobs}
+    sizes = {d: len(b) for d, b in _blob_bytes(world, images).items()}
+    assert report.totals.bytes_moved == sum(sizes[d] for d in wanted)
+
+
+def _blob_bytes(world: Warm, images: dict[str, PushedImage]) -> dict[str, bytes]:
+    """Every blob of the images, read from the proxy storage (they are all cached by now)."""
+    found = {}
+    for image in images.values():
+        for blobs in wanted_blobs(image).values():
+            for digest in blobs:
+                hex_digest = digest.split(":", 1)[1]
+                path = world.sb.ecr.storage_dir(HUB) / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest
+                found[digest] = (path / "data").read_bytes()
+    return found
+
+
+def test_warmed_images_pull_through_ecr_with_the_upstream_stopped(world: Warm, warmed: Catalogue) -> None:
+    # Given the warmed images, and the upstream taken down
+    world.sb.stop_upstream()
+    try:
+        client = world.ecr_client()
+        # When every image, every wanted platform and every layer is pulled through the ECR endpoint
+        for image in warmed.images.values():
+            repository = f"{HUB}/{image.repository}"
+            top = client.get_manifest(repository, image.tag)
+            assert top.digest == image.digest
+            for digest, blobs in wanted_blobs(image).items():
+                assert client.get_manifest(repository, digest).digest == digest
+                for blob in blobs:
+                    assert client.fetch_blob(repository, blob) > 0  # fetch_blob verifies the sha256
+        # Then all of it was served offline; a platform nobody asked for was not warmed
+        unwanted = warmed.images["multi"].platforms["linux/s390x"]
+        with pytest.raises(RegistryError):
+            client.get_manifest(f"{HUB}/{warmed.images['multi'].repository}", unwanted)
+    finally:
+        world.sb.start_upstream()
+
+
+def test_a_second_run_spends_no_upstream_manifest_get(world: Warm, warmed: Catalogue) -> None:
+    # Given the warmed images, When the same warm list runs again
+    before = world.pulls()
+    summary, report = world.run()
+    # Then nothing is queued, every image is already cached, and the upstream saw no manifest GET at all
+    assert (summary["queued"], summary["decided"]) == (0, {"already_cached": 3})
+    assert {i.outcome for i in report.items} == {Outcome.ALREADY_CACHED}
+    assert world.pulls() == before
+    assert report.totals.pulls_spent == 0
+
+
+# --- failures stay with their image --------------------------------------------------------------------------------
+
+
+def test_each_failure_ends_in_its_own_outcome_and_spares_the_other_images(
+    world: Warm, front: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a good image; a tag the upstream lacks; a private GHCR image whose rule holds a wrong token; an image
+    # whose manifests answer 429 whatever the retry; and one so slow every call to it times out
+    ns = unique("fail")
+    good = world.push(f"{ns}/good")
+    unknown = world.push(f"{ns}/unknown")
+    private = world.push(f"private/{ns}-app")
+    storm = world.push(f"{ns}/storm")
+    slow = world.push(f"{ns}/slow")
+    world.configure(
+        [
+            f"{good.repository}:1.0",
+            f"{unknown.repository}:9.9",
+            f"ghcr.io/{private.repository}:1.0",
+            f"{storm.repository}:1.0",
+            f"{slow.repository}:1.0",
+        ]
+    )
+    front.faults.too_many_requests(retry_after=0, path=rf"^/v2/{storm.repository}/manifests/", times=None)
+    front.faults.delay(3.0, path=rf"^/v2/{slow.repository}/manifests/", times=None)
+    monkeypatch.setattr(warming, "UPSTREAM_TIMEOUT", 1.0)
+    before = world.pulls()
+    # When the run goes through
+    summary, report = world.run()
+    # Then each image has its outcome and reason, and the planned count is the sum of the outcomes
+    outcomes = {i.subject: (i.outcome, i.reason_code) for i in report.items}
+    assert outcomes == {
+        subject(good): (Outcome.WARMED, None),
+        f"docker.io/{unknown.repository}:9.9": (Outcome.FAILED, "unknown_tag"),
+        f"ghcr.io/{private.repository}:1.0": (Outcome.FAILED, "auth"),
+        subject(storm): (Outcome.FAILED, "rate_limited"),
+        subject(slow): (Outcome.FAILED, "timeout"),
+    }
+    assert summary["planned"] == report.total == sum(report.counts.values()) == 5
+    # And only the good image spent a pull; the failures name a fix and never the token
+    assert world.pulls() - before == 1
+    failures = [i for i in report.items if i.outcome is Outcome.FAILED]
+    assert all(i.fix for i in failures)
+    assert WRONG_TOKEN not in report.body()  # the canary guard watches every other channel too
+    assert f"ecr-pullthroughcache/{GHCR}" in (by_subject(report)[f"ghcr.io/{private.repository}:1.0"].fix or "")
+
+
+def test_a_failure_while_warming_is_explained_by_the_upstream(world: Warm, front: Any) -> None:
+    # Given a run planned while the upstream was fine, and a 429 storm on one image before its job runs
+    ns = unique("late")
+    calm, stormy = world.push(f"{ns}/calm"), world.push(f"{ns}/stormy")
+    world.configure([f"{calm.repository}:1.0", f"{stormy.repository}:1.0"])
+    summary = world.plan()
+    front.faults.too_many_requests(retry_after=0, path=rf"^/v2/{stormy.repository}/manifests/", times=None)
+    # When the jobs are warmed
+    world.drain()
+    report = world.report_of(summary["run_id"])
+    # Then ECR's own failure is explained by the upstream's answer to a free HEAD, and the other image is warmed
+    items = by_subject(report)
+    assert (items[subject(stormy)].outcome, items[subject(stormy)].reason_code) == (Outcome.FAILED, "rate_limited")
+    assert items[subject(calm)].outcome is Outcome.WARMED
+
+
+def test_the_budget_defers_what_does_not_fit(world: Warm) -> None:
+    # Given a multi-arch image (3 pulls) and three single ones (1 each), with a share leaving room for 4 pulls
+    ns = unique("budget")
+    multi = world.push(f"{ns}/multi", platforms=WANTED)
+    singles = [world.push(f"{ns}/single{i}") for i in range(3)]
+    remaining = world.sb.upstream.user_limit - world.sb.upstream.pulls[world.user]
+    world.configure([f"{image.repository}:1.0" for image in [multi, *singles]], budget_share=round(4.5 / remaining, 6))
+    before = world.pulls()
+    # When the run goes through
+    summary, report = world.run()
+    # Then the multi-arch image and one single image fit; the other two wait for the next run, which says why
+    outcomes = {i.subject: i.outcome for i in report.items}
+    assert outcomes == {
+        subject(multi): Outcome.WARMED,
+        subject(singles[0]): Outcome.WARMED,
+        subject(singles[1]): Outcome.DEFERRED,
+        subject(singles[2]): Outcome.DEFERRED,
+    }
+    assert world.pulls() - before == report.totals.pulls_spent == 4
+    assert summary["decided"] == {"deferred": 2}
+    assert any("deferred" in note for note in report.notes)
+    # And the next run warms what was deferred, spending nothing on what is cached now
+    _, again = world.run()
+    assert {i.subject: i.outcome for i in again.items if i.outcome is Outcome.WARMED} == {
+        subject(singles[1]): Outcome.WARMED,
+        subject(singles[2]): Outcome.WARMED,
+    }
+
+
+# --- the run as a whole --------------------------------------------------------------------------------------------
+
+
+def test_a_run_of_more_jobs_than_one_sqs_batch_completes_and_reports_once(world: Warm) -> None:
+    # Given 21 images: three SQS batches of at most ten
+    ns = unique("many")
+    images = [world.push(f"{ns}/app{i}", layer_sizes=(256,)) for i in range(21)]
+    world.configure([f"{image.repository}:1.0" for image in images])
+    invocations = len(world.stack.invocations)
+    # When the run goes through
+    summary = world.plan()
+    drained = world.drain()
+    # Then warm_images ran once per batch, and exactly one report accounts for every image
+    batches = [kind for _, kind in world.stack.invocations[invocations:] if kind == "sqs"]
+    assert (summary["queued"], drained, len(batches)) == (21, 21, 3)
+    (report,) = world.reports_of(summary["run_id"])
+    assert report.counts == {Outcome.WARMED: 21}
+
+
+def test_a_redelivered_finished_job_changes_nothing(world: Warm) -> None:
+    # Given a run whose jobs were received and warmed
+    ns = unique("again")
+    images = [world.push(f"{ns}/app{i}") for i in range(2)]
+    world.configure([f"{image.repository}:1.0" for image in images])
+    summary = world.plan()
+    messages = world.receive()
+    assert world.deliver(messages) == {"batchItemFailures": []}
+    before = world.pulls()
+    # When SQS delivers the same messages again
+    again = world.deliver(messages)
+    # Then nothing fails, nothing is pulled, the ledger counts each job once and the run was reported once
+    assert again == {"batchItemFailures": []}
+    assert world.pulls() == before
+    state = warming.ledger_for(_settings(world)).run(summary["run_id"])
+    assert state is not None
+    assert (state.planned, state.done, state.counts) == (2, 2, {"warmed": 2})
+    assert len(world.reports_of(summary["run_id"])) == 1
+
+
+def test_a_run_with_a_job_in_the_dead_letter_queue_is_closed_and_reported_by_the_next_planner(world: Warm) -> None:
+    # Given a run of two jobs of which one is warmed and the other never comes back (it went to the DLQ)
+    ns = unique("lost")
+    kept, lost = world.push(f"{ns}/kept"), world.push(f"{ns}/lost")
+    world.configure([f"{kept.repository}:1.0", f"{lost.repository}:1.0"])
+    summary = world.plan()
+    messages = world.receive()
+    delivered = [m for m in messages if kept.repository in m["Body"]]
+    world.deliver(delivered)
+    assert world.reports_of(summary["run_id"]) == []
+    # ...and its deadline has passed
+    _expire(world, summary["run_id"])
+    # When the next planner run starts
+    following = world.plan()
+    # Then it closes the stuck run and reports it once, the lost job as not finished
+    assert following["closed_runs"] == [summary["run_id"]]
+    report = world.report_of(summary["run_id"])
+    assert {i.subject: (i.outcome, i.reason_code) for i in report.items} == {
+        subject(kept): (Outcome.WARMED, None),
+        subject(lost): (Outcome.FAILED, "not_finished"),
+    }
+    assert world.plan()["closed_runs"] == []
+    world.drain()
+    assert len(world.reports_of(summary["run_id"])) == 1
+
+
+def _settings(world: Warm) -> Any:
+    from pullthrough.settings import Settings
+
+    return Settings.from_env(world.stack.environment("WarmImagesFunction"))
+
+
+def _expire(world: Warm, run_id: str) -> None:
+    """Move a run's deadline into the past, as three hours passing would."""
+    table = world.stack.physical["LedgerTable"]
+    boto3.client("dynamodb").update_item(
+        TableName=table,
+        Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "META"}},
+        UpdateExpression="SET deadline = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+
+
+def test_a_moved_tag_is_refreshed_and_the_report_says_ecr_rechecks_daily(world: Warm) -> None:
+    # Given a warmed tag that then moves upstream
+    name = unique("moving/app")
+    first = world.push(name, seed=1)
+    world.configure([f"{name}:1.0"])
+    world.run()
+    moved = world.push(name, seed=2)
+    assert moved.digest != first.digest
+    # When the next run goes through
+    _, report = world.run()
+    # Then the tag is refreshed, ECR serves the new digest, and the report says how often ECR re-checks on its own
+    (item,) = report.items
+    assert (item.outcome, item.details.digest, item.details.previous_digest) == (
+        Outcome.REFRESHED,
+        moved.digest,
+        first.digest,
+    )
+    assert any("at most once a day" in note for note in report.notes)
+
+
+def test_a_manual_invoke_and_the_rules_reconciled_event_warm_what_they_name(world: Warm) -> None:
+    # Given a listed image through each rule (the GHCR rule's token is wrong)
+    ns = unique("manual")
+    hub, other = world.push(f"{ns}/hub"), world.push(f"{ns}/other")
+    world.configure([f"{hub.repository}:1.0", f"ghcr.io/{other.repository}:1.0"])
+    # When a manual invoke names the Docker Hub image, and the rules-reconciled event names the GHCR rule only
+    manual = world.plan({"images": [f"{hub.repository}:1.0"]})
+    world.drain()
+    (reconciled,) = world.stack.put_event(
+        {"source": "pullthrough", "detail-type": "Pullthrough Rules Reconciled", "detail": {"rules": [GHCR]}}
+    )
+    # Then each run planned exactly the images it names, and each was reported
+    assert (manual["planned"], manual["trigger"]) == (1, "manual invoke")
+    assert {i.subject: i.outcome for i in world.report_of(manual["run_id"]).items} == {subject(hub): Outcome.WARMED}
+    assert (reconciled["planned"], reconciled["trigger"]) == (1, "rules reconciled")
+    items = world.report_of(reconciled["run_id"]).items
+    assert [(i.subject, i.reason_code) for i in items] == [(f"ghcr.io/{other.repository}:1.0", "auth")]
+
+
+def test_the_cli_warms_an_image_from_here_and_prints_its_outcome(
+    world: Warm, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given an image upstream, the sandbox's endpoints in the environment, and no ACCOUNT_ID (as at a terminal)
+    import io
+
+    from pullthrough import cli
+    from pullthrough.observability import logger
+
+    image = world.push(unique("cli/app"))
+    world.configure([f"{image.repository}:1.0"])
+    for key, value in world.sb.env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ACCOUNT_ID", raising=False)
+    monkeypatch.chdir(tmp_path)  # no config/pullthrough.yaml here: --config is the one used
+    out, err = io.StringIO(), io.StringIO()
+    level = logger.log_level
+    before = world.pulls()
+    # When `pullthrough warm --image REF` runs, then runs again
+    try:
+        code = cli.main(
+            ["warm", "--config", world.stack.extra_env["PULLTHROUGH_CONFIG"], "--image", f"{image.repository}:1.0"],
+            cli.Io(stdout=out, stderr=err),
+        )
+        again = cli.main(
+            ["warm", "--config", world.stack.extra_env["PULLTHROUGH_CONFIG"]], cli.Io(stdout=io.StringIO())
+        )
+    finally:
+        logger.setLevel(level)
+    # Then it warmed the image in this process (one pull), said so, and a second pass found it cached
+    assert (code, again, err.getvalue()) == (0, 0, "")
+    text = out.getvalue()
+    assert f"warmed         {subject(image)}" in text
+    assert "1 upstream pulls spent" in text
+    assert world.pulls() - before == 1
+
+
+def test_a_dry_run_plans_and_reports_but_queues_and_records_nothing(world: Warm) -> None:
+    # Given an image ECR lacks, and PULLTHROUGH_DRY_RUN set
+    image = world.push(unique("dry/app"))
+    world.configure([f"{image.repository}:1.0"])
+    world.stack.extra_env["PULLTHROUGH_DRY_RUN"] = "true"
+    before = world.pulls()
+    try:
+        # When the planner runs
+        summary = world.plan()
+    finally:
+        del world.stack.extra_env["PULLTHROUGH_DRY_RUN"]
+    # Then its report says what a run would do, and nothing was queued, recorded or pulled
+    report = world.report_of(summary["run_id"])
+    assert report.dry_run
+    assert [(i.subject, i.outcome) for i in report.items] == [(subject(image), Outcome.WARMED)]
+    assert (summary["queued"], summary["dry_run"]) == (0, True)
+    assert world.receive() == []
+    assert warming.ledger_for(_settings(world)).run(summary["run_id"]) is None
+    assert world.pulls() == before

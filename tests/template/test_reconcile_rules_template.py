@@ -1,0 +1,240 @@
+"""template.yaml's rules section: reconcile_rules' build, log group, triggers and least-privilege role.
+
+The EventBridge patterns are matched against the sample events in events/reconcile_rules/ with moto's own pattern
+matcher, so the samples the tests invoke the handler with are exactly the events the rules let through.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+import pytest
+from moto.events.models import EventPattern
+
+from tests.template.cfn import REPO_ROOT
+
+FUNCTION = "ReconcileRulesFunction"
+SAMPLES = REPO_ROOT / "events" / "reconcile_rules"
+ROUTES = {
+    "deploy_create_complete": "Deployed",
+    "deploy_update_complete": "Deployed",
+    "scheduled": None,  # an EventBridge schedule sends it: no pattern to match
+    "delete_rule": "Drift",
+    "update_rule": "Drift",
+    "delete_template": "Drift",
+    "update_template": "Drift",
+    "dry_run": None,  # a manual invocation
+}
+# What the function calls (tests/integration/test_reconcile_rules.py checks each call against this role), and what
+# AWS checks on its behalf: a template needs the right to create the repositories it describes, SNS encrypts with
+# the publisher's permissions on the topic's key.
+CALLED = {
+    "ecr:DescribePullThroughCacheRules",
+    "ecr:CreatePullThroughCacheRule",
+    "ecr:UpdatePullThroughCacheRule",
+    "ecr:DeletePullThroughCacheRule",
+    "ecr:ValidatePullThroughCacheRule",
+    "ecr:DescribeRepositoryCreationTemplates",
+    "ecr:CreateRepositoryCreationTemplate",
+    "ecr:UpdateRepositoryCreationTemplate",
+    "ecr:DeleteRepositoryCreationTemplate",
+    "secretsmanager:DescribeSecret",
+    "secretsmanager:GetSecretValue",
+    "dynamodb:Query",
+    "dynamodb:PutItem",
+    "dynamodb:DeleteItem",
+    "events:PutEvents",
+    "sns:Publish",
+}
+ON_ITS_BEHALF = {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "kms:GenerateDataKey*", "kms:Decrypt"}
+
+
+def sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text())
+    return data
+
+
+def function(template: dict[str, Any]) -> dict[str, Any]:
+    properties: dict[str, Any] = template["Resources"][FUNCTION]["Properties"]
+    return properties
+
+
+def statements(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {s["Sid"]: s for policy in function(template)["Policies"] for s in policy["Statement"]}
+
+
+def actions(statement: dict[str, Any]) -> list[str]:
+    found = statement["Action"]
+    return [found] if isinstance(found, str) else list(found)
+
+
+def pattern_for(template: dict[str, Any], route: str, stack_id: str) -> EventPattern:
+    """The route's pattern with !Ref AWS::StackId as CloudFormation resolves it for the sample's stack."""
+
+    def resolve(node: Any) -> Any:
+        if node == {"Ref": "AWS::StackId"}:
+            return stack_id
+        if isinstance(node, dict):
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    raw = resolve(copy.deepcopy(function(template)["Events"][route]["Properties"]["Pattern"]))
+    return EventPattern.load(json.dumps(raw))
+
+
+STACK_ID = sample("deploy_create_complete")["detail"]["stack-id"]
+
+
+def routed_by(template: dict[str, Any], event: dict[str, Any]) -> list[str]:
+    names = [name for name, route in function(template)["Events"].items() if route["Type"] == "EventBridgeRule"]
+    return [name for name in names if pattern_for(template, name, STACK_ID).matches_event(event)]
+
+
+def test_the_function_builds_from_its_directory_with_its_makefile(template: dict[str, Any]) -> None:
+    # Given the function's resource
+    resource = template["Resources"][FUNCTION]
+    properties = resource["Properties"]
+
+    # Then SAM builds it with the makefile method from functions/reconcile_rules, whose Makefile has the target
+    assert resource["Metadata"] == {"BuildMethod": "makefile"}
+    assert (properties["CodeUri"], properties["Handler"]) == ("functions/reconcile_rules", "app.lambda_handler")
+    makefile = (REPO_ROOT / "functions" / "reconcile_rules" / "Makefile").read_text()
+    assert re.search(rf"^build-{FUNCTION}:", makefile, re.MULTILINE)
+    # And it finds the ledger table through LEDGER_TABLE (topic and stack name come from Globals)
+    assert properties["Environment"]["Variables"]["LEDGER_TABLE"] == {"Ref": "LedgerTable"}
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["REPORT_TOPIC_ARN"] == {"Ref": "ReportTopic"}
+    assert variables["STACK_NAME"] == {"Ref": "AWS::StackName"}
+
+
+def test_the_function_logs_to_its_own_group_with_the_stacks_retention(template: dict[str, Any]) -> None:
+    # Given the function's log group, Then it is the group Lambda writes to, kept LogRetentionDays
+    group = template["Resources"]["ReconcileRulesLogGroup"]
+    assert group["Type"] == "AWS::Logs::LogGroup"
+    assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/${{{FUNCTION}}}"}
+    assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_the_schedule_is_the_reconcile_schedule_parameter(template: dict[str, Any]) -> None:
+    # Given the function's scheduled trigger, Then it runs on ReconcileSchedule (daily by default)
+    scheduled = function(template)["Events"]["Scheduled"]
+    assert scheduled["Type"] == "Schedule"
+    assert scheduled["Properties"]["Schedule"] == {"Ref": "ReconcileSchedule"}
+    assert template["Parameters"]["ReconcileSchedule"]["Default"] == "rate(1 day)"
+
+
+@pytest.mark.parametrize(("name", "route"), [(n, r) for n, r in ROUTES.items() if r])
+def test_each_sample_event_is_let_through_by_its_rule_only(template: dict[str, Any], name: str, route: str) -> None:
+    # Given a sample event of a trigger, When the function's EventBridge rules see it
+    # Then exactly the rule meant for it lets it through
+    assert routed_by(template, sample(name)) == [route]
+
+
+@pytest.mark.parametrize(
+    ("what", "change"),
+    [
+        ("another stack's deploy", {"stack-id": STACK_ID.replace("pullthrough-dev/", "other/")}),
+        ("a failed update", {"status-details": {"status": "UPDATE_ROLLBACK_COMPLETE", "status-reason": ""}}),
+        ("the stack's deletion", {"status-details": {"status": "DELETE_COMPLETE", "status-reason": ""}}),
+    ],
+)
+def test_no_other_cloudformation_event_starts_a_reconcile(
+    template: dict[str, Any], what: str, change: dict[str, Any]
+) -> None:
+    # Given a CloudFormation status change that is not this stack's finished create or update
+    event = sample("deploy_create_complete")
+    event["detail"] |= change
+
+    # Then no rule lets it through
+    assert routed_by(template, event) == [], what
+
+
+@pytest.mark.parametrize("operation", ["CreatePullThroughCacheRule", "CreateRepository", "PutImage"])
+def test_other_ecr_calls_do_not_start_a_reconcile(template: dict[str, Any], operation: str) -> None:
+    # Given a CloudTrail event of another ECR call (the function's own creations included)
+    event = sample("delete_rule")
+    event["detail"]["eventName"] = operation
+
+    # Then no rule lets it through
+    assert routed_by(template, event) == []
+
+
+def test_the_role_grants_exactly_what_the_function_uses(template: dict[str, Any]) -> None:
+    # Given the function's policy statements
+    granted = {action for statement in statements(template).values() for action in actions(statement)}
+
+    # Then they grant what the function calls and what AWS checks on its behalf, nothing else
+    assert granted == CALLED | ON_ITS_BEHALF
+    assert all(statement["Effect"] == "Allow" for statement in statements(template).values())
+
+
+def test_only_registry_level_ecr_actions_have_no_resource_scope(template: dict[str, Any]) -> None:
+    # Given the statements whose resource is "*"
+    unscoped = [s for s in statements(template).values() if s["Resource"] == "*"]
+
+    # Then there is one: the pull-through cache rule and template actions, which ECR defines on no resource
+    assert [s["Sid"] for s in unscoped] == ["ManagePullThroughCacheRulesAndTemplates"]
+    assert all(
+        re.fullmatch(r"ecr:\w+(PullThroughCacheRules?|RepositoryCreationTemplates?)", a) for a in actions(unscoped[0])
+    )
+
+
+def test_secrets_are_readable_only_under_the_ecr_prefix(template: dict[str, Any]) -> None:
+    # Given the statement that reads secrets, Then it covers ecr-pullthroughcache/* of this account and region only
+    statement = statements(template)["ReadUpstreamCredentials"]
+    assert statement["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:ecr-pullthroughcache/*"
+    }
+
+
+def test_repositories_are_created_only_under_the_cache_prefixes(template: dict[str, Any]) -> None:
+    # Given the statement for the repositories a template describes, and CachePrefixes' default
+    statement = statements(template)["CreateCacheRepositoriesFromTemplates"]
+    prefixes = template["Parameters"]["CachePrefixes"]["Default"].split(",")
+
+    # When CloudFormation evaluates its Fn::Split / Fn::Join over the parameter
+    def evaluate(node: Any) -> Any:
+        if isinstance(node, dict) and "Ref" in node:
+            assert node["Ref"] == "CachePrefixes"
+            return prefixes
+        if isinstance(node, dict) and "Fn::Join" in node:
+            delimiter, parts = node["Fn::Join"]
+            values = evaluate(parts)
+            return delimiter.join(str(v) for part in values for v in (part if isinstance(part, list) else [part]))
+        if isinstance(node, dict) and "Fn::Split" in node:
+            delimiter, text = node["Fn::Split"]
+            return evaluate(text).split(delimiter)
+        if isinstance(node, list):
+            return [evaluate(item) for item in node]
+        return node
+
+    resources = evaluate(statement["Resource"])
+
+    # Then each prefix's repositories and nothing else are covered, in this region only
+    expected = [f"arn:*:ecr:*:*:repository/{p}" for p in prefixes] + [
+        f"arn:*:ecr:*:*:repository/{p}/*" for p in prefixes
+    ]
+    assert sorted(resources) == sorted(expected)
+    assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+
+
+def test_the_ledger_is_writable_only_in_the_ownership_partition(template: dict[str, Any]) -> None:
+    # Given the ledger statement, Then it names the table and only the OWNED partition key
+    statement = statements(template)["OwnershipRecords"]
+    assert statement["Resource"] == {"Fn::GetAtt": ["LedgerTable", "Arn"]}
+    assert statement["Condition"] == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": ["OWNED"]}}
+
+
+def test_reports_and_the_warming_event_go_to_this_stacks_topic_and_the_default_bus(template: dict[str, Any]) -> None:
+    # Given the publishing statements, Then they name the report topic, its key and the default bus
+    found = statements(template)
+    assert found["PublishReports"]["Resource"] == {"Ref": "ReportTopic"}
+    assert found["EncryptReports"]["Resource"] == {"Fn::GetAtt": ["ReportKey", "Arn"]}
+    assert found["StartWarming"]["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
+    }

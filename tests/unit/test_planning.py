@@ -1,0 +1,507 @@
+"""Planning a warm run (pullthrough/planning.py): tags, versions, ECR-first decisions and the budget, with fakes.
+
+The fake upstream has no manifest GET at all: planning that tried one would fail here, not only cost a pull.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pullthrough import config as config_module
+from pullthrough import manifests
+from pullthrough.aws.ecr import EcrImage, StoredManifest
+from pullthrough.errors import EventError, PullthroughError, RegistryAuthError, RegistryNotFound, RegistryRateLimited
+from pullthrough.planning import Budget, Planner, Version, WarmRequest, latest_versions, select_tags
+from pullthrough.registry import ManifestHead, RateLimit
+from pullthrough.report import Outcome, Severity
+from pullthrough.warming import MOVED_TAG_NOTE
+from sandbox.lambdas import sample_event
+
+RUN = "warm-2026-11-23T10-00-00Z-abcdef"
+
+
+def digest_of(text: str) -> str:
+    return manifests.sha256_digest(text.encode())
+
+
+def image_manifest(name: str, layers: int = 2) -> tuple[str, bytes, list[str]]:
+    """An OCI image manifest for `name`: (digest, body, [config and layer digests])."""
+    config = {
+        "mediaType": "application/vnd.oci.image.config.v1+json",
+        "digest": digest_of(name + "-config"),
+        "size": 10,
+    }
+    blobs = [
+        {"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest_of(f"{name}-{i}"), "size": 100}
+        for i in range(layers)
+    ]
+    body = json.dumps(
+        {"schemaVersion": 2, "mediaType": manifests.OCI_MANIFEST, "config": config, "layers": blobs}
+    ).encode()
+    return manifests.sha256_digest(body), body, [config["digest"]] + [b["digest"] for b in blobs]
+
+
+def index_manifest(children: dict[str, str]) -> tuple[str, bytes]:
+    """An OCI index of platform -> child manifest digest."""
+    entries = []
+    for platform, child in children.items():
+        os_name, arch, *variant = platform.split("/")
+        entries.append(
+            {
+                "mediaType": manifests.OCI_MANIFEST,
+                "digest": child,
+                "size": 300,
+                "platform": {"os": os_name, "architecture": arch, **({"variant": variant[0]} if variant else {})},
+            }
+        )
+    body = json.dumps({"schemaVersion": 2, "mediaType": manifests.OCI_INDEX, "manifests": entries}).encode()
+    return manifests.sha256_digest(body), body
+
+
+@dataclass
+class FakeEcr:
+    """ECR's control plane: tags, stored manifests, held blobs; records what it was asked."""
+
+    tags: dict[tuple[str, str], str] = field(default_factory=dict)
+    stored: dict[str, bytes] = field(default_factory=dict)
+    blobs: set[str] = field(default_factory=set)
+    asked: list[tuple[str, Any]] = field(default_factory=list)
+
+    def hold(self, repository: str, tag: str, digest: str, body: bytes, blobs: Sequence[str] = ()) -> None:
+        self.tags[(repository, tag)] = digest
+        self.stored[digest] = body
+        self.blobs.update(blobs)
+
+    def describe_image(self, repository: str, tag: str) -> EcrImage | None:
+        self.asked.append(("describe", (repository, tag)))
+        digest = self.tags.get((repository, tag))
+        return EcrImage(repository, digest, (tag,)) if digest else None
+
+    def get_manifests(self, repository: str, references: Sequence[str]) -> dict[str, StoredManifest]:
+        self.asked.append(("get", tuple(references)))
+        found = {}
+        for ref in references:
+            digest = ref if manifests.is_digest(ref) else self.tags.get((repository, ref))
+            if digest in self.stored:
+                body = self.stored[digest]
+                found[ref] = StoredManifest(digest, manifests.media_type_of(body, None), body)
+        return found
+
+    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]:
+        self.asked.append(("layers", tuple(digests)))
+        return {d: d in self.blobs for d in digests}
+
+
+@dataclass
+class FakeUpstream:
+    """An upstream registry that answers HEADs and tag lists only."""
+
+    heads: dict[tuple[str, str], ManifestHead | PullthroughError] = field(default_factory=dict)
+    tag_lists: dict[str, list[str] | PullthroughError] = field(default_factory=dict)
+    remaining: int | None = None
+    calls: list[tuple[str, str, str]] = field(default_factory=list)
+    closed: bool = False
+
+    def serve(self, repository: str, tag: str, digest: str, media_type: str = manifests.OCI_MANIFEST) -> None:
+        self.heads[(repository, tag)] = ManifestHead(digest, media_type, 500, None)
+
+    def head_manifest(self, repository: str, reference: str) -> ManifestHead:
+        self.calls.append(("HEAD", repository, reference))
+        found = self.heads.get((repository, reference))
+        if found is None:
+            raise RegistryNotFound("registry-1.docker.io", repository, f"manifest {reference} not found", 404)
+        if isinstance(found, PullthroughError):
+            raise found
+        rate = RateLimit(200, self.remaining, 21600, "user") if self.remaining is not None else None
+        return ManifestHead(found.digest, found.media_type, found.size, rate)
+
+    def list_tags(self, repository: str, page_size: int | None = None) -> list[str]:
+        self.calls.append(("GET", repository, "tags/list"))
+        found = self.tag_lists.get(repository, [])
+        if isinstance(found, PullthroughError):
+            raise found
+        return list(found)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+CONFIG = """
+version: 1
+stack: test
+rules:
+  - prefix: docker-hub
+    upstream: docker-hub
+    credentials: ecr-pullthroughcache/docker-hub
+  - prefix: quay
+    upstream: quay
+warm:
+  platforms: [linux/amd64, linux/arm64]
+  budget_share: 0.5
+  images: {images}
+"""
+
+
+def config_with(images: list[Any], budget_share: float = 0.5) -> config_module.Config:
+    text = CONFIG.format(images=json.dumps(images)).replace("budget_share: 0.5", f"budget_share: {budget_share}")
+    return config_module.parse(text)
+
+
+def planner(config: config_module.Config, ecr: FakeEcr, upstream: FakeUpstream | None) -> Planner:
+    return Planner(config, ecr, lambda rule: upstream, workers=2)
+
+
+def outcomes(plan: Any) -> dict[str, tuple[Outcome, str | None]]:
+    return {d.item.subject: (d.item.outcome, d.item.reason_code) for d in plan.decided}
+
+
+# --- versions and tags -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("lower", "higher"),
+    [
+        ("1.2.3", "1.2.4"),
+        ("1.2.9", "1.10.0"),
+        ("v1.9.0", "v2.0.0"),
+        ("2.0.0-rc.1", "2.0.0"),
+        ("2.0.0-alpha", "2.0.0-alpha.1"),
+        ("2.0.0-alpha.1", "2.0.0-alpha.beta"),
+        ("2.0.0-beta.2", "2.0.0-beta.11"),
+        ("1.27", "1.27.1"),
+    ],
+)
+def test_versions_order_as_semver_says(lower: str, higher: str) -> None:
+    # Given two tags read as versions, Then they order as semantic versioning says
+    low, high = Version.parse(lower), Version.parse(higher)
+    assert low is not None
+    assert high is not None
+    assert low < high
+
+
+@pytest.mark.parametrize("tag", ["latest", "1", "v1.2.3.4", "1.02.3", "stable-1.2", "1.2.3_rc"])
+def test_tags_that_are_not_versions_are_not_read_as_versions(tag: str) -> None:
+    assert Version.parse(tag) is None
+
+
+def test_latest_n_picks_the_highest_releases_and_skips_prereleases_unless_asked() -> None:
+    # Given a tag list with releases, pre-releases and non-versions
+    tags = ["latest", "1.9.0", "1.10.0", "2.0.0-rc.1", "1.10.1", "alpine", "0.9.9"]
+    # When the latest 2 are picked, with and without pre-releases
+    releases = latest_versions(tags, 2)
+    with_pre = latest_versions(tags, 2, prereleases=True)
+    # Then releases rank by version and pre-releases count only when asked for
+    assert releases == ["1.10.1", "1.10.0"]
+    assert with_pre == ["2.0.0-rc.1", "1.10.1"]
+
+
+def test_select_tags_joins_named_tags_with_pattern_and_latest() -> None:
+    # Given an entry naming a tag and asking for the latest 2 versions matching a pattern
+    image = config_with([{"image": "acme/app:v0.9.0", "tag_pattern": r"^v1\.\d+\.\d+$", "latest": 2}]).warm.images[0]
+    upstream = ["v1.0.0", "v1.2.0", "v1.1.5", "v2.0.0", "main", "v0.9.0"]
+    # When its tags are selected
+    tags = select_tags(image, upstream)
+    # Then the named tag comes first, then the two highest matching versions
+    assert tags == ["v0.9.0", "v1.2.0", "v1.1.5"]
+
+
+def test_select_tags_without_latest_takes_every_match_highest_first() -> None:
+    image = config_with([{"image": "nginx", "tag_pattern": r"^1\.2[67]\.\d+$"}]).warm.images[0]
+    assert select_tags(image, ["1.26.0", "1.27.2", "1.28.0", "1.27.10", "mainline"]) == ["1.27.10", "1.27.2", "1.26.0"]
+
+
+# --- the request -------------------------------------------------------------------------------------------------
+
+
+def test_sample_events_read_as_requests() -> None:
+    # Given the sample events of the three triggers
+    schedule = WarmRequest.from_event(sample_event("plan_warming", "schedule"))
+    reconciled = WarmRequest.from_event(sample_event("plan_warming", "rules_reconciled"))
+    manual = WarmRequest.from_event(sample_event("plan_warming", "manual"))
+    # Then each says why the run starts and what it covers
+    assert schedule.trigger.startswith("EventBridge Scheduler (pullthrough-warm")
+    assert (schedule.images, schedule.rules) == ((), None)
+    assert reconciled.rules == ("docker-hub", "ghcr", "quay", "k8s", "ecr-public")
+    assert "rules-2026-11-23T12-00-00Z-4f2a1c" in reconciled.trigger
+    assert manual.images == ("nginx:1.27", "olakego/source-mysql:v0.1.8")
+    assert WarmRequest.from_event({}).trigger == "manual invoke"
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"imgs": ["nginx:1.27"]}, "does not understand the keys imgs"),
+        ({"images": "nginx:1.27"}, '"images" must be a list'),
+        ({"images": [""]}, '"images" must be a list'),
+        ({"detail-type": "Pullthrough Rules Reconciled", "detail": {"rules": "quay"}}, "detail.rules must be a list"),
+    ],
+)
+def test_malformed_events_are_refused_with_the_fix(event: dict[str, Any], message: str) -> None:
+    with pytest.raises(EventError, match=message):
+        WarmRequest.from_event(event)
+
+
+# --- the budget --------------------------------------------------------------------------------------------------
+
+
+def test_budget_is_a_share_of_the_lowest_remaining_count() -> None:
+    # Given a budget of half, and two answers from one upstream
+    budget = Budget(0.5)
+    budget.observe("hub", RateLimit(200, 9, 21600, "u"))
+    budget.observe("hub", RateLimit(200, 7, 21600, "u"))
+    # When pulls are taken
+    taken = [budget.take("hub", 2), budget.take("hub", 1), budget.take("hub", 1)]
+    # Then floor(7 * 0.5) = 3 pulls fit, and what is left upstream is known
+    assert taken == [True, True, False]
+    assert (budget.allowance("hub"), budget.spent("hub"), budget.left("hub")) == (3, 3, 4)
+
+
+def test_an_upstream_without_rate_limit_headers_is_not_limited() -> None:
+    budget = Budget(0.1)
+    budget.observe("quay", None)
+    assert all(budget.take("quay", 50) for _ in range(10))
+    assert budget.allowance("quay") is None
+
+
+# --- decisions ---------------------------------------------------------------------------------------------------
+
+
+def test_an_image_ecr_lacks_becomes_a_warm_job_costing_one_pull() -> None:
+    # Given an image upstream that ECR does not hold
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=100)
+    upstream.serve("library/nginx", "1.27", digest_of("nginx"))
+    # When the run is planned
+    plan = planner(config_with(["nginx:1.27"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then one warm job carries what the job needs, and planning only HEADed upstream
+    (job,) = plan.jobs
+    assert (job.action, job.cost, job.repository, job.upstream_repository) == (
+        "warm",
+        1,
+        "docker-hub/library/nginx",
+        "library/nginx",
+    )
+    assert (job.expected_digest, job.platforms, job.pulls_remaining) == (
+        digest_of("nginx"),
+        ("linux/amd64", "linux/arm64"),
+        99,
+    )
+    assert job.subject == "docker.io/library/nginx:1.27"
+    assert job.run_id == RUN
+    assert upstream.calls == [("HEAD", "library/nginx", "1.27")]
+    assert upstream.closed
+
+
+def test_a_multi_arch_image_costs_its_index_and_one_pull_per_wanted_platform() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=100)
+    upstream.serve("olakego/source-mysql", "v0.1.8", digest_of("idx"), manifests.OCI_INDEX)
+    plan = planner(config_with(["olakego/source-mysql:v0.1.8"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert [job.cost for job in plan.jobs] == [3]
+
+
+def test_an_image_ecr_holds_completely_is_already_cached_without_a_job() -> None:
+    # Given ECR holding a two-platform image (index, both manifests, every blob) that the upstream still serves
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    amd, amd_body, amd_blobs = image_manifest("amd")
+    arm, arm_body, arm_blobs = image_manifest("arm")
+    top, top_body = index_manifest({"linux/amd64": amd, "linux/arm64/v8": arm, "linux/s390x": digest_of("s390x")})
+    ecr.hold("docker-hub/library/nginx", "1.27", top, top_body)
+    ecr.stored[amd], ecr.stored[arm] = amd_body, arm_body
+    ecr.blobs.update(amd_blobs + arm_blobs)
+    upstream.serve("library/nginx", "1.27", top, manifests.OCI_INDEX)
+    # When the run is planned
+    plan = planner(config_with(["nginx:1.27"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then it is already cached, with its digest, the wanted platforms and their size; no job, no note
+    assert plan.jobs == ()
+    (decided,) = plan.decided
+    item = decided.item
+    assert (item.outcome, item.severity, item.details.digest) == (Outcome.ALREADY_CACHED, Severity.OK, top)
+    assert item.details.platforms == ("linux/amd64", "linux/arm64")
+    assert item.details.size == 2 * (10 + 2 * 100)
+    assert decided.key == "docker-hub/library/nginx:1.27"
+
+
+def test_an_image_ecr_holds_without_every_blob_is_completed_at_no_pull_cost() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=100)
+    digest, body, blobs = image_manifest("half")
+    ecr.hold("docker-hub/library/half", "1", digest, body, blobs[:1])
+    upstream.serve("library/half", "1", digest)
+    plan = planner(config_with(["half:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert [(job.action, job.cost, job.previous_digest) for job in plan.jobs] == [("complete", 0, digest)]
+
+
+def test_a_tag_that_moved_upstream_is_a_refresh_job_and_the_run_notes_ecr_rechecks_daily() -> None:
+    # Given ECR holding digest A of a tag whose upstream now points at B
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=100)
+    old, body, blobs = image_manifest("old")
+    ecr.hold("docker-hub/library/postgres", "16", old, body, blobs)
+    upstream.serve("library/postgres", "16", digest_of("new"))
+    # When the run is planned
+    plan = planner(config_with(["postgres:16"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then a refresh job knows both digests, and the notes say ECR re-checks a tag at most once a day
+    (job,) = plan.jobs
+    assert (job.action, job.previous_digest, job.expected_digest) == ("refresh", old, digest_of("new"))
+    assert MOVED_TAG_NOTE in plan.notes
+    assert "at most once a day" in MOVED_TAG_NOTE
+
+
+def test_a_tag_pinned_to_the_digest_ecr_holds_is_not_even_headed_upstream() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    digest, body, blobs = image_manifest("pinned")
+    ecr.hold("docker-hub/library/redis", "7.4", digest, body, blobs)
+    plan = planner(config_with([f"redis:7.4@{digest}"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert outcomes(plan) == {"docker.io/library/redis:7.4": (Outcome.ALREADY_CACHED, None)}
+    assert upstream.calls == []
+
+
+def test_a_pinned_tag_that_moved_upstream_fails_as_a_digest_mismatch_without_a_pull() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    pinned = digest_of("pinned")
+    upstream.serve("library/redis", "7.4", digest_of("other"))
+    plan = planner(config_with([f"redis:7.4@{pinned}"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert outcomes(plan) == {"docker.io/library/redis:7.4": (Outcome.FAILED, "digest_mismatch")}
+    assert plan.jobs == ()
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (RegistryNotFound("registry-1.docker.io", "library/nope", "manifest 9.9 not found", 404), "unknown_tag"),
+        (RegistryAuthError("registry-1.docker.io", "library/nope", "refused", 401), "auth"),
+        (RegistryRateLimited("registry-1.docker.io", "library/nope", "rate limited"), "rate_limited"),
+    ],
+)
+def test_an_upstream_refusal_fails_the_image_at_planning(error: PullthroughError, reason: str) -> None:
+    # Given an image ECR lacks and an upstream that refuses its HEAD, beside one that works
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.heads[("library/nope", "9.9")] = error
+    upstream.serve("library/fine", "1", digest_of("fine"))
+    # When the run is planned
+    plan = planner(config_with(["nope:9.9", "fine:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then the refused image fails with its reason and a fix, and the other one is queued as usual
+    assert outcomes(plan) == {"docker.io/library/nope:9.9": (Outcome.FAILED, reason)}
+    assert plan.decided[0].item.fix
+    assert [job.subject for job in plan.jobs] == ["docker.io/library/fine:1"]
+
+
+def test_an_unreadable_secret_fails_the_rules_images_as_auth_and_names_the_secret() -> None:
+    # Given a rule whose secret cannot be read
+    from pullthrough.errors import SecretError
+
+    def upstream_for(rule: config_module.Rule) -> FakeUpstream:
+        raise SecretError("ecr-pullthroughcache/docker-hub", "cannot be read (ResourceNotFoundException)")
+
+    plan = Planner(config_with(["nginx:1.27"]), FakeEcr(), upstream_for).plan(WarmRequest(trigger="t"), RUN)
+    (decided,) = plan.decided
+    assert (decided.item.outcome, decided.item.reason_code) == (Outcome.FAILED, "auth")
+    assert "ecr-pullthroughcache/docker-hub" in (decided.item.fix or "")
+
+
+def test_when_the_upstream_cannot_be_asked_a_held_image_stays_cached_with_a_warning() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    digest, body, blobs = image_manifest("held")
+    ecr.hold("docker-hub/library/held", "1", digest, body, blobs)
+    upstream.heads[("library/held", "1")] = RegistryRateLimited("registry-1.docker.io", "library/held", "429")
+    plan = planner(config_with(["held:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    (decided,) = plan.decided
+    assert (decided.item.outcome, decided.item.severity) == (Outcome.ALREADY_CACHED, Severity.WARNING)
+    assert "could not be asked" in (decided.item.reason or "")
+
+
+def test_the_budget_defers_what_does_not_fit_and_warms_absent_images_before_moved_ones() -> None:
+    # Given 7 pulls left upstream and a share of half (3 pulls): a moved tag listed first, then three absent images
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=7)
+    old, body, blobs = image_manifest("moved")
+    ecr.hold("docker-hub/library/moved", "1", old, body, blobs)
+    upstream.serve("library/moved", "1", digest_of("moved-new"))
+    for name in ("a", "b", "c"):
+        upstream.serve(f"library/{name}", "1", digest_of(name))
+    # When the run is planned
+    plan = planner(config_with(["moved:1", "a:1", "b:1", "c:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then the absent images take the budget first and the moved tag waits, with a note saying why
+    assert [job.subject for job in plan.jobs] == [f"docker.io/library/{n}:1" for n in ("a", "b", "c")]
+    assert outcomes(plan) == {"docker.io/library/moved:1": (Outcome.DEFERRED, "budget")}
+    deferred = plan.decided[0].item
+    assert deferred.details.pulls_remaining == 7
+    assert any("deferred" in note for note in plan.notes)
+    assert plan.planned == 4
+
+
+def test_a_smaller_image_still_fits_after_a_bigger_one_did_not() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=4)
+    upstream.serve("library/multi", "1", digest_of("multi"), manifests.OCI_INDEX)
+    upstream.serve("library/small", "1", digest_of("small"))
+    plan = planner(config_with(["multi:1", "small:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert [job.subject for job in plan.jobs] == ["docker.io/library/small:1"]
+    assert outcomes(plan) == {"docker.io/library/multi:1": (Outcome.DEFERRED, "budget")}
+
+
+def test_tag_patterns_and_latest_n_expand_over_the_upstreams_tag_list() -> None:
+    # Given an entry for the latest 2 v1 releases and an upstream with five tags
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.tag_lists["acme/app"] = ["v1.0.0", "v1.1.0", "v1.2.0", "v2.0.0", "latest"]
+    for tag in ("v1.1.0", "v1.2.0"):
+        upstream.serve("acme/app", tag, digest_of(tag))
+    entry = {"image": "acme/app", "tag_pattern": r"^v1\.\d+\.\d+$", "latest": 2}
+    # When the run is planned
+    plan = planner(config_with([entry]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then exactly those two tags are warm jobs
+    assert [job.tag for job in plan.jobs] == ["v1.2.0", "v1.1.0"]
+
+
+def test_a_tag_list_failure_fails_the_entry_once_and_spares_the_others() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.tag_lists["acme/app"] = RegistryAuthError("registry-1.docker.io", "acme/app", "refused", 401)
+    upstream.serve("library/fine", "1", digest_of("fine"))
+    plan = planner(config_with([{"image": "acme/app", "latest": 1}, "fine:1"]), ecr, upstream).plan(
+        WarmRequest(trigger="t"), RUN
+    )
+    assert outcomes(plan) == {"docker.io/acme/app (latest 1)": (Outcome.FAILED, "auth")}
+    assert [job.tag for job in plan.jobs] == ["1"]
+
+
+def test_two_entries_for_one_tag_make_one_job_for_every_platform_either_wants() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.serve("library/nginx", "1.27", digest_of("nginx"), manifests.OCI_INDEX)
+    images = [
+        {"image": "nginx", "tags": ["1.27"], "platforms": ["linux/amd64"]},
+        {"image": "nginx:1.27", "platforms": ["linux/arm64"]},
+    ]
+    plan = planner(config_with(images), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    assert [(job.platforms, job.cost) for job in plan.jobs] == [(("linux/amd64", "linux/arm64"), 3)]
+
+
+def test_a_manual_request_warms_only_what_it_names_and_fails_what_no_rule_caches() -> None:
+    # Given a warm list of two images, and a request naming one of them, an unlisted one and an uncacheable one
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    for name in ("listed", "other", "extra"):
+        upstream.serve(f"library/{name}", "1", digest_of(name))
+    config = config_with([{"image": "listed:1", "platforms": ["linux/arm64"]}, "other:1"])
+    request = WarmRequest(trigger="manual", images=("listed:1", "extra:1", "example.com/x/y:1", "Not A Ref"))
+    # When the run is planned
+    plan = planner(config, ecr, upstream).plan(request, RUN)
+    # Then only the named images are warmed (a listed one keeps its platforms), the rest fail with reasons
+    assert [(job.subject, job.platforms) for job in plan.jobs] == [
+        ("docker.io/library/listed:1", ("linux/arm64",)),
+        ("docker.io/library/extra:1", ("linux/amd64", "linux/arm64")),
+    ]
+    assert outcomes(plan) == {
+        "example.com/x/y:1": (Outcome.FAILED, "no_rule"),
+        "Not A Ref": (Outcome.FAILED, "invalid_reference"),
+    }
+
+
+def test_a_rules_reconciled_request_plans_only_the_images_of_those_rules() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.serve("library/nginx", "1", digest_of("nginx"))
+    upstream.serve("prometheus/node-exporter", "v1", digest_of("ne"))
+    config = config_with(["nginx:1", "quay.io/prometheus/node-exporter:v1"])
+    plan = planner(config, ecr, upstream).plan(WarmRequest(trigger="r", rules=("quay",)), RUN)
+    assert [job.subject for job in plan.jobs] == ["quay.io/prometheus/node-exporter:v1"]
+    # And a reconcile after which no rule is ready plans nothing (its images could only fail)
+    event = {"detail-type": "Pullthrough Rules Reconciled", "detail": {"rules": []}}
+    assert planner(config, ecr, upstream).plan(WarmRequest.from_event(event), RUN).planned == 0
