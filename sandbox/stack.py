@@ -6,8 +6,9 @@ their redrive policies, DynamoDB tables, subscriptions), resolves every function
 - `put_event(event)`: EventBridge. Every rule of the template (a function's EventBridgeRule / CloudWatchEvent events
   and AWS::Events::Rule resources targeting a function) is matched with EventBridge's pattern semantics.
 - `fire_schedule(function)`: a Schedule / ScheduleV2 event or an AWS::Scheduler::Schedule targeting the function.
-- `drain(function)`: the function's SQS event source, batch by batch, honouring partial batch responses, until the
-  queue is empty (messages that fail go back; after maxReceiveCount moto moves them to the DLQ).
+- `drain(function)`: the function's SQS event source (a SAM `SQS` event or an AWS::Lambda::EventSourceMapping),
+  batch by batch, honouring partial batch responses, until the queue is empty (messages that fail go back; after
+  maxReceiveCount moto moves them to the DLQ).
 - `forward_bus()`: events the handlers put on the default bus (PutEvents) come back through `put_event`.
 So the sandbox exercises the template's wiring instead of re-inventing it.
 """
@@ -41,6 +42,7 @@ class Route:
     queue: str | None = None  # logical id of the queue for sqs
     batch_size: int = 10
     partial: bool = False
+    max_concurrency: int | None = None  # sqs: ScalingConfig.MaximumConcurrency, when set
     input: Any = None
     name: str = ""
 
@@ -154,6 +156,11 @@ class Stack:
             function = _function_of(target.get("Arn"))
             if function is not None:
                 self.routes.append(Route(function, "schedule", input=_input(target), name=logical_id))
+        elif kind == "AWS::Lambda::EventSourceMapping":
+            function = _function_of(props.get("FunctionName"))
+            source = _function_of(props.get("EventSourceArn"))
+            if function is not None and self._kind_of(source) == "AWS::SQS::Queue":
+                self._sqs_route(function, logical_id, source, props)
 
     def _function_event(self, function: str, name: str, event: dict[str, Any]) -> None:
         kind, props = event.get("Type"), event.get("Properties", {}) or {}
@@ -163,10 +170,29 @@ class Stack:
         elif kind in ("Schedule", "ScheduleV2"):
             self.routes.append(Route(function, "schedule", input=props.get("Input"), name=name))
         elif kind == "SQS":
-            queue = _function_of(props.get("Queue"))
-            partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
-            batch = int(self.resolve(props.get("BatchSize", 10)))
-            self.routes.append(Route(function, "sqs", queue=queue, batch_size=batch, partial=partial, name=name))
+            self._sqs_route(function, name, _function_of(props.get("Queue")), props)
+
+    def _sqs_route(self, function: str, name: str, queue: str | None, props: dict[str, Any]) -> None:
+        """A SAM `SQS` event or an AWS::Lambda::EventSourceMapping on a queue (their properties share names)."""
+        partial = "ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or [])
+        batch = int(self.resolve(props.get("BatchSize", 10)))
+        maximum = (props.get("ScalingConfig") or {}).get("MaximumConcurrency")
+        concurrency = int(self.resolve(maximum)) if maximum is not None else None
+        self.routes.append(
+            Route(
+                function,
+                "sqs",
+                queue=queue,
+                batch_size=batch,
+                partial=partial,
+                max_concurrency=concurrency,
+                name=name,
+            )
+        )
+
+    def _kind_of(self, logical_id: str | None) -> str | None:
+        resource = self.template.get("Resources", {}).get(logical_id) if logical_id else None
+        return resource.get("Type") if isinstance(resource, dict) else None
 
     # --- intrinsic functions ----------------------------------------------------------------------------------------
 

@@ -9,11 +9,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import planning
 from pullthrough.observability import logger, metrics, tracer
+from pullthrough.rejection import rejects_malformed_events
+from pullthrough.report import Kind
 from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@rejects_malformed_events(Kind.WARM)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return planning.handle(event, Settings.from_env()).model_dump(mode="json")

@@ -9,12 +9,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import rules
 from pullthrough.observability import logger, metrics, tracer
+from pullthrough.rejection import rejects_malformed_events
+from pullthrough.report import Kind
 from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@rejects_malformed_events(Kind.RULES)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Reconcile on a deploy, the schedule, a drift event or a manual call ({"dryRun": true} writes nothing)."""
     return rules.handle(event, Settings.from_env(), context).model_dump(mode="json")

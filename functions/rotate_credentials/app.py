@@ -8,12 +8,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import rotation
 from pullthrough.observability import logger, metrics, tracer
+from pullthrough.rejection import rejects_malformed_events
+from pullthrough.report import Kind
 from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@rejects_malformed_events(Kind.CREDENTIALS, raise_again=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Run the step Secrets Manager asks for; a refused step raises, so Secrets Manager retries it."""
     return rotation.handle(event, Settings.from_env(), log_group=context.log_group_name).model_dump(mode="json")

@@ -33,16 +33,16 @@ def demo_output(docker_registry: str) -> str:
 
 
 def test_the_deploy_creates_every_rule_and_reports_it(demo_output: str) -> None:
-    # Then every rule of the example config is created and a rules report arrives
+    # Then every rule of the example config is created and a rules report arrives, with the config's subject prefix
     assert "pull-through cache rules now in the account: ['docker-hub', 'ecr-public', 'ghcr', 'k8s', 'quay']" in (
         demo_output
     )
-    assert re.search(r"Subject: OK .* rules prod/us-east-1: 7 created", demo_output)
+    assert re.search(r"Subject: OK \[ACME\] rules prod/us-east-1: 7 created", demo_output)
 
 
 def test_the_warm_run_accounts_for_every_image_and_reports_once(demo_output: str) -> None:
     # Then the warm report counts every planned image as warmed, exactly one warm report is published
-    warm_subjects = re.findall(r"Subject: \S+ .* warm prod/us-east-1: (.*)", demo_output)
+    warm_subjects = re.findall(r"Subject: \S+ \[ACME\] warm prod/us-east-1: (.*)", demo_output)
     assert warm_subjects == ["11 warmed"]
 
 
@@ -61,11 +61,11 @@ def test_a_bad_token_is_refused_and_a_good_one_promoted(demo_output: str) -> Non
     # Then the bad token stops at testSecret and the old version stays current, with a FAILED report
     assert "testSecret: refused" in bad
     assert "(the previous one, kept)" in bad
-    assert re.search(r"Subject: FAILED .* credentials prod/us-east-1", bad)
+    assert re.search(r"Subject: FAILED \[ACME\] credentials prod/us-east-1", bad)
     # And the good token goes through all four steps and becomes current, with an OK report
     assert "finishSecret: done" in good
     assert "(the new one)" in good
-    assert re.search(r"Subject: OK .* credentials prod/us-east-1", good)
+    assert re.search(r"Subject: OK \[ACME\] credentials prod/us-east-1", good)
 
 
 def test_no_token_is_printed(demo_output: str) -> None:

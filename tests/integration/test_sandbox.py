@@ -231,7 +231,7 @@ def test_single_platform_push_is_deterministic(sandbox: Sandbox) -> None:
 
 def test_manifest_get_is_counted_and_head_is_free(sandbox: Sandbox, front: Any) -> None:
     # Given a user of its own (its own rate-limit bucket) and an image
-    user, password = unique("counted"), "tok"
+    user, password = unique("counted"), unique("counted-token")
     sandbox.add_user(user, password)
     image = sandbox.push_image(unique("library/counted"), "1")
     auth = {"Authorization": f"Bearer {token(sandbox, image.repository, (user, password))}"}
@@ -252,7 +252,7 @@ def test_manifest_get_is_counted_and_head_is_free(sandbox: Sandbox, front: Any) 
 
 def test_pulls_beyond_the_limit_get_429(sandbox: Sandbox, front: Any) -> None:
     # Given a user one pull away from its limit
-    user, password = unique("limited"), "tok"
+    user, password = unique("limited"), unique("limited-token")
     sandbox.add_user(user, password)
     image = sandbox.push_image(unique("library/limited"), "1")
     auth = {"Authorization": f"Bearer {token(sandbox, image.repository, (user, password))}"}

@@ -101,7 +101,7 @@ def test_the_function_builds_from_its_directory_with_its_makefile(template: dict
     properties = resource["Properties"]
 
     # Then SAM builds it with the makefile method from functions/reconcile_rules, whose Makefile has the target
-    assert resource["Metadata"] == {"BuildMethod": "makefile"}
+    assert resource["Metadata"]["BuildMethod"] == "makefile"
     assert (properties["CodeUri"], properties["Handler"]) == ("functions/reconcile_rules", "app.lambda_handler")
     makefile = (REPO_ROOT / "functions" / "reconcile_rules" / "Makefile").read_text()
     assert re.search(rf"^build-{FUNCTION}:", makefile, re.MULTILINE)
@@ -215,12 +215,17 @@ def test_repositories_are_created_only_under_the_cache_prefixes(template: dict[s
 
     resources = evaluate(statement["Resource"])
 
-    # Then each prefix's repositories and nothing else are covered, in this region only
+    # Then each prefix's repositories and nothing else are covered, in this region and account only
     expected = [f"arn:*:ecr:*:*:repository/{p}" for p in prefixes] + [
         f"arn:*:ecr:*:*:repository/{p}/*" for p in prefixes
     ]
     assert sorted(resources) == sorted(expected)
-    assert statement["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
+    assert statement["Condition"] == {
+        "StringEquals": {
+            "aws:RequestedRegion": {"Ref": "AWS::Region"},
+            "aws:ResourceAccount": {"Ref": "AWS::AccountId"},
+        }
+    }
 
 
 def test_the_ledger_is_writable_only_in_the_ownership_partition(template: dict[str, Any]) -> None:

@@ -823,7 +823,7 @@ def test_the_explanation_covers_every_rule_and_image() -> None:
     assert any(
         line.startswith("image ghcr.io/fluxcd/source-controller -> ghcr/fluxcd/source-controller") for line in lines
     )
-    assert lines[-1] == "reports: success summary; subject prefix [pullthrough prod]"
+    assert lines[-1] == "reports: success summary; subject prefix [ACME]"
 
 
 def test_defaults_make_a_minimal_document_useful() -> None:

@@ -359,9 +359,15 @@ def test_max_receives_and_the_queue_timeouts_match_template_yaml() -> None:
     function = resources["WarmImagesFunction"]["Properties"]
     assert queue["RedrivePolicy"]["maxReceiveCount"] == MAX_RECEIVES
     assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
-    events = function["Events"]["Jobs"]["Properties"]
-    assert events["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert events["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WarmMaxConcurrency"}
+    (mapping,) = [
+        resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Lambda::EventSourceMapping"
+        and resource["Properties"]["FunctionName"] == {"Ref": "WarmImagesFunction"}
+    ]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["WarmQueue", "Arn"]}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WarmMaxConcurrency"}
 
 
 def test_a_job_message_names_no_secret() -> None:

@@ -16,7 +16,7 @@ import difflib
 import json
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -166,6 +166,12 @@ def _image_reference(value: Any) -> ImageReference:
     try:
         return ImageReference.parse(value)
     except InvalidReference as exc:
+        if _hide_tokens(value) != value:
+            # The parser's reason quotes the text back (lower-cased): say what it is instead.
+            raise ValueError(
+                "this looks like an access token, not an image reference; a token belongs in the rule's "
+                "credentials secret, never in this file"
+            ) from None
         raise ValueError(exc.reason) from None
 
 
@@ -916,7 +922,7 @@ def parse(text: str, source: str = "<config>") -> Config:
         problems.extend(_translate(exc, source, raw))
     problems.extend(_document_checks(raw, config, source))
     if problems or config is None:
-        raise ConfigError(problems)
+        raise ConfigError(_without_tokens(problems, _tokens_in(raw)))
     return config
 
 
@@ -925,8 +931,105 @@ def schema_text() -> str:
     return json.dumps(Config.dump_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
+# The real document is five levels deep and needs an alias or two at most (a merge key): these bounds only ever
+# stop a broken or hostile document, before it costs a RecursionError or minutes of expanding aliases.
+_MAX_DEPTH = 32
+_MAX_ALIAS_NODES = 10_000
+_MAX_NUMBER_LENGTH = 100
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "timestamp": "a date (a real day, written YYYY-MM-DD)",
+    "binary": "base64 data",
+}
+
+
+class _Refused(yaml.MarkedYAMLError):
+    """A document the loader will not build (too deep, recursive, aliases without bound, an unreadable value)."""
+
+    def __init__(self, message: str, mark: Any) -> None:
+        super().__init__(problem=message, problem_mark=mark)
+
+
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys, which plain YAML loading silently resolves to the last one."""
+    """SafeLoader that refuses duplicate keys (plain YAML silently keeps the last one), bounds nesting and alias
+    expansion, and reports an unreadable scalar (`!!int abc`, a 5000-digit number) with its line, not a traceback."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._open: list[str | None] = []  # anchors of the nodes being composed, outermost first
+        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
+        self._expanded = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: yaml.NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
+        if isinstance(event, yaml.AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if node is not None:
+                self._count_alias(event, node)
+            return super().compose_node(parent, index)
+        if len(self._open) >= _MAX_DEPTH:
+            raise _Refused(
+                f"nested more than {_MAX_DEPTH} levels deep; the config needs five at most (check the brackets)",
+                event.start_mark,
+            )
+        self._open.append(event.anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open.pop()
+
+    def _count_alias(self, event: yaml.AliasEvent, node: yaml.Node) -> None:
+        # PyYAML shares an aliased value, but validation and messages walk every copy: count the copies.
+        anchor = event.anchor
+        if anchor in self._open:
+            raise _Refused(
+                f"alias *{anchor} is inside its own anchor &{anchor}: a value cannot contain itself",
+                event.start_mark,
+            )
+        nodes, depth = self._measure(node)
+        self._expanded += nodes
+        if self._expanded > _MAX_ALIAS_NODES:
+            raise _Refused(
+                f"aliases expand to more than {_MAX_ALIAS_NODES} values (each alias copies its anchor's whole "
+                "value); write the repeated parts out or use fewer aliases",
+                event.start_mark,
+            )
+        if len(self._open) + depth > _MAX_DEPTH:
+            raise _Refused(
+                f"alias *{anchor} nests the document more than {_MAX_DEPTH} levels deep once expanded",
+                event.start_mark,
+            )
+
+    def _measure(self, node: yaml.Node) -> tuple[int, int]:
+        """How many nodes `node` stands for once its aliases are expanded, and how deep it goes."""
+        known = self._measured.get(id(node))
+        if known is not None:
+            return known
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        # Children that are aliases were measured when composed, and composition is depth-bounded: no deep recursion.
+        sizes = [self._measure(child) for child in children]
+        measured = (1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0))
+        self._measured[id(node)] = measured
+        return measured
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        kind = str(node.tag).rsplit(":", 1)[-1]
+        if kind == "int" and isinstance(node, yaml.ScalarNode) and len(node.value) > _MAX_NUMBER_LENGTH:
+            # Python refuses to print an integer of more than 4300 digits, and no setting needs more than a few.
+            message = f"a number {len(node.value)} characters long; no setting needs more than a few digits"
+            raise _Refused(message, node.start_mark)
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
+            # PyYAML's scalar constructors raise these for text their tag cannot hold (!!int abc, 2024-13-45).
+            message = f"cannot read this value as {_KINDS.get(kind, kind)}; write it in quotes to keep it text"
+            raise _Refused(message, node.start_mark) from None
 
 
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -959,12 +1062,15 @@ def _read_yaml(text: str, source: str) -> dict[str, Any]:
         mark = exc.problem_mark or exc.context_mark
         line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
         where = f"{source}: line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        message = "YAML syntax: " + "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+        message = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
+        message = ("YAML: " if isinstance(exc, _Refused) else "YAML syntax: ") + message
         if isinstance(exc, yaml.scanner.ScannerError | yaml.parser.ParserError):
             message += " (check the indentation, and quote values holding : { } [ ] # or ?)"
-        raise ConfigError([Problem(location=where, value=_show(_redact_line(line.strip())), message=message)]) from None
+        problem = Problem(location=where, value=_show(_hide_tokens(line.strip())), message=message)
+        raise ConfigError(_without_tokens([problem], ())) from None
     except yaml.YAMLError as exc:
-        raise ConfigError([Problem(location=source, value="(unreadable)", message=f"YAML: {exc}")]) from None
+        problem = Problem(location=source, value="(unreadable)", message=f"YAML: {exc}")
+        raise ConfigError(_without_tokens([problem], ())) from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -1061,6 +1167,8 @@ def _number(value: Any) -> Any:
 def _format_loc(loc: Sequence[Any]) -> str:
     text = ""
     for part in loc:
+        if isinstance(part, str):
+            part = _hide_tokens(part)  # an unknown key is shown as written, unless it is a pasted token
         if isinstance(part, int):
             text += f"[{part}]"
         elif part == "[key]":
@@ -1140,25 +1248,78 @@ def _did_you_mean(value: str, choices: Iterable[str]) -> str:
 
 
 def _looks_secret(text: str) -> bool:
-    if text.startswith(_TOKEN_PREFIXES):
+    if text.startswith(_TOKEN_PREFIXES) and len(text) >= 16:
         return True
     if len(text) < 20 or text.startswith((SECRET_PREFIX, "arn:")) or any(c.isspace() or c in ".:" for c in text):
         return False
     return any(c.islower() for c in text) and any(c.isupper() for c in text) and any(c.isdigit() for c in text)
 
 
+# A word is a run of the characters tokens, hosts and paths are made of (YAML's * & ! and quotes end it). A word, its
+# parts between the separators of hosts (. : @) and their pieces between / + = are each checked: a base64 token holds
+# / + =, and a token can be pasted after a host or a colon.
+_WORD = re.compile(r"[\w+/=.:@-]+")
+_PART = re.compile(r"[^.:@]+")
+_PIECE = re.compile(r"[^/+=]+")
+
+
+def _hide_tokens(text: str) -> str:
+    """`text` with every word, or part of a word, that looks like a token replaced by <hidden>."""
+    return _WORD.sub(lambda word: _hide_in(word.group(), (_PART, _PIECE)), text)
+
+
+def _hide_in(text: str, splits: Sequence[re.Pattern[str]]) -> str:
+    if _looks_secret(text):
+        return "<hidden>"
+    if not splits:
+        return text
+    return splits[0].sub(lambda part: _hide_in(part.group(), splits[1:]), text)
+
+
+def _candidates(text: str) -> Iterator[str]:
+    """Every word of `text`, part of a word and piece of a part: what _hide_tokens checks."""
+    for word in _WORD.findall(text):
+        yield word
+        for part in _PART.findall(word):
+            yield part
+            yield from _PIECE.findall(part)
+
+
 def _redact(value: Any) -> Any:
     if isinstance(value, str):
-        return f"<hidden: {len(value)} characters that look like a token>" if _looks_secret(value) else value
+        if _looks_secret(value):
+            return f"<hidden: {len(value)} characters that look like a token>"
+        return _hide_tokens(value)
     if isinstance(value, dict):
-        return {k: _redact(v) for k, v in value.items()}
+        return {_redact(k): _redact(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_redact(v) for v in value]
     return value
 
 
-def _redact_line(line: str) -> str:
-    return " ".join("<hidden>" if _looks_secret(word.strip("'\",")) else word for word in line.split(" "))
+def _tokens_in(raw: Any) -> set[str]:
+    """Every word or part of a word in the document's keys and values that looks like a token."""
+    found: set[str] = set()
+    seen: set[int] = set()  # aliased values are shared: visit each once
+    pending = [raw]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            found.update(candidate for candidate in _candidates(node) if _looks_secret(candidate))
+        elif isinstance(node, dict | list | tuple) and id(node) not in seen:
+            seen.add(id(node))
+            pending.extend([*node.keys(), *node.values()] if isinstance(node, dict) else node)
+    return found
+
+
+def _without_tokens(problems: Iterable[Problem], known: Iterable[str]) -> list[Problem]:
+    """The problems with every token of the document hidden, in any case, wherever a message quoted it."""
+    pattern = re.compile("|".join(re.escape(t) for t in sorted(known, key=len, reverse=True)), re.IGNORECASE)
+
+    def clean(text: str) -> str:
+        return _hide_tokens(pattern.sub("<hidden>", text) if pattern.pattern else text)
+
+    return [Problem(location=clean(p.location), value=clean(p.value), message=clean(p.message)) for p in problems]
 
 
 def _show(value: Any, limit: int = 60) -> str:

@@ -655,7 +655,12 @@ def publish(
     success = config.notifications.success if config is not None else "summary"
     if settings.topic_arn:
         try:
-            sns.publish(report, settings.topic_arn, success=success)
+            sns.publish(
+                report,
+                settings.topic_arn,
+                success=success,
+                subject_prefix=config.notifications.subject_prefix if config is not None else None,
+            )
         except AwsError as exc:
             # The run's outcome stands; a report that could not be sent must not turn it into a failure.
             logger.error("report not published", extra={"run_id": run_id, "error": str(exc)})
@@ -697,6 +702,8 @@ class CheckResult(BaseModel):
 
 def parse_change_event(event: Mapping[str, Any]) -> ChangeEvent:
     """Read an EventBridge event: CloudTrail API calls and service events on secrets, or the schedule."""
+    if not isinstance(event, Mapping):
+        raise EventError(f"check_credentials takes an EventBridge event (a JSON object), not a {type(event).__name__}")
     detail_type = str(event.get("detail-type") or "")
     detail = event.get("detail")
     if detail_type == SCHEDULED:

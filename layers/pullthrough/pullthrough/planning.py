@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import total_ordering
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -31,6 +31,7 @@ from pullthrough import config as config_module
 from pullthrough import manifests
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
 from pullthrough.errors import (
+    AwsError,
     ConfigError,
     EventError,
     InvalidManifest,
@@ -67,8 +68,11 @@ if TYPE_CHECKING:
 STALE_AFTER = timedelta(hours=3)
 # ...plus the time a long queue takes to drain at the event source's lowest concurrency (2), one job at a time.
 DRAIN_SECONDS_PER_JOB = 15.0
-# Concurrent ECR and upstream calls while deciding; HEADs are free on Docker Hub but not unlimited.
-PLAN_WORKERS = 8
+# Concurrent ECR and upstream calls while deciding; HEADs are free on Docker Hub but not unlimited. One HEAD per tag
+# is most of a large plan's time against a real upstream (tens of milliseconds each), so they overlap this much.
+PLAN_WORKERS = 16
+# Repositories decided at once; each one's tags share the PLAN_WORKERS pool for their HEADs.
+REPOSITORY_WORKERS = 8
 
 RECONCILED_DETAIL_TYPE = "Pullthrough Rules Reconciled"
 
@@ -162,6 +166,8 @@ class WarmRequest(BaseModel):
         detail_type = event.get("detail-type")
         if detail_type == RECONCILED_DETAIL_TYPE:
             detail = event.get("detail") or {}
+            if not isinstance(detail, dict):
+                raise EventError('a "Pullthrough Rules Reconciled" event\'s detail must be an object with "rules"')
             rules = detail.get("rules")
             if rules is not None and (not isinstance(rules, list) or not all(isinstance(r, str) for r in rules)):
                 raise EventError('a "Pullthrough Rules Reconciled" event\'s detail.rules must be a list of prefixes')
@@ -172,7 +178,10 @@ class WarmRequest(BaseModel):
                 rules=tuple(rules) if rules is not None else None,
             )
         if detail_type == "Scheduled Event":
-            names = ", ".join(str(arn).rsplit("/", 1)[-1] for arn in event.get("resources") or [])
+            resources = event.get("resources") or []
+            if not isinstance(resources, list):
+                raise EventError('a "Scheduled Event"\'s resources must be a list of rule ARNs')
+            names = ", ".join(str(arn).rsplit("/", 1)[-1] for arn in resources)
             return cls(trigger=f"EventBridge schedule ({names or 'rule'})")
         if event.get("trigger") == "schedule":
             schedule = str(event.get("schedule_arn") or "schedule").rsplit("/", 1)[-1]
@@ -240,6 +249,14 @@ class Decided:
     item: ReportItem
 
 
+@dataclass(frozen=True)
+class _Check:
+    """ECR holds the tag at `digest`: whether it is complete is verified with the rest of its repository."""
+
+    digest: str
+    note: str | None = None
+
+
 class Upstream(Protocol):
     """What planning asks an upstream registry (RegistryClient): HEADs and tag lists, never a manifest GET."""
 
@@ -260,9 +277,16 @@ class EcrView(Protocol):
     def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]: ...
 
 
+@runtime_checkable
+class EcrTags(Protocol):
+    """An EcrView that also tells, in one go, which of several tags of a repository ECR holds."""
+
+    def describe_images(self, repository: str, tags: Sequence[str]) -> dict[str, EcrImage]: ...
+
+
 @dataclass(frozen=True)
 class AwsEcr:
-    """EcrView over the ECR API in one region."""
+    """EcrView (and EcrTags) over the ECR API in one region."""
 
     region: str | None = None
 
@@ -270,6 +294,11 @@ class AwsEcr:
         from pullthrough.aws import ecr
 
         return ecr.describe_image(repository, tag, self.region)
+
+    def describe_images(self, repository: str, tags: Sequence[str]) -> dict[str, EcrImage]:
+        from pullthrough.aws import ecr
+
+        return ecr.describe_tags(repository, tags, self.region)
 
     def get_manifests(self, repository: str, references: Sequence[str]) -> dict[str, StoredManifest]:
         from pullthrough.aws import ecr
@@ -362,7 +391,7 @@ class Planner:
             targets, decided = self._targets(request)
             candidates = self._expand(targets, decided)
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-                outcomes = list(pool.map(lambda c: self._decide(c, budget), candidates))
+                outcomes = self._decide_all(candidates, budget, pool)
         finally:
             self._close()
         wanted: list[Wanted] = []
@@ -515,11 +544,64 @@ class Planner:
             if client is not None and not isinstance(client, PullthroughError):
                 client.close()
 
-    def _decide(self, c: Candidate, budget: Budget) -> Decided | Wanted:
-        held = self.ecr.describe_image(c.repository, c.tag)
+    def _decide_all(
+        self, candidates: list[Candidate], budget: Budget, pool: ThreadPoolExecutor
+    ) -> list[Decided | Wanted]:
+        """Every candidate's decision, in order, with ECR asked per repository rather than per tag.
+
+        Per repository, three steps: the tags ECR holds (one DescribeImages), a HEAD upstream per tag (on `pool`, so
+        a repository's tags overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level
+        and one BatchCheckLayerAvailability). Repositories go REPOSITORY_WORKERS at a time, so one's ECR calls
+        overlap another's HEADs. A large warm list is mostly many tags of fewer repositories, and ECR's API rate
+        limits count calls, not tags.
+        """
+        by_repository: dict[str, list[tuple[int, Candidate]]] = {}
+        for index, c in enumerate(candidates):
+            by_repository.setdefault(c.repository, []).append((index, c))
+
+        def repository(item: tuple[str, list[tuple[int, Candidate]]]) -> list[tuple[int, Decided | Wanted]]:
+            name, indexed = item
+            held = self._held_tags(name, [c for _, c in indexed])
+            first = list(pool.map(lambda pair: self._first_look(pair[1], held, budget), indexed))
+            checks = [(i, c, look) for (i, c), look in zip(indexed, first, strict=True) if isinstance(look, _Check)]
+            verified = dict(self._verify_repository(name, checks, budget)) if checks else {}
+            return [
+                (i, verified[i] if isinstance(look, _Check) else look)
+                for (i, _), look in zip(indexed, first, strict=True)
+            ]
+
+        outcomes: dict[int, Decided | Wanted] = {}
+        with ThreadPoolExecutor(max_workers=REPOSITORY_WORKERS) as repositories:
+            for results in repositories.map(repository, by_repository.items()):
+                outcomes.update(results)
+        return [outcomes[index] for index in range(len(candidates))]
+
+    def _held_tags(self, repository: str, candidates: list[Candidate]) -> dict[str, EcrImage] | AwsError:
+        """Which of these tags ECR holds in the repository (an AWS error fails only this repository's images)."""
+        tags = list(dict.fromkeys(c.tag for c in candidates))
+        try:
+            if len(tags) > 1 and isinstance(self.ecr, EcrTags):
+                return self.ecr.describe_images(repository, tags)
+            return {tag: image for tag in tags if (image := self.ecr.describe_image(repository, tag)) is not None}
+        except AwsError as exc:
+            return exc
+
+    def _aws_failed(self, c: Candidate, exc: AwsError) -> Decided:
+        """An AWS error on this image's own ECR calls fails this image only, not the whole run."""
+        logger.warning("ECR could not be asked about an image", extra={"subject": c.subject, "error": str(exc)})
+        found = failure(exc, image=c.subject, rule=c.rule.prefix, secret=c.rule.secret_name)
+        return self._decided(c, Outcome.FAILED, reason=found.text, fix=found.fix, reason_code=found.reason.value)
+
+    def _first_look(
+        self, c: Candidate, tags: dict[str, EcrImage] | AwsError, budget: Budget
+    ) -> Decided | Wanted | _Check:
+        """What ECR's tag and the upstream's HEAD decide; `_Check` when ECR's copy must be verified."""
+        if isinstance(tags, AwsError):
+            return self._aws_failed(c, tags)
+        held = tags.get(c.tag)
         pinned = c.reference.digest
         if held is not None and pinned is not None and held.digest == pinned:
-            return self._cached_or_complete(c, held.digest, budget)
+            return _Check(held.digest)
         head: ManifestHead | None = None
         problem: PullthroughError | None = None
         try:
@@ -532,7 +614,7 @@ class Planner:
         if held is not None:
             if head is None or head.digest == held.digest:
                 note = f"the upstream could not be asked whether the tag moved: {problem}" if problem else None
-                return self._cached_or_complete(c, held.digest, budget, note=note)
+                return _Check(held.digest, note)
             if pinned is not None and head.digest != pinned:
                 return self._mismatch(c, head.digest, pinned, held.digest)
             return Wanted(c, "refresh", _cost(c, head), expected_digest=head.digest, previous_digest=held.digest)
@@ -543,12 +625,53 @@ class Planner:
             return self._mismatch(c, head.digest, pinned, None)
         return Wanted(c, "warm", _cost(c, head) if head else 0, expected_digest=head.digest if head else None)
 
+    def _verify_repository(
+        self, repository: str, checks: list[tuple[int, Candidate, _Check]], budget: Budget
+    ) -> list[tuple[int, Decided | Wanted]]:
+        """Verify ECR's copies of one repository's tags: their manifests, their platforms' manifests, their blobs."""
+        try:
+            tops = self.ecr.get_manifests(repository, list(dict.fromkeys(check.digest for _, _, check in checks)))
+            wanted_children: list[str] = []
+            for _, c, check in checks:
+                top = tops.get(check.digest)
+                try:
+                    parsed = top.parsed() if top is not None else None
+                except InvalidManifest:
+                    continue
+                if isinstance(parsed, manifests.Index):
+                    wanted_children += [e.digest for p in c.platforms if (e := parsed.entry_for(p)) is not None]
+            children = (
+                self.ecr.get_manifests(repository, list(dict.fromkeys(wanted_children))) if wanted_children else {}
+            )
+            blobs: list[str] = []
+            for stored in [*tops.values(), *children.values()]:
+                try:
+                    parsed = stored.parsed()
+                except InvalidManifest:
+                    continue
+                if isinstance(parsed, manifests.ImageManifest):
+                    blobs += [blob.digest for blob in parsed.blobs]
+            held = self.ecr.check_layers(repository, list(dict.fromkeys(blobs))) if blobs else {}
+        except AwsError as exc:
+            return [(index, self._aws_failed(c, exc)) for index, c, _ in checks]
+        return [
+            (index, self._cached_or_complete(c, check.digest, budget, tops, children, held, note=check.note))
+            for index, c, check in checks
+        ]
+
     def _cached_or_complete(
-        self, c: Candidate, digest: str, budget: Budget, note: str | None = None
+        self,
+        c: Candidate,
+        digest: str,
+        budget: Budget,
+        tops: dict[str, StoredManifest],
+        children: dict[str, StoredManifest],
+        held: dict[str, bool],
+        note: str | None = None,
     ) -> Decided | Wanted:
         """already_cached when ECR holds every wanted platform's manifest, config and layers; else a complete job."""
         try:
-            top = self.ecr.get_manifests(c.repository, [digest]).get(digest)
+            top = tops.get(digest)
             if top is None:
                 return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
             parsed = top.parsed()
@@ -563,7 +686,6 @@ class Planner:
                         absent.append(platform)
                     else:
                         entries[platform] = entry.digest
-                children = self.ecr.get_manifests(c.repository, list(entries.values())) if entries else {}
                 missing = [p for p, d in entries.items() if d not in children]
                 if missing:
                     return Wanted(c, "complete", len(missing), expected_digest=digest, previous_digest=digest)
@@ -577,7 +699,6 @@ class Planner:
         except InvalidManifest:
             return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
         sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
-        held = self.ecr.check_layers(c.repository, list(sizes)) if sizes else {}
         if not all(held.get(d) for d in sizes):
             return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
         warnings = [note] if note else []
@@ -734,7 +855,9 @@ def make_plan(
     planner = Planner(
         config,
         ecr if ecr is not None else AwsEcr(settings.region),
-        upstream_for if upstream_for is not None else (lambda rule: upstream_client(rule, settings)),
+        upstream_for
+        if upstream_for is not None
+        else (lambda rule: upstream_client(rule, settings, connections=PLAN_WORKERS)),
     )
     return planner.plan(request, run_id)
 

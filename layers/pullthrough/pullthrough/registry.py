@@ -289,8 +289,12 @@ class RegistryClient:
         clock: Callable[[], float] = time.monotonic,
         max_wait: float = 30.0,
         jitter: Callable[[], float] = random.random,
+        connections: int = 8,
     ) -> None:
-        """`max_wait` caps one wait between retries: a longer Retry-After is not slept through but raised."""
+        """`max_wait` caps one wait between retries: a longer Retry-After is not slept through but raised.
+
+        `connections`: keep-alive connections kept per host (as many as threads share the client at once).
+        """
         self.base_url = base_url.rstrip("/")
         parts = urlsplit(self.base_url)
         self.name = name or parts.netloc or self.base_url
@@ -303,7 +307,7 @@ class RegistryClient:
         self._retries = max(0, retries)
         self._backoff = backoff
         self._owns_pool = pool is None
-        self._pool = pool if pool is not None else urllib3.PoolManager(num_pools=16, maxsize=8)
+        self._pool = pool if pool is not None else urllib3.PoolManager(num_pools=16, maxsize=max(1, connections))
         self._sleep = sleep
         self._clock = clock
         self._max_wait = max_wait
@@ -311,6 +315,7 @@ class RegistryClient:
         self._lock = threading.Lock()
         self._challenge: Challenge | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
+        self._flights: dict[str, threading.Lock] = {}  # one token request in flight per scope
 
     def __repr__(self) -> str:
         user = self.credentials.username if self.credentials else None
@@ -536,8 +541,19 @@ class RegistryClient:
         key = scope or ""
         with self._lock:
             cached = self._tokens.get(key)
+            flight = self._flights.setdefault(key, threading.Lock())
         if cached is not None and cached[1] > self._clock():
             return cached[0]
+        # Threads that need the same scope's token at once wait for one request instead of each sending their own.
+        with flight:
+            with self._lock:
+                cached = self._tokens.get(key)
+            if cached is not None and cached[1] > self._clock():
+                return cached[0]
+            return self._request_token(challenge, scope, repository)
+
+    def _request_token(self, challenge: Challenge, scope: str | None, repository: str | None) -> str:
+        key = scope or ""
         realm = challenge.realm
         if not realm or urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryAuthError(

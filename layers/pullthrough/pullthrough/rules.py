@@ -663,7 +663,12 @@ class Run:
         message_id = None
         if self.settings.topic_arn:
             try:
-                message_id = sns.publish(report, self.settings.topic_arn, success=self.config.notifications.success)
+                message_id = sns.publish(
+                    report,
+                    self.settings.topic_arn,
+                    success=self.config.notifications.success,
+                    subject_prefix=self.config.notifications.subject_prefix,
+                )
             except AwsError as exc:
                 logger.error(f"the report could not be published: {exc}", extra={"run_id": self.run_id})
         return Summary(

@@ -14,19 +14,25 @@ the run ledger exactly once; the job that completes the run closes it and publis
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pullthrough import config as config_module
 from pullthrough import manifests
 from pullthrough.errors import (
+    AwsAccessDenied,
     AwsError,
+    AwsNotFound,
     ConfigError,
     DigestMismatch,
     EventError,
@@ -48,6 +54,7 @@ from pullthrough.settings import Settings, SettingsError
 from pullthrough.upstreams import Auth
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -64,6 +71,9 @@ VERIFY_SECONDS = 60.0
 MAX_RECEIVES = 3
 # A job is not started with less Lambda time left than this: the message goes back to the queue instead.
 MIN_SECONDS_FOR_A_JOB = 20.0
+# Jobs of one SQS batch warmed at once. A job mostly waits (on ECR pulling upstream, then on ECR storing what it
+# pulled), so one invocation keeps its whole batch in flight instead of paying those waits one after another.
+JOBS_AT_ONCE = 10
 
 TAG_MOVED = "tag_moved"  # reason code of refreshed items and of tags that moved upstream but not yet in ECR
 MOVED_TAG_NOTE = (
@@ -128,12 +138,35 @@ def reason_of(error: PullthroughError) -> Reason:
     return Reason.ERROR
 
 
+CORRUPT_CONTENT_FIX = (
+    "nothing to do if it happens once: the content of {image} was corrupted on the way and the next run fetches it "
+    "again; if it repeats, the upstream or the cache serves broken content: report it to them"
+)
+
+
 def failure(error: PullthroughError, *, image: str, rule: str | None = None, secret: str | None = None) -> Failure:
     """The failure an error stands for, with a fix that names the image, rule or secret concerned."""
     reason = reason_of(error)
-    return Failure(
-        reason, f"{reason.value.replace('_', ' ')}: {error}", fix_for(reason, image=image, rule=rule, secret=secret)
-    )
+    fix = fix_for(reason, image=image, rule=rule, secret=secret)
+    if isinstance(error, DigestMismatch):
+        # Bytes that do not hash to their own digest were corrupted on the way; no pinned digest is involved.
+        fix = CORRUPT_CONTENT_FIX.format(image=image)
+    elif isinstance(error, SecretError) and isinstance(error.__cause__, AwsError):
+        # The secret could not be read at all: a new token would not help, access to the secret (or its key) would.
+        fix = unreadable_secret_fix(error.secret, error.__cause__)
+    return Failure(reason, f"{reason.value.replace('_', ' ')}: {error}", fix)
+
+
+def unreadable_secret_fix(secret: str, error: AwsError) -> str:
+    """What to do when Secrets Manager would not hand out a rule's secret (missing, no access, its key refused)."""
+    if isinstance(error, AwsNotFound):
+        return f"create secret {secret} (`pullthrough credentials set <rule prefix>`) or point the rule at another"
+    if isinstance(error, AwsAccessDenied):
+        return (
+            f"let the function's role read secret {secret}: secretsmanager:GetSecretValue on the secret and "
+            "kms:Decrypt on its KMS key (template.yaml; the key policy)"
+        )
+    return f"nothing to do if it happens once: the next run reads secret {secret} again"
 
 
 def fix_for(reason: Reason, *, image: str, rule: str | None = None, secret: str | None = None) -> str:
@@ -389,10 +422,10 @@ def _explain(error: PullthroughError, job: WarmJob, diagnose: Diagnose) -> Failu
 
 def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) -> dict[str, Any]:
     """warm_images: warm every job of an SQS batch; records that failed go back to the queue (partial response)."""
-    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+    from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 
     worker = Worker(settings, context)
-    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    processor = _concurrent_batch_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     try:
         response = process_partial_response(
             event=event, record_handler=worker.process, processor=processor, context=context
@@ -402,8 +435,26 @@ def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) ->
     return dict(response)
 
 
+@cache
+def _concurrent_batch_processor() -> type[BatchProcessor]:
+    """Powertools' BatchProcessor, with the records of a batch handled at once (up to JOBS_AT_ONCE).
+
+    Built on first use: Powertools' batch utility is imported by warm_images only, not by every importer of this module.
+    """
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+
+    class ConcurrentBatchProcessor(BatchProcessor):
+        def process(self) -> list[tuple[Any, ...]]:
+            if len(self.records) <= 1:
+                return super().process()
+            with ThreadPoolExecutor(max_workers=min(JOBS_AT_ONCE, len(self.records))) as pool:
+                return list(pool.map(self._process_record, self.records))
+
+    return ConcurrentBatchProcessor
+
+
 class Worker:
-    """Warms jobs one after another with one ECR client, and records each outcome in the ledger."""
+    """Warms the jobs of a batch (at once) with one ECR client, and records each outcome in the ledger."""
 
     def __init__(
         self,
@@ -418,28 +469,43 @@ class Worker:
         self._ledger = ledger
         self._ecr: RegistryClient | None = None
         self._upstreams: dict[str, RegistryClient | None] = {}
+        self._lock = threading.RLock()  # the lazily built config, ledger and clients, shared by the batch's jobs
+        # One ledger writer at a time per invocation: DynamoDB's conditions make concurrent writers safe, moto's
+        # (the sandbox's) do not, and a write takes milliseconds next to the seconds a job spends pulling.
+        self._writes = threading.Lock()
+        self._unrecorded: Counter[str] = Counter()  # jobs of this invocation not recorded yet, by run
 
     @property
     def config(self) -> Config:
-        if self._config is None:
-            self._config = config_module.load(self.settings.config_path)
-        return self._config
+        with self._lock:
+            if self._config is None:
+                # Imported here: most warm_images invocations never read the config (only a run's last job, for the
+                # report, and a failed job, to ask the upstream why), and the config's models and YAML cost about
+                # 40 ms of import at every cold start.
+                from pullthrough import config as config_module
+
+                self._config = config_module.load(self.settings.config_path)
+            return self._config
 
     @property
     def ledger(self) -> Ledger:
-        if self._ledger is None:
-            self._ledger = ledger_for(self.settings)
-        return self._ledger
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = ledger_for(self.settings)
+            return self._ledger
 
     def ecr(self) -> RegistryClient:
         """The ECR registry endpoint's client, with a token from GetAuthorizationToken."""
-        if self._ecr is None:
-            from pullthrough.aws import ecr
+        with self._lock:
+            if self._ecr is None:
+                from pullthrough.aws import ecr
 
-            url = self.settings.registry_url()
-            credentials = ecr.authorization(url, self.settings.region)
-            self._ecr = RegistryClient(url, name="ECR", credentials=credentials, timeout=ECR_TIMEOUT)
-        return self._ecr
+                url = self.settings.registry_url()
+                credentials = ecr.authorization(url, self.settings.region)
+                self._ecr = RegistryClient(
+                    url, name="ECR", credentials=credentials, timeout=ECR_TIMEOUT, connections=JOBS_AT_ONCE
+                )
+            return self._ecr
 
     def close(self) -> None:
         """Close the registry connections this worker opened."""
@@ -449,12 +515,17 @@ class Worker:
 
     def process(self, record: SQSRecord) -> None:
         """Handle one SQS record: warm its job unless the ledger already has its outcome, then maybe close the run."""
-        from pullthrough.aws.ledger import Recorded
-
         try:
             job = WarmJob.model_validate_json(record.body)
         except ValidationError as exc:
-            raise EventError(f"SQS message {record.message_id} is not a warm job: {exc.errors()[0]['msg']}") from None
+            problem = f"SQS message {record.message_id} is not a warm job: {exc.errors()[0]['msg']}"
+            # It fails alike on every delivery: after MAX_RECEIVES the queue's redrive policy moves it to the
+            # dead-letter queue, which keeps it for inspection (its body is not logged: it is not ours to trust).
+            logger.error(
+                f"{problem}; rejected, and kept in the dead-letter queue after {MAX_RECEIVES} deliveries",
+                extra={"message_id": record.message_id, "receive_count": record.attributes.approximate_receive_count},
+            )
+            raise EventError(problem) from None
         logger.append_keys(run_id=job.run_id)
         known = self.ledger.job(job.run_id, job.key)
         if known is None:
@@ -463,9 +534,16 @@ class Worker:
         if known.status != "pending":
             # A redelivery: the outcome is counted already. Only the run's closer may still owe its report.
             logger.info("job already recorded; redelivery ignored", extra={"subject": job.subject})
-            self.finish_run(job.run_id, job.key)
+            with self._writes:
+                self.finish_run(job.run_id, job.key)
             return
         self._check_time(job)
+        with self._warming(job.run_id) as counted:
+            self._warm_and_record(job, record, counted)
+
+    def _warm_and_record(self, job: WarmJob, record: SQSRecord, counted: list[bool]) -> None:
+        from pullthrough.aws.ledger import Recorded
+
         try:
             item = self.warm(job)
         except Exception as exc:
@@ -482,18 +560,38 @@ class Worker:
                 details=details_of(job),
             )
         logger.info(f"{job.subject}: {item.outcome.label}", extra=item.to_log())
-        recorded = self.ledger.record(
-            job.run_id,
-            job.key,
-            item.outcome.value,
-            item.model_dump_json(exclude_none=True),
-            bytes_moved=item.details.bytes_moved or 0,
-            pulls_spent=item.details.pulls_spent or 0,
-        )
-        if recorded is Recorded.CLOSED:
-            logger.warning("the run was closed before this job finished; outcome not counted")
-            return
-        self.finish_run(job.run_id, job.key)
+        with self._writes:
+            recorded = self.ledger.record(
+                job.run_id,
+                job.key,
+                item.outcome.value,
+                item.model_dump_json(exclude_none=True),
+                bytes_moved=item.details.bytes_moved or 0,
+                pulls_spent=item.details.pulls_spent or 0,
+            )
+            self._unrecorded[job.run_id] -= 1
+            counted[0] = True
+            if recorded is Recorded.CLOSED:
+                logger.warning("the run was closed before this job finished; outcome not counted")
+                return
+            if self._unrecorded[job.run_id] > 0:
+                # Another job of this run, in this invocation, is not recorded yet: the run cannot be complete, and
+                # that job checks once it is recorded (one ledger read per run and batch rather than per job).
+                return
+            self.finish_run(job.run_id, job.key)
+
+    @contextmanager
+    def _warming(self, run_id: str) -> Iterator[list[bool]]:
+        """Count a job of `run_id` as not recorded until the block marks it recorded (or ends without it)."""
+        counted = [False]
+        with self._writes:
+            self._unrecorded[run_id] += 1
+        try:
+            yield counted
+        finally:
+            with self._writes:
+                if not counted[0]:
+                    self._unrecorded[run_id] -= 1
 
     def warm(self, job: WarmJob) -> ReportItem:
         """Warm one job's image through ECR."""
@@ -524,10 +622,11 @@ class Worker:
 
     def _diagnose(self, job: WarmJob) -> PullthroughError | None:
         try:
-            if job.rule not in self._upstreams:
-                rule = next((r for r in self.config.rules if r.prefix == job.rule), None)
-                self._upstreams[job.rule] = upstream_client(rule, self.settings) if rule else None
-            client = self._upstreams[job.rule]
+            with self._lock:
+                if job.rule not in self._upstreams:
+                    rule = next((r for r in self.config.rules if r.prefix == job.rule), None)
+                    self._upstreams[job.rule] = upstream_client(rule, self.settings) if rule else None
+                client = self._upstreams[job.rule]
             if client is not None:
                 client.head_manifest(job.upstream_repository, job.tag)
         except PullthroughError as exc:
@@ -552,8 +651,13 @@ class JobPostponed(PullthroughError):
 # --- shared with the planner ---------------------------------------------------------------------------------------
 
 
-def upstream_client(rule: Rule, settings: Settings, *, timeout: float | None = None) -> RegistryClient | None:
-    """A client for the rule's upstream with the rule's credentials; None where only ECR can reach it (IAM roles)."""
+def upstream_client(
+    rule: Rule, settings: Settings, *, timeout: float | None = None, connections: int = 8
+) -> RegistryClient | None:
+    """A client for the rule's upstream with the rule's credentials; None where only ECR can reach it (IAM roles).
+
+    `connections`: as many as threads share the client at once (the planner's workers).
+    """
     if rule.entry.auth is Auth.IAM_ROLE:
         return None
     credentials = None
@@ -573,6 +677,7 @@ def upstream_client(rule: Rule, settings: Settings, *, timeout: float | None = N
         name=rule.upstream_url,
         credentials=credentials,
         timeout=UPSTREAM_TIMEOUT if timeout is None else timeout,
+        connections=connections,
     )
 
 
@@ -657,7 +762,12 @@ def publish(report: Report, config: Config, settings: Settings) -> str | None:
         return None
     from pullthrough.aws import sns
 
-    return sns.publish(report, settings.topic_arn, success=config.notifications.success)
+    return sns.publish(
+        report,
+        settings.topic_arn,
+        success=config.notifications.success,
+        subject_prefix=config.notifications.subject_prefix,
+    )
 
 
 __all__ = [

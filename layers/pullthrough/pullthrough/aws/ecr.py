@@ -24,10 +24,12 @@ from pullthrough.registry import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient
-    from mypy_boto3_ecr.type_defs import ImageIdentifierTypeDef
+    from mypy_boto3_ecr.type_defs import ImageDetailTypeDef, ImageIdentifierTypeDef
 
 # BatchGetImage and BatchCheckLayerAvailability take at most 100 ids per call (the ECR API reference).
 BATCH_LIMIT = 100
+# DescribeImages lists at most 1,000 images a page.
+LIST_PAGE = 1000
 # A token lives 12 hours; renewing 5 minutes early keeps one from expiring between the check and the request.
 RENEW_BEFORE_SECONDS = 300.0
 
@@ -125,6 +127,52 @@ def describe_image(repository: str, tag: str, region: str | None = None) -> EcrI
     )
 
 
+def describe_tags(repository: str, tags: Sequence[str], region: str | None = None) -> dict[str, EcrImage]:
+    """The images ECR holds for `tags` in `repository`, by tag (a tag it lacks is left out).
+
+    One call for one tag; for several, the repository's tagged images are listed (a thousand a page) rather than
+    asked for by id: DescribeImages fails the whole call when one of the ids it is given is missing.
+    """
+    wanted = set(tags)
+    if len(wanted) == 1:
+        (tag,) = wanted
+        image = describe_image(repository, tag, region)
+        return {tag: image} if image is not None else {}
+    found: dict[str, EcrImage] = {}
+    token: str | None = None
+    while True:
+        try:
+            with aws_call("ecr:DescribeImages", repository):
+                if token:
+                    response = _client(region).describe_images(
+                        repositoryName=repository, filter={"tagStatus": "TAGGED"}, maxResults=LIST_PAGE, nextToken=token
+                    )
+                else:
+                    response = _client(region).describe_images(
+                        repositoryName=repository, filter={"tagStatus": "TAGGED"}, maxResults=LIST_PAGE
+                    )
+        except AwsNotFound:
+            return {}
+        for detail in response.get("imageDetails") or []:
+            for tag in detail.get("imageTags") or ():
+                if tag in wanted:
+                    found[tag] = _image(repository, detail)
+        token = response.get("nextToken")
+        if not token or len(found) == len(wanted):
+            return found
+
+
+def _image(repository: str, detail: ImageDetailTypeDef) -> EcrImage:
+    return EcrImage(
+        repository=repository,
+        digest=detail["imageDigest"],
+        tags=tuple(detail.get("imageTags") or ()),
+        media_type=detail.get("imageManifestMediaType"),
+        size=detail.get("imageSizeInBytes"),
+        pushed_at=detail.get("imagePushedAt"),
+    )
+
+
 def get_manifests(repository: str, references: Sequence[str], region: str | None = None) -> dict[str, StoredManifest]:
     """BatchGetImage: the stored manifests of `references` (tags or digests) that ECR has, keyed by reference."""
     found: dict[str, StoredManifest] = {}
@@ -186,6 +234,7 @@ __all__ = [
     "authorization",
     "check_layers",
     "describe_image",
+    "describe_tags",
     "forget_authorization",
     "get_manifests",
     "registry_account",

@@ -24,6 +24,11 @@ _ACCESS_DENIED = {
     "ExpiredToken",
     "ExpiredTokenException",
     "SignatureDoesNotMatch",
+    # A KMS key that will not decrypt (no kms:Decrypt for the role in the key policy, or the key is disabled).
+    "DecryptionFailure",
+    "KMSAccessDeniedException",
+    "KMSDisabledException",
+    "KMSInvalidStateException",
 }
 _THROTTLED = {
     "Throttling",

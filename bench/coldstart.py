@@ -1,0 +1,258 @@
+"""4. Cold start: each handler module's import time against `import boto3` alone, and the built package sizes.
+
+Import time: `python -X importtime -c "import app"` in a fresh interpreter, in the function's directory (Lambda's
+LAMBDA_TASK_ROOT, first on sys.path), with the environment template.yaml gives the function plus the variables the
+Lambda runtime sets (so Powertools and the X-Ray SDK take their Lambda paths, as they do at a real cold start).
+The figure is the cumulative microseconds of the top-level `import app` line. `import boto3` runs the same way in
+the same rounds, and so does a "floor" handler: the handler pattern of STYLE.md with no Pullthrough code
+(Powertools' Logger, Metrics and Tracer, one pydantic model), the least any handler here can import. Rounds
+interleave the targets, so drift in machine load hits all of them alike; a first round is thrown away (it compiles
+any stale byte code). Reported: the median time of each target, and the median over the rounds of its time divided
+by boto3's in the same round. The interpreter is the venv's (the layer is built for cp313 on arm64 and cannot run
+here); its byte code is cached, as it would be in a layer that ships .pyc files.
+
+Package sizes: `sam build` of template.yaml into a temporary directory (nothing is written into the repository), then
+the bytes of each built function and layer, unzipped and zipped (what is uploaded).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.harness import ROOT, progress
+from bench.table import Figure, ratio, size
+
+GOAL_RATIO = 1.3
+BASELINE = "boto3"
+_LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\S.*)$")
+
+
+@dataclass(frozen=True)
+class Handler:
+    """A function of template.yaml: its logical id and its directory under functions/."""
+
+    logical_id: str
+    directory: str
+
+
+def handlers() -> list[Handler]:
+    """Every AWS::Serverless::Function of template.yaml."""
+    from sandbox.template import load_template
+
+    found = []
+    for logical_id, resource in load_template().get("Resources", {}).items():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            code = str(resource["Properties"].get("CodeUri", "")).rstrip("/")
+            found.append(Handler(logical_id, code.rsplit("/", 1)[-1]))
+    return sorted(found, key=lambda h: h.directory)
+
+
+def lambda_environment(handler: Handler) -> dict[str, str]:
+    """What the function's process sees in Lambda: the template's variables (Globals merged) and the runtime's."""
+    from sandbox.stack import Stack
+
+    stack = Stack(stack_name="pullthrough-bench")
+    resources = stack.template.get("Resources", {})
+    stack.physical = {logical_id: f"{stack.stack_name}-{logical_id}" for logical_id in resources}
+    stack.parameters = {k: v.get("Default") for k, v in stack.template.get("Parameters", {}).items()}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "PYTHONPATH")}
+    env.update(stack.environment(handler.logical_id))
+    task_root = str(ROOT / "functions" / handler.directory)
+    env.update(
+        LAMBDA_TASK_ROOT=task_root,
+        LAMBDA_RUNTIME_DIR="/var/runtime",
+        AWS_EXECUTION_ENV="AWS_Lambda_python3.13",
+        AWS_LAMBDA_FUNCTION_MEMORY_SIZE="512",
+        AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+        AWS_LAMBDA_LOG_GROUP_NAME=f"/aws/lambda/{stack.physical[handler.logical_id]}",
+        AWS_DEFAULT_REGION=stack.region,
+        AWS_XRAY_DAEMON_ADDRESS="169.254.79.129:2000",
+        _HANDLER="app.lambda_handler",
+    )
+    return env
+
+
+def import_microseconds(module: str, cwd: Path, env: dict[str, str]) -> int:
+    """Cumulative import time of `module` in a fresh interpreter (`-X importtime`), in microseconds."""
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"import {module} in {cwd} failed:\n{result.stderr[-2000:]}")
+    for line in result.stderr.splitlines():
+        match = _LINE.match(line)
+        if match and match.group(3) == module:  # top level: no indentation before the name
+            return int(match.group(2))
+    raise RuntimeError(f"no importtime line for {module} in {cwd}")
+
+
+@dataclass(frozen=True)
+class ImportTimes:
+    """Per target (BASELINE, FLOOR, each handler's directory): the median time in seconds, and the median over the
+    rounds of its time divided by boto3's in the same round."""
+
+    medians: dict[str, float]
+    ratios: dict[str, float]
+    rounds: int
+
+    def ratio(self, target: str) -> float:
+        return self.ratios[target]
+
+
+# The handler pattern every function follows (STYLE.md), with no Pullthrough code: Powertools' Logger, Metrics and
+# Tracer (X-Ray, patching botocore and http.client) and one pydantic model. What any such handler imports at least.
+FLOOR = "floor"
+FLOOR_HANDLER = """\
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
+
+logger, metrics = Logger(service="floor"), Metrics(namespace="Floor", service="floor")
+tracer = Tracer(service="floor", patch_modules=("botocore", "httplib"))
+
+
+class Settings(BaseModel):
+    region: str = "us-east-1"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict, context: LambdaContext) -> dict:
+    return Settings().model_dump()
+"""
+
+
+def measure_imports(rounds: int, floor_dir: Path) -> ImportTimes:
+    """Interleaved rounds over boto3, the floor handler and every handler; medians."""
+    targets = handlers()
+    (floor_dir / "app.py").write_text(FLOOR_HANDLER, encoding="utf-8")
+    envs = {h.directory: lambda_environment(h) for h in targets}
+    baseline_env = envs[targets[0].directory]
+    places = {BASELINE: (ROOT / "functions" / targets[0].directory, "boto3", baseline_env)}
+    places[FLOOR] = (floor_dir, "app", {**baseline_env, "LAMBDA_TASK_ROOT": str(floor_dir)})
+    for handler in targets:
+        places[handler.directory] = (ROOT / "functions" / handler.directory, "app", envs[handler.directory])
+    samples: dict[str, list[int]] = {}
+    # A discarded first round compiles whatever byte code is stale, so no round measures the compiler.
+    for round_ in range(rounds + 1):
+        if round_ == 1:
+            samples = {}
+        for target, (cwd, module, env) in places.items():
+            samples.setdefault(target, []).append(import_microseconds(module, cwd, env))
+    medians = {k: statistics.median(v) / 1e6 for k, v in samples.items()}
+    ratios = {
+        k: statistics.median(mine / base for mine, base in zip(v, samples[BASELINE], strict=True))
+        for k, v in samples.items()
+    }
+    return ImportTimes(medians, ratios, rounds)
+
+
+@dataclass(frozen=True)
+class Built:
+    """One built artefact of `sam build`."""
+
+    logical_id: str
+    bytes: int
+    zipped: int
+    files: int
+
+
+def sam_build(workdir: Path) -> list[Built]:
+    """`sam build` into `workdir` (working directory, build and cache directories all there); sizes per artefact."""
+    venv_bin = Path(sys.executable).parent
+    env = dict(os.environ)
+    env.update(
+        SAM_CLI_TELEMETRY="0",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        PATH=f"{venv_bin}{os.pathsep}{env.get('PATH', '')}",
+        BUILD_PYTHON=sys.executable,
+    )
+    build = workdir / "build"
+    result = subprocess.run(
+        [
+            str(venv_bin / "sam"),
+            "build",
+            "--template",
+            str(ROOT / "template.yaml"),
+            "--build-dir",
+            str(build),
+            "--cache-dir",
+            str(workdir / "cache"),
+        ],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"sam build failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    built = []
+    for artefact in sorted(p for p in build.iterdir() if p.is_dir()):
+        files = [p for p in artefact.rglob("*") if p.is_file()]
+        archive = workdir / f"{artefact.name}.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+            for path in files:
+                zipped.write(path, path.relative_to(artefact))
+        built.append(Built(artefact.name, sum(p.stat().st_size for p in files), archive.stat().st_size, len(files)))
+    return built
+
+
+def run(rounds: int, *, build: bool = True) -> list[Figure]:
+    """Import times (interleaved rounds) and, unless `build` is False, the built sizes."""
+    progress(f"import times: {rounds} interleaved rounds of import boto3 and every handler")
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as floor_dir:
+        times = measure_imports(rounds, Path(floor_dir))
+    section = f"4 cold start (import, median of {rounds})"
+    floor = times.ratio(FLOOR)
+    figures = [
+        Figure(section, "import boto3 alone", f"{times.medians[BASELINE] * 1000:.0f} ms"),
+        Figure(
+            section,
+            "floor: Powertools + X-Ray + pydantic, no Pullthrough",
+            f"{times.medians[FLOOR] * 1000:.0f} ms ({ratio(floor)} boto3)",
+        ),
+    ]
+    for handler in handlers():
+        value = times.ratio(handler.directory)
+        figures.append(
+            Figure(
+                section,
+                f"import {handler.directory}/app.py",
+                f"{times.medians[handler.directory] * 1000:.0f} ms ({ratio(value)} boto3)",
+                f"<= {GOAL_RATIO}x",
+                value <= GOAL_RATIO,
+            )
+        )
+    if not build:
+        return figures
+    progress("sam build into a temporary directory")
+    with tempfile.TemporaryDirectory(prefix="bench-sam-build-") as workdir:
+        built = sam_build(Path(workdir))
+    section = "4 cold start (sam build sizes)"
+    for artefact in built:
+        figures.append(
+            Figure(
+                section,
+                artefact.logical_id,
+                f"{size(artefact.bytes)} unzipped, {size(artefact.zipped)} zipped, {artefact.files} files",
+            )
+        )
+    return figures

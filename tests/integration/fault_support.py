@@ -1,0 +1,249 @@
+"""A deployed stack for the fault tests: template.yaml in moto, two rules on the sandbox, and report helpers.
+
+Kept out of conftest.py (which other helpers edit) and imported by name by the fault modules. The world mirrors
+test_warming.py's: plan_warming is fired as its schedule, warm_images is fed from moto's queue as the SQS event
+source would (partial batch responses and maxReceiveCount honoured), reports come back through a queue subscribed
+to the report topic. Its rules use their own prefixes, so proxies and storage never mix with other modules'.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import yaml
+from moto import mock_aws
+
+from pullthrough.aws import clients, ecr
+from pullthrough.report import Outcome, Report, ReportItem
+from sandbox import PushedImage, Sandbox, moto_ecr
+from sandbox.stack import Stack
+from tests.canary import canary_token
+
+HUB, GHCR = "fault-hub", "fault-ghcr"
+WANTED = ("linux/amd64", "linux/arm64")
+LAYERS = (1200, 300)  # small: the tests are about faults, not bandwidth
+WARM_OUTCOMES = (Outcome.WARMED, Outcome.ALREADY_CACHED, Outcome.REFRESHED, Outcome.DEFERRED, Outcome.FAILED)
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
+def secret_of(prefix: str) -> str:
+    return f"ecr-pullthroughcache/{prefix}"
+
+
+@dataclass
+class World:
+    """The deployed stack, the sandbox, and what a test drives a run with."""
+
+    sb: Sandbox
+    stack: Stack
+    user: str
+    workdir: Path
+    reader: str  # queue subscribed to the report topic
+    reports: list[Report] = field(default_factory=list)
+
+    def configure(self, images: list[Any], *, budget_share: float = 0.9) -> None:
+        """A config with both rules and `images`, used by every function from now on."""
+        document = {
+            "version": 1,
+            "stack": "faults",
+            "rules": [
+                {"prefix": HUB, "upstream": "docker-hub", "credentials": secret_of(HUB)},
+                {"prefix": GHCR, "upstream": "github-container-registry", "credentials": secret_of(GHCR)},
+            ],
+            "warm": {"platforms": list(WANTED), "budget_share": budget_share, "images": images},
+            "notifications": {"success": "full"},
+        }
+        path = self.workdir / f"{unique('config-')}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+
+    def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
+        options.setdefault("layer_sizes", LAYERS)
+        return self.sb.push_image(name, tag, **options)
+
+    def plan(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fire plan_warming: its schedule by default, else a direct invoke with `event`."""
+        if event is None:
+            return dict(self.stack.fire_schedule("PlanWarmingFunction"))
+        return dict(self.stack.invoke("PlanWarmingFunction", event))
+
+    def drain(self) -> int:
+        """Feed the warm queue to warm_images until it is empty (failed records come back until the DLQ)."""
+        return self.stack.drain("WarmImagesFunction")
+
+    def run(self) -> tuple[dict[str, Any], Report]:
+        """A whole run: plan, drain; the planner's summary and the run's one report."""
+        summary = self.plan()
+        self.drain()
+        return summary, self.report_of(summary["run_id"])
+
+    def receive(self) -> list[dict[str, Any]]:
+        """The jobs waiting on the warm queue, received as the event source would (they stay invisible)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        url = self.stack.physical["WarmQueue"]
+        messages: list[dict[str, Any]] = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        ):
+            messages += got
+        return messages
+
+    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand received messages to warm_images as one SQS event."""
+        arn = self.stack.physical["WarmQueue.Arn"]
+        records = [
+            {
+                "messageId": m["MessageId"],
+                "receiptHandle": m["ReceiptHandle"],
+                "body": m["Body"],
+                "attributes": m.get("Attributes", {}),
+                "messageAttributes": {},
+                "md5OfBody": m.get("MD5OfBody", ""),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+                "awsRegion": self.sb.region,
+            }
+            for m in messages
+        ]
+        return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
+
+    def release(self, messages: list[dict[str, Any]], ids: set[str]) -> None:
+        """End the visibility timeout of the received messages in `ids`, as time passing would: SQS delivers them
+        again."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        url = self.stack.physical["WarmQueue"]
+        for message in messages:
+            if message["MessageId"] in ids:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+
+    def collect(self) -> list[Report]:
+        """Every report published so far (each read once from the subscribed queue)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        while got := sqs.receive_message(QueueUrl=self.reader, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                self.reports.append(Report.from_message(message["Body"]))
+                sqs.delete_message(QueueUrl=self.reader, ReceiptHandle=message["ReceiptHandle"])
+        return self.reports
+
+    def reports_of(self, run_id: str) -> list[Report]:
+        return [report for report in self.collect() if report.run_id == run_id]
+
+    def report_of(self, run_id: str) -> Report:
+        (report,) = self.reports_of(run_id)
+        return report
+
+    def dead_letters(self) -> list[dict[str, Any]]:
+        """Messages in the warm queue's dead-letter queue (received and deleted)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        url = self.stack.physical["WarmDeadLetterQueue"]
+        found: list[dict[str, Any]] = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                found.append(message)
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return found
+
+    def pulls(self) -> int:
+        """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
+        return self.sb.upstream.counters[("GET", "manifest")]
+
+
+def subject(image: PushedImage, registry: str = "docker.io") -> str:
+    return f"{registry}/{image.repository}:{image.tag}"
+
+
+def by_subject(report: Report) -> dict[str, ReportItem]:
+    return {item.subject: item for item in report.items}
+
+
+def accounted(summary: dict[str, Any], report: Report) -> bool:
+    """Nothing lost: planned == warmed + already cached + refreshed + deferred + failed, in the report."""
+    counts = report.counts
+    return summary["planned"] == report.total == sum(counts.get(outcome, 0) for outcome in WARM_OUTCOMES)
+
+
+def report_lines(report: Report, name: str) -> list[str]:
+    """The body's lines about one subject: its line, and for a problem the Reason / Fix lines under it."""
+    lines = report.body().splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith(f"  - {name}: "):
+            block = [line]
+            for following in lines[index + 1 :]:
+                if not following.startswith("    "):
+                    break
+                block.append(following)
+            return block
+        if line.startswith("  ") and line.split(maxsplit=1)[-1].startswith(name):
+            return [line]
+    return []
+
+
+@contextmanager
+def deployed(sandbox: Sandbox, workdir: Path) -> Iterator[World]:
+    """template.yaml in moto with two rules whose secrets hold tokens the upstream accepts, and a report reader."""
+    user = unique("fault-user-")
+    sandbox.add_user(user, canary_token("fault"))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            for key, value in {
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_SESSION_TOKEN": "testing",
+                "AWS_DEFAULT_REGION": sandbox.region,
+                "POWERTOOLS_METRICS_NAMESPACE": "Pullthrough",
+            }.items():
+                patch.setenv(key, value)
+            for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
+                patch.delenv(key, raising=False)
+            with mock_aws():
+                # Other modules may have pointed moto's cache operations elsewhere: point them at this sandbox.
+                moto_ecr.install()
+                moto_ecr.set_upstream_endpoints(sandbox.upstream_endpoints())
+                moto_ecr.set_cache_storage(sandbox.ecr.storage_dir)
+                clients.clear()
+                ecr.forget_authorization()
+                secrets, registry = boto3.client("secretsmanager"), boto3.client("ecr")
+                for prefix, upstream, url in (
+                    (HUB, "docker-hub", "registry-1.docker.io"),
+                    (GHCR, "github-container-registry", "ghcr.io"),
+                ):
+                    arn = secrets.create_secret(
+                        Name=secret_of(prefix),
+                        SecretString=json.dumps({"username": user, "accessToken": sandbox.users[user]}),
+                    )["ARN"]
+                    registry.create_pull_through_cache_rule(
+                        ecrRepositoryPrefix=prefix,
+                        upstreamRegistryUrl=url,
+                        upstreamRegistry=upstream,
+                        credentialArn=arn,
+                    )
+                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+                sns, sqs = boto3.client("sns"), boto3.client("sqs")
+                reader = sqs.create_queue(QueueName="fault-report-reader")["QueueUrl"]
+                reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                sns.subscribe(
+                    TopicArn=stack.physical["ReportTopic"],
+                    Protocol="sqs",
+                    Endpoint=reader_arn,
+                    Attributes={"RawMessageDelivery": "true"},
+                )
+                try:
+                    yield World(sandbox, stack, user, workdir, reader)
+                finally:
+                    clients.clear()
+                    ecr.forget_authorization()
+    finally:
+        sandbox.remove_user(user)
