@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sandbox import lambdas
+from sandbox.moto_threads import serialised
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -419,17 +420,18 @@ def correct_moto() -> None:
     - SQS: moto recounts every message of a queue for every message sent (SendMessage reads the queue's attributes,
       ApproximateNumberOfMessages* included), so queueing N jobs costs O(N^2); SQS's is O(N). The approximate counts
       are cached for APPROXIMATE_SECONDS, which SQS documents them to be (approximate, eventually consistent).
-    - every moto request is handled one at a time (`_serialise_moto`): moto is not thread-safe (two concurrent
-      conditional writes to one DynamoDB item can both succeed), where DynamoDB serialises them. moto's calls are
-      CPU-bound Python under the GIL anyway, so the lock costs the concurrent warm path next to nothing.
+    - every moto request is handled one at a time (`sandbox.moto_threads.serialised`, for the whole bench): moto is
+      not thread-safe (two concurrent conditional writes to one DynamoDB item can both succeed), where DynamoDB
+      serialises them. moto's calls are CPU-bound Python under the GIL anyway, so the lock costs the concurrent warm
+      path next to nothing.
 
     Nothing the library sees changes: same answers, same errors.
     """
     from moto.sqs.models import Queue
 
-    _serialise_moto()
     if getattr(Queue, "_bench_corrected", False):
         return
+    contextlib.ExitStack().enter_context(serialised())  # kept for the rest of the process
     for name in (
         "approximate_number_of_messages",
         "approximate_number_of_messages_delayed",
@@ -450,23 +452,6 @@ def _cached_count(count: Any, name: str) -> Any:
         return int(found[0])
 
     return cached
-
-
-def _serialise_moto() -> None:
-    """One moto request at a time (see the module docstring)."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    if getattr(BotocoreStubber, "_bench_serialised", False):
-        return
-    lock = threading.RLock()
-    original = BotocoreStubber.__call__
-
-    def serialised(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
-        with lock:
-            return original(self, event_name, request, **kwargs)
-
-    BotocoreStubber.__call__ = serialised  # type: ignore[method-assign]
-    BotocoreStubber._bench_serialised = True  # type: ignore[attr-defined]
 
 
 @contextlib.contextmanager

@@ -19,6 +19,7 @@ from moto import mock_aws
 from pullthrough.aws import clients
 from pullthrough.aws.ledger import DONE, JobEntry, Ledger, Recorded
 from pullthrough.errors import AwsAlreadyExists, AwsError
+from sandbox.moto_threads import serialised
 from sandbox.template import load_template
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -165,12 +166,14 @@ def test_exactly_one_of_many_finishing_jobs_closes_the_run(ledger: Ledger) -> No
             with lock:
                 closers.append(key)
 
-    # When all of them finish at once, each checking whether it completed the run
-    threads = [threading.Thread(target=finish, args=(i,)) for i in range(12)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
+    # When all of them finish at once, each checking whether it completed the run (moto answering one request at a
+    # time, as DynamoDB serialises the writes to one item: moto alone can let two conditional writes both succeed)
+    with serialised():
+        threads = [threading.Thread(target=finish, args=(i,)) for i in range(12)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
     # Then every outcome counted, and exactly one job closed the run
     state = ledger.run("warm-1")
     assert state is not None
