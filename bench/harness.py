@@ -30,6 +30,7 @@ from typing import IO, Any
 
 from sandbox import lambdas
 from sandbox.moto_threads import serialised
+from sandbox.stack import sqs_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -241,7 +242,7 @@ class Rig:
         message = {"MessageId": "warm-up", "ReceiptHandle": "warm-up", "Body": json.dumps(job)}
         source = self.event_source("WarmImagesFunction")
         with self.environment_of("WarmImagesFunction"), contextlib.redirect_stdout(self.function_log):
-            event = {"Records": [_sqs_record(message, source.queue_arn, self.sb.region)]}
+            event = {"Records": [sqs_record(message, source.queue_arn, self.sb.region)]}
             self.stack.invoke("WarmImagesFunction", event, "sqs")
         from pullthrough.aws import ecr
 
@@ -310,7 +311,7 @@ class Rig:
                         continue
                     in_flight[0] += 1
                 try:
-                    records = [_sqs_record(m, source.queue_arn, self.sb.region) for m in got]
+                    records = [sqs_record(m, source.queue_arn, self.sb.region) for m in got]
                     response = self.stack.invoke(function, {"Records": records}, "sqs") or {}
                     failed = (
                         {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
@@ -375,21 +376,6 @@ class DrainResult:
     batches: int = 0
     messages: int = 0
     failed: int = 0
-
-
-def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
-    """An SQS message as the Lambda event source hands it over (the shape of events/warm_images/batch.json)."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": message.get("Attributes", {}),
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": arn,
-        "awsRegion": region,
-    }
 
 
 @contextlib.contextmanager

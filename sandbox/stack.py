@@ -356,7 +356,7 @@ class Stack:
             ).get("Messages", [])
             if not got:
                 return processed
-            event = {"Records": [_sqs_record(m, arn, self.region) for m in got]}
+            event = {"Records": [sqs_record(m, arn, self.region) for m in got]}
             result = self.invoke(function, event, "sqs") or {}
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])} if route.partial else set()
             for message in got:
@@ -484,7 +484,8 @@ def _envelope(account: str, region: str) -> dict[str, Any]:
     }
 
 
-def _sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]:
+    """An SQS message as the Lambda event source hands it over (the shape of events/warm_images/batch.json)."""
     return {
         "messageId": message["MessageId"],
         "receiptHandle": message["ReceiptHandle"],

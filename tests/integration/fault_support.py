@@ -24,7 +24,7 @@ from moto import mock_aws
 from pullthrough.aws import clients, ecr
 from pullthrough.report import Outcome, Report, ReportItem
 from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack
+from sandbox.stack import Stack, sqs_record
 from tests.canary import canary_token
 
 HUB, GHCR = "fault-hub", "fault-ghcr"
@@ -102,20 +102,7 @@ class World:
     def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """Hand received messages to warm_images as one SQS event."""
         arn = self.stack.physical["WarmQueue.Arn"]
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": self.sb.region,
-            }
-            for m in messages
-        ]
+        records = [sqs_record(m, arn, self.sb.region) for m in messages]
         return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
 
     def release(self, messages: list[dict[str, Any]], ids: set[str]) -> None:

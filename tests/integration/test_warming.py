@@ -27,7 +27,7 @@ from pullthrough.errors import RegistryError
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.report import Outcome, Report
 from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack
+from sandbox.stack import Stack, sqs_record
 from tests.canary import canary_token
 
 pytestmark = pytest.mark.sandbox
@@ -103,20 +103,7 @@ class Warm:
     def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """Hand received messages to warm_images as one SQS event."""
         arn = self.stack.physical["WarmQueue.Arn"]
-        records = [
-            {
-                "messageId": m["MessageId"],
-                "receiptHandle": m["ReceiptHandle"],
-                "body": m["Body"],
-                "attributes": m.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": m.get("MD5OfBody", ""),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-                "awsRegion": self.sb.region,
-            }
-            for m in messages
-        ]
+        records = [sqs_record(m, arn, self.sb.region) for m in messages]
         return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
 
     def collect(self) -> list[Report]:
