@@ -1,109 +1,41 @@
 """A deployed stack for the fault tests: template.yaml in moto, two rules on the sandbox, and report helpers.
 
-Kept out of conftest.py (which other helpers edit) and imported by name by the fault modules. The world mirrors
-test_warming.py's: plan_warming is fired as its schedule, warm_images is fed from moto's queue as the SQS event
-source would (partial batch responses and maxReceiveCount honoured), reports come back through a queue subscribed
-to the report topic. Its rules use their own prefixes, so proxies and storage never mix with other modules'.
+Imported by name by the fault modules. The world is warm_support.WarmHarness (shared with test_warming.py) with its
+own rule prefixes, so proxies and storage never mix with other modules', plus what only the fault tests need:
+releasing received jobs for redelivery and reading the dead-letter queue.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
 from pullthrough.aws import clients, ecr
 from pullthrough.report import Outcome, Report, ReportItem
 from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack, sqs_record
+from sandbox.stack import Stack
 from tests.canary import canary_token
+from tests.integration.warm_support import WarmHarness, secret_of, unique
 
 HUB, GHCR = "fault-hub", "fault-ghcr"
-WANTED = ("linux/amd64", "linux/arm64")
 LAYERS = (1200, 300)  # small: the tests are about faults, not bandwidth
 WARM_OUTCOMES = (Outcome.WARMED, Outcome.ALREADY_CACHED, Outcome.REFRESHED, Outcome.DEFERRED, Outcome.FAILED)
 
 
-def unique(name: str) -> str:
-    return f"{name}{uuid.uuid4().hex[:6]}"
+class World(WarmHarness):
+    """The fault tests' stack: their own rule prefixes, and a budget that never defers (faults, not budgets)."""
 
-
-def secret_of(prefix: str) -> str:
-    return f"ecr-pullthroughcache/{prefix}"
-
-
-@dataclass
-class World:
-    """The deployed stack, the sandbox, and what a test drives a run with."""
-
-    sb: Sandbox
-    stack: Stack
-    user: str
-    workdir: Path
-    reader: str  # queue subscribed to the report topic
-    reports: list[Report] = field(default_factory=list)
-
-    def configure(self, images: list[Any], *, budget_share: float = 0.9) -> None:
-        """A config with both rules and `images`, used by every function from now on."""
-        document = {
-            "version": 1,
-            "stack": "faults",
-            "rules": [
-                {"prefix": HUB, "upstream": "docker-hub", "credentials": secret_of(HUB)},
-                {"prefix": GHCR, "upstream": "github-container-registry", "credentials": secret_of(GHCR)},
-            ],
-            "warm": {"platforms": list(WANTED), "budget_share": budget_share, "images": images},
-            "notifications": {"success": "full"},
-        }
-        path = self.workdir / f"{unique('config-')}.yaml"
-        path.write_text(yaml.safe_dump(document))
-        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
-
-    def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
-        options.setdefault("layer_sizes", LAYERS)
-        return self.sb.push_image(name, tag, **options)
-
-    def plan(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fire plan_warming: its schedule by default, else a direct invoke with `event`."""
-        if event is None:
-            return dict(self.stack.fire_schedule("PlanWarmingFunction"))
-        return dict(self.stack.invoke("PlanWarmingFunction", event))
-
-    def drain(self) -> int:
-        """Feed the warm queue to warm_images until it is empty (failed records come back until the DLQ)."""
-        return self.stack.drain("WarmImagesFunction")
-
-    def run(self) -> tuple[dict[str, Any], Report]:
-        """A whole run: plan, drain; the planner's summary and the run's one report."""
-        summary = self.plan()
-        self.drain()
-        return summary, self.report_of(summary["run_id"])
-
-    def receive(self) -> list[dict[str, Any]]:
-        """The jobs waiting on the warm queue, received as the event source would (they stay invisible)."""
-        sqs = boto3.client("sqs", region_name=self.sb.region)
-        url = self.stack.physical["WarmQueue"]
-        messages: list[dict[str, Any]] = []
-        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
-            "Messages", []
-        ):
-            messages += got
-        return messages
-
-    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Hand received messages to warm_images as one SQS event."""
-        arn = self.stack.physical["WarmQueue.Arn"]
-        records = [sqs_record(m, arn, self.sb.region) for m in messages]
-        return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
+    HUB, GHCR = HUB, GHCR
+    STACK_LABEL = "faults"
+    LAYERS = LAYERS
+    BUDGET_SHARE = 0.9
 
     def release(self, messages: list[dict[str, Any]], ids: set[str]) -> None:
         """End the visibility timeout of the received messages in `ids`, as time passing would: SQS delivers them
@@ -140,10 +72,6 @@ class World:
                 found.append(message)
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
         return found
-
-    def pulls(self) -> int:
-        """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
-        return self.sb.upstream.counters[("GET", "manifest")]
 
 
 def subject(image: PushedImage, registry: str = "docker.io") -> str:

@@ -37,10 +37,9 @@ from tests.integration.fault_support import (
     by_subject,
     deployed,
     report_lines,
-    secret_of,
     subject,
-    unique,
 )
+from tests.integration.warm_support import secret_of, unique
 
 pytestmark = pytest.mark.sandbox
 

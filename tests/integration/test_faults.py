@@ -34,16 +34,14 @@ from sandbox.fault_proxy import FaultProxy
 from sandbox.upstream import Fault, Faults
 from tests.integration.fault_support import (
     HUB,
-    WANTED,
     World,
     accounted,
     by_subject,
     deployed,
     report_lines,
-    secret_of,
     subject,
-    unique,
 )
+from tests.integration.warm_support import WANTED, secret_of, unique
 
 pytestmark = pytest.mark.sandbox
 

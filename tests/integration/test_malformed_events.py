@@ -32,7 +32,8 @@ from pullthrough.rejection import REASON_CODE
 from pullthrough.report import Kind, Outcome, Status
 from pullthrough.warming import MAX_RECEIVES
 from sandbox import Sandbox
-from tests.integration.fault_support import HUB, World, accounted, by_subject, deployed, secret_of, subject, unique
+from tests.integration.fault_support import HUB, World, accounted, by_subject, deployed, subject
+from tests.integration.warm_support import secret_of, unique
 
 pytestmark = pytest.mark.sandbox
 

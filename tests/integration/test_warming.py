@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-import yaml
 from moto import mock_aws
 
 from pullthrough import warming
@@ -27,108 +25,24 @@ from pullthrough.errors import RegistryError
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.report import Outcome, Report
 from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack, sqs_record
+from sandbox.stack import Stack
 from tests.canary import canary_token
+from tests.integration.warm_support import WANTED, WarmHarness, unique
 
 pytestmark = pytest.mark.sandbox
 
 HUB, GHCR = "warm-hub", "warm-ghcr"
 WRONG_TOKEN = canary_token("wrong")  # what the GHCR rule's secret holds: the upstream refuses it
-WANTED = ("linux/amd64", "linux/arm64")
 LAYERS = (1500, 300)  # small: the tests are about the flow, not bandwidth
 
 
-def unique(name: str) -> str:
-    return f"{name}{uuid.uuid4().hex[:6]}"
+class Warm(WarmHarness):
+    """This module's stack: its own rule prefixes, half the upstream's budget by default, and a client on ECR."""
 
-
-@dataclass
-class Warm:
-    """The deployed stack in moto, the sandbox, and the helpers a test drives a run with."""
-
-    sb: Sandbox
-    stack: Stack
-    user: str
-    workdir: Path
-    reader: str  # queue subscribed to the report topic
-    reports: list[Report] = field(default_factory=list)
-
-    def configure(self, images: list[Any], *, budget_share: float = 0.5) -> None:
-        """Write a config with the module's rules and `images`, and point both functions at it."""
-        document = {
-            "version": 1,
-            "stack": "sandbox",
-            "rules": [
-                {"prefix": HUB, "upstream": "docker-hub", "credentials": f"ecr-pullthroughcache/{HUB}"},
-                {
-                    "prefix": GHCR,
-                    "upstream": "github-container-registry",
-                    "credentials": f"ecr-pullthroughcache/{GHCR}",
-                },
-            ],
-            "warm": {"platforms": list(WANTED), "budget_share": budget_share, "images": images},
-            "notifications": {"success": "full"},
-        }
-        path = self.workdir / f"{unique('config-')}.yaml"
-        path.write_text(yaml.safe_dump(document))
-        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
-
-    def plan(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Fire plan_warming: its schedule by default, else with `event` as a direct invoke."""
-        if event is None:
-            return dict(self.stack.fire_schedule("PlanWarmingFunction"))
-        return dict(self.stack.invoke("PlanWarmingFunction", event))
-
-    def drain(self) -> int:
-        """Feed the warm queue to warm_images until it is empty."""
-        return self.stack.drain("WarmImagesFunction")
-
-    def run(self, event: dict[str, Any] | None = None) -> tuple[dict[str, Any], Report]:
-        """A whole run: plan, drain; returns the planner's summary and the run's one report."""
-        summary = self.plan(event)
-        self.drain()
-        return summary, self.report_of(summary["run_id"])
-
-    def receive(self) -> list[dict[str, Any]]:
-        """The jobs waiting on the warm queue, received as the event source would (they stay invisible)."""
-        sqs = boto3.client("sqs", region_name=self.sb.region)
-        url = self.stack.physical["WarmQueue"]
-        messages: list[dict[str, Any]] = []
-        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
-            "Messages", []
-        ):
-            messages += got
-        return messages
-
-    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Hand received messages to warm_images as one SQS event."""
-        arn = self.stack.physical["WarmQueue.Arn"]
-        records = [sqs_record(m, arn, self.sb.region) for m in messages]
-        return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
-
-    def collect(self) -> list[Report]:
-        """Every report published so far (each read once from the subscribed queue)."""
-        sqs = boto3.client("sqs", region_name=self.sb.region)
-        while got := sqs.receive_message(QueueUrl=self.reader, MaxNumberOfMessages=10).get("Messages", []):
-            for message in got:
-                self.reports.append(Report.from_message(message["Body"]))
-                sqs.delete_message(QueueUrl=self.reader, ReceiptHandle=message["ReceiptHandle"])
-        return self.reports
-
-    def reports_of(self, run_id: str) -> list[Report]:
-        return [report for report in self.collect() if report.run_id == run_id]
-
-    def report_of(self, run_id: str) -> Report:
-        (report,) = self.reports_of(run_id)
-        return report
-
-    def pulls(self) -> int:
-        """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
-        return self.sb.upstream.counters[("GET", "manifest")]
-
-    def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
-        options.setdefault("layer_sizes", LAYERS)
-        return self.sb.push_image(name, tag, **options)
+    HUB, GHCR = HUB, GHCR
+    STACK_LABEL = "sandbox"
+    LAYERS = LAYERS
+    BUDGET_SHARE = 0.5
 
     def ecr_client(self) -> RegistryClient:
         password = ecr.authorization(self.sb.ecr_url, self.sb.region).password

@@ -1,0 +1,126 @@
+"""The warm-run harness shared by test_warming.py and the fault tests (fault_support.py).
+
+template.yaml deployed into moto (sandbox.stack.Stack), two rules on the sandbox: plan_warming is fired as its
+schedule or invoked directly, warm_images is fed from moto's queue as the SQS event source would, and reports come
+back through a queue subscribed to the report topic. A module subclasses `WarmHarness` with its own rule prefixes,
+stack label, layer sizes and default budget share, so proxies and storage never mix between modules.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import boto3
+import yaml
+
+from pullthrough.report import Report
+from sandbox import PushedImage, Sandbox
+from sandbox.stack import Stack, sqs_record
+
+WANTED = ("linux/amd64", "linux/arm64")
+
+
+def unique(name: str) -> str:
+    return f"{name}{uuid.uuid4().hex[:6]}"
+
+
+def secret_of(prefix: str) -> str:
+    return f"ecr-pullthroughcache/{prefix}"
+
+
+@dataclass
+class WarmHarness:
+    """The deployed stack, the sandbox, and what a test drives a warm run with."""
+
+    HUB: ClassVar[str]
+    GHCR: ClassVar[str]
+    STACK_LABEL: ClassVar[str]
+    LAYERS: ClassVar[tuple[int, ...]]
+    BUDGET_SHARE: ClassVar[float]
+
+    sb: Sandbox
+    stack: Stack
+    user: str
+    workdir: Path
+    reader: str  # queue subscribed to the report topic
+    reports: list[Report] = field(default_factory=list)
+
+    def configure(self, images: list[Any], *, budget_share: float | None = None) -> None:
+        """Write a config with the module's two rules and `images`, and point every function at it."""
+        document = {
+            "version": 1,
+            "stack": self.STACK_LABEL,
+            "rules": [
+                {"prefix": self.HUB, "upstream": "docker-hub", "credentials": secret_of(self.HUB)},
+                {"prefix": self.GHCR, "upstream": "github-container-registry", "credentials": secret_of(self.GHCR)},
+            ],
+            "warm": {
+                "platforms": list(WANTED),
+                "budget_share": self.BUDGET_SHARE if budget_share is None else budget_share,
+                "images": images,
+            },
+            "notifications": {"success": "full"},
+        }
+        path = self.workdir / f"{unique('config-')}.yaml"
+        path.write_text(yaml.safe_dump(document))
+        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+
+    def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
+        options.setdefault("layer_sizes", self.LAYERS)
+        return self.sb.push_image(name, tag, **options)
+
+    def plan(self, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Fire plan_warming: its schedule by default, else a direct invoke with `event`."""
+        if event is None:
+            return dict(self.stack.fire_schedule("PlanWarmingFunction"))
+        return dict(self.stack.invoke("PlanWarmingFunction", event))
+
+    def drain(self) -> int:
+        """Feed the warm queue to warm_images until it is empty (failed records come back until the DLQ)."""
+        return self.stack.drain("WarmImagesFunction")
+
+    def run(self, event: dict[str, Any] | None = None) -> tuple[dict[str, Any], Report]:
+        """A whole run: plan, drain; the planner's summary and the run's one report."""
+        summary = self.plan(event)
+        self.drain()
+        return summary, self.report_of(summary["run_id"])
+
+    def receive(self) -> list[dict[str, Any]]:
+        """The jobs waiting on the warm queue, received as the event source would (they stay invisible)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        url = self.stack.physical["WarmQueue"]
+        messages: list[dict[str, Any]] = []
+        while got := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get(
+            "Messages", []
+        ):
+            messages += got
+        return messages
+
+    def deliver(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Hand received messages to warm_images as one SQS event."""
+        arn = self.stack.physical["WarmQueue.Arn"]
+        records = [sqs_record(m, arn, self.sb.region) for m in messages]
+        return dict(self.stack.invoke("WarmImagesFunction", {"Records": records}, "sqs"))
+
+    def collect(self) -> list[Report]:
+        """Every report published so far (each read once from the subscribed queue)."""
+        sqs = boto3.client("sqs", region_name=self.sb.region)
+        while got := sqs.receive_message(QueueUrl=self.reader, MaxNumberOfMessages=10).get("Messages", []):
+            for message in got:
+                self.reports.append(Report.from_message(message["Body"]))
+                sqs.delete_message(QueueUrl=self.reader, ReceiptHandle=message["ReceiptHandle"])
+        return self.reports
+
+    def reports_of(self, run_id: str) -> list[Report]:
+        return [report for report in self.collect() if report.run_id == run_id]
+
+    def report_of(self, run_id: str) -> Report:
+        (report,) = self.reports_of(run_id)
+        return report
+
+    def pulls(self) -> int:
+        """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
+        return self.sb.upstream.counters[("GET", "manifest")]
