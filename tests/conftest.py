@@ -39,3 +39,13 @@ def sandbox(docker_registry: str, tmp_path_factory: pytest.TempPathFactory) -> I
 
     with Sandbox(tmp_path_factory.mktemp("sandbox")) as started:
         yield started
+
+
+@pytest.fixture(autouse=True)
+def fresh_upstream_clients() -> Iterator[None]:
+    """Each test starts without upstream clients kept by an earlier one (a Lambda container's reuse, per test)."""
+    from pullthrough import warming
+
+    warming.forget_kept_clients()
+    yield
+    warming.forget_kept_clients()

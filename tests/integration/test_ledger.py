@@ -17,7 +17,7 @@ import pytest
 from moto import mock_aws
 
 from pullthrough.aws import clients
-from pullthrough.aws.ledger import DONE, JobEntry, Ledger, Recorded
+from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
 from pullthrough.errors import AwsAlreadyExists, AwsError
 from sandbox.moto_threads import serialised
 from sandbox.template import load_template
@@ -227,3 +227,58 @@ def test_unwritten_job_items_are_retried_then_refused() -> None:
     assert Stubborn.calls == 6
     assert slept == sorted(slept)
     assert len(slept) == 5
+
+
+def verified(tag: str, at: datetime = T0, digest: str = "sha256:" + "a" * 64) -> Verified:
+    return Verified(
+        "docker-hub/library/app",
+        tag,
+        digest,
+        ("linux/amd64", "linux/arm64"),
+        ("linux/amd64",),
+        ("linux/arm64",),
+        1234,
+        at,
+    )
+
+
+def test_verified_images_are_remembered_and_recalled_in_batches(ledger: Ledger) -> None:
+    # Given 150 verified tags remembered (more than one BatchGetItem's 100 keys)
+    ledger.remember([verified(str(i)) for i in range(150)])
+    # When they and an unknown tag are recalled
+    found = ledger.remembered([("docker-hub/library/app", str(i)) for i in range(150)] + [("other", "1")])
+    # Then each comes back whole, and the unknown one is simply absent
+    assert len(found) == 150
+    assert found[("docker-hub/library/app", "7")] == verified("7")
+
+
+def test_an_expired_verification_is_not_recalled(ledger: Ledger) -> None:
+    # Given a verification older than VERIFIED_FOR (DynamoDB's TTL deletes it late, if at all)
+    ledger.remember([verified("old", at=T0 - VERIFIED_FOR), verified("new")])
+    found = ledger.remembered([("docker-hub/library/app", "old"), ("docker-hub/library/app", "new")])
+    assert list(found) == [("docker-hub/library/app", "new")]
+
+
+def test_a_recorded_job_remembers_its_verification_and_a_duplicate_does_not(ledger: Ledger) -> None:
+    open_run(ledger)
+    first = ledger.record(
+        "warm-1", "docker-hub/app0:1", "warmed", "{}", verified=verified("a", digest="sha256:" + "1" * 64)
+    )
+    again = ledger.record(
+        "warm-1", "docker-hub/app0:1", "warmed", "{}", verified=verified("a", digest="sha256:" + "2" * 64)
+    )
+    assert (first, again) == (Recorded.RECORDED, Recorded.DUPLICATE)
+    assert ledger.remembered([("docker-hub/library/app", "a")])[("docker-hub/library/app", "a")].digest.endswith("1")
+
+
+def test_a_run_decided_whole_is_written_closed_and_reported_without_jobs(ledger: Ledger) -> None:
+    jobs = [JobEntry(key="docker-hub/a:1", subject="a", status=DONE, outcome="already_cached", report_item="{}")]
+    ledger.reported_run("warm-9", trigger="schedule", stack="test", started=T0, jobs=jobs, notes=["n"])
+    state = ledger.run("warm-9")
+    assert state is not None
+    assert (state.planned, state.done, state.counts, state.status) == (1, 1, {"already_cached": 1}, "closed")
+    assert (state.closed_by, state.reported_at, state.notes) == ("planner", T0 + timedelta(minutes=5), ("n",))
+    assert ledger.jobs("warm-9") == []
+    assert ledger.open_runs() == []
+    with pytest.raises(AwsAlreadyExists):
+        ledger.reported_run("warm-9", trigger="schedule", stack="test", started=T0, jobs=jobs)

@@ -309,6 +309,44 @@ def test_the_budget_defers_what_does_not_fit(world: Warm) -> None:
     }
 
 
+def test_a_second_run_recalls_what_the_first_verified_and_keeps_only_its_runs_meta(
+    world: Warm, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a multi-arch image and a single one, warmed by a first run
+    ns = unique("recall")
+    images = [world.push(f"{ns}/multi", platforms=WANTED), world.push(f"{ns}/single")]
+    world.configure([f"{image.repository}:1.0" for image in images])
+    _, first = world.run()
+    assert first.counts == {Outcome.WARMED: 2}
+    reads: list[str] = []
+    for name in ("get_manifests", "check_layers"):
+        monkeypatch.setattr(ecr, name, _spy(reads, name, getattr(ecr, name)))
+    # When the same list runs again
+    summary, again = world.run()
+    # Then ECR's manifests and blobs are not read again: the warm jobs verified them, and the ledger remembers it
+    assert reads == []
+    assert again.counts == {Outcome.ALREADY_CACHED: 2}
+    warmed = {i.subject: (i.details.digest, i.details.platforms, i.details.size) for i in first.items}
+    assert {i.subject: (i.details.digest, i.details.platforms, i.details.size) for i in again.items} == warmed
+    # And the run, which queued nothing, was reported by the planner and left its META alone, closed and reported
+    assert summary["queued"] == 0
+    ledger = warming.ledger_for(_settings(world))
+    state = ledger.run(summary["run_id"])
+    assert state is not None
+    assert (state.status, state.closed_by, state.counts) == ("closed", "planner", {"already_cached": 2})
+    assert state.reported_at is not None
+    assert ledger.jobs(summary["run_id"]) == []
+    assert summary["run_id"] not in {run.run_id for run in ledger.open_runs()}
+
+
+def _spy(calls: list[str], name: str, function: Any) -> Any:
+    def spied(*args: Any, **kwargs: Any) -> Any:
+        calls.append(name)
+        return function(*args, **kwargs)
+
+    return spied
+
+
 # --- the run as a whole --------------------------------------------------------------------------------------------
 
 

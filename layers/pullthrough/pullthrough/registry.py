@@ -301,13 +301,15 @@ class RegistryClient:
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise RegistryError(self.name, None, f"base URL {base_url!r} must look like https://host[:port]")
         self.credentials = credentials
+        self.connections = max(1, connections)
+        self.timeout = timeout
         self.calls: Counter[tuple[str, str]] = Counter()
         self.rate_limit: RateLimit | None = None
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._retries = max(0, retries)
         self._backoff = backoff
         self._owns_pool = pool is None
-        self._pool = pool if pool is not None else urllib3.PoolManager(num_pools=16, maxsize=max(1, connections))
+        self._pool = pool if pool is not None else urllib3.PoolManager(num_pools=16, maxsize=self.connections)
         self._sleep = sleep
         self._clock = clock
         self._max_wait = max_wait

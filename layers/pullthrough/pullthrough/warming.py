@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-    from pullthrough.aws.ledger import JobRecord, Ledger, RunState
+    from pullthrough.aws.ledger import JobRecord, Ledger, RunState, Verified
     from pullthrough.config import Config, Rule
 
 # Seconds one registry call may take before it counts as a timeout (upstream HEADs and tag lists; ECR pulls).
@@ -377,6 +377,23 @@ def warm_image(
     return item(Outcome.WARMED, top.digest, reason=warning, facts=facts, **severity)
 
 
+def verified_of(job: WarmJob, item: ReportItem) -> Verified | None:
+    """What a job's outcome shows complete in ECR, for the next run to recall instead of verifying it again."""
+    from pullthrough.aws.ledger import Verified
+
+    if item.outcome not in (Outcome.WARMED, Outcome.REFRESHED, Outcome.ALREADY_CACHED):
+        return None
+    digest, size = item.details.digest, item.details.size
+    if digest is None or size is None:
+        return None
+    platforms = tuple(item.details.platforms or ())
+    # warm_image succeeds on an index only with at least one wanted platform; what it did not warm, the index lacks.
+    absent = tuple(p for p in job.platforms if p not in platforms) if platforms else ()
+    return Verified(
+        job.repository, job.tag, digest, tuple(sorted(job.platforms)), platforms, absent, size, datetime.now(UTC)
+    )
+
+
 def _wait_until_held(
     repository: str,
     digests: list[str],
@@ -568,6 +585,7 @@ class Worker:
                 item.model_dump_json(exclude_none=True),
                 bytes_moved=item.details.bytes_moved or 0,
                 pulls_spent=item.details.pulls_spent or 0,
+                verified=verified_of(job, item),
             )
             self._unrecorded[job.run_id] -= 1
             counted[0] = True
@@ -681,6 +699,51 @@ def upstream_client(
     )
 
 
+# Upstream clients kept between invocations of one Lambda container, by rule prefix (see kept_upstream_client).
+_KEPT: dict[str, RegistryClient] = {}
+_KEPT_LOCK = threading.Lock()
+
+
+def kept_upstream_client(rule: Rule, settings: Settings, *, connections: int = 8) -> RegistryClient | None:
+    """upstream_client, kept for this container's next invocations: its connections and tokens are reused.
+
+    The secret is read on every call; another value (a rotation), endpoint or pool size makes a new client. A
+    token is reused only until it expires (Docker Hub's live 5 minutes); one refused anyway is asked for again.
+    The caller must not close it.
+    """
+    fresh = upstream_client(rule, settings, connections=connections)
+    if fresh is None:
+        return None
+    with _KEPT_LOCK:
+        kept = _KEPT.get(rule.prefix)
+        if kept is not None and _same_client(kept, fresh):
+            fresh.close()
+            return kept
+        _KEPT[rule.prefix] = fresh
+    if kept is not None:
+        kept.close()
+    return fresh
+
+
+def forget_kept_clients() -> None:
+    """Close and drop the kept upstream clients (a new sandbox, or a test that changes an upstream's tokens)."""
+    with _KEPT_LOCK:
+        clients = list(_KEPT.values())
+        _KEPT.clear()
+    for client in clients:
+        client.close()
+
+
+def _same_client(a: RegistryClient, b: RegistryClient) -> bool:
+    return (a.base_url, a.name, a.credentials, a.connections, a.timeout) == (
+        b.base_url,
+        b.name,
+        b.credentials,
+        b.connections,
+        b.timeout,
+    )
+
+
 def ledger_for(settings: Settings) -> Ledger:
     """The run ledger named by LEDGER_TABLE."""
     from pullthrough.aws.ledger import Ledger
@@ -784,12 +847,15 @@ __all__ = [
     "account_of",
     "failure",
     "fix_for",
+    "forget_kept_clients",
     "handle",
+    "kept_upstream_client",
     "ledger_for",
     "publish",
     "reason_of",
     "report_run",
     "run_report",
     "upstream_client",
+    "verified_of",
     "warm_image",
 ]

@@ -3,6 +3,8 @@
     pk = RUN#<run_id>  sk = META        planned, done, n_<outcome> counters, bytes and pulls, status, deadline, notes
     pk = RUN#<run_id>  sk = JOB#<key>   subject, status (pending | done), outcome and its report item (JSON)
     pk = OPEN          sk = RUN#<run_id> present while the run is not reported: the next planner finds it here
+    pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
+                                                 platforms, so the next run need not read its manifests and blobs again
 
 A job's outcome is written with its counters in one transaction whose conditions make a redelivered job count
 once and a job arriving after its run closed count not at all. The job that sees `done == planned` tries the
@@ -33,8 +35,12 @@ JOB_PREFIX = "JOB#"
 RUN_PREFIX = "RUN#"
 PENDING = "pending"
 DONE = "done"
+VERIFIED_PREFIX = "VERIFIED#"
+TAG_PREFIX = "TAG#"
 RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's TTL removes them
+VERIFIED_FOR = timedelta(days=7)  # a verification older than this is done again in full
 _WRITE_BATCH = 25  # BatchWriteItem's limit
+_READ_BATCH = 100  # BatchGetItem's limit
 _WRITE_ATTEMPTS = 6
 
 
@@ -90,6 +96,34 @@ class RunState:
 
 
 @dataclass(frozen=True)
+class Verified:
+    """ECR held `repository:tag` at `digest` with the manifest, config and layers of every platform in `wanted` it has.
+
+    `wanted` is sorted; `platforms` are those of `wanted` the index has (empty for a single-platform manifest),
+    `absent` those it lacks, `size` the bytes of their configs and layers. A digest is immutable and ECR keeps the
+    blobs of an image it holds, so while ECR's tag still points at `digest` this stays true; it expires after
+    VERIFIED_FOR all the same, and the image is verified in full again.
+    """
+
+    repository: str
+    tag: str
+    digest: str
+    wanted: tuple[str, ...]
+    platforms: tuple[str, ...]
+    absent: tuple[str, ...]
+    size: int
+    at: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.repository, self.tag)
+
+    def matches(self, digest: str, platforms: Sequence[str]) -> bool:
+        """Whether this verification answers for `digest` with these wanted platforms."""
+        return digest == self.digest and tuple(sorted(platforms)) == self.wanted
+
+
+@dataclass(frozen=True)
 class JobRecord:
     """A JOB item read back."""
 
@@ -137,29 +171,10 @@ class Ledger:
             # Checked before the jobs are written: rewriting them would reset a live run's jobs to pending.
             raise AwsAlreadyExists("dynamodb:PutItem", f"{self.table} {pk}", "RunExists", "run ids are never reused")
         items = [_job_item(pk, job, expires) for job in jobs]
-        self._batch_put(items, run_id)
-        counts: dict[str, int] = {}
-        for job in jobs:
-            if job.status == DONE and job.outcome:
-                counts[job.outcome] = counts.get(job.outcome, 0) + 1
-        meta: dict[str, Any] = {
-            "pk": _s(pk),
-            "sk": _s(META),
-            "run_id": _s(run_id),
-            "planned": _n(len(jobs)),
-            "done": _n(sum(counts.values())),
-            "bytes_moved": _n(sum(job.bytes_moved for job in jobs if job.status == DONE)),
-            "pulls_spent": _n(sum(job.pulls_spent for job in jobs if job.status == DONE)),
-            "status": _s("open"),
-            "trigger": _s(trigger),
-            "stack": _s(stack),
-            "started": _s(started.isoformat()),
-            "deadline": _n(_epoch(deadline)),
-            "expires_at": _n(expires),
-        }
-        meta.update({_counter(outcome): _n(count) for outcome, count in counts.items()})
-        if notes:
-            meta["notes"] = {"L": [_s(note) for note in notes]}
+        self._batch_put(items, f"{self.table} {pk}")
+        meta = _meta_item(
+            run_id, trigger=trigger, stack=stack, started=started, deadline=deadline, jobs=jobs, notes=notes
+        )
         marker = {
             "pk": _s(OPEN_PARTITION),
             "sk": _s(pk),
@@ -181,10 +196,55 @@ class Ledger:
                 ) from error
             raise translate(error, "dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
 
+    def reported_run(
+        self,
+        run_id: str,
+        *,
+        trigger: str,
+        stack: str,
+        started: datetime,
+        jobs: Sequence[JobEntry],
+        notes: Sequence[str] = (),
+    ) -> None:
+        """Write a run the planner decided whole (nothing queued) and has reported: its META alone, closed.
+
+        Its report, already published, holds its items; no JOB items, no OPEN marker, nothing left to close.
+        """
+        pk = RUN_PREFIX + run_id
+        now = self.clock()
+        meta = _meta_item(run_id, trigger=trigger, stack=stack, started=started, deadline=now, jobs=jobs, notes=notes)
+        meta.update(
+            {
+                "status": _s("closed"),
+                "closed_by": _s("planner"),
+                "closed_at": _s(now.isoformat()),
+                "reported_at": _s(now.isoformat()),
+            }
+        )
+        try:
+            self._ddb().put_item(TableName=self.table, Item=meta, ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                raise AwsAlreadyExists(
+                    "dynamodb:PutItem", f"{self.table} {pk}", "RunExists", "run ids are never reused"
+                ) from error
+            raise translate(error, "dynamodb:PutItem", f"{self.table} {pk}") from error
+
     def record(
-        self, run_id: str, key: str, outcome: str, report_item: str, *, bytes_moved: int = 0, pulls_spent: int = 0
+        self,
+        run_id: str,
+        key: str,
+        outcome: str,
+        report_item: str,
+        *,
+        bytes_moved: int = 0,
+        pulls_spent: int = 0,
+        verified: Verified | None = None,
     ) -> Recorded:
-        """Count one job's outcome once: the JOB item goes pending -> done as META's counters grow, together."""
+        """Count one job's outcome once: the JOB item goes pending -> done as META's counters grow, together.
+
+        `verified`, when the job left the image complete in ECR, is remembered in the same transaction.
+        """
         pk = RUN_PREFIX + run_id
         job_update: dict[str, Any] = {
             "TableName": self.table,
@@ -213,8 +273,11 @@ class Ledger:
                 ":open": _s("open"),
             },
         }
+        writes: list[Any] = [{"Update": job_update}, {"Update": meta_update}]
+        if verified is not None:
+            writes.append({"Put": {"TableName": self.table, "Item": _verified_item(verified)}})
         try:
-            self._ddb().transact_write_items(TransactItems=[{"Update": job_update}, {"Update": meta_update}])  # type: ignore[typeddict-item]
+            self._ddb().transact_write_items(TransactItems=writes)
         except ClientError as error:
             reasons = _cancellation_reasons(error)
             if reasons is None:
@@ -267,6 +330,10 @@ class Ledger:
                 ]
             )
 
+    def remember(self, verified: Sequence[Verified]) -> None:
+        """Remember images verified complete in ECR (BatchWriteItem, 25 at a time)."""
+        self._batch_put([_verified_item(v) for v in verified], f"{self.table} {VERIFIED_PREFIX}*")
+
     # --- reads -------------------------------------------------------------------------------------------------
 
     def run(self, run_id: str) -> RunState | None:
@@ -308,6 +375,36 @@ class Ledger:
                 runs.append(state)
         return sorted(runs, key=lambda run: run.started)
 
+    def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]:
+        """The unexpired verifications of these (repository, tag) keys (BatchGetItem, 100 at a time)."""
+        now = self.clock()
+        wanted = list(dict.fromkeys(keys))
+        found: dict[tuple[str, str], Verified] = {}
+        resource = f"{self.table} {VERIFIED_PREFIX}*"
+        for begin in range(0, len(wanted), _READ_BATCH):
+            request: dict[str, Any] = {
+                self.table: {
+                    "Keys": [
+                        {"pk": _s(VERIFIED_PREFIX + repository), "sk": _s(TAG_PREFIX + tag)}
+                        for repository, tag in wanted[begin : begin + _READ_BATCH]
+                    ]
+                }
+            }
+            for attempt in range(_WRITE_ATTEMPTS):
+                if attempt:
+                    self.sleep(0.05 * 2**attempt)
+                with aws_call("dynamodb:BatchGetItem", resource):
+                    response = self._ddb().batch_get_item(RequestItems=request)
+                for item in (response.get("Responses") or {}).get(self.table) or []:
+                    verified = _verified(item)
+                    if verified is not None and verified.at + VERIFIED_FOR > now:
+                        found[verified.key] = verified
+                request = dict(response.get("UnprocessedKeys") or {})
+                if not request:
+                    break
+            # Keys still unprocessed are simply not remembered: their images are verified in full.
+        return found
+
     # --- internals ---------------------------------------------------------------------------------------------
 
     def _query(self, condition: str, values: dict[str, Any], resource: str) -> Iterator[dict[str, Any]]:
@@ -328,13 +425,13 @@ class Ledger:
             if not start:
                 return
 
-    def _batch_put(self, items: list[dict[str, Any]], run_id: str) -> None:
+    def _batch_put(self, items: list[dict[str, Any]], resource: str) -> None:
         for begin in range(0, len(items), _WRITE_BATCH):
             requests: list[Any] = [{"PutRequest": {"Item": item}} for item in items[begin : begin + _WRITE_BATCH]]
             for attempt in range(_WRITE_ATTEMPTS):
                 if attempt:
                     self.sleep(0.05 * 2**attempt)
-                with aws_call("dynamodb:BatchWriteItem", f"{self.table} {RUN_PREFIX}{run_id}"):
+                with aws_call("dynamodb:BatchWriteItem", resource):
                     response = self._ddb().batch_write_item(RequestItems={self.table: requests})
                 requests = list((response.get("UnprocessedItems") or {}).get(self.table) or [])
                 if not requests:
@@ -342,9 +439,9 @@ class Ledger:
             if requests:
                 raise AwsError(
                     "dynamodb:BatchWriteItem",
-                    f"{self.table} {RUN_PREFIX}{run_id}",
+                    resource,
                     "UnprocessedItems",
-                    f"{len(requests)} job item(s) still unwritten after {_WRITE_ATTEMPTS} attempts; retry the run",
+                    f"{len(requests)} item(s) still unwritten after {_WRITE_ATTEMPTS} attempts; retry the run",
                 )
 
 
@@ -380,6 +477,76 @@ def _job_item(pk: str, job: JobEntry, expires: int) -> dict[str, Any]:
     if job.report_item:
         item["report_item"] = _s(job.report_item)
     return item
+
+
+def _meta_item(
+    run_id: str,
+    *,
+    trigger: str,
+    stack: str,
+    started: datetime,
+    deadline: datetime,
+    jobs: Sequence[JobEntry],
+    notes: Sequence[str],
+) -> dict[str, Any]:
+    """A run's META item, open, its counters counting the jobs already done."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        if job.status == DONE and job.outcome:
+            counts[job.outcome] = counts.get(job.outcome, 0) + 1
+    meta: dict[str, Any] = {
+        "pk": _s(RUN_PREFIX + run_id),
+        "sk": _s(META),
+        "run_id": _s(run_id),
+        "planned": _n(len(jobs)),
+        "done": _n(sum(counts.values())),
+        "bytes_moved": _n(sum(job.bytes_moved for job in jobs if job.status == DONE)),
+        "pulls_spent": _n(sum(job.pulls_spent for job in jobs if job.status == DONE)),
+        "status": _s("open"),
+        "trigger": _s(trigger),
+        "stack": _s(stack),
+        "started": _s(started.isoformat()),
+        "deadline": _n(_epoch(deadline)),
+        "expires_at": _n(_epoch(started + RETENTION)),
+    }
+    meta.update({_counter(outcome): _n(count) for outcome, count in counts.items()})
+    if notes:
+        meta["notes"] = {"L": [_s(note) for note in notes]}
+    return meta
+
+
+def _verified_item(verified: Verified) -> dict[str, Any]:
+    return {
+        "pk": _s(VERIFIED_PREFIX + verified.repository),
+        "sk": _s(TAG_PREFIX + verified.tag),
+        "digest": _s(verified.digest),
+        "wanted": {"L": [_s(p) for p in verified.wanted]},
+        "platforms": {"L": [_s(p) for p in verified.platforms]},
+        "absent": {"L": [_s(p) for p in verified.absent]},
+        "size": _n(verified.size),
+        "verified_at": _s(verified.at.isoformat()),
+        "expires_at": _n(_epoch(verified.at + VERIFIED_FOR)),
+    }
+
+
+def _verified(item: dict[str, Any]) -> Verified | None:
+    digest, at = _str(item, "digest"), _time(item, "verified_at")
+    if digest is None or at is None:
+        return None
+    return Verified(
+        repository=(_str(item, "pk") or "").removeprefix(VERIFIED_PREFIX),
+        tag=(_str(item, "sk") or "").removeprefix(TAG_PREFIX),
+        digest=digest,
+        wanted=_strings(item, "wanted"),
+        platforms=_strings(item, "platforms"),
+        absent=_strings(item, "absent"),
+        size=_int(item, "size"),
+        at=at,
+    )
+
+
+def _strings(item: dict[str, Any], name: str) -> tuple[str, ...]:
+    return tuple(str(value["S"]) for value in (item.get(name) or {}).get("L", []) if "S" in value)
 
 
 def _int(item: dict[str, Any], name: str) -> int:
@@ -444,4 +611,4 @@ def _cancellation_reasons(error: ClientError) -> list[str] | None:
     return [str(reason.get("Code") or "None") for reason in reasons]
 
 
-__all__ = ["JobEntry", "JobRecord", "Ledger", "Recorded", "RunState"]
+__all__ = ["JobEntry", "JobRecord", "Ledger", "Recorded", "RunState", "Verified"]
