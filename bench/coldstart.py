@@ -11,6 +11,12 @@ any stale byte code). Reported: the median time of each target, and the median o
 by boto3's in the same round. The interpreter is the venv's (the layer is built for cp313 on arm64 and cannot run
 here); its byte code is cached, as it would be in a layer that ships .pyc files.
 
+On Python 3.13 (Lambda's), when the machine has one: the library layer built by its own Makefile for this machine's
+platform (PLATFORM=manylinux2014_x86_64; the build compiles it with that Python 3.13), boto3 beside it as the
+runtime's (byte code included, as the runtime ships it), and each handler imported from that layer as built and
+from a copy without its byte code, which is what a cold start paid when the layer shipped source only: every module
+compiled, and the result thrown away (/opt is read-only, and PYTHONDONTWRITEBYTECODE is set).
+
 Package sizes: `sam build` of template.yaml into a temporary directory (nothing is written into the repository), then
 the bytes of each built function and layer, unzipped and zipped (what is uploaded).
 """
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -80,10 +87,10 @@ def lambda_environment(handler: Handler) -> dict[str, str]:
     return env
 
 
-def import_microseconds(module: str, cwd: Path, env: dict[str, str]) -> int:
+def import_microseconds(module: str, cwd: Path, env: dict[str, str], python: str = sys.executable) -> int:
     """Cumulative import time of `module` in a fresh interpreter (`-X importtime`), in microseconds."""
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        [python, "-X", "importtime", "-c", f"import {module}"],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -160,6 +167,92 @@ def measure_imports(rounds: int, floor_dir: Path) -> ImportTimes:
         for k, v in samples.items()
     }
     return ImportTimes(medians, ratios, rounds)
+
+
+def python313() -> str | None:
+    """A Python 3.13 on this machine (the candidates layers/pullthrough/Makefile tries), or None."""
+    pyenv = sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.13*/bin/python3.13"))
+    candidates = ["python3.13", *pyenv, "/usr/local/bin/python3.13"]
+    for candidate in candidates:
+        try:
+            result = subprocess.run(
+                [candidate, "-c", "import sys; print(sys.executable if sys.version_info[:2] == (3, 13) else '')"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        except OSError:
+            continue
+        if result.returncode == 0 and result.stdout.strip():
+            return result.stdout.strip()
+    return None
+
+
+def on_python313(rounds: int) -> list[Figure]:
+    """Each handler on Python 3.13, imported from the layer as built (byte code) and from its source alone."""
+    section = f"4 cold start (Python 3.13, median of {rounds})"
+    python = python313()
+    if python is None:
+        return [Figure(section, "Python 3.13", "none on this machine: not measured")]
+    progress(f"Python 3.13: building the layer for this machine, then {rounds} rounds with and without byte code")
+    with tempfile.TemporaryDirectory(prefix="bench-py313-") as tmp:
+        work = Path(tmp)
+        source = work / "src"
+        shutil.copytree(ROOT / "layers" / "pullthrough", source, ignore=shutil.ignore_patterns("__pycache__"))
+        pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-compile"]
+        platform = ["--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.13"]
+        for command, cwd in (
+            (
+                [
+                    "make",
+                    "build-PullthroughLayer",
+                    f"ARTIFACTS_DIR={work / 'layer'}",
+                    f"BUILD_PYTHON={sys.executable}",
+                    f"PYTHON313={python}",
+                    "PLATFORM=manylinux2014_x86_64",
+                ],
+                source,
+            ),
+            ([*pip, *platform, "--only-binary=:all:", "--target", str(work / "runtime"), "boto3"], work),
+            ([python, "-m", "compileall", "-q", "-j", "0", str(work / "runtime")], work),
+        ):
+            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+            if done.returncode != 0:
+                raise RuntimeError(f"{command[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+        built = work / "layer" / "python"
+        plain = work / "source-only"
+        shutil.copytree(built, plain, ignore=shutil.ignore_patterns("__pycache__"))
+        samples: dict[tuple[str, str], list[int]] = {}
+        runtime_env = {**os.environ, "PYTHONPATH": str(work / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
+        for round_ in range(rounds + 1):
+            took = import_microseconds("boto3", work, runtime_env, python)
+            if round_:
+                samples.setdefault((BASELINE, "byte code"), []).append(took)
+            for handler in handlers():
+                for kind, layer in (("byte code", built), ("source", plain)):
+                    env = {
+                        **lambda_environment(handler),
+                        "PYTHONPATH": f"{layer}{os.pathsep}{work / 'runtime'}",
+                        "PYTHONDONTWRITEBYTECODE": "1",
+                    }
+                    took = import_microseconds("app", ROOT / "functions" / handler.directory, env, python)
+                    if round_:  # the first round warms the disk cache
+                        samples.setdefault((handler.directory, kind), []).append(took)
+    boto3_ms = statistics.median(samples[(BASELINE, "byte code")]) / 1000
+    figures = [Figure(section, "import boto3 alone (the runtime's, with its byte code)", f"{boto3_ms:.0f} ms")]
+    for handler in handlers():
+        compiled = statistics.median(samples[(handler.directory, "byte code")]) / 1000
+        plain_ms = statistics.median(samples[(handler.directory, "source")]) / 1000
+        figures.append(
+            Figure(
+                section,
+                f"import {handler.directory}/app.py: layer of source only / as built",
+                f"{plain_ms:.0f} ms / {compiled:.0f} ms ({ratio(compiled / boto3_ms)} boto3; byte code saves "
+                f"{plain_ms - compiled:.0f} ms)",
+            )
+        )
+    return figures
 
 
 @dataclass(frozen=True)
@@ -241,6 +334,7 @@ def run(rounds: int, *, build: bool = True) -> list[Figure]:
                 value <= GOAL_RATIO,
             )
         )
+    figures += on_python313(min(rounds, 3))
     if not build:
         return figures
     progress("sam build into a temporary directory")

@@ -282,3 +282,12 @@ def test_a_run_decided_whole_is_written_closed_and_reported_without_jobs(ledger:
     assert ledger.open_runs() == []
     with pytest.raises(AwsAlreadyExists):
         ledger.reported_run("warm-9", trigger="schedule", stack="test", started=T0, jobs=jobs)
+
+
+def test_a_verification_this_code_cannot_read_is_not_recalled(ledger: Ledger) -> None:
+    # Given an item under VERIFIED# whose facts are not what this code writes (another version, a hand edit)
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    item = {"pk": {"S": "VERIFIED#docker-hub/library/app"}, "sk": {"S": "TAG#odd"}, "verified": {"S": '{"digest": 1'}}
+    ddb.put_item(TableName="ledger", Item=item)
+    # Then it is not recalled: the image is verified in full instead
+    assert ledger.remembered([("docker-hub/library/app", "odd")]) == {}

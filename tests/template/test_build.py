@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from bench.coldstart import python313
+
 # The group keeps the build's tests on one worker once pytest-xdist honours it again; the fixture's lock is what
 # guarantees a single build meanwhile.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("sam_build")]
@@ -108,7 +110,7 @@ def test_every_compiled_extension_is_an_aarch64_binary(build_dir: Path) -> None:
     assert wrong == []
 
 
-def test_library_layer_ships_every_module_and_no_bytecode(build_dir: Path, repo_root: Path) -> None:
+def test_library_layer_ships_every_module_and_only_python_313_bytecode(build_dir: Path, repo_root: Path) -> None:
     # Given the library's source package and the package in the built layer
     source = repo_root / "layers" / "pullthrough" / "pullthrough"
     built = build_dir / "PullthroughLayer" / "python" / "pullthrough"
@@ -119,7 +121,22 @@ def test_library_layer_ships_every_module_and_no_bytecode(build_dir: Path, repo_
 
     assert modules(built) == modules(source)
     assert (built / "py.typed").is_file()
-    assert [path for path in built.rglob("*") if path.name == "__pycache__" or path.suffix == ".pyc"] == []
+    compiled = {path for path in built.rglob("*.pyc")}
+    assert [path.name for path in compiled if ".cpython-313." not in path.name] == []
+    # And where the build machine has a Python 3.13 (the runtime's), every module of the layer has its byte code,
+    # checked by nothing but its presence (PEP 552 flags 0b01: a hash-based .pyc whose source is never compared)
+    if python313() is None:
+        assert compiled == set(), "byte code without a Python 3.13 to compile it"
+        return
+    layer = build_dir / "PullthroughLayer" / "python"
+    missing = [
+        str(path.relative_to(layer))
+        for path in layer.rglob("*.py")
+        if not (path.parent / "__pycache__" / f"{path.stem}.cpython-313.pyc").is_file()
+    ]
+    assert missing == []
+    flags = {int.from_bytes(path.read_bytes()[4:8], "little") for path in layer.rglob("*.cpython-313.pyc")}
+    assert flags == {0b01}
 
 
 def test_library_layer_leaves_botocore_to_the_runtime_but_ships_urllib3(build_dir: Path) -> None:
