@@ -46,22 +46,6 @@ class World(WarmHarness):
             if message["MessageId"] in ids:
                 sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
 
-    def collect(self) -> list[Report]:
-        """Every report published so far (each read once from the subscribed queue)."""
-        sqs = boto3.client("sqs", region_name=self.sb.region)
-        while got := sqs.receive_message(QueueUrl=self.reader, MaxNumberOfMessages=10).get("Messages", []):
-            for message in got:
-                self.reports.append(Report.from_message(message["Body"]))
-                sqs.delete_message(QueueUrl=self.reader, ReceiptHandle=message["ReceiptHandle"])
-        return self.reports
-
-    def reports_of(self, run_id: str) -> list[Report]:
-        return [report for report in self.collect() if report.run_id == run_id]
-
-    def report_of(self, run_id: str) -> Report:
-        (report,) = self.reports_of(run_id)
-        return report
-
     def dead_letters(self) -> list[dict[str, Any]]:
         """Messages in the warm queue's dead-letter queue (received and deleted)."""
         sqs = boto3.client("sqs", region_name=self.sb.region)
