@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from pullthrough.aws import clients
 from pullthrough.settings import Settings
+from tests.fake_aws import fake_aws
 
 if TYPE_CHECKING:
     from sandbox import Sandbox
@@ -93,30 +92,14 @@ def unique(name: str) -> str:
     return f"{name}-{uuid.uuid4().hex[:8]}"
 
 
-ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "AWS_REGION": REGION,
-}
-
-
 @pytest.fixture(scope="module")
 def aws_env() -> Iterator[None]:
     """moto, with fake credentials and region and no endpoint override, started once per module (0.2 s a start)."""
     from sandbox import moto_ecr
 
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in ENV.items():
-            patch.setenv(name, value)
-        for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
-            patch.delenv(name, raising=False)
-        clients.clear()
-        with mock_aws():
-            moto_ecr.install()
-            yield
-        clients.clear()
+    with fake_aws(REGION):
+        moto_ecr.install()
+        yield
 
 
 @pytest.fixture

@@ -8,25 +8,16 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from pullthrough.aws import clients, ecr
+from pullthrough.aws import ecr
+from tests.fake_aws import fake_aws
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clients.clear()
-    with mock_aws():
+def registry() -> Iterator[object]:
+    with fake_aws(REGION):
         client = boto3.client("ecr", region_name=REGION)
         client.create_repository(repositoryName="cache/app")
         for tag in ("1.0", "1.1", "2.0"):
@@ -41,7 +32,6 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
             }
             client.put_image(repositoryName="cache/app", imageManifest=json.dumps(manifest), imageTag=tag)
         yield client
-    clients.clear()
 
 
 def test_several_tags_are_found_in_one_listing_and_absent_ones_left_out(registry: object) -> None:

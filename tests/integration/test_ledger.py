@@ -14,33 +14,22 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from pullthrough.aws import clients
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
 from pullthrough.errors import AwsAlreadyExists, AwsError
 from sandbox.moto_threads import serialised
 from sandbox.template import load_template
+from tests.fake_aws import fake_aws
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+def ledger() -> Iterator[Ledger]:
     """An empty ledger table with template.yaml's keys and TTL attribute."""
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
     table = load_template()["Resources"]["LedgerTable"]["Properties"]
-    clients.clear()
-    with mock_aws():
+    with fake_aws(REGION):
         ddb = boto3.client("dynamodb", region_name=REGION)
         ddb.create_table(
             TableName="ledger",
@@ -50,7 +39,6 @@ def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
         )
         ddb.update_time_to_live(TableName="ledger", TimeToLiveSpecification=table["TimeToLiveSpecification"])
         yield Ledger("ledger", clock=lambda: T0 + timedelta(minutes=5))
-    clients.clear()
 
 
 def open_run(ledger: Ledger, run_id: str = "warm-1", pending: int = 3, decided: int = 1) -> None:

@@ -21,11 +21,11 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 from moto.ecr.models import ecr_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
 from sandbox import moto_ecr
+from tests.fake_aws import fake_aws
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -43,19 +43,9 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 @pytest.fixture(scope="module")
 def moto_session() -> Iterator[None]:
     """moto with fake credentials and the added ECR operations, started once per module (starting costs 0.2 s)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SECURITY_TOKEN": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-        }.items():
-            patch.setenv(key, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        moto_ecr.install()
-        with mock_aws():
-            yield
+    moto_ecr.install()
+    with fake_aws(REGION):
+        yield
 
 
 @pytest.fixture

@@ -7,29 +7,18 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from pullthrough.aws import clients
 from pullthrough.aws.queue import send_batch
 from pullthrough.errors import AwsError
+from tests.fake_aws import fake_aws
 
 REGION = "us-east-1"
 
 
 @pytest.fixture
-def queue_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    clients.clear()
-    with mock_aws():
+def queue_url() -> Iterator[str]:
+    with fake_aws(REGION):
         yield boto3.client("sqs", region_name=REGION).create_queue(QueueName="jobs")["QueueUrl"]
-    clients.clear()
 
 
 class Flaky:

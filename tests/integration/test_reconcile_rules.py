@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.dynamodb.models import dynamodb_backends
 from moto.ecr.models import ecr_backends
 from moto.events.models import events_backends
@@ -30,6 +29,7 @@ from pullthrough.report import Report
 from pullthrough.settings import Settings
 from sandbox import Sandbox, moto_ecr
 from sandbox.lambdas import LambdaContext, invoke, sample_event
+from tests.fake_aws import fake_aws
 from tests.template.cfn import load_template
 from tests.template.test_reconcile_rules_template import CALLED, ON_ITS_BEHALF
 
@@ -156,19 +156,9 @@ def ledger_table() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def moto_session() -> Iterator[None]:
     """moto with fake credentials and the sandbox's ECR additions, for the whole module."""
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-        }.items():
-            patch.setenv(key, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        moto_ecr.install()
-        with mock_aws():
-            yield
+    moto_ecr.install()
+    with fake_aws(REGION):
+        yield
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from pullthrough.aws import clients
 from pullthrough.aws.sns import publish
 from pullthrough.errors import AwsNotFound
 from pullthrough.report import MAX_MESSAGE_BYTES, Details, Kind, Outcome, Report, ReportItem, Status
+from tests.fake_aws import fake_aws
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient
@@ -45,19 +45,8 @@ class Topic:
 
 
 @pytest.fixture
-def topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
-    # Fake credentials and no endpoint override: everything stays inside moto.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    clients.clear()
-    with mock_aws():
+def topic() -> Iterator[Topic]:
+    with fake_aws(REGION):
         sns = boto3.client("sns", region_name=REGION)
         sqs = boto3.client("sqs", region_name=REGION)
         arn = sns.create_topic(Name="pullthrough-reports")["TopicArn"]
@@ -65,7 +54,6 @@ def topic(monkeypatch: pytest.MonkeyPatch) -> Iterator[Topic]:
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
         yield Topic(arn=arn, queue_url=queue_url, sns=sns, sqs=sqs)
-    clients.clear()
 
 
 def warm_report(*items: ReportItem) -> Report:
