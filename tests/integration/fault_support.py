@@ -7,22 +7,13 @@ releasing received jobs for redelivery and reading the dead-letter queue.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import boto3
-import pytest
-from moto import mock_aws
 
-from pullthrough.aws import clients, ecr
 from pullthrough.report import Outcome, Report, ReportItem
-from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack
-from tests.canary import canary_token
-from tests.integration.warm_support import WarmHarness, secret_of, unique
+from sandbox import PushedImage
+from tests.integration.warm_support import WarmHarness
 
 HUB, GHCR = "fault-hub", "fault-ghcr"
 LAYERS = (1200, 300)  # small: the tests are about faults, not bandwidth
@@ -86,63 +77,3 @@ def report_lines(report: Report, name: str) -> list[str]:
         if line.startswith("  ") and line.split(maxsplit=1)[-1].startswith(name):
             return [line]
     return []
-
-
-@contextmanager
-def deployed(sandbox: Sandbox, workdir: Path) -> Iterator[World]:
-    """template.yaml in moto with two rules whose secrets hold tokens the upstream accepts, and a report reader."""
-    user = unique("fault-user-")
-    sandbox.add_user(user, canary_token("fault"))
-    try:
-        with pytest.MonkeyPatch.context() as patch:
-            for key, value in {
-                "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing",
-                "AWS_SESSION_TOKEN": "testing",
-                "AWS_DEFAULT_REGION": sandbox.region,
-                "POWERTOOLS_METRICS_NAMESPACE": "Pullthrough",
-            }.items():
-                patch.setenv(key, value)
-            for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-                patch.delenv(key, raising=False)
-            with mock_aws():
-                # Other modules may have pointed moto's cache operations elsewhere: point them at this sandbox.
-                moto_ecr.install()
-                moto_ecr.set_upstream_endpoints(sandbox.upstream_endpoints())
-                moto_ecr.set_cache_storage(sandbox.ecr.storage_dir)
-                clients.clear()
-                ecr.forget_authorization()
-                secrets, registry = boto3.client("secretsmanager"), boto3.client("ecr")
-                for prefix, upstream, url in (
-                    (HUB, "docker-hub", "registry-1.docker.io"),
-                    (GHCR, "github-container-registry", "ghcr.io"),
-                ):
-                    arn = secrets.create_secret(
-                        Name=secret_of(prefix),
-                        SecretString=json.dumps({"username": user, "accessToken": sandbox.users[user]}),
-                    )["ARN"]
-                    registry.create_pull_through_cache_rule(
-                        ecrRepositoryPrefix=prefix,
-                        upstreamRegistryUrl=url,
-                        upstreamRegistry=upstream,
-                        credentialArn=arn,
-                    )
-                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
-                sns, sqs = boto3.client("sns"), boto3.client("sqs")
-                reader = sqs.create_queue(QueueName="fault-report-reader")["QueueUrl"]
-                reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
-                    "QueueArn"
-                ]
-                sns.subscribe(
-                    TopicArn=stack.physical["ReportTopic"],
-                    Protocol="sqs",
-                    Endpoint=reader_arn,
-                    Attributes={"RawMessageDelivery": "true"},
-                )
-                try:
-                    yield World(sandbox, stack, user, workdir, reader)
-                finally:
-                    clients.clear()
-                    ecr.forget_authorization()
-    finally:
-        sandbox.remove_user(user)

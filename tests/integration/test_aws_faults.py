@@ -35,7 +35,6 @@ from tests.integration.fault_support import (
     World,
     accounted,
     by_subject,
-    deployed,
     report_lines,
     subject,
 )
@@ -95,7 +94,7 @@ def injected(region: str, *faults: Injected) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with deployed(sandbox, tmp_path_factory.mktemp("aws-faults")) as deployed_world:
+    with World.deployed(sandbox, tmp_path_factory.mktemp("aws-faults")) as deployed_world:
         yield deployed_world
 
 

@@ -37,7 +37,6 @@ from tests.integration.fault_support import (
     World,
     accounted,
     by_subject,
-    deployed,
     report_lines,
     subject,
 )
@@ -213,7 +212,7 @@ MATRIX = [
 
 @pytest.fixture(scope="module")
 def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with deployed(sandbox, tmp_path_factory.mktemp("faults")) as deployed_world:
+    with World.deployed(sandbox, tmp_path_factory.mktemp("faults")) as deployed_world:
         yield deployed_world
 
 

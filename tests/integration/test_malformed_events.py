@@ -32,7 +32,7 @@ from pullthrough.rejection import REASON_CODE
 from pullthrough.report import Kind, Outcome, Status
 from pullthrough.warming import MAX_RECEIVES
 from sandbox import Sandbox
-from tests.integration.fault_support import HUB, World, accounted, by_subject, deployed, subject
+from tests.integration.fault_support import HUB, World, accounted, by_subject, subject
 from tests.integration.warm_support import secret_of, unique
 
 pytestmark = pytest.mark.sandbox
@@ -110,7 +110,7 @@ BRIDGE_CASES = [
 
 @pytest.fixture(scope="module")
 def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    with deployed(sandbox, tmp_path_factory.mktemp("malformed")) as deployed_world:
+    with World.deployed(sandbox, tmp_path_factory.mktemp("malformed")) as deployed_world:
         deployed_world.configure([])
         yield deployed_world
 

@@ -8,7 +8,6 @@ counters are what a rate limit would count); ECR's registry endpoint is the sand
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,15 +16,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from pullthrough import warming
-from pullthrough.aws import clients, ecr
+from pullthrough.aws import ecr
 from pullthrough.errors import RegistryError
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.report import Outcome, Report
-from sandbox import PushedImage, Sandbox, moto_ecr
-from sandbox.stack import Stack
+from sandbox import PushedImage, Sandbox
 from tests.canary import canary_token
 from tests.integration.warm_support import WANTED, WarmHarness, unique
 
@@ -52,54 +49,8 @@ class Warm(WarmHarness):
 @pytest.fixture(scope="module")
 def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warm]:
     """template.yaml in moto, two rules (a good Docker Hub user, a GHCR user with a wrong token), a report reader."""
-    user = unique("warm-user-")
-    sandbox.add_user(user, canary_token("warm"))
-    with pytest.MonkeyPatch.context() as patch:
-        for key, value in {
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-            "AWS_DEFAULT_REGION": sandbox.region,
-            "POWERTOOLS_METRICS_NAMESPACE": "Pullthrough",
-        }.items():
-            patch.setenv(key, value)
-        for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
-            patch.delenv(key, raising=False)
-        with mock_aws():
-            # Other modules may have pointed moto's cache operations elsewhere: point them at this sandbox.
-            moto_ecr.install()
-            moto_ecr.set_upstream_endpoints(sandbox.upstream_endpoints())
-            moto_ecr.set_cache_storage(sandbox.ecr.storage_dir)
-            clients.clear()
-            ecr.forget_authorization()
-            secrets, registry = boto3.client("secretsmanager"), boto3.client("ecr")
-            for prefix, upstream, url, token in (
-                (HUB, "docker-hub", "registry-1.docker.io", sandbox.users[user]),
-                (GHCR, "github-container-registry", "ghcr.io", WRONG_TOKEN),
-            ):
-                arn = secrets.create_secret(
-                    Name=f"ecr-pullthroughcache/{prefix}",
-                    SecretString=json.dumps({"username": user, "accessToken": token}),
-                )["ARN"]
-                registry.create_pull_through_cache_rule(
-                    ecrRepositoryPrefix=prefix, upstreamRegistryUrl=url, upstreamRegistry=upstream, credentialArn=arn
-                )
-            stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
-            sns, sqs = boto3.client("sns"), boto3.client("sqs")
-            reader = sqs.create_queue(QueueName="warm-report-reader")["QueueUrl"]
-            reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
-                "QueueArn"
-            ]
-            sns.subscribe(
-                TopicArn=stack.physical["ReportTopic"],
-                Protocol="sqs",
-                Endpoint=reader_arn,
-                Attributes={"RawMessageDelivery": "true"},
-            )
-            yield Warm(sandbox, stack, user, tmp_path_factory.mktemp("warm"), reader)
-            clients.clear()
-            ecr.forget_authorization()
-    sandbox.remove_user(user)
+    with Warm.deployed(sandbox, tmp_path_factory.mktemp("warm"), ghcr_token=WRONG_TOKEN) as deployed_world:
+        yield deployed_world
 
 
 @pytest.fixture

@@ -8,17 +8,23 @@ stack label, layer sizes and default budget share, so proxies and storage never 
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import boto3
 import yaml
 
+from pullthrough.aws import ecr
 from pullthrough.report import Report
 from sandbox import PushedImage, Sandbox
 from sandbox.stack import Stack, sqs_record
+from tests.canary import canary_token
+from tests.fake_aws import fake_aws
 
 WANTED = ("linux/amd64", "linux/arm64")
 
@@ -47,6 +53,54 @@ class WarmHarness:
     workdir: Path
     reader: str  # queue subscribed to the report topic
     reports: list[Report] = field(default_factory=list)
+
+    @classmethod
+    @contextmanager
+    def deployed(cls, sandbox: Sandbox, workdir: Path, *, ghcr_token: str | None = None) -> Iterator[Self]:
+        """template.yaml in moto with this harness's two rules on the sandbox, and a queue reading the reports.
+
+        The rules' secrets hold a new upstream user's token, which the upstream accepts; `ghcr_token` replaces the
+        GHCR rule's (a token the upstream refuses, say).
+        """
+        user = unique(f"{cls.STACK_LABEL}-user-")
+        sandbox.add_user(user, canary_token(cls.STACK_LABEL))
+        try:
+            with fake_aws(sandbox.region, POWERTOOLS_METRICS_NAMESPACE="Pullthrough"):
+                # Other modules may have pointed moto's cache operations elsewhere: point them at this sandbox.
+                sandbox.configure_rules()
+                ecr.forget_authorization()
+                secrets, registry = boto3.client("secretsmanager"), boto3.client("ecr")
+                for prefix, upstream, url, token in (
+                    (cls.HUB, "docker-hub", "registry-1.docker.io", sandbox.users[user]),
+                    (cls.GHCR, "github-container-registry", "ghcr.io", ghcr_token or sandbox.users[user]),
+                ):
+                    arn = secrets.create_secret(
+                        Name=secret_of(prefix), SecretString=json.dumps({"username": user, "accessToken": token})
+                    )["ARN"]
+                    registry.create_pull_through_cache_rule(
+                        ecrRepositoryPrefix=prefix,
+                        upstreamRegistryUrl=url,
+                        upstreamRegistry=upstream,
+                        credentialArn=arn,
+                    )
+                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+                sns, sqs = boto3.client("sns"), boto3.client("sqs")
+                reader = sqs.create_queue(QueueName=f"{cls.STACK_LABEL}-report-reader")["QueueUrl"]
+                reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ]
+                sns.subscribe(
+                    TopicArn=stack.physical["ReportTopic"],
+                    Protocol="sqs",
+                    Endpoint=reader_arn,
+                    Attributes={"RawMessageDelivery": "true"},
+                )
+                try:
+                    yield cls(sandbox, stack, user, workdir, reader)
+                finally:
+                    ecr.forget_authorization()
+        finally:
+            sandbox.remove_user(user)
 
     def configure(self, images: list[Any], *, budget_share: float | None = None) -> None:
         """Write a config with the module's two rules and `images`, and point every function at it."""
