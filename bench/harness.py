@@ -30,7 +30,7 @@ from typing import IO, Any
 
 from sandbox import lambdas
 from sandbox.moto_threads import serialised
-from sandbox.stack import sqs_record
+from sandbox.stack import environment_set, sqs_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -202,17 +202,8 @@ class Rig:
     @contextlib.contextmanager
     def environment_of(self, function: str) -> Iterator[None]:
         """The function's environment set once for a block: concurrent invocations then never unset it."""
-        values = self.stack.environment(function)
-        saved = {k: os.environ.get(k) for k in values}
-        os.environ.update(values)
-        try:
+        with environment_set(self.stack.environment(function)):
             yield
-        finally:
-            for key, old in saved.items():
-                if old is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = old
 
     def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
         """Call a handler through the stack, its output going to the function log."""

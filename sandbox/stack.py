@@ -301,7 +301,7 @@ class Stack:
     def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
         """Call a function's handler with its environment in place, as Lambda would."""
         self.invocations.append((function, kind))
-        with _environment(self.environment(function)):
+        with environment_set(self.environment(function)):
             context = lambdas.LambdaContext(
                 function_name=self.physical[function], region=self.region, account=self.account
             )
@@ -500,7 +500,8 @@ def sqs_record(message: dict[str, Any], arn: str, region: str) -> dict[str, Any]
 
 
 @contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
+def environment_set(values: dict[str, str]) -> Iterator[None]:
+    """`values` in os.environ for the block, what was there before restored after it."""
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)
     try:
