@@ -114,17 +114,7 @@ def describe_image(repository: str, tag: str, region: str | None = None) -> EcrI
     except AwsNotFound:
         return None
     details = response.get("imageDetails") or []
-    if not details:
-        return None
-    detail = details[0]
-    return EcrImage(
-        repository=repository,
-        digest=detail["imageDigest"],
-        tags=tuple(detail.get("imageTags") or ()),
-        media_type=detail.get("imageManifestMediaType"),
-        size=detail.get("imageSizeInBytes"),
-        pushed_at=detail.get("imagePushedAt"),
-    )
+    return _image(repository, details[0]) if details else None
 
 
 def describe_tags(repository: str, tags: Sequence[str], region: str | None = None) -> dict[str, EcrImage]:
