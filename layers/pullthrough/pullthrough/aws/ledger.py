@@ -170,7 +170,7 @@ class Ledger:
         pk = RUN_PREFIX + run_id
         if self.run(run_id) is not None:
             # Checked before the jobs are written: rewriting them would reset a live run's jobs to pending.
-            raise AwsAlreadyExists("dynamodb:PutItem", f"{self.table} {pk}", "RunExists", "run ids are never reused")
+            raise _run_exists("dynamodb:PutItem", f"{self.table} {pk}")
         items = [_job_item(pk, job, expires) for job in jobs]
         self._batch_put(items, f"{self.table} {pk}")
         meta = _meta_item(
@@ -192,9 +192,7 @@ class Ledger:
             )
         except ClientError as error:
             if (_cancellation_reasons(error) or [""])[0] == "ConditionalCheckFailed":
-                raise AwsAlreadyExists(
-                    "dynamodb:TransactWriteItems", f"{self.table} {pk}", "RunExists", "run ids are never reused"
-                ) from error
+                raise _run_exists("dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
             raise translate(error, "dynamodb:TransactWriteItems", f"{self.table} {pk}") from error
 
     def reported_run(
@@ -226,9 +224,7 @@ class Ledger:
             self._ddb().put_item(TableName=self.table, Item=meta, ConditionExpression="attribute_not_exists(pk)")
         except ClientError as error:
             if _code(error) == "ConditionalCheckFailedException":
-                raise AwsAlreadyExists(
-                    "dynamodb:PutItem", f"{self.table} {pk}", "RunExists", "run ids are never reused"
-                ) from error
+                raise _run_exists("dynamodb:PutItem", f"{self.table} {pk}") from error
             raise translate(error, "dynamodb:PutItem", f"{self.table} {pk}") from error
 
     def record(
@@ -597,6 +593,10 @@ def _job_record(item: dict[str, Any]) -> JobRecord:
         outcome=_str(item, "outcome"),
         report_item=_str(item, "report_item"),
     )
+
+
+def _run_exists(operation: str, resource: str) -> AwsAlreadyExists:
+    return AwsAlreadyExists(operation, resource, "RunExists", "run ids are never reused")
 
 
 def _code(error: ClientError) -> str:
