@@ -1,9 +1,10 @@
 """3. Bytes moved through warm_images per image warmed, against the image's size.
 
-From the first run's report: each item's `bytes_moved` (blob bytes warm_images streamed through the ECR endpoint to
-make ECR fetch them; they are discarded) against the image's size (configs and layers of the wanted platforms, as
-pushed upstream). The skopeo pull of the same list writes every byte to disk, manifests included; its total is
-shown beside. The repeat run moves nothing.
+From the first run's report: each item's `bytes_moved` against the image's size (configs and layers of the wanted
+platforms, as pushed upstream). warm_images makes ECR import an image through its control plane, so only the
+trigger's manifest passes through the function (and a layer downloaded as a last resort, which the sandbox's default
+ECR never needs). Goal (the import-warming issue): at most 0.05 of the image. The skopeo pull of the same list writes
+every byte to disk, manifests included; its total is shown beside. The repeat run moves nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from bench import warm
 from bench.harness import Rig
 from bench.table import Figure, size
+
+GOAL = 0.05  # bytes through the function per byte of image warmed
 
 
 def run(rig: Rig, count: int) -> list[Figure]:
@@ -29,6 +32,8 @@ def run(rig: Rig, count: int) -> list[Figure]:
             section,
             "moved / size: whole list, per image min..max",
             f"{total_moved / total_size:.3f}, {min(ratios):.3f}..{max(ratios):.3f}",
+            goal=f"<= {GOAL}",
+            met=max(ratios) <= GOAL,
         ),
     ]
     pulled = rig.cache.get(f"pulled-{count}")

@@ -23,7 +23,8 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from sandbox.distribution import RegistryProcess, start_registry
-from sandbox.ecr_endpoint import CacheRules, EcrEndpoint, MotoCacheRules
+from sandbox.ecr_endpoint import EcrEndpoint, MotoCacheRules
+from sandbox.ecr_registry import EcrRegistry
 from sandbox.images import PushedImage, push_image
 from sandbox.tokens import TokenIssuer
 from sandbox.upstream import UpstreamFront
@@ -40,7 +41,7 @@ _active: list[Sandbox] = []
 
 
 class Sandbox:
-    """Upstream registry (token realm + front) and the ECR registry endpoint with its per-rule proxies."""
+    """Upstream registry (token realm + front) and ECR's registry endpoint, with the registry model behind it."""
 
     def __init__(
         self,
@@ -50,14 +51,14 @@ class Sandbox:
         account: str = DEFAULT_ACCOUNT,
         region: str = DEFAULT_REGION,
         users: dict[str, str] | None = None,
-        rules: CacheRules | None = None,
+        rules: MotoCacheRules | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.hosts = tuple(hosts)
         self.account = account
         self.region = region
         self.users: dict[str, str] = dict(users) if users is not None else {"sandbox-user": _new_token()}
-        self.rules: CacheRules = rules if rules is not None else MotoCacheRules(account, region)
+        self.rules = rules if rules is not None else MotoCacheRules(account, region)
         self.started_pids: list[int] = []
         self.issuer: TokenIssuer | None = None
         self.upstream_registry: RegistryProcess | None = None
@@ -69,7 +70,7 @@ class Sandbox:
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
     def start(self) -> Sandbox:
-        """Start the front, the upstream registry and the ECR endpoint (proxies start on first use)."""
+        """Start the front, the upstream registry, the ECR endpoint and its storage."""
         with self._lock:
             if self._front is not None:
                 return self
@@ -95,22 +96,22 @@ class Sandbox:
         self._start_upstream_registry(port=None)
         self._ecr = EcrEndpoint(
             self.workdir / "ecr",
-            self._front.url,
             account=self.account,
             region=self.region,
             rules=self.rules,
             on_spawn=self.started_pids.append,
         )
+        self._ecr.registry.upstream_endpoints.update(self.upstream_endpoints())
         self._ecr.start()
         self.configure_rules()
         _active.append(self)
 
     def configure_rules(self) -> None:
-        """Point the rules side (moto_ecr's process-wide hooks) at this sandbox: upstream endpoints, proxy storage.
+        """Point the rules side (moto_ecr's process-wide hooks) at this sandbox: upstream endpoints, the registry.
 
         start() does it; call it again when a test replaced those hooks.
         """
-        self.rules.configure(self.upstream_endpoints(), self.ecr.storage_dir)
+        self.rules.configure(self.ecr.registry)
 
     def _start_upstream_registry(self, port: int | None) -> None:
         registry = start_registry(
@@ -239,6 +240,11 @@ class Sandbox:
         return self.ecr.url
 
     @property
+    def registry(self) -> EcrRegistry:
+        """ECR's registry model: `.clock`, `.imports`, `.events`, what each cache repository holds."""
+        return self.ecr.registry
+
+    @property
     def ecr_password(self) -> str:
         """The password of `Basic AWS:<password>` the ECR endpoint accepts (moto's GetAuthorizationToken's)."""
         return self.ecr.password
@@ -250,13 +256,13 @@ class Sandbox:
             "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(self.upstream_endpoints()),
         }
 
-    def is_cached(self, prefix: str, repository: str, digest: str) -> bool:
-        """True when the proxy of `prefix` stored `digest` for `repository` (the path under the prefix)."""
-        return self.ecr.is_cached(prefix, repository, digest)
-
-    def wait_cached(self, prefix: str, repository: str, digest: str, timeout: float = 10.0) -> None:
-        """Wait until the proxy stored `digest` (it stores a blob in the background after serving it)."""
-        self.ecr.wait_cached(prefix, repository, digest, timeout)
+    def is_cached(self, repository: str, digest: str) -> bool:
+        """True when ECR holds `digest` (a manifest, or an imported layer) in the cache repository `repository`."""
+        held = self.registry.repository(repository)
+        if held is None:
+            return False
+        with held.lock:
+            return digest in held.manifests or held.layers.get(digest) == "AVAILABLE"
 
 
 def _new_token() -> str:

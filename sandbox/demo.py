@@ -1,9 +1,11 @@
 """`make demo`: the whole system on one machine, with moto for AWS and real registries on 127.0.0.1.
 
-deploy event -> reconcile_rules -> "rules reconciled" -> plan_warming -> SQS -> warm_images -> report; the upstream is
-then stopped and every warmed image is pulled again through the ECR endpoint (the offline guarantee); then a rotation
-with a bad token (refused, the old token stays current) and one with a good token (accepted). Each SNS report is
-printed as a subscriber would read it. Everything started is stopped at the end, also on failure or Ctrl-C.
+deploy event -> reconcile_rules -> "rules reconciled" -> plan_warming -> SQS -> warm_images (ECR imports each image
+itself; only manifests pass through the function) -> report; the upstream is then stopped and every warmed image is
+pulled with skopeo through the ECR endpoint (the offline guarantee); a consumer's pull of a tag the upstream lacks
+is reported from ECR's own event; then a rotation with a bad token (refused, the old token stays current) and one
+with a good token (accepted). Each SNS report is printed as a subscriber would read it. Everything started is stopped
+at the end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -115,8 +117,7 @@ def run() -> int:
     from pullthrough import config as config_module
     from pullthrough.observability import logger
     from pullthrough.reference import upstream_repository
-    from pullthrough.registry import Credentials, RegistryClient
-    from sandbox import Sandbox
+    from sandbox import Sandbox, skopeo
     from sandbox.seed import seed
 
     log = FUNCTION_LOG.open("w", encoding="utf-8")
@@ -127,7 +128,7 @@ def run() -> int:
     step("Starting the sandbox: moto for AWS, CNCF distribution registries and the ECR endpoint on 127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="pullthrough-demo-") as workdir, fake_aws(), Sandbox(workdir) as sb:
         say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
-        say(f"ECR registry endpoint (one pull-through proxy per rule): {sb.ecr_url}")
+        say(f"ECR registry endpoint (imports through each rule as ECR does): {sb.ecr_url}")
         config_path = _demo_config(Path(workdir))
         stack = DemoStack(stack_name=STACK, extra_env={**sb.env(), "PULLTHROUGH_CONFIG": str(config_path)})
         stack.log = log
@@ -180,26 +181,44 @@ def run() -> int:
         say(f"{processed} job(s) processed")
         reports.print_new()
 
-        step("Offline: stopping the upstream, then pulling every warmed image through the ECR endpoint")
+        step("Offline: stopping the upstream, then pulling every warmed image with skopeo through the ECR endpoint")
         sb.stop_upstream()
-        ecr = RegistryClient(sb.ecr_url, name="ecr", credentials=Credentials("AWS", sb.ecr_password))
         ecr_api = boto3.client("ecr")
-        pulled = blobs = 0
-        for s in seeded:
-            repository = f"{s.target.rule.prefix}/{upstream_repository(s.target.image.image)}"
-            try:
-                ecr_api.describe_images(repositoryName=repository, imageIds=[{"imageTag": s.tag}])
-            except ecr_api.exceptions.ClientError:
-                continue  # not among the tags the config warms (a tag pattern picked others)
-            for platform, digest in s.pushed.platforms.items():
-                if platform not in s.target.platforms:
-                    continue
-                manifest = ecr.get_manifest(repository, digest)
-                for blob in manifest.parsed().blobs:  # type: ignore[union-attr]
-                    blobs += ecr.fetch_blob(repository, blob.digest) > 0
-                pulled += 1
-        say(f"{pulled} platform image(s), {blobs} blob(s) served by the cache with the upstream down")
+        pulled = failed = 0
+        with tempfile.TemporaryDirectory(prefix="demo-pulls-") as pulls:
+            for n, s in enumerate(seeded):
+                repository = f"{s.target.rule.prefix}/{upstream_repository(s.target.image.image)}"
+                try:
+                    ecr_api.describe_images(repositoryName=repository, imageIds=[{"imageTag": s.tag}])
+                except ecr_api.exceptions.ClientError:
+                    continue  # not among the tags the config warms (a tag pattern picked others)
+                for platform in s.pushed.platforms:
+                    if platform not in s.target.platforms:
+                        continue
+                    done = skopeo.copy(
+                        sb.ecr_url,
+                        sb.ecr_password,
+                        f"{repository}:{s.tag}",
+                        Path(pulls) / f"{n}-{platform.replace('/', '-')}",
+                        multi_arch="system",
+                        platform=platform,
+                    )
+                    pulled, failed = pulled + done.ok, failed + (not done.ok)
+        say(f"{pulled} platform image(s) pulled by skopeo with the upstream down, {failed} failed")
         sb.start_upstream()
+
+        step("A consumer pulls a tag the upstream does not have: ECR's event -> report_pull_failures")
+        prefix = cfg.rules[0].prefix
+        with tempfile.TemporaryDirectory(prefix="demo-typo-") as typo:
+            missed = skopeo.copy(sb.ecr_url, sb.ecr_password, f"{prefix}/library/nginx:1.99-typo", Path(typo))
+        say(f"skopeo: {'pulled' if missed.ok else 'refused, as it should be'}")
+        routed = 0
+        for event in sb.registry.events.take():
+            stack.put_event(event)
+            routed += 1
+        say(f"{routed} ECR Pull Through Cache Action event(s) put on the bus; the failed ones are queued")
+        stack.drain(functions["report_pull_failures"])
+        reports.print_new()
 
         step("Rotation with a BAD token: testSecret proves it upstream and refuses it")
         rule = next(r for r in cfg.rules if r.secret_name)

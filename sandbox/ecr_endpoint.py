@@ -1,58 +1,39 @@
 """The sandbox's ECR registry endpoint: `<account>.dkr.ecr.<region>.amazonaws.com` on 127.0.0.1.
 
-It speaks ECR's path scheme for pull-through cache: `/v2/<prefix>/<upstream path>/...` goes to the distribution
-proxy of that rule as `/v2/<upstream path>/...`. One `docker-registry` in proxy mode per rule, started on first
-use with the rule's secret as its upstream credentials, restarted on the same storage when the secret's value
-changes. Rules, secrets and cache repositories come from moto through `sandbox.moto_ecr`; tests may pass any
-object with the `CacheRules` methods instead.
+It speaks ECR's path scheme for pull-through cache (`/v2/<prefix>/<upstream path>/...`) and answers from
+`sandbox.ecr_registry`, which holds ECR's index and imports from the upstream as ECR does:
+
+    GET/HEAD /v2/<name>/manifests/<tag>      the tag, synced with the upstream when new or a day old (an import)
+    GET/HEAD /v2/<name>/manifests/<digest>   held, or listed by a held index; a first pull by digest is refused
+    GET/HEAD /v2/<name>/blobs/<digest>       held: a redirect to the layer's pre-signed URL (ECR's layers are in S3);
+                                             not yet: a redirect to the upstream's storage, and ECR imports it
+    GET      /v2/<name>/tags/list            the tags ECR holds
+    GET      /ecr-layers/<name>/<digest>?... the pre-signed layer URL (S3's stand-in), served from the storage registry
+
+Authentication is ECR's: `Basic AWS:<password>` with the password moto's GetAuthorizationToken hands out.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
-import http.client
+import json
 import re
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
-from urllib.parse import urlsplit
 
-from sandbox.distribution import RegistryProcess, start_registry, stop_all
+from sandbox.ecr_registry import EcrRegistry, Manifest, NotHeld, Route, Rules
+from sandbox.ecr_upstream import ACCESS_DENIED, NOT_FOUND, UpstreamFailure
 from sandbox.upstream import ForwardingHandler, LoopbackServer, LoopbackService, error_body, request_kind
 
 ROOT = "ROOT"  # ECR's prefix of a rule that covers every repository
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where an ECR repository's pulls go: its rule's prefix and the repository's path upstream."""
-
-    prefix: str  # the rule's prefix without a trailing `/`, or ROOT
-    repository: str  # the ECR repository name, prefix included
-    upstream_path: str  # the repository's path on the upstream registry (and in the rule's proxy)
-
-
-class CacheRules(Protocol):
-    """What the endpoint needs to know about pull-through cache rules (moto answers it in the sandbox)."""
-
-    def route(self, repository: str) -> Route | None:
-        """The route of an ECR repository name, None when no rule's prefix covers it."""
-
-    def credentials(self, route: Route) -> tuple[str, str] | None:
-        """The rule's upstream (username, accessToken) from its secret's AWSCURRENT value; None for no secret."""
-
-    def ensure_cache_repository(self, repository: str) -> None:
-        """Create the cache repository as a first pull does (idempotent)."""
-
-    def configure(self, upstream_endpoints: dict[str, str], storage: Callable[[str], Path]) -> None:
-        """Tell the rules side where upstreams are and where each prefix's proxy keeps its storage."""
+UPSTREAM_AUTH_FAILED = (
+    "The authentication to the upstream registry failed. Verify that the credentials in the secret of the pull "
+    "through cache rule are valid for the upstream registry."
+)
 
 
 def upstream_path(prefix: str, repository: str, upstream_prefix: str | None) -> str:
@@ -64,7 +45,7 @@ def upstream_path(prefix: str, repository: str, upstream_prefix: str | None) -> 
 
 
 class MotoCacheRules:
-    """CacheRules answered by moto's ECR backend through the hooks of `sandbox.moto_ecr`."""
+    """The registry's `Rules`, answered by moto's ECR backend through the hooks of `sandbox.moto_ecr`."""
 
     def __init__(self, account: str, region: str) -> None:
         self.account = account
@@ -78,7 +59,8 @@ class MotoCacheRules:
             return None
         given = str(rule["ecrRepositoryPrefix"])
         prefix = given if given == ROOT else given.rstrip("/")
-        return Route(prefix, repository, upstream_path(prefix, repository, rule.get("upstreamRepositoryPrefix")))
+        path = upstream_path(prefix, repository, rule.get("upstreamRepositoryPrefix"))
+        return Route(prefix, repository, path, str(rule["upstreamRegistryUrl"]))
 
     def credentials(self, route: Route) -> tuple[str, str] | None:
         from sandbox import moto_ecr
@@ -91,16 +73,17 @@ class MotoCacheRules:
 
         moto_ecr.ensure_cache_repository(self.account, self.region, repository)
 
-    def configure(self, upstream_endpoints: dict[str, str], storage: Callable[[str], Path]) -> None:
+    def configure(self, registry: EcrRegistry) -> None:
+        """Point moto's image operations of this account and region at `registry`."""
         from sandbox import moto_ecr
 
         moto_ecr.install()
-        moto_ecr.set_upstream_endpoints(upstream_endpoints)
-        moto_ecr.set_cache_storage(storage)
+        moto_ecr.set_upstream_endpoints(registry.upstream_endpoints)
+        moto_ecr.set_registry(self.account, self.region, registry)
 
 
-def _error(code: str, message: str) -> bytes:
-    return error_body(code, message)
+# Greedy name: the longest repository name that leaves a valid API suffix (a repository may be called `blobs`).
+_API_PATH = re.compile(r"^/v2/(?P<name>.+)/(?P<api>manifests/[^/]+|blobs/uploads/[^/]*|blobs/[^/]+|tags/list)$")
 
 
 class _EcrHandler(ForwardingHandler):
@@ -111,60 +94,118 @@ class _EcrHandler(ForwardingHandler):
         path = self.request_path
         kind = request_kind(path)
         endpoint.count(self.command, kind)
+        if path.startswith("/ecr-layers/"):
+            self._presigned(endpoint)
+            return
         if not path.startswith("/v2"):
-            self.send_simple(404, _error("NOT_FOUND", "not found"))
+            self.send_simple(404, error_body("NOT_FOUND", "not found"))
             return
         if not endpoint.authorized(self.headers.get("Authorization")):
-            self.send_simple(401, _error("UNAUTHORIZED", "Not Authorized"), {"Www-Authenticate": endpoint.challenge})
+            self.send_simple(
+                401, error_body("UNAUTHORIZED", "Not Authorized"), {"Www-Authenticate": endpoint.challenge}
+            )
             return
         if kind == "ping":
             self.send_simple(200, b"{}", {"Docker-Distribution-Api-Version": "registry/2.0"})
             return
-        name = _repository_name(path)
-        if name is None:
-            self.send_simple(404, _error("UNSUPPORTED", f"{path} is not supported by this registry"))
+        match = _API_PATH.match(path)
+        if match is None:
+            self.send_simple(404, error_body("UNSUPPORTED", f"{path} is not supported by this registry"))
             return
+        name, api = match["name"], match["api"]
         route = endpoint.rules.route(name)
         if route is None:
             message = f"The repository with name '{name}' does not exist in the registry with id '{endpoint.account}'"
-            self.send_simple(404, _error("NAME_UNKNOWN", message))
+            self.send_simple(404, error_body("NAME_UNKNOWN", message))
             return
-        proxy = endpoint.proxy(route)
-        query = urlsplit(self.path).query
-        target = f"/v2/{route.upstream_path}{path[len('/v2/') + len(name) :]}" + (f"?{query}" if query else "")
+        if api.startswith("blobs/uploads") or self.command not in ("GET", "HEAD"):
+            # AWS does not document pushes into a pull-through cache repository; the sandbox refuses them.
+            self.send_simple(405, error_body("UNSUPPORTED", "pull through cache repositories cannot be pushed to"))
+            return
+        if api == "tags/list":
+            self._tags(endpoint, name)
+        elif api.startswith("manifests/"):
+            self._manifest(endpoint, route, api[len("manifests/") :])
+        else:
+            self._blob(endpoint, route, api[len("blobs/") :])
 
-        def created_on_first_pull(response: http.client.HTTPResponse) -> None:
-            if kind == "manifest" and response.status == 200:
-                endpoint.rules.ensure_cache_repository(name)
+    def _manifest(self, endpoint: EcrEndpoint, route: Route, reference: str) -> None:
+        registry = endpoint.registry
+        try:
+            if reference.startswith("sha256:"):
+                manifest = registry.digest(route, reference)
+            else:
+                manifest = registry.tag(route, reference)
+        except NotHeld:
+            # containers-roadmap #2837: a first pull by digest is not cached; ECR answers it as an unknown manifest.
+            self.send_simple(404, error_body("MANIFEST_UNKNOWN", "Requested image not found"))
+            return
+        except UpstreamFailure as failure:
+            if failure.code == NOT_FOUND:
+                self.send_simple(404, error_body("MANIFEST_UNKNOWN", "Requested image not found"))
+            elif failure.code == ACCESS_DENIED:
+                # What docker printed for a refused upstream login (containers-roadmap #2354): "denied: The
+                # authentication to the upstream registry failed. Verify that the credenti[als ...]".
+                self.send_simple(403, error_body("DENIED", UPSTREAM_AUTH_FAILED))
+            else:
+                # AWS does not say what the registry endpoint answers for other upstream failures; the sandbox hides the
+                # reason as a cache would, so a client must ask the control plane (BatchGetImage) why.
+                self.send_simple(500, error_body("UNKNOWN", "failed to fetch the image from the upstream registry"))
+            return
+        repository = registry.repository(route.repository)
+        if repository is not None and manifest.digest in repository.archived:
+            # AWS: an archived image must be restored before it can be pulled (the error it answers is not documented).
+            self.send_simple(403, error_body("DENIED", "The image is archived; restore it to pull it."))
+            return
+        if self.command == "GET":
+            registry.record_pull(route.repository, manifest.digest)
+        self._send_manifest(manifest)
 
-        self.forward(("127.0.0.1", proxy.port), target, on_response=created_on_first_pull)
+    def _send_manifest(self, manifest: Manifest) -> None:
+        headers = {"Content-Type": manifest.media_type, "Docker-Content-Digest": manifest.digest}
+        self.send_simple(200, manifest.body, headers)
 
+    def _blob(self, endpoint: EcrEndpoint, route: Route, digest: str) -> None:
+        try:
+            location = endpoint.registry.request_layer(route, digest, pulled=True)
+        except NotHeld:
+            self.send_simple(404, error_body("BLOB_UNKNOWN", "blob unknown to registry"))
+            return
+        except UpstreamFailure:
+            self.send_simple(500, error_body("UNKNOWN", "failed to fetch the layer from the upstream registry"))
+            return
+        # ECR answers a blob request with a redirect: to its S3 layer bucket when it holds the layer, else (during a
+        # first pull) to the upstream's own storage (containers-roadmap #939, #2304).
+        self.send_simple(307, b"", {"Location": location, "Content-Type": "text/plain"})
 
-# Greedy name: the longest repository name that leaves a valid API suffix (a repository may be called `blobs`).
-_API_PATH = re.compile(r"^/v2/(?P<name>.+)/(?:manifests/[^/]+|blobs/uploads/[^/]*|blobs/[^/]+|tags/list)$")
+    def _tags(self, endpoint: EcrEndpoint, name: str) -> None:
+        repository = endpoint.registry.repository(name)
+        tags = sorted(repository.tags) if repository is not None else []
+        self.send_simple(200, json.dumps({"name": name, "tags": tags}).encode())
 
-
-def _repository_name(path: str) -> str | None:
-    """The repository part of `/v2/<name>/(manifests|blobs|tags)/...`."""
-    match = _API_PATH.match(path)
-    return match["name"] if match else None
+    def _presigned(self, endpoint: EcrEndpoint) -> None:
+        target = endpoint.registry.signed_layer(self.path)
+        storage = endpoint.registry.storage
+        if target is None or storage is None or self.command not in ("GET", "HEAD"):
+            self.send_simple(403, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"})
+            return
+        repository, digest = target
+        self.forward(("127.0.0.1", storage.port), f"/v2/{repository}/blobs/{digest}")
 
 
 class EcrEndpoint:
-    """The ECR registry endpoint: ECR's Basic auth, path routing by rule prefix, one proxy per rule."""
+    """The ECR registry endpoint: ECR's Basic auth and path scheme in front of the registry's index and storage."""
 
     def __init__(
         self,
         workdir: Path,
-        upstream_url: str,
         *,
         account: str,
         region: str,
-        rules: CacheRules,
+        rules: Rules,
         on_spawn: Callable[[int], None] | None = None,
     ) -> None:
         self.workdir = workdir
-        self.upstream_url = upstream_url
         self.account = account
         self.region = region
         self.rules = rules
@@ -174,12 +215,10 @@ class EcrEndpoint:
         self.password = f"{account}-auth-token"
         self.log_path = workdir / "ecr-endpoint.log"
         self.counters: Counter[tuple[str, str]] = Counter()
-        self.proxies: dict[str, RegistryProcess] = {}
-        self._fingerprints: dict[str, str] = {}
-        self._on_spawn = on_spawn
-        self._stopped = False
+        self.registry = EcrRegistry(
+            workdir / "registry", account=account, region=region, rules=rules, on_spawn=on_spawn
+        )
         self._lock = threading.Lock()
-        self._prefix_locks: dict[str, threading.Lock] = {}
         self._service = LoopbackService(_EcrHandler, self)
 
     @property
@@ -187,19 +226,16 @@ class EcrEndpoint:
         return self._service.url
 
     def start(self) -> None:
-        """Listen on a free loopback port; proxies start later, on first use."""
+        """Listen on a free loopback port and start the storage behind it."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._stopped = False
+        self.registry.start()
         self._service.start()
+        self.registry.public_url = self.url
 
     def stop(self) -> None:
-        """Stop listening and stop every proxy."""
+        """Stop listening and stop the storage."""
         self._service.stop()
-        with self._lock:
-            self._stopped = True
-            proxies, self.proxies = list(self.proxies.values()), {}
-            self._fingerprints.clear()
-        stop_all(proxies)
+        self.registry.stop()
 
     def count(self, method: str, kind: str) -> None:
         """Record one request in `counters`."""
@@ -218,66 +254,3 @@ class EcrEndpoint:
         except (binascii.Error, UnicodeDecodeError):
             return False
         return user == "AWS" and hmac.compare_digest(password.encode(), self.password.encode())
-
-    def storage_dir(self, prefix: str) -> Path:
-        """Where the proxy of a rule prefix keeps what it cached (kept across restarts)."""
-        return self.workdir / "proxies" / prefix.replace("/", "__") / "storage"
-
-    def proxy(self, route: Route) -> RegistryProcess:
-        """The running proxy of a route's rule: started on first use, restarted when its secret's value changed."""
-        prefix = route.prefix
-        with self._lock:
-            lock = self._prefix_locks.setdefault(prefix, threading.Lock())
-        with lock:
-            credentials = self.rules.credentials(route)
-            # A fingerprint, not the value, so nothing secret is kept beyond the proxy's own config file.
-            fingerprint = hashlib.sha256(repr(credentials).encode()).hexdigest()
-            current = self.proxies.get(prefix)
-            if current is not None and current.alive() and self._fingerprints.get(prefix) == fingerprint:
-                return current
-            if current is not None:
-                current.stop()
-            proxy_config: dict[str, str] = {"remoteurl": self.upstream_url}
-            if credentials is not None:
-                proxy_config["username"], proxy_config["password"] = credentials
-            storage = self.storage_dir(prefix)
-            started = start_registry(
-                f"proxy {prefix}",
-                storage.parent,
-                {
-                    "storage": {"filesystem": {"rootdirectory": str(storage)}, "delete": {"enabled": True}},
-                    "proxy": proxy_config,
-                },
-                on_spawn=self._on_spawn,
-            )
-            with self._lock:
-                stopped = self._stopped
-                if not stopped:
-                    self.proxies[prefix] = started
-                    self._fingerprints[prefix] = fingerprint
-            if stopped:  # stop() ran while this proxy was starting: it must not outlive the endpoint
-                started.stop()
-                raise RuntimeError(f"the ECR endpoint stopped while the proxy of {prefix} was starting")
-            return started
-
-    def is_cached(self, prefix: str, repository: str, digest: str) -> bool:
-        """True when the proxy of `prefix` stored `digest` (blob or manifest) for `repository` (path under prefix)."""
-        name = repository if prefix == ROOT else f"{prefix}/{repository}"
-        route = self.rules.route(name)
-        path = route.upstream_path if route is not None else repository
-        algorithm, _, hex_digest = digest.partition(":")
-        v2 = self.storage_dir(prefix) / "docker" / "registry" / "v2"
-        data = v2 / "blobs" / algorithm / hex_digest[:2] / hex_digest / "data"
-        repo = v2 / "repositories" / path
-        linked = (repo / "_layers" / algorithm / hex_digest / "link").is_file() or (
-            repo / "_manifests" / "revisions" / algorithm / hex_digest / "link"
-        ).is_file()
-        return data.is_file() and linked
-
-    def wait_cached(self, prefix: str, repository: str, digest: str, timeout: float = 10.0) -> None:
-        """Poll the proxy's storage until `digest` is stored (the proxy stores a blob after serving it)."""
-        deadline = time.monotonic() + timeout
-        while not self.is_cached(prefix, repository, digest):
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{digest} of {prefix}/{repository} not in the proxy's storage after {timeout}s")
-            time.sleep(0.02)  # polling the storage (a real condition), bounded by the deadline

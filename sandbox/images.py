@@ -78,13 +78,13 @@ def _platform_fields(platform: str) -> dict[str, str]:
     return fields
 
 
-class _RegistryAPI:
-    """Just enough of the registry API to push, over one keep-alive connection."""
+class RegistryAPI:
+    """Just enough of the registry API to push, over one keep-alive connection (`token` None: no auth)."""
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(self, base_url: str, token: str | None) -> None:
         parts = urlsplit(base_url)
         self._conn = NoDelayHTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=30)
-        self._auth = {"Authorization": f"Bearer {token}"}
+        self._auth = {"Authorization": f"Bearer {token}"} if token else {}
 
     def close(self) -> None:
         self._conn.close()
@@ -152,7 +152,7 @@ def push_image(
     use_index = len(platforms) > 1 if index is None else index
     if not use_index and len(platforms) > 1:
         raise ValueError(f"platforms {tuple(platforms)}: several platforms need index=True")
-    api = _RegistryAPI(registry_url, token_for(repository))
+    api = RegistryAPI(registry_url, token_for(repository))
     try:
         by_platform: dict[str, str] = {}
         blobs: dict[str, list[str]] = {}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +32,8 @@ class LambdaContext:
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     region: str = "us-east-1"
     account: str = "123456789012"
-    remaining_ms: int = 900_000
+    remaining_ms: int = 900_000  # at the start of the invocation (the function's Timeout); it counts down from there
+    started: float = field(default_factory=time.monotonic)
 
     @property
     def invoked_function_arn(self) -> str:
@@ -46,7 +48,7 @@ class LambdaContext:
         return "sandbox"
 
     def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+        return max(self.remaining_ms - int((time.monotonic() - self.started) * 1000), 0)
 
 
 def load(name: str) -> ModuleType:

@@ -2,9 +2,9 @@
 
 `install()` adds the operations to moto's ECR response class, where moto dispatches a JSON action by its snake-case
 name (CreatePullThroughCacheRule -> create_pull_through_cache_rule), so boto3 under `mock_aws()` (or a moto server)
-calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage and
-BatchCheckLayerAvailability answer for repositories under a rule from the rule's proxy storage
-(`set_cache_storage`).
+calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage,
+BatchCheckLayerAvailability and GetDownloadUrlForLayer answer for repositories under a rule from the sandbox's
+registry model (`set_registry`, `sandbox.moto_ecr_images`).
 
 The sandbox's ECR registry endpoint uses the hooks below (`find_rule`, `rule_secret`, `ensure_cache_repository`),
 and maps upstream hosts to loopback URLs with `set_upstream_endpoints` for ValidatePullThroughCacheRule.
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ecr.models import ECRBackend
 from moto.ecr.responses import ECRResponse
 
+from sandbox import moto_ecr_images as images
 from sandbox import moto_ecr_rules as rules
-from sandbox import moto_ecr_storage as storage
 from sandbox import moto_ecr_templates as templates
+from sandbox.ecr_registry import EcrRegistry
 from sandbox.moto_ecr_state import LOCK, backend, prefix_key, state
 
 __all__ = [
@@ -31,12 +31,12 @@ __all__ = [
     "find_rule",
     "install",
     "rule_secret",
-    "set_cache_storage",
+    "set_registry",
     "set_upstream_endpoints",
 ]
 
 _Operation = Callable[[ECRBackend, dict[str, Any]], dict[str, Any]]
-_StorageOperation = Callable[[ECRBackend, dict[str, Any], storage.CacheView], dict[str, Any]]
+_ImageOperation = Callable[[ECRBackend, dict[str, Any], images.CacheView], dict[str, Any]]
 
 _ADDED: dict[str, _Operation] = {
     "create_pull_through_cache_rule": rules.create,
@@ -49,11 +49,12 @@ _ADDED: dict[str, _Operation] = {
     "update_repository_creation_template": templates.update,
     "delete_repository_creation_template": templates.delete,
 }
-_FROM_STORAGE: dict[str, _StorageOperation] = {
-    "describe_images": storage.describe_images,
-    "list_images": storage.list_images,
-    "batch_get_image": storage.batch_get_image,
-    "batch_check_layer_availability": storage.batch_check_layer_availability,
+_FROM_REGISTRY: dict[str, _ImageOperation] = {
+    "describe_images": images.describe_images,
+    "list_images": images.list_images,
+    "batch_get_image": images.batch_get_image,
+    "batch_check_layer_availability": images.batch_check_layer_availability,
+    "get_download_url_for_layer": images.get_download_url_for_layer,
 }
 _MOTO_OWN: dict[str, Callable[[ECRResponse], Any]] = {}
 _INSTALLED_FLAG = "_pullthrough_installed"
@@ -66,9 +67,9 @@ def install() -> None:
             return
         for name, operation in _ADDED.items():
             setattr(ECRResponse, name, _added(operation))
-        for name, storage_operation in _FROM_STORAGE.items():
+        for name, image_operation in _FROM_REGISTRY.items():
             _MOTO_OWN[name] = getattr(ECRResponse, name)
-            setattr(ECRResponse, name, _from_storage(name, storage_operation))
+            setattr(ECRResponse, name, _from_registry(name, image_operation))
         setattr(ECRResponse, _INSTALLED_FLAG, True)
 
 
@@ -82,12 +83,9 @@ def set_upstream_endpoints(endpoints: Mapping[str, str]) -> None:
         rules.UPSTREAM_ENDPOINTS.update({host: url.rstrip("/") for host, url in endpoints.items()})
 
 
-def set_cache_storage(resolver: Callable[[str], Path | None] | None) -> None:
-    """Answer image operations of cache repositories from proxy storage: resolver(rule prefix) -> storage root.
-
-    The prefix is the rule's ecrRepositoryPrefix without a trailing `/` (or ROOT); None switches back to moto.
-    """
-    storage.set_resolver(resolver)
+def set_registry(account_id: str, region: str, registry: EcrRegistry | None) -> None:
+    """Answer the image operations of this registry's cache repositories from the sandbox's model (None: moto's)."""
+    images.set_registry(account_id, region, registry)
 
 
 def find_rule(account_id: str, region: str, repository_path: str) -> dict[str, Any] | None:
@@ -133,10 +131,10 @@ def _added(operation: _Operation) -> Callable[[ECRResponse], ActionResult]:
     return respond
 
 
-def _from_storage(name: str, operation: _StorageOperation) -> Callable[[ECRResponse], Any]:
+def _from_registry(name: str, operation: _ImageOperation) -> Callable[[ECRResponse], Any]:
     def respond(self: ECRResponse) -> Any:
         params = _params(self)
-        cache = storage.view(self.ecr_backend, params.get("repositoryName"))
+        cache = images.view(self.ecr_backend, params.get("repositoryName"))
         if cache is None:
             return _MOTO_OWN[name](self)
         return ActionResult(operation(self.ecr_backend, params, cache))

@@ -62,6 +62,18 @@ class TemplateNotFoundException(ServiceException):
     code = "TemplateNotFoundException"
 
 
+class UnableToGetUpstreamImageException(ServiceException):
+    code = "UnableToGetUpstreamImageException"
+
+
+class UnableToGetUpstreamLayerException(ServiceException):
+    code = "UnableToGetUpstreamLayerException"
+
+
+class LayerInaccessibleException(ServiceException):
+    code = "LayerInaccessibleException"
+
+
 class QuotaExceededException(ServiceException):
     """LimitExceededException with a message about the quota that was hit (moto's own names image scans)."""
 

@@ -36,10 +36,10 @@ PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoVa
 class Route:
     """One way an event reaches a function."""
 
-    function: str  # logical id
+    function: str  # logical id ("" for an EventBridge rule whose target is a queue)
     kind: str  # eventbridge | schedule | sqs
     pattern: dict[str, Any] | None = None
-    queue: str | None = None  # logical id of the queue for sqs
+    queue: str | None = None  # logical id of the queue: sqs (the event source), eventbridge (the rule's target)
     batch_size: int = 10
     partial: bool = False
     max_concurrency: int | None = None  # sqs: ScalingConfig.MaximumConcurrency, when set
@@ -60,6 +60,7 @@ class Stack:
     physical: dict[str, str] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function logical id, route kind)
+    timeouts: dict[str, int] = field(default_factory=dict)  # a test's shorter Timeout for a function, in seconds
 
     @property
     def stack_id(self) -> str:
@@ -74,8 +75,11 @@ class Stack:
         params.update(self.parameters)
         self.parameters = params
         resources = self.template.get("Resources", {})
-        for logical_id, resource in resources.items():
-            self._create(logical_id, resource)
+        # CloudFormation creates what a resource refers to first; a queue's dead-letter queue is the one reference
+        # here that can come later in the template.
+        redriving = [i for i, r in resources.items() if (r.get("Properties") or {}).get("RedrivePolicy")]
+        for logical_id in [i for i in resources if i not in redriving] + redriving:
+            self._create(logical_id, resources[logical_id])
         for logical_id, resource in resources.items():
             self._route(logical_id, resource)
         return self
@@ -145,6 +149,11 @@ class Stack:
             for target in props.get("Targets", []):
                 function = _function_of(target.get("Arn"))
                 if function is None:
+                    continue
+                if "EventPattern" in props and self._kind_of(function) == "AWS::SQS::Queue":
+                    # A queue target: EventBridge sends the event as the message body (a function drains the queue).
+                    pattern = self.resolve(props["EventPattern"])
+                    self.routes.append(Route("", "eventbridge", pattern=pattern, queue=function, name=logical_id))
                     continue
                 if "EventPattern" in props:
                     pattern = self.resolve(props["EventPattern"])
@@ -298,12 +307,23 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def timeout(self, function: str) -> int:
+        """The function's Timeout in seconds (its own, else Globals'), or what a test set in `timeouts`."""
+        if function in self.timeouts:
+            return self.timeouts[function]
+        own = self.template["Resources"][function]["Properties"].get("Timeout")
+        glob = self.template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
+        return int(self.resolve(own if own is not None else glob))
+
     def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
-        """Call a function's handler with its environment in place, as Lambda would."""
+        """Call a function's handler with its environment in place, as Lambda would, its time counting down."""
         self.invocations.append((function, kind))
         with environment_set(self.environment(function)):
             context = lambdas.LambdaContext(
-                function_name=self.physical[function], region=self.region, account=self.account
+                function_name=self.physical[function],
+                region=self.region,
+                account=self.account,
+                remaining_ms=self.timeout(function) * 1000,
             )
             return lambdas.invoke(self.functions()[function], event, context)
 
@@ -320,6 +340,10 @@ class Stack:
         results = []
         for route in self.targets(event):
             payload = json.loads(route.input) if isinstance(route.input, str) else (route.input or event)
+            if route.queue is not None:
+                url = self.physical[route.queue]
+                results.append(_client("sqs", self.region).send_message(QueueUrl=url, MessageBody=json.dumps(payload)))
+                continue
             results.append(self.invoke(route.function, payload, "eventbridge"))
         return results
 
@@ -351,9 +375,9 @@ class Stack:
         arn = self.physical[f"{route.queue}.Arn"]
         processed = 0
         for _ in range(max_rounds):
-            got = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=min(route.batch_size, 10), AttributeNames=["All"]
-            ).get("Messages", [])
+            got = self._batch(url, route.batch_size)
+            if not got and self.pass_delays(route.queue):
+                continue
             if not got:
                 return processed
             event = {"Records": [sqs_record(m, arn, self.region) for m in got]}
@@ -368,6 +392,41 @@ class Stack:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                     processed += 1
         return processed
+
+    def _batch(self, url: str, size: int) -> list[dict[str, Any]]:
+        """One batch as Lambda's poller gathers it: ReceiveMessage takes at most 10, a batch holds up to BatchSize.
+
+        With a batching window the poller keeps receiving until the batch is full or the window ends; here, until the
+        queue is empty.
+        """
+        sqs = _client("sqs", self.region)
+        batch: list[dict[str, Any]] = []
+        while len(batch) < size:
+            got = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=min(size - len(batch), 10), AttributeNames=["All"]
+            ).get("Messages", [])
+            if not got:
+                break
+            batch += got
+        return batch
+
+    def pass_delays(self, queue: str) -> int:
+        """Let the delay of every delayed message of a queue pass now; returns how many there were.
+
+        A handler may send a message with DelaySeconds (up to 15 minutes) to look at something again later; the
+        sandbox lets that time pass at once for the queue (moto honours the delay in real time). Only the queue's clock
+        moves: what the message carries keeps its own times.
+        """
+        from moto.sqs.models import sqs_backends
+
+        name = self.physical[f"{queue}.QueueName"]
+        found = sqs_backends[self.account][self.region].queues.get(name)
+        if found is None:
+            return 0
+        delayed = [message for message in found._messages if message.delayed]
+        for message in delayed:
+            message.delayed_until = 0
+        return len(delayed)
 
     @contextmanager
     def bus(self) -> Iterator[Callable[[], int]]:

@@ -3,6 +3,16 @@
 It serves the token realm at `/token` (as auth.docker.io does) and forwards every `/v2/` request to the
 distribution registry behind it, streaming bodies and rewriting nothing. On manifest responses it adds Hub's
 rate-limit headers from a per-user (or per-address when anonymous) count of manifest GETs; a HEAD is free.
+
+Docker's usage page: "A pull request for a multi-arch image will count as one pull for each different architecture
+requested"; whether the index GET itself also counts is not said (an older version of the page defined a pull as
+"up to two GET requests on registry manifest URLs"). The front counts every manifest GET, index included: the more
+demanding reading, and the one Pullthrough's planner budgets for.
+
+A blob GET with a valid token is answered as Docker Hub answers it: a 307 redirect to the blob in its storage (a
+CDN URL that needs no registry token, signed and short-lived), served here under `/cdn/`. Clients that follow
+redirects (skopeo, ECR's importer, the library) see the same bytes; `front.redirect_blobs = False` serves them
+directly instead.
 Tests inject faults through `front.faults`:
 
     front.faults.status(503, path=MANIFESTS, times=2)       # next 2 manifest requests answer 503
@@ -30,10 +40,12 @@ import hmac
 import http.client
 import json
 import re
+import secrets
 import socket
 import struct
 import sys
 import threading
+import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
@@ -50,7 +62,9 @@ MANIFESTS = r"^/v2/.+/manifests/"
 BLOBS = r"^/v2/.+/blobs/sha256:"
 TAGS = r"^/v2/.+/tags/list"
 TOKEN = r"^/token"
+CDN = r"^/cdn/"
 ANY = r""
+CDN_URL_SECONDS = 600  # how long a blob redirect stays valid (Docker Hub's CDN URLs are short-lived too)
 _CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers", "transfer-encoding"}
@@ -58,6 +72,7 @@ _HOP_BY_HOP = frozenset(
 )
 _KINDS = (
     (re.compile(r"^/token"), "token"),
+    (re.compile(r"^/cdn/"), "cdn"),
     (re.compile(r"^/v2/?$"), "ping"),
     (re.compile(r"^/v2/_catalog"), "catalog"),
     (re.compile(r"^/v2/.+/manifests/[^/]+$"), "manifest"),
@@ -586,6 +601,11 @@ class _FrontHandler(ForwardingHandler):
         if backend is None:
             self.send_simple(502, _DEFAULT_BODIES[502], {"Content-Type": "text/html"})
             return
+        if kind == "cdn":
+            self._cdn(front, backend, fault)
+            return
+        if kind == "blob" and self.command == "GET" and front.redirect_blobs and self._redirect_blob(front, backend):
+            return
         extra: dict[str, str] = {}
         if kind == "manifest" and self.command in ("GET", "HEAD"):
             extra, allowed = front.count_pull(self.command, self._subject(), self.client_address[0])
@@ -593,6 +613,34 @@ class _FrontHandler(ForwardingHandler):
                 self.send_simple(429, _DEFAULT_BODIES[429], extra)
                 return
         self.forward(backend, self.path, extra_headers=extra, fault=fault)
+
+    def _redirect_blob(self, front: UpstreamFront, backend: tuple[str, int]) -> bool:
+        """Answer a blob GET with a redirect to its CDN URL when the registry would serve it (a HEAD says so)."""
+        conn = NoDelayHTTPConnection(*backend, timeout=30)
+        try:
+            conn.request("HEAD", self.request_path, headers={"Authorization": self.headers.get("Authorization", "")})
+            status = conn.getresponse().status
+        finally:
+            conn.close()
+        if status != 200:
+            return False  # the registry's own answer (401, 404, ...) goes back as it is
+        repository, _, digest = self.request_path[len("/v2/") :].rpartition("/blobs/")
+        location = front.cdn_url(repository, digest)
+        self.send_simple(307, b"", {"Location": location, "Content-Type": "text/plain"})
+        return True
+
+    def _cdn(self, front: UpstreamFront, backend: tuple[str, int], fault: Fault | None) -> None:
+        """Serve a blob from its signed CDN URL: no registry token, but the signature and expiry must hold."""
+        target = front.cdn_target(self.path)
+        if target is None:
+            self.send_simple(403, b"<Error><Code>AccessDenied</Code></Error>", {"Content-Type": "application/xml"})
+            return
+        repository, _ = target
+        token = front.issuer.sign("cdn", [{"type": "repository", "name": repository, "actions": ["pull"]}])
+        del self.headers["Authorization"]  # a CDN URL carries its own authority; whatever the client sent is not used
+        self.headers["Authorization"] = f"Bearer {token}"
+        path = f"/v2/{repository}/blobs/{target[1]}"
+        self.forward(backend, path, fault=fault)
 
     def _subject(self) -> str:
         scheme, _, value = self.headers.get("Authorization", "").partition(" ")
@@ -641,6 +689,8 @@ class UpstreamFront:
         self.pulls: Counter[str] = Counter()  # manifest GETs per rate-limit source (user name or client address)
         self.faults = Faults()
         self.backend: tuple[str, int] | None = None
+        self.redirect_blobs = True
+        self._cdn_key = secrets.token_bytes(16)
         self._lock = threading.Lock()
         self._service = LoopbackService(_FrontHandler, self)
 
@@ -664,6 +714,30 @@ class UpstreamFront:
         """Stop listening, cut open connections, release stalled requests: clients see connection refused."""
         self.faults.release()
         self._service.stop()
+
+    def cdn_url(self, repository: str, digest: str) -> str:
+        """A signed, expiring URL for a blob, as Docker Hub's redirect hands out."""
+        expires = int(time.time()) + CDN_URL_SECONDS
+        signature = self._sign(repository, digest, expires)
+        return f"{self.url}/cdn/{repository}/blobs/{digest}?expires={expires}&signature={signature}"
+
+    def cdn_target(self, target: str) -> tuple[str, str] | None:
+        """(repository, digest) of a CDN URL whose signature holds and has not expired, else None."""
+        parts = urlsplit(target)
+        repository, _, digest = parts.path[len("/cdn/") :].rpartition("/blobs/")
+        query = parse_qs(parts.query)
+        try:
+            expires = int(query["expires"][0])
+            signature = query["signature"][0]
+        except (KeyError, IndexError, ValueError):
+            return None
+        expected = self._sign(repository, digest, expires)
+        if expires < time.time() or not hmac.compare_digest(signature, expected):
+            return None
+        return repository, digest
+
+    def _sign(self, repository: str, digest: str, expires: int) -> str:
+        return hmac.new(self._cdn_key, f"{repository}|{digest}|{expires}".encode(), "sha256").hexdigest()
 
     def is_public(self, repository: str) -> bool:
         """Anonymous pulls are allowed everywhere except under `private/`."""

@@ -46,14 +46,19 @@ def test_the_warm_run_accounts_for_every_image_and_reports_once(demo_output: str
     assert warm_subjects == ["11 warmed"]
 
 
-def test_the_cache_serves_every_warmed_platform_with_the_upstream_down(demo_output: str) -> None:
+def test_the_cache_serves_every_warmed_platform_to_skopeo_with_the_upstream_down(demo_output: str) -> None:
     # Then every wanted platform of every warmed tag pulls from the cache while the upstream is stopped
-    match = re.search(
-        r"(\d+) platform image\(s\), (\d+) blob\(s\) served by the cache with the upstream down", demo_output
-    )
+    match = re.search(r"(\d+) platform image\(s\) pulled by skopeo with the upstream down, (\d+) failed", demo_output)
     assert match is not None
-    assert int(match.group(1)) == 20
-    assert int(match.group(2)) == 3 * 20  # a config blob and two layers per platform image
+    assert (int(match.group(1)), int(match.group(2))) == (20, 0)
+
+
+def test_a_consumers_failed_pull_is_reported_from_ecrs_event(demo_output: str) -> None:
+    # Then the typo'd pull was refused, and one pull-failures report names it with ECR's failure code
+    assert "skopeo: refused, as it should be" in demo_output
+    assert re.search(r"Subject: FAILED \[ACME\] pulls prod/us-east-1: 1 of 1 failed", demo_output)
+    assert "docker-hub/library/nginx:1.99-typo" in demo_output
+    assert "ImageNotFound" in demo_output
 
 
 def test_a_bad_token_is_refused_and_a_good_one_promoted(demo_output: str) -> None:

@@ -9,8 +9,7 @@ Where a fault is injected (`hop`):
 - upstream: the sandbox's Hub-like front (sandbox/upstream.py), which both the planner's HEADs and the ECR cache's
   own pulls go through. A fault on every method hits the planner's free HEAD first; a fault on GET only is met by
   ECR pulling from the upstream while the image is warmed, and reaches the warmer as ECR's answer.
-- ecr: sandbox/fault_proxy.py between the warmer and the ECR registry endpoint, for a download that breaks
-  mid-body (through the ECR endpoint an upstream reset mid-blob shows as a stall; see fault_proxy's docstring).
+- ecr: sandbox/fault_proxy.py between the warmer and the ECR registry endpoint: the function cannot reach ECR.
 
 The registry client's backoff is shortened tenfold and the upstream timeout is two seconds, so the matrix stays fast;
 the attempts, not the waits, are what it asserts.
@@ -52,9 +51,9 @@ def manifests(repository: str) -> str:
     return rf"^/v2/{repository}/manifests/"
 
 
-def ecr_blobs(repository: str) -> str:
+def ecr_manifests(repository: str) -> str:
     # The ECR endpoint's path scheme: the rule's prefix in front of the upstream path.
-    return rf"^/v2/[^/]+/{repository}/blobs/sha256:"
+    return rf"^/v2/[^/]+/{repository}/manifests/"
 
 
 Inject = Callable[[Faults, str], Fault]
@@ -138,24 +137,37 @@ MATRIX = [
         attempts=1 + RETRIES,
     ),
     Row(
+        # ECR meets it on the trigger (retried by the warmer's client), then once more when asked why (BatchGetImage)
         "connection reset mid-manifest",
         "upstream",
         lambda f, r: f.reset(method="GET", path=manifests(r), times=None),
         Outcome.FAILED,
         "upstream_down",
-        "ECR/",
+        "ECR says UpstreamUnavailable",
         "the next run retries it",
-        attempts=1 + RETRIES,
+        attempts=1 + RETRIES + 1,
     ),
     Row(
-        "connection reset mid-blob",
-        "ecr",
-        lambda f, r: f.reset(method="GET", path=ecr_blobs(r), times=None),
+        # ECR meets it asking the upstream where a layer is (GetDownloadUrlForLayer), on every wanted layer
+        "layer refused upstream",
+        "upstream",
+        lambda f, r: f.status(503, path=rf"^/v2/{r}/blobs/", times=None),
         Outcome.FAILED,
         "upstream_down",
-        "the download broke after",
+        "UnableToGetUpstreamLayerException",
         "the next run retries it",
         attempts=1,
+    ),
+    Row(
+        # between the warm function and ECR's registry endpoint: the function cannot reach ECR
+        "connection to ECR reset",
+        "ecr",
+        lambda f, r: f.reset(method="GET", path=ecr_manifests(r), times=None),
+        Outcome.FAILED,
+        "ecr_unreachable",
+        "ecr unreachable",
+        "com.amazonaws.<region>.ecr.dkr",
+        attempts=1,  # a connection broken mid-body is not retried: a slow network would multiply Lambda time
     ),
     Row(
         "stall past the timeout",
@@ -173,19 +185,20 @@ MATRIX = [
         lambda f, r: f.truncate(method="GET", path=manifests(r), times=None),
         Outcome.FAILED,
         "upstream_down",
-        "ECR/",
+        "ECR says UpstreamUnavailable",
         "the next run retries it",
-        attempts=1 + RETRIES,
+        attempts=1 + RETRIES + 1,
     ),
     Row(
+        # ECR refuses content that does not hash to its digest, as a registry does
         "manifest digest does not match",
         "upstream",
         lambda f, r: f.corrupt(method="GET", path=manifests(r), times=None),
         Outcome.FAILED,
-        "digest_mismatch",
-        "the body hashes to",
-        "corrupted on the way",
-        attempts=1,
+        "upstream_down",
+        "does not match its digest",
+        "the next run retries it",
+        attempts=1 + RETRIES + 1,
     ),
     Row(
         "token realm 401",

@@ -1,7 +1,8 @@
 """The ECR operations the sandbox adds to moto, called through boto3 under `mock_aws()` as against AWS.
 
-Upstreams are tiny loopback stubs (Basic auth on /v2/), and cache storage is a distribution storage tree written by
-hand in tmp_path, so these tests need neither the real registries nor the rest of the sandbox.
+Upstreams are tiny loopback stubs (Basic auth on /v2/), so these tests need neither the real registries nor the rest
+of the sandbox. What cache repositories hold (images, layers, imports) is tested with the sandbox's registry model in
+test_ecr_model.py.
 """
 
 from __future__ import annotations
@@ -9,13 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -58,7 +57,6 @@ def aws(moto_session: None) -> Iterator[None]:
         yield
     finally:
         moto_ecr.set_upstream_endpoints({})
-        moto_ecr.set_cache_storage(None)
 
 
 @pytest.fixture
@@ -712,220 +710,32 @@ def test_rule_secret_is_none_without_a_secret_or_a_rule(ecr: Any) -> None:
     assert moto_ecr.rule_secret(ACCOUNT, REGION, "docker-hub") is None
 
 
-# --- images of cache repositories, from the proxy's storage --------------------------------------------------------
+# --- images outside the registry model -----------------------------------------------------------------------
 
 
-def sha(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class Storage:
-    """A distribution filesystem storage tree written by hand, file for file as distribution lays it out."""
-
-    PUSHED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.v2 = root / "docker" / "registry" / "v2"
-
-    def blob(self, data: bytes, repository: str | None = None) -> str:
-        digest = sha(data)
-        path = self.v2 / "blobs" / "sha256" / digest[7:9] / digest[7:] / "data"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        if repository is not None:
-            self._link(self.v2 / "repositories" / repository / "_layers" / "sha256" / digest[7:] / "link", digest)
-        return digest
-
-    def manifest(self, repository: str, document: dict[str, Any], tag: str | None = None) -> tuple[str, bytes]:
-        body = json.dumps(document).encode()
-        digest = self.blob(body)
-        manifests = self.v2 / "repositories" / repository / "_manifests"
-        self._link(manifests / "revisions" / "sha256" / digest[7:] / "link", digest)
-        if tag is not None:
-            self._link(manifests / "tags" / tag / "current" / "link", digest)
-            self._link(manifests / "tags" / tag / "index" / "sha256" / digest[7:] / "link", digest)
-        return digest, body
-
-    def _link(self, path: Path, digest: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(digest)
-        stamp = self.PUSHED.timestamp()
-        os.utime(path, (stamp, stamp))
-
-
-def image_manifest(config: str, config_size: int, layers: list[tuple[str, int]]) -> dict[str, Any]:
-    return {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": config, "size": config_size},
-        "layers": [{"mediaType": OCI_LAYER, "digest": d, "size": s} for d, s in layers],
-    }
-
-
-@pytest.fixture
-def cached(ecr: Any, make_secret: Any, tmp_path: Path) -> dict[str, Any]:
-    """A Docker Hub rule whose proxy stored nginx:1.27 (one layer of two fetched) and a two-platform index."""
-    docker_hub_rule(ecr, make_secret())
-    storage = Storage(tmp_path / "proxy-docker-hub")
-    config_bytes = b'{"architecture":"amd64","os":"linux"}'
-    config = storage.blob(config_bytes, "library/nginx")
-    layer_a = storage.blob(b"a" * 300, "library/nginx")
-    layer_b = sha(b"b" * 700)  # never fetched through the proxy
-    nginx, nginx_body = storage.manifest(
-        "library/nginx", image_manifest(config, len(config_bytes), [(layer_a, 300), (layer_b, 700)]), tag="1.27"
-    )
-    amd64, _ = storage.manifest("library/multi", image_manifest(config, len(config_bytes), [(layer_a, 300)]))
-    arm64 = sha(b"arm64 manifest never fetched")
-    index = {
-        "schemaVersion": 2,
-        "mediaType": OCI_INDEX,
-        "manifests": [
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": amd64,
-                "size": 400,
-                "platform": {"os": "linux", "architecture": "amd64"},
-            },
-            {
-                "mediaType": OCI_MANIFEST,
-                "digest": arm64,
-                "size": 400,
-                "platform": {"os": "linux", "architecture": "arm64"},
-            },
-        ],
-    }
-    multi, _ = storage.manifest("library/multi", index, tag="v1")
-    storage.blob(b"c" * 50)  # data stored for another repository only, not linked into nginx
-    moto_ecr.set_cache_storage(lambda prefix: storage.root if prefix == "docker-hub" else None)
-    return {
-        "storage": storage,
-        "config": config,
-        "config_size": len(config_bytes),
-        "layer_a": layer_a,
-        "layer_b": layer_b,
-        "nginx": nginx,
-        "nginx_body": nginx_body,
-        "amd64": amd64,
-        "multi": multi,
-        "unlinked": sha(b"c" * 50),
-    }
-
-
-def test_describe_images_reports_the_stored_manifest(ecr: Any, cached: dict[str, Any]) -> None:
-    # Given the proxy stored nginx:1.27 (the repository is created on first use, as a pull would)
-    # When ECR is asked about it
-    (detail,) = ecr.describe_images(repositoryName="docker-hub/library/nginx")["imageDetails"]
-    # Then the digest is the manifest's real sha256, with its tag, type, size and storage time
-    assert detail["imageDigest"] == cached["nginx"] == sha(cached["nginx_body"])
-    assert detail["imageTags"] == ["1.27"]
-    assert detail["imageManifestMediaType"] == OCI_MANIFEST
-    assert detail["artifactMediaType"] == OCI_CONFIG
-    assert detail["imageSizeInBytes"] == cached["config_size"] + 300 + 700
-    assert detail["imagePushedAt"] == Storage.PUSHED
-    assert detail["registryId"] == ACCOUNT
-    assert ecr.describe_repositories(repositoryNames=["docker-hub/library/nginx"])["repositories"]
-
-
-def test_describe_images_of_an_index_counts_its_largest_stored_manifest_and_filters_tags(
-    ecr: Any, cached: dict[str, Any]
-) -> None:
-    details = ecr.describe_images(repositoryName="docker-hub/library/multi")["imageDetails"]
-    by_digest = {d["imageDigest"]: d for d in details}
-    assert set(by_digest) == {cached["multi"], cached["amd64"]}
-    assert by_digest[cached["multi"]]["imageManifestMediaType"] == OCI_INDEX
-    assert by_digest[cached["multi"]]["imageSizeInBytes"] == cached["config_size"] + 300
-    assert "imageTags" not in by_digest[cached["amd64"]]
-    untagged = ecr.describe_images(repositoryName="docker-hub/library/multi", filter={"tagStatus": "UNTAGGED"})
-    assert [d["imageDigest"] for d in untagged["imageDetails"]] == [cached["amd64"]]
-    pages = list(
-        ecr.get_paginator("describe_images").paginate(
-            repositoryName="docker-hub/library/multi", PaginationConfig={"PageSize": 1}
-        )
-    )
-    assert [len(p["imageDetails"]) for p in pages] == [1, 1]
-
-
-def test_describe_images_by_id(ecr: Any, cached: dict[str, Any]) -> None:
-    found = ecr.describe_images(
-        repositoryName="docker-hub/library/nginx",
-        imageIds=[{"imageTag": "1.27"}, {"imageDigest": cached["nginx"]}],
-    )["imageDetails"]
-    assert [d["imageDigest"] for d in found] == [cached["nginx"]]
-    code, message = error_of(
-        lambda: ecr.describe_images(repositoryName="docker-hub/library/nginx", imageIds=[{"imageTag": "1.28"}])
-    )
-    assert code == "ImageNotFoundException"
-    assert "1.28" in message
-
-
-def test_describe_images_of_a_repository_nothing_was_pulled_into_is_not_found(ecr: Any, cached: dict[str, Any]) -> None:
-    code, _ = error_of(lambda: ecr.describe_images(repositoryName="docker-hub/library/redis"))
-    assert code == "RepositoryNotFoundException"
-
-
-def test_batch_get_image_returns_the_stored_bytes_and_failures(ecr: Any, cached: dict[str, Any]) -> None:
-    result = ecr.batch_get_image(
-        repositoryName="docker-hub/library/nginx",
-        imageIds=[
-            {"imageTag": "1.27"},
-            {"imageTag": "1.28"},
-            {"imageTag": "1.27", "imageDigest": cached["amd64"]},
-            {"imageDigest": "sha256:nothex"},
-        ],
-    )
-    (image,) = result["images"]
-    assert image["imageManifest"].encode() == cached["nginx_body"]
-    assert image["imageId"] == {"imageDigest": cached["nginx"], "imageTag": "1.27"}
-    assert image["imageManifestMediaType"] == OCI_MANIFEST
-    assert [f["failureCode"] for f in result["failures"]] == [
-        "ImageNotFound",
-        "ImageTagDoesNotMatchDigest",
-        "InvalidImageDigest",
-    ]
-    assert result["failures"][0]["imageId"] == {"imageTag": "1.28"}
-
-
-def test_batch_check_layer_availability_needs_the_blob_stored_and_linked(ecr: Any, cached: dict[str, Any]) -> None:
-    result = ecr.batch_check_layer_availability(
-        repositoryName="docker-hub/library/nginx",
-        layerDigests=[cached["layer_a"], cached["config"], cached["layer_b"], cached["unlinked"], "sha256:xyz"],
-    )
-    available = {layer["layerDigest"]: layer for layer in result["layers"]}
-    assert set(available) == {cached["layer_a"], cached["config"]}
-    assert available[cached["layer_a"]]["layerAvailability"] == "AVAILABLE"
-    assert available[cached["layer_a"]]["layerSize"] == 300
-    assert available[cached["layer_a"]]["mediaType"] == OCI_LAYER
-    assert available[cached["config"]]["mediaType"] == OCI_CONFIG
-    failures = {f["layerDigest"]: f["failureCode"] for f in result["failures"]}
-    assert failures == {
-        cached["layer_b"]: "MissingLayerDigest",
-        cached["unlinked"]: "MissingLayerDigest",
-        "sha256:xyz": "InvalidLayerDigest",
-    }
-
-
-def test_list_images_lists_tags_and_untagged_digests(ecr: Any, cached: dict[str, Any]) -> None:
-    ids = ecr.list_images(repositoryName="docker-hub/library/multi")["imageIds"]
-    assert {(i["imageDigest"], i.get("imageTag")) for i in ids} == {(cached["multi"], "v1"), (cached["amd64"], None)}
-    tagged = ecr.list_images(repositoryName="docker-hub/library/multi", filter={"tagStatus": "TAGGED"})["imageIds"]
-    assert tagged == [{"imageDigest": cached["multi"], "imageTag": "v1"}]
-
-
-def test_repositories_outside_ptc_keep_mocos_own_images(ecr: Any, cached: dict[str, Any]) -> None:
+def test_repositories_outside_ptc_keep_mocos_own_images(ecr: Any) -> None:
     # Given a plain repository with an image pushed through the API, and install() run again
     moto_ecr.install()
     ecr.create_repository(repositoryName="team/app")
-    manifest = json.dumps(image_manifest(cached["config"], 10, [(cached["layer_a"], 300)]))
+    config = "sha256:" + "c" * 64
+    layer = "sha256:" + "a" * 64
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": OCI_CONFIG, "digest": config, "size": 10},
+            "layers": [{"mediaType": OCI_LAYER, "digest": layer, "size": 300}],
+        }
+    )
     ecr.put_image(repositoryName="team/app", imageManifest=manifest, imageTag="v1")
     # When its images are described
     (detail,) = ecr.describe_images(repositoryName="team/app")["imageDetails"]
-    # Then moto answers as before (its own digest, not the proxy's)
+    # Then moto answers as before (its own digest)
     assert detail["imageTags"] == ["v1"]
-    assert detail["imageDigest"] != sha(manifest.encode())
+    assert detail["imageDigest"] != "sha256:" + hashlib.sha256(manifest.encode()).hexdigest()
 
 
-def test_a_rule_without_known_storage_keeps_mocos_own_images(ecr: Any, cached: dict[str, Any]) -> None:
+def test_a_registry_without_a_model_keeps_mocos_own_images(ecr: Any, make_secret: Any) -> None:
     ecr.create_pull_through_cache_rule(ecrRepositoryPrefix="quay", upstreamRegistryUrl="quay.io")
     code, _ = error_of(lambda: ecr.describe_images(repositoryName="quay/coreos/etcd"))
     assert code == "RepositoryNotFoundException"

@@ -5,15 +5,12 @@ Raw urllib3 on purpose: these tests prove the sandbox, so they must not depend o
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,48 +22,21 @@ from moto import mock_aws
 
 from sandbox import PushedImage, Sandbox
 from sandbox.tokens import token_claims
+from tests.integration.registry_http import (
+    SERVICE,
+    basic,
+    blob,
+    docker_hub_rule,
+    ecr_auth,
+    http,
+    layer_of,
+    manifest,
+    sha256,
+    token,
+    unique,
+)
 
 pytestmark = pytest.mark.sandbox
-
-ACCEPT = ", ".join(
-    (
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-)
-SERVICE = "sandbox-registry"
-http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=10.0))
-
-
-def unique(name: str) -> str:
-    return f"{name}-{uuid.uuid4().hex[:8]}"
-
-
-def basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
-def token(sb: Sandbox, repository: str, credentials: tuple[str, str] | None = None) -> str:
-    headers = basic(*credentials) if credentials else {}
-    url = f"{sb.upstream_url}/token?service={SERVICE}&scope=repository:{repository}:pull"
-    response = http.request("GET", url, headers=headers)
-    assert response.status == 200, response.data
-    value: str = response.json()["token"]
-    return value
-
-
-def manifest(
-    base_url: str, repository: str, reference: str, headers: dict[str, str], method: str = "GET"
-) -> urllib3.BaseHTTPResponse:
-    return http.request(
-        method, f"{base_url}/v2/{repository}/manifests/{reference}", headers={"Accept": ACCEPT, **headers}
-    )
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture
@@ -98,28 +68,6 @@ def own_sandbox(docker_registry: str, aws: tuple[Any, Any], tmp_path: Path) -> I
     """
     with Sandbox(tmp_path / "sandbox") as started:
         yield started
-
-
-def docker_hub_rule(aws: tuple[Any, Any], prefix: str, user: str, password: str) -> str:
-    """A Docker Hub rule under `prefix` whose secret holds user/password; returns the secret's ARN."""
-    ecr, secrets = aws
-    arn: str = secrets.create_secret(
-        Name=f"ecr-pullthroughcache/{prefix}", SecretString=json.dumps({"username": user, "accessToken": password})
-    )["ARN"]
-    ecr.create_pull_through_cache_rule(
-        ecrRepositoryPrefix=prefix,
-        upstreamRegistryUrl="registry-1.docker.io",
-        upstreamRegistry="docker-hub",
-        credentialArn=arn,
-    )
-    return arn
-
-
-def ecr_auth(sb: Sandbox) -> dict[str, str]:
-    """The header a client builds from moto's GetAuthorizationToken, decoded the documented way."""
-    data = boto3.client("ecr", region_name=sb.region).get_authorization_token()["authorizationData"][0]
-    user, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
-    return basic(user, password)
 
 
 # --- token realm -----------------------------------------------------------------------------------------------------
@@ -200,9 +148,9 @@ def test_pushed_multi_arch_image_pulls_through_the_front(sandbox: Sandbox, media
         body = manifest(sandbox.upstream_url, image.repository, digest, auth)
         assert sha256(body.data) == digest
         assert [body.json()["config"]["digest"]] + [layer["digest"] for layer in body.json()["layers"]] == blobs
-        for blob in blobs:
-            data = http.request("GET", f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{blob}", headers=auth).data
-            assert sha256(data) == blob
+        for digest_of_blob in blobs:
+            data = blob(sandbox.upstream_url, image.repository, digest_of_blob, auth).data
+            assert sha256(data) == digest_of_blob
             pulled += len(data)
     # Then digests, platforms, media types and the total size all match what push_image reported
     assert index.status == 200
@@ -295,13 +243,12 @@ def test_cleared_fault_stops_applying(sandbox: Sandbox, front: Any) -> None:
     # Given a 503 on every blob request until cleared
     image = sandbox.push_image(unique("library/cleared"), "1")
     auth = {"Authorization": f"Bearer {token(sandbox, image.repository)}"}
-    blob = image.blobs[image.digest][1]
-    url = f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{blob}"
+    url = f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{layer_of(image)}"
     front.faults.status(503, path=f"^/v2/{image.repository}/blobs/", times=None)
     # When a blob is fetched twice, the faults cleared, then once more
     during = [http.request("GET", url, headers=auth).status for _ in range(2)]
     front.faults.clear()
-    after = http.request("GET", url, headers=auth)
+    after = blob(sandbox.upstream_url, image.repository, layer_of(image), auth)
     # Then the fault held until cleared
     assert during == [503, 503]
     assert after.status == 200
@@ -309,17 +256,36 @@ def test_cleared_fault_stops_applying(sandbox: Sandbox, front: Any) -> None:
 
 @pytest.mark.parametrize("action", ["reset", "truncate"])
 def test_cut_body_faults_break_the_download(sandbox: Sandbox, front: Any, action: str) -> None:
-    # Given a blob and a fault that cuts its body
+    # Given a blob and a fault that cuts its body where the bytes flow: the storage Docker Hub redirects to
     image = sandbox.push_image(unique("library/cut"), "1", layer_sizes=(200_000,))
     auth = {"Authorization": f"Bearer {token(sandbox, image.repository)}"}
-    layer = image.blobs[image.digest][1]
-    getattr(front.faults, action)(path=f"^/v2/{image.repository}/blobs/")
+    layer = layer_of(image)
+    getattr(front.faults, action)(path=f"^/cdn/{image.repository}/blobs/")
     # When the client downloads it, then again
-    with pytest.raises(urllib3.exceptions.ProtocolError):
-        http.request("GET", f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{layer}", headers=auth)
-    whole = http.request("GET", f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{layer}", headers=auth)
+    with pytest.raises(urllib3.exceptions.MaxRetryError) as broken:
+        blob(sandbox.upstream_url, image.repository, layer, auth)
+    assert isinstance(broken.value.reason, urllib3.exceptions.ProtocolError)  # the body broke, not the redirect
+    whole = blob(sandbox.upstream_url, image.repository, layer, auth)
     # Then the first download failed mid-body and the next one is complete
     assert sha256(whole.data) == layer
+
+
+def test_a_blob_is_redirected_to_a_signed_storage_url_like_docker_hubs(sandbox: Sandbox) -> None:
+    # Given an image, and an anonymous pull token for it
+    image = sandbox.push_image(unique("library/cdn"), "1")
+    auth = {"Authorization": f"Bearer {token(sandbox, image.repository)}"}
+    # When a blob is asked for
+    first = http.request("GET", f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{layer_of(image)}", headers=auth)
+    location = first.headers["Location"]
+    # Then the answer is a redirect to a signed URL that serves the blob without the registry's token
+    assert first.status == 307
+    assert "/cdn/" in location
+    assert "signature=" in location
+    assert sha256(http.request("GET", location).data) == layer_of(image)
+    # And a URL whose signature was tampered with is refused, as a storage bucket would
+    assert http.request("GET", location.replace("signature=", "signature=0")).status == 403
+    # And the registry's own refusals are not redirected
+    assert http.request("GET", f"{sandbox.upstream_url}/v2/{image.repository}/blobs/{layer_of(image)}").status == 401
 
 
 def test_corrupt_fault_breaks_the_manifest_digest(sandbox: Sandbox, front: Any) -> None:
@@ -385,86 +351,8 @@ def test_ecr_endpoint_demands_the_authorization_token(sandbox: Sandbox, aws: tup
     assert right.status == 200
 
 
-def test_ecr_pull_routes_through_the_rule_proxy(sandbox: Sandbox, aws: tuple[Any, Any]) -> None:
-    # Given a Docker Hub rule with the sandbox user's credentials, and a private image upstream
-    prefix = unique("hub")
-    user, password = next(iter(sandbox.users.items()))
-    docker_hub_rule(aws, prefix, user, password)
-    image = sandbox.push_image(unique("private/service"), "3.1", layer_sizes=(4096,))
-    auth = ecr_auth(sandbox)
-    # When the image is pulled through the ECR endpoint under the rule's prefix, and a path with no rule
-    pulled = manifest(sandbox.ecr_url, f"{prefix}/{image.repository}", "3.1", auth)
-    layer = image.blobs[image.digest][1]
-    blob = http.request("GET", f"{sandbox.ecr_url}/v2/{prefix}/{image.repository}/blobs/{layer}", headers=auth)
-    unknown = manifest(sandbox.ecr_url, f"nope/{image.repository}", "3.1", auth)
-    # Then the proxy served it with the rule's credentials, the cache repository exists, no rule is NAME_UNKNOWN
-    assert pulled.status == 200
-    assert pulled.headers["Docker-Content-Digest"] == image.digest
-    assert sha256(blob.data) == layer
-    repositories = aws[0].describe_repositories()["repositories"]
-    assert f"{prefix}/{image.repository}" in [r["repositoryName"] for r in repositories]
-    assert unknown.status == 404
-    assert unknown.json()["errors"][0]["code"] == "NAME_UNKNOWN"
-    # And moto describes the image from the proxy's storage (the hooks point at this sandbox)
-    sandbox.wait_cached(prefix, image.repository, layer, timeout=10)
-    described = aws[0].describe_images(repositoryName=f"{prefix}/{image.repository}")["imageDetails"]
-    assert [d["imageDigest"] for d in described] == [image.digest]
-
-
-def test_proxy_restarts_when_the_secret_changes(sandbox: Sandbox, aws: tuple[Any, Any]) -> None:
-    # Given a rule whose user's token is rotated upstream and in the secret after a first pull
-    prefix = unique("rotating")
-    user, first_token = unique("rotating-user"), "token-1"
-    sandbox.add_user(user, first_token)
-    arn = docker_hub_rule(aws, prefix, user, first_token)
-    image = sandbox.push_image(unique("private/rotating"), "1")
-    auth = ecr_auth(sandbox)
-    assert manifest(sandbox.ecr_url, f"{prefix}/{image.repository}", "1", auth).status == 200
-    first_proxy = sandbox.ecr.proxies[prefix]
-    sandbox.add_user(user, "token-2")
-    aws[1].put_secret_value(SecretId=arn, SecretString=json.dumps({"username": user, "accessToken": "token-2"}))
-    # When the image is pulled again
-    again = manifest(sandbox.ecr_url, f"{prefix}/{image.repository}", "1", auth, method="HEAD")
-    # Then a new proxy with the new token served it, on the same storage, and the old one is gone
-    second_proxy = sandbox.ecr.proxies[prefix]
-    assert again.status == 200
-    assert second_proxy.pid != first_proxy.pid
-    assert not first_proxy.alive()
-    assert second_proxy.config_path == first_proxy.config_path
-    assert "token-1" not in second_proxy.log_path.read_text()
-
-
-def test_proxy_serves_what_it_stored_when_the_upstream_is_down(own_sandbox: Sandbox, aws: tuple[Any, Any]) -> None:
-    # Given an image pulled through a rule's proxy, every blob stored
-    sb = own_sandbox
-    user, password = next(iter(sb.users.items()))
-    docker_hub_rule(aws, "hub", user, password)
-    image = sb.push_image("library/offline", "1", platforms=("linux/arm64",), layer_sizes=(1000, 2000))
-    auth = ecr_auth(sb)
-    assert manifest(sb.ecr_url, "hub/library/offline", "1", auth).status == 200
-    blobs = image.blobs[image.digest]
-    for digest in blobs:
-        assert http.request("GET", f"{sb.ecr_url}/v2/hub/library/offline/blobs/{digest}", headers=auth).status == 200
-        sb.wait_cached("hub", "library/offline", digest, timeout=10)
-    # When the upstream goes down and the image is pulled again
-    sb.stop_upstream()
-    offline = manifest(sb.ecr_url, "hub/library/offline", "1", auth)
-    offline_blobs = [
-        http.request("GET", f"{sb.ecr_url}/v2/hub/library/offline/blobs/{d}", headers=auth).data for d in blobs
-    ]
-    # Then the upstream refuses connections, and the proxy still serves manifest and blobs
-    with pytest.raises(urllib3.exceptions.NewConnectionError):
-        http.request("GET", f"{sb.upstream_url}/v2/")
-    assert offline.status == 200
-    assert offline.headers["Docker-Content-Digest"] == image.digest
-    assert [sha256(data) for data in offline_blobs] == blobs
-    # And it comes back on the same address with what it held
-    sb.start_upstream()
-    assert http.request("GET", f"{sb.upstream_url}/v2/").status == 401
-
-
 def test_stop_leaves_no_process_behind(own_sandbox: Sandbox, aws: tuple[Any, Any]) -> None:
-    # Given a sandbox with its upstream registry and a proxy running
+    # Given a sandbox with its upstream registry and ECR's storage registry running, and an image pulled through ECR
     sb = own_sandbox
     user, password = next(iter(sb.users.items()))
     docker_hub_rule(aws, "hub", user, password)
@@ -488,13 +376,12 @@ def test_stop_leaves_no_process_behind(own_sandbox: Sandbox, aws: tuple[Any, Any
 _CHILD = """
 import json, sys, threading
 from sandbox import Sandbox
-from sandbox.ecr_endpoint import Route
 
 class NoRules:  # no moto in this child: the ECR side is not what this test is about
     def route(self, repository): return None
     def credentials(self, route): return None
     def ensure_cache_repository(self, repository): pass
-    def configure(self, endpoints, storage): pass
+    def configure(self, registry): pass
 
 sb = Sandbox(sys.argv[1], rules=NoRules()).start()
 print(json.dumps(sb.started_pids), flush=True)

@@ -3,7 +3,8 @@
 plan_warming is fired as its schedule, its rule or a manual invoke would; the jobs it queued are received from
 moto's queue and handed to warm_images as the SQS event source does (partial batch responses honoured); the
 reports are read from a queue subscribed to the report topic. The upstream is the sandbox's Hub-like front (its
-counters are what a rate limit would count); ECR's registry endpoint is the sandbox's proxy per rule.
+counters are what a rate limit would count); ECR is the sandbox's registry model, which imports as ECR documents:
+the whole index on a tag pull, each layer once something asks for it.
 """
 
 from __future__ import annotations
@@ -19,10 +20,8 @@ import pytest
 
 from pullthrough import warming
 from pullthrough.aws import ecr
-from pullthrough.errors import RegistryError
-from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.report import Outcome, Report
-from sandbox import PushedImage, Sandbox
+from sandbox import PushedImage, Sandbox, skopeo
 from tests.canary import canary_token
 from tests.integration.warm_support import WANTED, WarmHarness, unique
 
@@ -31,19 +30,16 @@ pytestmark = pytest.mark.sandbox
 HUB, GHCR = "warm-hub", "warm-ghcr"
 WRONG_TOKEN = canary_token("wrong")  # what the GHCR rule's secret holds: the upstream refuses it
 LAYERS = (1500, 300)  # small: the tests are about the flow, not bandwidth
+QUICK = {"poll": 1, "download_after": 600, "give_up_after": 600}  # look once a second; no last resort
 
 
 class Warm(WarmHarness):
-    """This module's stack: its own rule prefixes, half the upstream's budget by default, and a client on ECR."""
+    """This module's stack: its own rule prefixes, half the upstream's budget by default."""
 
     HUB, GHCR = HUB, GHCR
     STACK_LABEL = "sandbox"
     LAYERS = LAYERS
     BUDGET_SHARE = 0.5
-
-    def ecr_client(self) -> RegistryClient:
-        password = ecr.authorization(self.sb.ecr_url, self.sb.region).password
-        return RegistryClient(self.sb.ecr_url, credentials=Credentials("AWS", password), retries=0, timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +54,13 @@ def front(world: Warm) -> Iterator[Any]:
     """The upstream front; no fault outlives the test that set it."""
     yield world.sb.upstream
     world.sb.upstream.faults.clear()
+
+
+@pytest.fixture
+def imports(world: Warm) -> Iterator[Any]:
+    """ECR's import behaviour; back to imports at once after the test."""
+    yield world.sb.registry.imports
+    world.sb.registry.imports.clear()
 
 
 @dataclass
@@ -102,10 +105,14 @@ def wanted_blobs(image: PushedImage) -> dict[str, list[str]]:
     } or dict(image.blobs)
 
 
+def layer_states(repository: str, digests: list[str]) -> dict[str, str]:
+    return ecr.layer_states(repository, digests)
+
+
 # --- a run, offline, and again ---------------------------------------------------------------------------------------
 
 
-def test_a_run_warms_single_and_multi_arch_images_and_reports_once(world: Warm, warmed: Catalogue) -> None:
+def test_a_run_imports_through_ecr_moving_only_manifests_and_reports_once(world: Warm, warmed: Catalogue) -> None:
     # Given the first run over three images (see `warmed`)
     report, images = warmed.report, warmed.images
     items = by_subject(report)
@@ -113,46 +120,71 @@ def test_a_run_warms_single_and_multi_arch_images_and_reports_once(world: Warm, 
     assert warmed.summary["planned"] == warmed.summary["queued"] == 3
     assert {s: i.outcome for s, i in items.items()} == {subject(i): Outcome.WARMED for i in images.values()}
     assert report.total == warmed.summary["planned"]
-    # And a multi-arch image cost its index plus one pull per wanted platform, which is what the upstream counted
-    assert [items[subject(images[k])].details.pulls_spent for k in ("single", "multi", "list")] == [1, 3, 3]
-    assert report.totals.pulls_spent == warmed.pulls == 7
+    # And ECR's import of an index cost the index and every manifest it lists, whatever was wanted: the upstream
+    # counted exactly what the report says was spent
+    assert [items[subject(images[k])].details.pulls_spent for k in ("single", "multi", "list")] == [1, 4, 3]
+    assert report.totals.pulls_spent == warmed.pulls == 8
+    assert items[subject(images["multi"])].details.index_manifests == 3
     assert items[subject(images["multi"])].details.platforms == WANTED
-    # And the bytes moved are exactly the wanted platforms' configs and layers
-    wanted = {d for image in images.values() for blobs in wanted_blobs(image).values() for d in blobs}
-    sizes = {d: len(b) for d, b in _blob_bytes(world, images).items()}
-    assert report.totals.bytes_moved == sum(sizes[d] for d in wanted)
+    # And only the top manifest of each image passed through the function: no layer did
+    for key, image in images.items():
+        held = world.sb.registry.repository(f"{HUB}/{image.repository}")
+        assert held is not None
+        assert items[subject(image)].details.bytes_moved == len(held.manifests[image.digest].body), key
 
 
-def _blob_bytes(world: Warm, images: dict[str, PushedImage]) -> dict[str, bytes]:
-    """Every blob of the images, read from the proxy storage (they are all cached by now)."""
-    found = {}
-    for image in images.values():
-        for blobs in wanted_blobs(image).values():
-            for digest in blobs:
-                hex_digest = digest.split(":", 1)[1]
-                path = world.sb.ecr.storage_dir(HUB) / "docker/registry/v2/blobs/sha256" / hex_digest[:2] / hex_digest
-                found[digest] = (path / "data").read_bytes()
-    return found
+def test_ecr_holds_every_manifest_of_the_index_and_the_layers_of_the_wanted_platforms(
+    world: Warm, warmed: Catalogue
+) -> None:
+    # Given the multi-arch image warmed for linux/amd64 and linux/arm64 only
+    image = warmed.images["multi"]
+    repository = f"{HUB}/{image.repository}"
+    # When ECR is asked what it holds
+    described = boto3.client("ecr").describe_images(repositoryName=repository)["imageDetails"]
+    # Then it imported the index and all three image manifests, s390x included (as ECR pulls a whole index)
+    assert {d["imageDigest"] for d in described} == {image.digest, *image.platforms.values()}
+    # And it holds every config and layer of the wanted platforms, none of the platform nobody asked for
+    wanted = [d for digests in wanted_blobs(image).values() for d in digests]
+    assert set(layer_states(repository, wanted).values()) == {"AVAILABLE"}
+    unwanted = image.blobs[image.platforms["linux/s390x"]]
+    assert set(layer_states(repository, unwanted).values()) == {"MISSING"}
 
 
-def test_warmed_images_pull_through_ecr_with_the_upstream_stopped(world: Warm, warmed: Catalogue) -> None:
+def test_warmed_images_pull_with_skopeo_with_the_upstream_stopped(
+    world: Warm, warmed: Catalogue, tmp_path: Path
+) -> None:
     # Given the warmed images, and the upstream taken down
     world.sb.stop_upstream()
     try:
-        client = world.ecr_client()
-        # When every image, every wanted platform and every layer is pulled through the ECR endpoint
-        for image in warmed.images.values():
-            repository = f"{HUB}/{image.repository}"
-            top = client.get_manifest(repository, image.tag)
-            assert top.digest == image.digest
-            for digest, blobs in wanted_blobs(image).items():
-                assert client.get_manifest(repository, digest).digest == digest
-                for blob in blobs:
-                    assert client.fetch_blob(repository, blob) > 0  # fetch_blob verifies the sha256
-        # Then all of it was served offline; a platform nobody asked for was not warmed
-        unwanted = warmed.images["multi"].platforms["linux/s390x"]
-        with pytest.raises(RegistryError):
-            client.get_manifest(f"{HUB}/{warmed.images['multi'].repository}", unwanted)
+        # When a real client pulls them through the ECR endpoint: every platform of the images whose platforms are all
+        # wanted, and each wanted platform of the one with a platform nobody asked for
+        pulls = {
+            key: skopeo.copy(world.sb.ecr_url, world.sb.ecr_password, f"{HUB}/{i.repository}:1.0", tmp_path / key)
+            for key, i in warmed.images.items()
+            if key != "multi"
+        }
+        multi = f"{HUB}/{warmed.images['multi'].repository}:1.0"
+        for platform in WANTED:
+            pulls[platform] = skopeo.copy(
+                world.sb.ecr_url,
+                world.sb.ecr_password,
+                multi,
+                tmp_path / platform.replace("/", "-"),
+                multi_arch="system",
+                platform=platform,
+            )
+        # Then every pull succeeds offline
+        assert {key: (pulled.ok, pulled.stderr) for key, pulled in pulls.items()} == {key: (True, "") for key in pulls}
+        # And the platform nobody asked for is not there: its manifest is, its layers were never imported
+        unwanted = skopeo.copy(
+            world.sb.ecr_url,
+            world.sb.ecr_password,
+            multi,
+            tmp_path / "s390x",
+            multi_arch="system",
+            platform="linux/s390x",
+        )
+        assert not unwanted.ok
     finally:
         world.sb.start_upstream()
 
@@ -215,33 +247,71 @@ def test_each_failure_ends_in_its_own_outcome_and_spares_the_other_images(
     assert f"ecr-pullthroughcache/{GHCR}" in (by_subject(report)[f"ghcr.io/{private.repository}:1.0"].fix or "")
 
 
-def test_a_failure_while_warming_is_explained_by_the_upstream(world: Warm, front: Any) -> None:
-    # Given a run planned while the upstream was fine, and a 429 storm on one image before its job runs
-    ns = unique("late")
-    calm, stormy = world.push(f"{ns}/calm"), world.push(f"{ns}/stormy")
-    world.configure([f"{calm.repository}:1.0", f"{stormy.repository}:1.0"])
+REFUSALS = {
+    # what the upstream answers ECR: the fault, the reason code, and the ECR failure code the reason rests on
+    "refused-token": ("token", "auth", "UpstreamAccessDenied"),
+    "forbidden": ("403", "auth", "UpstreamAccessDenied"),
+    "throttled": ("429", "rate_limited", "UpstreamTooManyRequests"),
+    "outage": ("503", "upstream_down", "UpstreamUnavailable"),
+    "unreachable": ("reset", "upstream_down", "UpstreamUnavailable"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_an_upstream_refusal_during_the_import_is_reported_with_ecrs_own_code(
+    world: Warm, front: Any, case: str
+) -> None:
+    # Given a run planned while the upstream was fine, and then the upstream refusing ECR's import of one image
+    fault, reason, code = REFUSALS[case]
+    ns = unique(f"refused-{case}")
+    calm, refused = world.push(f"{ns}/calm"), world.push(f"{ns}/refused")
+    world.configure([f"{calm.repository}:1.0", f"{refused.repository}:1.0"], imports=QUICK)
     summary = world.plan()
-    front.faults.too_many_requests(retry_after=0, path=rf"^/v2/{stormy.repository}/manifests/", times=None)
+    manifests = rf"^/v2/{refused.repository}/manifests/"
+    if fault == "token":
+        front.faults.token_status(401, repository=refused.repository, times=None)
+    elif fault == "reset":
+        front.faults.reset(path=manifests, times=None)
+    else:
+        front.faults.status(int(fault), path=manifests, times=None)
     # When the jobs are warmed
     world.drain()
-    report = world.report_of(summary["run_id"])
-    # Then ECR's own failure is explained by the upstream's answer to a free HEAD, and the other image is warmed
-    items = by_subject(report)
-    assert (items[subject(stormy)].outcome, items[subject(stormy)].reason_code) == (Outcome.FAILED, "rate_limited")
+    items = by_subject(world.report_of(summary["run_id"]))
+    # Then the refused image fails with the reason ECR's failure code stands for, naming that code; the other is warmed
+    failed = items[subject(refused)]
+    assert (failed.outcome, failed.reason_code) == (Outcome.FAILED, reason)
+    assert f"ECR says {code}" in (failed.reason or "")
+    assert failed.fix
     assert items[subject(calm)].outcome is Outcome.WARMED
 
 
-def test_the_budget_defers_what_does_not_fit(world: Warm) -> None:
-    # Given a multi-arch image (3 pulls) and three single ones (1 each), with a share leaving room for 4 pulls
+def test_a_layer_the_upstream_will_not_give_fails_with_ecrs_answer(world: Warm, front: Any) -> None:
+    # Given a planned image whose layers the upstream then throttles (the manifest still comes)
+    image = world.push(unique("layers/throttled"))
+    world.configure([f"{image.repository}:1.0"], imports=QUICK)
+    summary = world.plan()
+    front.faults.too_many_requests(path=rf"^/v2/{image.repository}/blobs/", times=None)
+    # When the job is warmed
+    world.drain()
+    (item,) = world.report_of(summary["run_id"]).items
+    # Then GetDownloadUrlForLayer's refusal (UnableToGetUpstreamLayerException) names the reason: the rate limit
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "rate_limited")
+    assert "UnableToGetUpstreamLayerException" in (item.reason or "")
+
+
+def test_the_budget_charges_the_index_and_every_manifest_it_lists(world: Warm) -> None:
+    # Given a multi-arch image of three platforms of which two are wanted, and three single ones
     ns = unique("budget")
-    multi = world.push(f"{ns}/multi", platforms=WANTED)
+    multi = world.push(f"{ns}/multi", platforms=("linux/amd64", "linux/arm64", "linux/s390x"))
     singles = [world.push(f"{ns}/single{i}") for i in range(3)]
     remaining = world.sb.upstream.user_limit - world.sb.upstream.pulls[world.user]
-    world.configure([f"{image.repository}:1.0" for image in [multi, *singles]], budget_share=round(4.5 / remaining, 6))
+    # ...and a share leaving room for 6.5 pulls: an index never seen is charged by its size (about 900 bytes: the index
+    # and four manifests, one more than it lists; never less than the index and the wanted platforms)
+    world.configure([f"{image.repository}:1.0" for image in [multi, *singles]], budget_share=round(6.5 / remaining, 6))
     before = world.pulls()
     # When the run goes through
     summary, report = world.run()
-    # Then the multi-arch image and one single image fit; the other two wait for the next run, which says why
+    # Then the index is charged for all its manifests, not only the wanted ones: it and one single image fit
     outcomes = {i.subject: i.outcome for i in report.items}
     assert outcomes == {
         subject(multi): Outcome.WARMED,
@@ -249,7 +319,9 @@ def test_the_budget_defers_what_does_not_fit(world: Warm) -> None:
         subject(singles[1]): Outcome.DEFERRED,
         subject(singles[2]): Outcome.DEFERRED,
     }
-    assert world.pulls() - before == report.totals.pulls_spent == 4
+    # And what ECR's import cost upstream is index + every manifest, exactly what the upstream counted
+    assert by_subject(report)[subject(multi)].details.pulls_spent == 1 + 3
+    assert world.pulls() - before == report.totals.pulls_spent == 5
     assert summary["decided"] == {"deferred": 2}
     assert any("deferred" in note for note in report.notes)
     # And the next run warms what was deferred, spending nothing on what is cached now
@@ -258,6 +330,21 @@ def test_the_budget_defers_what_does_not_fit(world: Warm) -> None:
         subject(singles[1]): Outcome.WARMED,
         subject(singles[2]): Outcome.WARMED,
     }
+
+
+def test_a_moved_index_is_charged_what_its_last_import_showed(world: Warm) -> None:
+    # Given a warmed multi-arch tag (ECR imported its index of three manifests) that then moves upstream
+    name = unique("learned/app")
+    world.push(name, platforms=("linux/amd64", "linux/arm64", "linux/s390x"), seed=1)
+    world.configure([f"{name}:1.0"])
+    world.run()
+    world.push(name, platforms=("linux/amd64", "linux/arm64", "linux/s390x"), seed=2)
+    world.sb.registry.clock.advance(hours=25)  # ECR's daily re-check is due
+    # When the next run plans it
+    world.plan()
+    (job,) = [warming.WarmJob.model_validate_json(m["Body"]) for m in world.receive()]
+    # Then it is charged the index and the three manifests the last import showed, not an estimate
+    assert (job.action, job.cost) == ("refresh", 4)
 
 
 def test_a_second_run_recalls_what_the_first_verified_and_keeps_only_its_runs_meta(
@@ -270,7 +357,7 @@ def test_a_second_run_recalls_what_the_first_verified_and_keeps_only_its_runs_me
     _, first = world.run()
     assert first.counts == {Outcome.WARMED: 2}
     reads: list[str] = []
-    for name in ("get_manifests", "check_layers"):
+    for name in ("get_images", "layer_states"):
         monkeypatch.setattr(ecr, name, _spy(reads, name, getattr(ecr, name)))
     # When the same list runs again
     summary, again = world.run()
@@ -380,7 +467,7 @@ def _expire(world: Warm, run_id: str) -> None:
     )
 
 
-def test_a_moved_tag_is_refreshed_and_the_report_says_ecr_rechecks_daily(world: Warm) -> None:
+def test_a_moved_tag_waits_for_ecrs_daily_recheck_then_is_refreshed(world: Warm) -> None:
     # Given a warmed tag that then moves upstream
     name = unique("moving/app")
     first = world.push(name, seed=1)
@@ -388,16 +475,21 @@ def test_a_moved_tag_is_refreshed_and_the_report_says_ecr_rechecks_daily(world: 
     world.run()
     moved = world.push(name, seed=2)
     assert moved.digest != first.digest
-    # When the next run goes through
+    # When the next run goes through within the day ECR checked the tag
     _, report = world.run()
-    # Then the tag is refreshed, ECR serves the new digest, and the report says how often ECR re-checks on its own
+    # Then ECR still serves the digest it holds: the report says the tag moved and when ECR will look again
     (item,) = report.items
+    assert (item.outcome, item.reason_code, item.details.digest) == (Outcome.ALREADY_CACHED, "tag_moved", first.digest)
+    assert any("at most once a day" in note for note in report.notes)
+    # And once ECR's re-check is due, the next run refreshes it
+    world.sb.registry.clock.advance(hours=25)
+    _, later = world.run()
+    (item,) = later.items
     assert (item.outcome, item.details.digest, item.details.previous_digest) == (
         Outcome.REFRESHED,
         moved.digest,
         first.digest,
     )
-    assert any("at most once a day" in note for note in report.notes)
 
 
 def test_a_manual_invoke_and_the_rules_reconciled_event_warm_what_they_name(world: Warm) -> None:

@@ -20,7 +20,7 @@ import boto3
 import yaml
 
 from pullthrough.aws import ecr
-from pullthrough.report import Report
+from pullthrough.report import Kind, Report
 from sandbox import PushedImage, Sandbox
 from sandbox.stack import Stack, sqs_record
 from tests.canary import canary_token
@@ -83,7 +83,12 @@ class WarmHarness:
                         upstreamRegistry=upstream,
                         credentialArn=arn,
                     )
-                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+                stack = Stack(
+                    account=sandbox.account,
+                    region=sandbox.region,
+                    parameters={"CachePrefixes": f"{cls.HUB},{cls.GHCR}"},
+                    extra_env=dict(sandbox.env()),
+                ).deploy()
                 sns, sqs = boto3.client("sns"), boto3.client("sqs")
                 reader = sqs.create_queue(QueueName=f"{cls.STACK_LABEL}-report-reader")["QueueUrl"]
                 reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
@@ -102,8 +107,13 @@ class WarmHarness:
         finally:
             sandbox.remove_user(user)
 
-    def configure(self, images: list[Any], *, budget_share: float | None = None) -> None:
-        """Write a config with the module's two rules and `images`, and point every function at it."""
+    def configure(
+        self, images: list[Any], *, budget_share: float | None = None, imports: dict[str, Any] | None = None
+    ) -> None:
+        """Write a config with the module's two rules and `images`, and point every function at it.
+
+        `imports`: config warm.imports (how long to wait for ECR), e.g. {"poll": 1, "give_up_after": 3}.
+        """
         document = {
             "version": 1,
             "stack": self.STACK_LABEL,
@@ -115,6 +125,7 @@ class WarmHarness:
                 "platforms": list(WANTED),
                 "budget_share": self.BUDGET_SHARE if budget_share is None else budget_share,
                 "images": images,
+                **({"imports": imports} if imports else {}),
             },
             "notifications": {"success": "full"},
         }
@@ -178,3 +189,17 @@ class WarmHarness:
     def pulls(self) -> int:
         """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""
         return self.sb.upstream.counters[("GET", "manifest")]
+
+    def ecr_events(self) -> int:
+        """Deliver the events ECR sent since the last call through the template's rules (as EventBridge would)."""
+        events = self.sb.registry.events.take()
+        for event in events:
+            self.stack.put_event(event)
+        return len(events)
+
+    def report_pull_failures(self) -> list[Report]:
+        """Route ECR's events, let report_pull_failures take its queue; the pull failure reports it published."""
+        before = len(self.collect())
+        self.ecr_events()
+        self.stack.drain("ReportPullFailuresFunction")
+        return [report for report in self.collect()[before:] if report.kind is Kind.PULLS]

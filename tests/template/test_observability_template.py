@@ -89,6 +89,7 @@ reports = [
     report(Kind.RULES, item(Outcome.CREATED, valid=True), item(Outcome.INVALID, rule="ghcr", upstream="ghcr")),
     report(Kind.CREDENTIALS, item(Outcome.VALID, pulls_remaining=80), item(Outcome.ROTATED, upstream=None),
            item(Outcome.ROTATION_FAILED, rule="ghcr", upstream="ghcr", valid=False)),
+    report(Kind.PULLS, item(Outcome.FAILED, upstream=None)),
 ]
 
 @metrics.log_metrics(capture_cold_start_metric=True)
@@ -185,6 +186,7 @@ REQUIRED_PULLTHROUGH_ALARMS = {
     "rotation failed": "RotationFailed",
     "a rule invalid": "RulesInvalid",
     "credentials invalid": "CredentialsInvalid",
+    "pulls failing in ECR": "PullFailures",
 }
 
 
@@ -203,18 +205,20 @@ def test_each_condition_has_an_alarm_on_the_run_wide_metric(
     assert (alarm["ComparisonOperator"], alarm["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
-def test_the_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
-    # Given the queue the warm queue's redrive policy sends failed jobs to
-    (dlq,) = dead_letter_queues(template)
-    # Then an alarm fires as soon as one message is visible in it
-    found = [
-        a
-        for a in alarms(template).values()
-        if watches(a, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
-        and dimensions_of(a) == {"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}}
-    ]
-    assert len(found) == 1
-    assert (found[0]["ComparisonOperator"], found[0]["Threshold"]) == ("GreaterThanThreshold", 0)
+def test_each_dead_letter_queue_has_an_alarm(template: dict[str, Any]) -> None:
+    # Given the queues the queues' redrive policies send failed messages to (warm jobs, failed-pull events)
+    queues = dead_letter_queues(template)
+    assert {"WarmDeadLetterQueue", "FailedEventsQueue"} <= queues
+    for dlq in queues:
+        # Then an alarm fires as soon as one message is visible in each
+        found = [
+            a
+            for a in alarms(template).values()
+            if watches(a, "AWS/SQS", "ApproximateNumberOfMessagesVisible")
+            and dimensions_of(a) == {"QueueName": {"Fn::GetAtt": [dlq, "QueueName"]}}
+        ]
+        assert len(found) == 1, dlq
+        assert (found[0]["ComparisonOperator"], found[0]["Threshold"]) == ("GreaterThanThreshold", 0)
 
 
 def test_every_function_has_an_errors_alarm(template: dict[str, Any]) -> None:

@@ -42,4 +42,4 @@ def test_a_tiny_bench_run_prints_every_figure_of_the_chosen_benchmarks(docker_re
     pulls = next(f for f in figures if f["name"] == "upstream manifest GETs in the repeat run")
     assert (pulls["value"], pulls["met"]) == ("0", True)
     moved = next(f for f in figures if f["name"].startswith("moved / size"))
-    assert moved["value"].startswith("1.000")
+    assert moved["met"] is True  # ECR imports the layers: only manifests pass through the function

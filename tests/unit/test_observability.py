@@ -81,6 +81,7 @@ def test_metric_names_are_the_published_list() -> None:
         "CredentialsInvalid",
         "RotationSucceeded",
         "RotationFailed",
+        "PullFailures",
     )
     assert NAMESPACE == "Pullthrough"
 

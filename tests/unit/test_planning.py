@@ -92,9 +92,11 @@ class FakeEcr:
                 found[ref] = StoredManifest(digest, manifests.media_type_of(body, None), body)
         return found
 
-    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]:
+    archived: set[str] = field(default_factory=set)
+
+    def layer_states(self, repository: str, digests: Sequence[str]) -> dict[str, str]:
         self.asked.append(("layers", tuple(digests)))
-        return {d: d in self.blobs for d in digests}
+        return {d: "ARCHIVED" if d in self.archived else "AVAILABLE" if d in self.blobs else "MISSING" for d in digests}
 
 
 @dataclass

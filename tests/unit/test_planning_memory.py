@@ -62,13 +62,14 @@ def test_a_full_verification_is_handed_back_to_be_remembered() -> None:
     top = held_index(ecr, upstream, "1")
     # When it is planned
     plan = plan_with(memory, ecr, upstream)
-    # Then it is already cached, verified in full, and the plan hands back what it verified
+    # Then it is already cached, verified in full, and the plan hands back what it verified, with the number of
+    # manifests its index lists (what ECR's next import of the tag costs upstream)
     [decided] = plan.decided
     assert decided.item.outcome is Outcome.ALREADY_CACHED
     assert [kind for kind, _ in ecr.asked] == ["describe", "get", "get", "layers"]
     assert memory.asked == [(REPOSITORY, "1")]
     [learned] = plan.verified
-    assert learned == Verified(REPOSITORY, "1", top, BOTH, BOTH, (), decided.item.details.size or -1, NOW)
+    assert learned == Verified(REPOSITORY, "1", top, BOTH, BOTH, (), decided.item.details.size or -1, NOW, 2)
 
 
 def test_a_remembered_digest_skips_the_manifests_and_blobs_and_reports_the_same() -> None:

@@ -1,13 +1,11 @@
-"""Warming one image (pullthrough/warming.py): the pull through ECR, verification, outcomes and reasons, with fakes.
+"""Warming one image (pullthrough/warming.py): an import's result as the outcome, the reason and the fix people read.
 
-The fake ECR holds a blob only some polls after it was fetched, as a pull-through cache that stores it in the
-background does; time is a fake clock, so no test sleeps.
+The fake ECR and clock are test_importing's; no test sleeps.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -15,7 +13,7 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pullthrough import config as config_module
-from pullthrough import manifests
+from pullthrough.aws.ecr import ImageFailure
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.errors import (
     ConfigError,
@@ -30,6 +28,7 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
+from pullthrough.importing import Progress, Wait, Waiting
 from pullthrough.registry import Manifest
 from pullthrough.report import Outcome, ReportItem, Severity
 from pullthrough.settings import Settings
@@ -48,66 +47,10 @@ from pullthrough.warming import (
 )
 from sandbox.lambdas import sample_event
 from sandbox.template import load_template
+from tests.unit.test_importing import T0, Clock, FakeEcr
 from tests.unit.test_planning import digest_of, image_manifest, index_manifest
 
 REPO = "docker-hub/library/app"
-
-
-class Clock:
-    """A clock that moves only when the code under test sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
-@dataclass
-class FakeEcrEndpoint:
-    """The ECR registry endpoint and its control plane: manifests by reference, blobs stored after some polls."""
-
-    manifests: dict[str, Manifest] = field(default_factory=dict)
-    blob_sizes: dict[str, int] = field(default_factory=dict)
-    held: set[str] = field(default_factory=set)
-    polls_until_stored: int = 1
-    errors: dict[str, PullthroughError] = field(default_factory=dict)
-    fetched: list[str] = field(default_factory=list)
-    gets: list[str] = field(default_factory=list)
-    _pending: dict[str, int] = field(default_factory=dict)
-
-    def serve(self, reference: str, body: bytes, *, media_type: str | None = None) -> str:
-        digest = manifests.sha256_digest(body)
-        kind = media_type or manifests.media_type_of(body, None)
-        for ref in (reference, digest):
-            self.manifests[ref] = Manifest(digest=digest, media_type=kind, size=len(body), rate_limit=None, body=body)
-        return digest
-
-    def get_manifest(self, repository: str, reference: str) -> Manifest:
-        self.gets.append(reference)
-        if reference in self.errors:
-            raise self.errors[reference]
-        if reference not in self.manifests:
-            raise RegistryNotFound("ECR", repository, f"manifest {reference} not found (MANIFEST_UNKNOWN)", 404)
-        return self.manifests[reference]
-
-    def fetch_blob(self, repository: str, digest: str) -> int:
-        self.fetched.append(digest)
-        self._pending[digest] = self.polls_until_stored
-        return self.blob_sizes.get(digest, 100)
-
-    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]:
-        for digest in list(self._pending):
-            self._pending[digest] -= 1
-            if self._pending[digest] < 0:
-                self.held.add(digest)
-                del self._pending[digest]
-        return {d: d in self.held for d in digests}
 
 
 def job(**fields: object) -> WarmJob:
@@ -127,142 +70,178 @@ def job(**fields: object) -> WarmJob:
     return WarmJob.model_validate(values)
 
 
-def warm(ecr: FakeEcrEndpoint, the_job: WarmJob, clock: Clock | None = None, **kwargs: object) -> ReportItem:
+def warm(ecr: FakeEcr, the_job: WarmJob, clock: Clock | None = None, **kwargs: object) -> ReportItem | Waiting:
     clock = clock or Clock()
-    return warm_image(the_job, ecr, ecr.check_layers, clock=clock, sleep=clock.sleep, **kwargs)  # type: ignore[arg-type]
+    return warm_image(
+        the_job,
+        ecr,
+        now=clock.now,
+        clock=clock.monotonic,
+        sleep=clock.sleep,
+        **kwargs,  # type: ignore[arg-type]
+    )
 
 
-def test_a_single_platform_image_is_pulled_fetched_where_missing_and_verified() -> None:
-    # Given ECR serving a manifest whose config it holds but whose two layers it does not
-    ecr = FakeEcrEndpoint()
-    _, body, blobs = image_manifest("app")
-    digest = ecr.serve("1", body)
-    ecr.held.add(blobs[0])
-    ecr.blob_sizes = {blobs[1]: 100, blobs[2]: 100}
-    clock = Clock()
+def outcome(ecr: FakeEcr, the_job: WarmJob, **kwargs: object) -> ReportItem:
+    found = warm(ecr, the_job, **kwargs)
+    assert isinstance(found, ReportItem)
+    return found
+
+
+def test_an_imported_image_is_warmed_with_what_it_cost_and_moved() -> None:
+    # Given ECR that imports what it is asked for
+    ecr = FakeEcr()
+    digest, body, _ = image_manifest("app")
+    ecr.serve("1", body)
     # When the image is warmed
-    item = warm(ecr, job(), clock)
-    # Then only the missing layers were fetched, verified after the cache stored them, and the outcome says so
-    assert ecr.fetched == blobs[1:]
-    assert item.outcome is Outcome.WARMED
-    assert item.severity is Severity.OK
+    item = outcome(ecr, job(pulls_remaining=90))
+    # Then the outcome names the digest, the size, the manifest bytes moved and the pull ECR's import cost
+    assert (item.outcome, item.severity) == (Outcome.WARMED, Severity.OK)
     details = item.details
-    assert (details.digest, details.bytes_moved, details.pulls_spent, details.size) == (digest, 200, 1, 210)
-    assert (details.rule, details.repository) == ("docker-hub", REPO)
-    assert details.seconds == pytest.approx(sum(clock.slept), abs=1e-3)
-    assert clock.slept, "verification polled until the blobs were stored"
-
-
-def test_an_index_gets_each_wanted_platform_and_costs_one_pull_each_plus_the_index() -> None:
-    # Given an index of three platforms of which two are wanted
-    ecr = FakeEcrEndpoint()
-    amd, amd_body, amd_blobs = image_manifest("amd")
-    arm, arm_body, arm_blobs = image_manifest("arm")
-    s390x, s390x_body, s390x_blobs = image_manifest("s390x")
-    for body in (amd_body, arm_body, s390x_body):
-        ecr.serve(manifests.sha256_digest(body), body)
-    _, top_body = index_manifest({"linux/amd64": amd, "linux/arm64/v8": arm, "linux/s390x": s390x})
-    top = ecr.serve("1", top_body)
-    # When it is warmed
-    item = warm(ecr, job())
-    # Then the index and the two wanted manifests were pulled, and only their blobs fetched
-    assert ecr.gets == ["1", amd, arm]
-    assert sorted(ecr.fetched) == sorted(amd_blobs + arm_blobs)
-    assert not set(s390x_blobs) & set(ecr.fetched)
-    assert (item.outcome, item.details.digest, item.details.pulls_spent) == (Outcome.WARMED, top, 3)
-    assert item.details.platforms == ("linux/amd64", "linux/arm64")
+    assert (details.digest, details.size, details.bytes_moved, details.pulls_spent) == (digest, 210, len(body), 1)
+    assert (details.rule, details.repository, details.pulls_remaining) == ("docker-hub", REPO, 90)
 
 
 def test_a_missing_wanted_platform_warms_the_rest_with_a_warning() -> None:
-    ecr = FakeEcrEndpoint()
+    ecr = FakeEcr()
     amd, amd_body, _ = image_manifest("amd")
     ecr.serve(amd, amd_body)
     _, top_body = index_manifest({"linux/amd64": amd})
     ecr.serve("1", top_body)
-    item = warm(ecr, job())
+    item = outcome(ecr, job())
     assert (item.outcome, item.severity) == (Outcome.WARMED, Severity.WARNING)
     assert item.reason == "the image has no linux/arm64; warmed linux/amd64"
+    assert item.details.index_manifests == 1
 
 
-def test_an_index_without_any_wanted_platform_fails_and_names_what_it_offers() -> None:
-    ecr = FakeEcrEndpoint()
-    _, top_body = index_manifest({"linux/s390x": digest_of("s390x")})
-    ecr.serve("1", top_body)
-    item = warm(ecr, job())
-    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "no_platform")
-    assert "offers linux/s390x" in (item.reason or "")
+def test_layers_downloaded_as_a_last_resort_are_named_as_a_warning() -> None:
+    ecr, clock = FakeEcr(pulled_only=True), Clock()
+    digest, body, blobs = image_manifest("app")
+    ecr.serve("1", body)
+    clock.seconds = 901.0
+    the_job = job(progress=Progress(T0, digest, looks=3, moved=len(body), spent=1))
+    item = outcome(ecr, the_job, clock=clock)
+    assert (item.outcome, item.severity) == (Outcome.WARMED, Severity.WARNING)
+    assert item.details.downloaded == tuple(blobs)
+    assert all(b in (item.reason or "") for b in blobs)
 
 
-def test_blobs_that_never_show_up_in_ecr_fail_as_a_timeout_at_the_deadline() -> None:
-    # Given a cache that never stores what is fetched through it
-    ecr = FakeEcrEndpoint(polls_until_stored=10_000)
+def test_an_import_still_under_way_is_waiting_not_an_outcome() -> None:
+    ecr = FakeEcr(checks_to_import=None)
     _, body, _ = image_manifest("app")
     ecr.serve("1", body)
-    clock = Clock()
-    # When the image is warmed with a 5 s verification deadline
-    item = warm(ecr, job(), clock, verify_seconds=5.0)
-    # Then it fails as a timeout once the deadline passed, and the poll never slept past it
-    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "timeout")
-    assert "still lacks 3 of the 3 blobs" in (item.reason or "")
-    assert 5.0 <= sum(clock.slept) <= 5.0 + 1e-6
+    waiting = warm(ecr, job(wait=Wait(poll=5)))
+    assert isinstance(waiting, Waiting)
+    assert waiting.delay == 30
 
 
 def test_a_moved_tag_that_ecr_now_serves_is_refreshed_with_the_previous_digest() -> None:
-    ecr = FakeEcrEndpoint()
-    _, body, blobs = image_manifest("new")
+    ecr = FakeEcr()
+    _, body, _ = image_manifest("new")
     new = ecr.serve("1", body)
-    ecr.held.update(blobs)
-    item = warm(ecr, job(action="refresh", previous_digest=digest_of("old"), expected_digest=new))
+    item = outcome(ecr, job(action="refresh", previous_digest=digest_of("old"), expected_digest=new))
     assert (item.outcome, item.reason_code) == (Outcome.REFRESHED, "tag_moved")
     assert (item.details.digest, item.details.previous_digest, item.details.pulls_spent) == (new, digest_of("old"), 1)
-    assert ecr.fetched == []
 
 
 def test_a_moved_tag_ecr_still_serves_the_old_way_is_already_cached_with_a_warning_and_no_pull() -> None:
-    ecr = FakeEcrEndpoint()
+    ecr = FakeEcr()
     _, body, blobs = image_manifest("old")
     old = ecr.serve("1", body)
-    ecr.held.update(blobs)
-    item = warm(ecr, job(action="refresh", previous_digest=old, expected_digest=digest_of("new")))
+    ecr.layers = dict.fromkeys(blobs, "AVAILABLE")
+    item = outcome(ecr, job(action="refresh", previous_digest=old, expected_digest=digest_of("new")))
     assert (item.outcome, item.severity, item.reason_code) == (Outcome.ALREADY_CACHED, Severity.WARNING, "tag_moved")
     assert "at most once a day" in (item.reason or "")
     assert item.details.pulls_spent == 0
 
 
-def test_completing_an_image_ecr_already_lists_costs_no_pull() -> None:
-    ecr = FakeEcrEndpoint()
-    _, body, _ = image_manifest("app")
-    digest = ecr.serve("1", body)
-    item = warm(ecr, job(action="complete", previous_digest=digest, expected_digest=digest))
-    assert (item.outcome, item.details.pulls_spent, item.details.bytes_moved) == (Outcome.WARMED, 0, 300)
-
-
 def test_a_tag_pinned_to_another_digest_fails_as_a_mismatch() -> None:
-    ecr = FakeEcrEndpoint()
-    _, body, blobs = image_manifest("app")
+    ecr = FakeEcr()
+    _, body, _ = image_manifest("app")
     ecr.serve("1", body)
-    ecr.held.update(blobs)
-    item = warm(ecr, job(pinned=digest_of("pinned")))
+    item = outcome(ecr, job(pinned=digest_of("pinned")))
     assert (item.outcome, item.reason_code) == (Outcome.FAILED, "digest_mismatch")
 
 
-def test_no_rule_for_the_prefix_is_named_as_such_without_asking_the_upstream() -> None:
-    # Given an ECR endpoint that knows no repository under the prefix (no pull-through cache rule)
-    ecr = FakeEcrEndpoint()
-    ecr.errors["1"] = RegistryNotFound(
-        "ECR", REPO, "manifest 1 not found (NAME_UNKNOWN: repository does not exist)", 404
-    )
+def test_an_index_without_any_wanted_platform_fails_and_names_what_it_offers() -> None:
+    ecr = FakeEcr()
+    _, top_body = index_manifest({"linux/s390x": digest_of("s390x")})
+    ecr.serve("1", top_body)
+    item = outcome(ecr, job())
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "no_platform")
+    assert "offers linux/s390x" in (item.reason or "")
+
+
+def test_an_archived_image_is_a_warning_with_the_restore_command() -> None:
+    ecr = FakeEcr()
+    digest, body, blobs = image_manifest("app")
+    ecr.serve("1", body)
+    ecr.layers = dict.fromkeys(blobs, "ARCHIVED")
+    item = outcome(ecr, job())
+    assert (item.outcome, item.reason_code, item.severity) == (Outcome.ALREADY_CACHED, "archived", Severity.WARNING)
+    assert f"--repository-name {REPO} --image-id imageDigest={digest}" in (item.fix or "")
+    assert verified_of(job(), item) is None  # an archived image is verified again next time
+
+
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        ("UpstreamAccessDenied", "auth"),
+        ("UpstreamTooManyRequests", "rate_limited"),
+        ("UpstreamUnavailable", "upstream_down"),
+        ("ImageNotFound", "unknown_tag"),
+        ("KmsError", "error"),
+    ],
+)
+def test_ecrs_failure_code_for_a_manifest_is_the_reason(code: str, reason: str) -> None:
+    # Given a trigger the registry endpoint answered with a server error, and BatchGetImage saying why
+    ecr = TriggerRefused(RegistryUnavailable("ECR", REPO, "manifest 1: server error", 500))
+    ecr.refusals["1"] = ImageFailure(code, "ECR's words")
     asked: list[bool] = []
-
-    def diagnose() -> PullthroughError | None:
-        asked.append(True)
-        return None
-
     # When the image is warmed
-    item = warm(ecr, job(), diagnose=diagnose)
-    # Then it fails for want of the rule, and the fix says how to create it
+    item = outcome(ecr, job(secret="ecr-pullthroughcache/docker-hub"), diagnose=lambda: asked.append(True))
+    # Then the reason is ECR's code, named in the text; the upstream is not asked (ECR said why)
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, reason)
+    assert f"ECR says {code}" in (item.reason or "")
+    assert asked == []
+
+
+@dataclass
+class TriggerRefused(FakeEcr):
+    """An ECR whose registry endpoint refuses the trigger with `error`."""
+
+    error: PullthroughError | None = None
+
+    def __init__(self, error: PullthroughError) -> None:
+        super().__init__()
+        self.error = error
+
+    def trigger(self, repository: str, tag: str) -> Manifest:
+        assert self.error is not None
+        raise self.error
+
+
+def test_no_rule_for_the_prefix_is_named_as_such_without_asking_anyone() -> None:
+    ecr = TriggerRefused(RegistryNotFound("ECR", REPO, "manifest 1 not found (NAME_UNKNOWN)", 404))
+    asked: list[bool] = []
+    item = outcome(ecr, job(), diagnose=lambda: asked.append(True))
     assert (item.outcome, item.reason_code, asked) == (Outcome.FAILED, "no_rule", [])
+    assert ecr.asked("images") == []
     assert "pullthrough reconcile" in (item.fix or "")
+
+
+def test_an_unreachable_registry_endpoint_is_ecr_unreachable_with_the_endpoints_to_add() -> None:
+    ecr = TriggerRefused(RegistryUnavailable("ECR", REPO, "cannot connect (NewConnectionError)"))
+    item = outcome(ecr, job())
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "ecr_unreachable")
+    assert "com.amazonaws.<region>.ecr.dkr" in (item.fix or "")
+
+
+def test_a_registry_endpoint_refusing_the_function_itself_is_ecr_denied() -> None:
+    ecr = TriggerRefused(RegistryAuthError("ECR", REPO, "manifest 1: DENIED: not authorized", 403))
+    item = outcome(ecr, job())
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "ecr_denied")
+    assert "ecr:BatchImportUpstreamImage" in (item.fix or "")
 
 
 @pytest.mark.parametrize(
@@ -275,24 +254,37 @@ def test_no_rule_for_the_prefix_is_named_as_such_without_asking_the_upstream() -
         (None, "upstream_down"),
     ],
 )
-def test_an_ecr_failure_is_explained_by_a_free_head_upstream(upstream: PullthroughError | None, reason: str) -> None:
-    # Given ECR answering 500 because its upstream pull failed
-    ecr = FakeEcrEndpoint()
-    ecr.errors["1"] = RegistryUnavailable("ECR", REPO, "manifest 1: server error, still after retrying", 500)
+def test_where_ecr_says_nothing_a_free_head_upstream_explains(upstream: PullthroughError | None, reason: str) -> None:
+    # Given ECR answering 500 and BatchGetImage saying nothing about the tag (no failure entry)
+    ecr = TriggerRefused(RegistryUnavailable("ECR", REPO, "manifest 1: server error, still after retrying", 500))
     # When the image is warmed and the upstream's own HEAD says why (or that it is fine)
-    item = warm(ecr, job(), diagnose=lambda: upstream)
+    item = outcome(ecr, job(), diagnose=lambda: upstream)
     # Then the outcome carries the upstream's reason, and ECR's words stay in the text
     assert (item.outcome, item.reason_code) == (Outcome.FAILED, reason)
     assert "server error" in (item.reason or "")
 
 
 def test_an_upstream_refusing_the_rules_credentials_names_the_secret_to_fix() -> None:
-    ecr = FakeEcrEndpoint()
-    ecr.errors["1"] = RegistryNotFound("ECR", REPO, "manifest 1 not found (MANIFEST_UNKNOWN)", 404)
-    refused = RegistryAuthError("registry-1.docker.io", "library/app", "the token realm refused user 'u'", 401)
-    item = warm(ecr, job(secret="ecr-pullthroughcache/docker-hub"), diagnose=lambda: refused)
+    ecr = TriggerRefused(
+        RegistryAuthError("ECR", REPO, "DENIED: The authentication to the upstream registry failed", 403)
+    )
+    ecr.refusals["1"] = ImageFailure("UpstreamAccessDenied", "denied")
+    item = outcome(ecr, job(secret="ecr-pullthroughcache/docker-hub"))
     assert (item.outcome, item.reason_code) == (Outcome.FAILED, "auth")
     assert "secret ecr-pullthroughcache/docker-hub" in (item.fix or "")
+
+
+def test_an_incomplete_import_names_what_ecrs_events_reported() -> None:
+    ecr, clock = FakeEcr(checks_to_import=None), Clock()
+    digest, body, _ = image_manifest("app")
+    ecr.serve("1", body)
+    clock.seconds = 4000.0
+    the_job = job(wait=Wait(poll=5, give_up_after=3600, download=False), progress=Progress(T0, digest))
+    told = lambda repository, since: [("UpstreamTooManyRequests", "slow down")]  # noqa: E731
+    item = outcome(ecr, the_job, clock=clock, told=told)
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "import_incomplete")
+    assert "ECR reported UpstreamTooManyRequests: slow down" in (item.reason or "")
+    assert "warm.budget_share" in (item.fix or "")  # the rate limit's fix, not the generic one
 
 
 @pytest.mark.parametrize(
@@ -434,13 +426,13 @@ def test_a_redelivered_job_is_not_warmed_again() -> None:
 # --- what a job leaves verified, and the upstream clients a container keeps ----------------------------------------
 
 
-def test_a_job_that_left_its_image_complete_is_remembered_with_its_platforms() -> None:
-    ecr = FakeEcrEndpoint()
+def test_a_job_that_left_its_image_complete_is_remembered_with_its_platforms_and_manifests() -> None:
+    ecr = FakeEcr()
     amd, amd_body, _ = image_manifest("amd")
     ecr.serve(amd, amd_body)
     _, top_body = index_manifest({"linux/amd64": amd})
     top = ecr.serve("1", top_body)
-    item = warm(ecr, job())
+    item = outcome(ecr, job())
     assert item.outcome is Outcome.WARMED
     found = verified_of(job(), item)
     assert found is not None
@@ -450,7 +442,7 @@ def test_a_job_that_left_its_image_complete_is_remembered_with_its_platforms() -
         ("linux/amd64",),
         ("linux/arm64",),
     )
-    assert found.size == item.details.size
+    assert (found.size, found.children) == (item.details.size, 1)
 
 
 def test_a_failed_or_unverified_outcome_is_not_remembered() -> None:

@@ -57,6 +57,7 @@ __all__ = [
     "SECRET_PREFIX",
     "Config",
     "Encryption",
+    "Imports",
     "Lifecycle",
     "Notifications",
     "Rule",
@@ -225,6 +226,31 @@ def _schedule(value: str) -> str:
     if value.startswith("at("):
         raise ValueError("a one-time at() schedule warms once; use rate(...) or cron(...)")
     raise ValueError("must be rate(N unit) or cron(6 fields), like rate(6 hours) or cron(0 3 * * ? *)")
+
+
+_DURATION_UNITS = {"second": 1, "minute": 60, "hour": 3600}
+
+
+def _duration(value: Any) -> Any:
+    """`90 seconds`, `15 minutes`, `1 hour` (or a number of seconds) -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("must be a duration such as 15 minutes or 1 hour, not true or false")
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\s*(\d+)\s*([a-z]+)\s*", value)
+    unit = match.group(2).rstrip("s") if match else ""
+    if match is None or unit not in _DURATION_UNITS:
+        raise ValueError("must be a duration such as 30 seconds, 15 minutes or 1 hour")
+    return int(match.group(1)) * _DURATION_UNITS[unit]
+
+
+Seconds = Annotated[
+    int,
+    BeforeValidator(_duration),
+    WithJsonSchema({"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": r"^\d+ ?[a-z]+$"}]}),
+]
 
 
 def _regex(value: str) -> str:
@@ -732,6 +758,44 @@ WarmImageField = Annotated[
 ]
 
 
+class Imports(_Model):
+    """How warm_images waits for ECR to import an image's layers (ECR imports them itself; nothing is copied)."""
+
+    poll: Seconds = Field(
+        60,
+        ge=1,
+        le=600,
+        description=(
+            "How long one warm_images invocation waits for ECR (checking with backoff) before the job goes back to "
+            "the queue to look again later, e.g. 60 seconds. The function's remaining time caps it."
+        ),
+    )
+    download_after: Seconds = Field(
+        900,
+        ge=0,
+        description=(
+            "Layers ECR still lacks this long into the import are downloaded once through ECR's own URL (a last "
+            "resort: it moves bytes through the function), e.g. 15 minutes."
+        ),
+    )
+    give_up_after: Seconds = Field(
+        3600,
+        ge=1,
+        le=7200,
+        description="After this long the image fails as import_incomplete, naming the layers ECR lacks, e.g. 1 hour.",
+    )
+    download: bool = Field(True, description="false: never download a layer through the function; wait for ECR only.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Imports:
+        if self.give_up_after < self.poll:
+            raise ValueError(
+                f"give_up_after ({self.give_up_after} s) must be at least poll ({self.poll} s): "
+                "a job looks at least once before it gives up"
+            )
+        return self
+
+
 class Warm(_Model):
     """Which images Pullthrough keeps warm in the cache, and how often."""
 
@@ -741,7 +805,12 @@ class Warm(_Model):
         examples=["rate(6 hours)", "cron(0 3 * * ? *)"],
     )
     platforms: tuple[Platform, ...] = Field(
-        ("linux/amd64",), min_length=1, description="Default platforms to warm: os/arch[/variant]."
+        ("linux/amd64",),
+        min_length=1,
+        description=(
+            "Default platforms to verify: os/arch[/variant]. ECR imports every platform of a multi-arch image (and "
+            "the upstream counts a pull for each); these choose which ones Pullthrough checks are complete."
+        ),
     )
     budget_share: float = Field(
         0.5,
@@ -750,6 +819,10 @@ class Warm(_Model):
         description="Share (0 < x <= 1) of an upstream's remaining pull allowance that one run may spend.",
     )
     images: tuple[WarmImageField, ...] = Field((), description="The images to keep warm.")
+    imports: Imports = Field(
+        default_factory=lambda: Imports(),
+        description="How long to wait for ECR's import of an image, and when to download a layer as a last resort.",
+    )
 
 
 class Notifications(_Model):

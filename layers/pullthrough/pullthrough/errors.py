@@ -141,6 +141,7 @@ class AwsError(PullthroughError):
         self.operation = operation
         self.resource = resource
         self.code = code
+        self.message = message
         super().__init__(f"{operation} on {resource} failed: {code}: {message}")
 
 

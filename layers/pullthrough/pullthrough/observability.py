@@ -61,6 +61,7 @@ class MetricName(StrEnum):
     CREDENTIALS_INVALID = "CredentialsInvalid"
     ROTATION_SUCCEEDED = "RotationSucceeded"
     ROTATION_FAILED = "RotationFailed"
+    PULL_FAILURES = "PullFailures"  # images whose pull failed in ECR (its action events), per report
 
 
 METRIC_NAMES: tuple[str, ...] = tuple(name.value for name in MetricName)
@@ -151,6 +152,8 @@ def record_report_metrics(report: Report) -> None:
 def _kind_values(kind: Kind, items: Iterable[ReportItem], counts: dict[Outcome, int]) -> dict[MetricName, int]:
     if kind is Kind.WARM:
         return {name: counts.get(outcome, 0) for name, outcome in _IMAGE_OUTCOMES.items()}
+    if kind is Kind.PULLS:
+        return {MetricName.PULL_FAILURES: counts.get(Outcome.FAILED, 0)}
     valid, invalid = _validity(items, counts)
     if kind is Kind.RULES:
         return {

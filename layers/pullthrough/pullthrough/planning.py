@@ -4,12 +4,13 @@
                over the upstream's tags/list; default and per-image platforms
     decide     ECR first (DescribeImages; for what it holds, BatchGetImage and BatchCheckLayerAvailability), then a
                HEAD upstream, which Docker Hub does not count as a pull: already cached, moved, absent, or failed
-    budget     a share of the remaining pulls the upstream reported on those HEADs; an index costs its GET plus
-               one per wanted platform; what does not fit is deferred
+    budget     a share of the remaining pulls the upstream reported on those HEADs; ECR's import of an index costs
+               the index and every manifest it lists (ECR pulls them all, whatever platforms are wanted), learned
+               from earlier imports or estimated from the index's size; what does not fit is deferred
     open       the run in the ledger (every image, decided or pending) and its jobs on the warm queue
 
-Planning never GETs a manifest upstream. `handle` is plan_warming's logic; it first closes and reports any earlier
-run that can no longer complete (jobs in the dead-letter queue).
+Planning never GETs a manifest upstream itself. `handle` is plan_warming's logic; it first closes and reports any
+earlier run that can no longer complete (jobs in the dead-letter queue).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from pullthrough.errors import (
     PullthroughError,
     RegistryError,
 )
+from pullthrough.importing import ARCHIVED, AVAILABLE, Wait
 from pullthrough.observability import logger
 from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.registry import ManifestHead, RateLimit
@@ -64,8 +66,9 @@ if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage, StoredManifest
     from pullthrough.aws.ledger import JobEntry, Ledger, Verified
 
-# A run still open this long after it started has jobs that will not come back (dead-letter queue): each job is
-# delivered up to MAX_RECEIVES (3) times, each delivery hidden for the queue's visibility timeout (30 minutes).
+# A run still open this long after it started (plus the longest an import may be waited for) has jobs that will not
+# come back (dead-letter queue): each job is delivered up to MAX_RECEIVES (3) times, each delivery hidden for the
+# queue's visibility timeout (30 minutes).
 STALE_AFTER = timedelta(hours=3)
 # ...plus the time a long queue takes to drain at the event source's lowest concurrency (2), one job at a time.
 DRAIN_SECONDS_PER_JOB = 15.0
@@ -275,7 +278,7 @@ class EcrView(Protocol):
 
     def get_manifests(self, repository: str, references: Sequence[str]) -> dict[str, StoredManifest]: ...
 
-    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]: ...
+    def layer_states(self, repository: str, digests: Sequence[str]) -> dict[str, str]: ...
 
 
 class Memory(Protocol):
@@ -312,10 +315,10 @@ class AwsEcr:
 
         return ecr.get_manifests(repository, references, self.region)
 
-    def check_layers(self, repository: str, digests: Sequence[str]) -> dict[str, bool]:
+    def layer_states(self, repository: str, digests: Sequence[str]) -> dict[str, str]:
         from pullthrough.aws import ecr
 
-        return ecr.check_layers(repository, digests, self.region)
+        return ecr.layer_states(repository, digests, self.region)
 
 
 class Budget:
@@ -395,6 +398,7 @@ class Planner:
     _clients: dict[str, Upstream | PullthroughError | None] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _learned: list[Verified] = field(default_factory=list)
+    _children: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
     def plan(self, request: WarmRequest, run_id: str) -> Plan:
         """The whole plan for one run."""
@@ -403,6 +407,7 @@ class Planner:
             targets, decided = self._targets(request)
             candidates = self._expand(targets, decided)
             remembered = self._recall(candidates)
+            self._children = _children_known(remembered)
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
                 outcomes = self._decide_all(candidates, budget, pool, remembered)
         finally:
@@ -659,6 +664,9 @@ class Planner:
             return self._aws_failed(c, tags)
         held = tags.get(c.tag)
         pinned = c.reference.digest
+        if held is not None and held.status in ("ARCHIVED", "ACTIVATING"):
+            # botocore's ImageStatus: an archived (or restoring) image is not pulled until it is restored.
+            return self._archived(c, held.digest, held.status)
         if held is not None and pinned is not None and held.digest == pinned:
             return _Check(held.digest)
         looked = asked.result() if asked is not None else self._head(c)
@@ -672,13 +680,21 @@ class Planner:
                 return _Check(held.digest, note)
             if pinned is not None and head.digest != pinned:
                 return self._mismatch(c, head.digest, pinned, held.digest)
-            return Wanted(c, "refresh", _cost(c, head), expected_digest=head.digest, previous_digest=held.digest)
+            return Wanted(c, "refresh", self._cost(c, head), expected_digest=head.digest, previous_digest=held.digest)
         if problem is not None:
             found = failure(problem, image=c.subject, rule=c.rule.prefix, secret=c.rule.secret_name)
             return self._decided(c, Outcome.FAILED, reason=found.text, fix=found.fix, reason_code=found.reason.value)
         if head is not None and pinned is not None and head.digest != pinned:
             return self._mismatch(c, head.digest, pinned, None)
-        return Wanted(c, "warm", _cost(c, head) if head else 0, expected_digest=head.digest if head else None)
+        return Wanted(c, "warm", self._cost(c, head) if head else 0, expected_digest=head.digest if head else None)
+
+    def _cost(self, c: Candidate, head: ManifestHead) -> int:
+        """Upstream pulls ECR's import of the tag costs: the index and every manifest it lists (the ECR guide: all of
+        them are pulled; Docker Hub counts a pull for each), or one for a single manifest."""
+        if head.media_type not in manifests.INDEX_TYPES:
+            return 1
+        known = self._children.get((c.repository, head.digest)) or self._children.get((c.repository, None))
+        return 1 + (known or estimate_children(head.size, len(c.platforms)))
 
     def _verify_repository(
         self, repository: str, checks: list[tuple[int, Candidate, _Check]], budget: Budget
@@ -706,7 +722,7 @@ class Planner:
                     continue
                 if isinstance(parsed, manifests.ImageManifest):
                     blobs += [blob.digest for blob in parsed.blobs]
-            held = self.ecr.check_layers(repository, list(dict.fromkeys(blobs))) if blobs else {}
+            held = self.ecr.layer_states(repository, list(dict.fromkeys(blobs))) if blobs else {}
         except AwsError as exc:
             return [(index, self._aws_failed(c, exc)) for index, c, _ in checks]
         return [
@@ -721,7 +737,7 @@ class Planner:
         budget: Budget,
         tops: dict[str, StoredManifest],
         children: dict[str, StoredManifest],
-        held: dict[str, bool],
+        held: dict[str, str],
         note: str | None = None,
     ) -> Decided | Wanted:
         """already_cached when ECR holds every wanted platform's manifest, config and layers; else a complete job."""
@@ -754,11 +770,27 @@ class Planner:
         except InvalidManifest:
             return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
         sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
-        if not all(held.get(d) for d in sizes):
+        archived = [d for d in sizes if held.get(d) == ARCHIVED]
+        if archived:
+            return self._archived(c, digest, f"{len(archived)} layer(s) ARCHIVED")
+        if not all(held.get(d) == AVAILABLE for d in sizes):
             return Wanted(c, "complete", 0, expected_digest=digest, previous_digest=digest)
         size = sum(sizes.values())
-        self._learn(c, digest, tuple(platforms), tuple(absent), size)
+        listed = len(parsed.entries) if isinstance(parsed, manifests.Index) else 0
+        self._learn(c, digest, tuple(platforms), tuple(absent), size, listed)
         return self._already_cached(c, digest, tuple(platforms), tuple(absent), size, budget, note)
+
+    def _archived(self, c: Candidate, digest: str, said: str) -> Decided:
+        """ECR holds the image in its archive storage class: a warning with the restore fix, not a new pull."""
+        return self._decided(
+            c,
+            Outcome.ALREADY_CACHED,
+            reason=f"archived: ECR holds the image in its archive storage class ({said}); pulls fail until restored",
+            fix=fix_for(Reason.ARCHIVED, image=c.subject, repository=c.repository, digest=digest),
+            reason_code=Reason.ARCHIVED.value,
+            severity=Severity.WARNING,
+            digest=digest,
+        )
 
     def _already_cached(
         self,
@@ -784,10 +816,13 @@ class Planner:
             pulls_remaining=budget.remaining(c.rule.prefix),
         )
 
-    def _learn(self, c: Candidate, digest: str, platforms: tuple[str, ...], absent: tuple[str, ...], size: int) -> None:
+    def _learn(
+        self, c: Candidate, digest: str, platforms: tuple[str, ...], absent: tuple[str, ...], size: int, children: int
+    ) -> None:
         from pullthrough.aws.ledger import Verified
 
-        found = Verified(c.repository, c.tag, digest, tuple(sorted(c.platforms)), platforms, absent, size, self.clock())
+        wanted = tuple(sorted(c.platforms))
+        found = Verified(c.repository, c.tag, digest, wanted, platforms, absent, size, self.clock(), children)
         with self._lock:
             self._learned.append(found)
 
@@ -830,6 +865,8 @@ class Planner:
     def _fit(self, wanted: list[Wanted], budget: Budget, run_id: str) -> tuple[list[WarmJob], list[Decided], list[str]]:
         """Jobs in order of need (absent, then incomplete, then moved); what the budget cannot pay is deferred."""
         priority = {"warm": 0, "complete": 1, "refresh": 2}
+        imports = self.config.warm.imports
+        wait = Wait(imports.poll, imports.download_after, imports.give_up_after, imports.download)
         jobs: list[WarmJob] = []
         deferred: list[Decided] = []
         for want in sorted(wanted, key=lambda w: (priority[w.action], w.order)):
@@ -876,6 +913,7 @@ class Planner:
                     previous_digest=want.previous_digest,
                     cost=want.cost,
                     pulls_remaining=budget.left(key),
+                    wait=wait,
                 )
             )
         notes: list[str] = []
@@ -889,11 +927,26 @@ class Planner:
         return jobs, deferred, notes
 
 
-def _cost(c: Candidate, head: ManifestHead) -> int:
-    """Upstream manifest GETs a warm spends: one for the tag, and for an index one per wanted platform."""
-    if head.media_type in manifests.INDEX_TYPES:
-        return 1 + len(c.platforms)
-    return 1
+# An index never imported before: its manifests are estimated from its size at one per this many bytes. An index entry
+# (a descriptor with a platform) is about 200 bytes written compactly and 400 to 700 pretty-printed with BuildKit's
+# attestation annotations, as Docker Hub serves them; 250 over-counts most indexes a little and under-counts few.
+INDEX_BYTES_PER_MANIFEST = 250
+
+
+def estimate_children(size: int, platforms: int) -> int:
+    """Manifests an index of `size` bytes probably lists: never fewer than the platforms wanted from it."""
+    return max(math.ceil(size / INDEX_BYTES_PER_MANIFEST), platforms)
+
+
+def _children_known(remembered: dict[tuple[str, str], Verified]) -> dict[tuple[str, str | None], int]:
+    """What earlier imports showed: manifests listed by (repository, digest), and the most any index of a repository
+    listed (repository, None), which prices a new tag of a repository whose platforms rarely change."""
+    known: dict[tuple[str, str | None], int] = {}
+    for verified in remembered.values():
+        if verified.children:
+            known[(verified.repository, verified.digest)] = verified.children
+            known[(verified.repository, None)] = max(known.get((verified.repository, None), 0), verified.children)
+    return known
 
 
 # --- plan_warming ----------------------------------------------------------------------------------------------------
@@ -974,7 +1027,9 @@ def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = 
         trigger=request.trigger,
         stack=config.stack,
         started=started,
-        deadline=started + STALE_AFTER + timedelta(seconds=DRAIN_SECONDS_PER_JOB * len(plan.jobs)),
+        deadline=started
+        + STALE_AFTER
+        + timedelta(seconds=config.warm.imports.give_up_after + DRAIN_SECONDS_PER_JOB * len(plan.jobs)),
         jobs=ledger_entries(plan),
         notes=plan.notes,
     )
@@ -1038,7 +1093,7 @@ def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_ru
     items = [d.item for d in plan.decided]
     try:
         for job in plan.jobs:
-            items.append(worker.warm(job))
+            items.append(worker.until_done(job))
             logger.info(f"{job.subject}: {items[-1].outcome.label}", extra=items[-1].to_log())
     finally:
         worker.close()

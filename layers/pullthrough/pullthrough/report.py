@@ -53,6 +53,7 @@ class Kind(StrEnum):
     RULES = "rules"
     CREDENTIALS = "credentials"
     WARM = "warm"
+    PULLS = "pulls"  # pulls that failed in ECR, from its "ECR Pull Through Cache Action" events
 
 
 class Status(StrEnum):
@@ -153,8 +154,10 @@ class Details(BaseModel):
     previous_digest: str | None = None  # for refreshed: what ECR held before
     platforms: tuple[str, ...] | None = None  # e.g. ("linux/amd64", "linux/arm64")
     size: int | None = Field(None, ge=0)  # bytes the image occupies (all wanted platforms)
-    bytes_moved: int | None = Field(None, ge=0)  # bytes this run fetched to complete the cache
+    bytes_moved: int | None = Field(None, ge=0)  # bytes that passed through the function (manifests, last resorts)
     pulls_spent: int | None = Field(None, ge=0)  # upstream manifest GETs this run spent on the item
+    index_manifests: int | None = Field(None, ge=0)  # manifests the index lists: ECR imports (and pays for) them all
+    downloaded: tuple[str, ...] | None = None  # layers downloaded as a last resort: ECR had not imported them
     pulls_remaining: int | None = Field(None, ge=0)  # the upstream's remaining pull budget after the item
     valid: bool | None = None  # ValidatePullThroughCacheRule's isValid, or an upstream credential check
     changes: tuple[ShortText, ...] | None = None  # e.g. ("credentialArn -> ...:secret:ecr-pullthroughcache/hub",)
@@ -615,7 +618,7 @@ def _star(char: str) -> str:
 
 
 def _kind_page(report: Report) -> Link:
-    if report.kind is Kind.WARM:
+    if report.kind in (Kind.WARM, Kind.PULLS):
         return Link(title="ECR private repositories", url=console_repositories_url(report.region))
     return Link(title="ECR pull through cache rules", url=console_pull_through_cache_url(report.region))
 

@@ -1,15 +1,10 @@
 """Warming one image through ECR, the outcome model, and how a run's last job closes it and reports.
 
-One job (`WarmJob`, an SQS message the planner wrote) warms one image tag through the ECR registry endpoint:
-
-    GET the manifest by tag (the full Accept list)        ECR imports it from the upstream on this pull
-    an index: GET each wanted platform's manifest by digest
-    BatchCheckLayerAvailability for every config and layer digest
-    GET only the blobs ECR does not hold yet              streamed and discarded, bytes counted
-    verify again, polling until a deadline                a pull-through cache stores blobs after serving them
-
-and ends in one outcome: warmed, refreshed, already_cached, or failed with a `Reason`. The outcome is written to
-the run ledger exactly once; the job that completes the run closes it and publishes the report exactly once.
+One job (`WarmJob`, an SQS message the planner wrote) imports one image tag through ECR as ECR imports
+(`pullthrough.importing`: trigger with one manifest GET, ask ECR's control plane for what it lacks, wait for ECR).
+An import that outlasts one invocation goes back to the queue with a delay and is looked at again; every job ends
+in one outcome: warmed, refreshed, already_cached, or failed with a `Reason`. The outcome is written to the run
+ledger exactly once; the job that completes the run closes it and publishes the report exactly once.
 """
 
 from __future__ import annotations
@@ -24,11 +19,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pullthrough import manifests
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -36,7 +30,6 @@ from pullthrough.errors import (
     ConfigError,
     DigestMismatch,
     EventError,
-    InvalidManifest,
     InvalidReference,
     PullthroughError,
     RegistryAuthError,
@@ -46,6 +39,21 @@ from pullthrough.errors import (
     RegistryTimeout,
     RegistryUnavailable,
     SecretError,
+)
+from pullthrough.importing import (
+    Archived,
+    EcrImports,
+    ImageRefusal,
+    Import,
+    Incomplete,
+    Landed,
+    Mismatch,
+    NoPlatform,
+    Progress,
+    Refused,
+    Result,
+    Wait,
+    Waiting,
 )
 from pullthrough.observability import log_report, logger, record_report_metrics
 from pullthrough.registry import Manifest, RegistryClient
@@ -58,21 +66,20 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
+    from pullthrough.aws.ecr import Images
     from pullthrough.aws.ledger import JobRecord, Ledger, RunState, Verified
     from pullthrough.config import Config, Rule
 
 # Seconds one registry call may take before it counts as a timeout (upstream HEADs and tag lists; ECR pulls).
 UPSTREAM_TIMEOUT = 10.0
 ECR_TIMEOUT = 30.0
-# How long a job waits for ECR to report every blob it fetched as available.
-VERIFY_SECONDS = 60.0
 # template.yaml's WarmQueue RedrivePolicy maxReceiveCount: on the last delivery an unexpected error becomes a failed
 # outcome, so the run still completes; a test keeps the two equal.
 MAX_RECEIVES = 3
 # A job is not started with less Lambda time left than this: the message goes back to the queue instead.
 MIN_SECONDS_FOR_A_JOB = 20.0
-# Jobs of one SQS batch warmed at once. A job mostly waits (on ECR pulling upstream, then on ECR storing what it
-# pulled), so one invocation keeps its whole batch in flight instead of paying those waits one after another.
+# Jobs of one SQS batch warmed at once. A job mostly waits (on ECR importing from the upstream), so one invocation
+# keeps its whole batch in flight instead of paying those waits one after another.
 JOBS_AT_ONCE = 10
 
 TAG_MOVED = "tag_moved"  # reason code of refreshed items and of tags that moved upstream but not yet in ECR
@@ -96,6 +103,10 @@ class Reason(StrEnum):
     INVALID_REFERENCE = "invalid_reference"  # a manual request named something that is not an image reference
     NOT_FINISHED = "not_finished"  # the job never reported back (it is in the dead-letter queue)
     BUDGET = "budget"  # deferred: the run's share of the upstream's pull budget was spent
+    ECR_UNREACHABLE = "ecr_unreachable"  # the function cannot reach ECR (no VPC endpoint, no route out)
+    ECR_DENIED = "ecr_denied"  # ECR refused the function's own request (IAM, registry policy)
+    IMPORT_INCOMPLETE = "import_incomplete"  # ECR did not finish importing within warm.imports.give_up_after
+    ARCHIVED = "archived"  # ECR holds the image in its archive storage class
     ERROR = "error"  # anything else; the text says what
 
 
@@ -169,7 +180,15 @@ def unreadable_secret_fix(secret: str, error: AwsError) -> str:
     return f"nothing to do if it happens once: the next run reads secret {secret} again"
 
 
-def fix_for(reason: Reason, *, image: str, rule: str | None = None, secret: str | None = None) -> str:
+def fix_for(
+    reason: Reason,
+    *,
+    image: str,
+    rule: str | None = None,
+    secret: str | None = None,
+    repository: str | None = None,
+    digest: str | None = None,
+) -> str:
     """What the reader should do about a reason."""
     where = "warm.images in config/pullthrough.yaml"
     fixes = {
@@ -195,6 +214,26 @@ def fix_for(reason: Reason, *, image: str, rule: str | None = None, secret: str 
             "look at the warm_images logs under the run id and at the dead-letter queue; the next run retries it"
         ),
         Reason.BUDGET: "nothing to do: images warmed in this run cost no pulls next time, so the next run has room",
+        Reason.ECR_UNREACHABLE: (
+            "let the warm functions reach ECR: from a VPC without a route out, add the interface endpoints "
+            "com.amazonaws.<region>.ecr.api and com.amazonaws.<region>.ecr.dkr and the S3 gateway endpoint (ECR keeps "
+            "layers in S3), or give the subnet a NAT route; the next run retries it"
+        ),
+        Reason.ECR_DENIED: (
+            "let the warm_images role pull through the cache: ecr:BatchGetImage, ecr:GetDownloadUrlForLayer, "
+            f"ecr:BatchImportUpstreamImage and ecr:CreateRepository on the repositories under {rule or 'the rule'}/ "
+            "(template.yaml), and check the registry's permissions policy does not deny them"
+        ),
+        Reason.IMPORT_INCOMPLETE: (
+            f"look at the ECR Pull Through Cache Action failures for {image} (the pull failures report): the upstream "
+            "may refuse or be slow to serve its layers; raise warm.imports.give_up_after if ECR is only slow; the "
+            "next run asks again"
+        ),
+        Reason.ARCHIVED: (
+            f"restore it: aws ecr update-image-storage-class --repository-name {repository or '<repository>'} "
+            f"--image-id imageDigest={digest or '<digest>'} --target-storage-class STANDARD (restores take minutes "
+            "to hours; lifecycle rules that archive cached images should exclude warm.images)"
+        ),
         Reason.ERROR: "look at the warm_images logs under the run id; the next run retries it",
     }
     return fixes[reason]
@@ -227,17 +266,10 @@ class WarmJob(BaseModel):
     previous_digest: str | None = Field(None, description="What ECR held for the tag when the run was planned.")
     cost: int = Field(0, ge=0, description="Upstream pulls budgeted for the job.")
     pulls_remaining: int | None = Field(None, ge=0, description="The upstream's remaining pulls after this job.")
+    wait: Wait = Field(default_factory=Wait, description="How long to wait for ECR's import (config warm.imports).")
+    progress: Progress | None = Field(None, description="Where the import stands, once a look has been taken.")
 
 
-class Puller(Protocol):
-    """The registry calls warming needs (RegistryClient against the ECR registry endpoint)."""
-
-    def get_manifest(self, repository: str, reference: str) -> Manifest: ...
-
-    def fetch_blob(self, repository: str, digest: str) -> int: ...
-
-
-LayerCheck = Callable[[str, Sequence[str]], dict[str, bool]]
 Diagnose = Callable[[], PullthroughError | None]
 
 
@@ -246,117 +278,129 @@ def details_of(job: WarmJob, **facts: Any) -> Details:
     return Details(rule=job.rule, upstream=job.upstream, repository=job.repository, **facts)
 
 
+Told = Callable[[str, datetime], list[tuple[str, str]]]
+
+
 def warm_image(
     job: WarmJob,
-    ecr: Puller,
-    check_layers: LayerCheck,
+    ecr: EcrImports,
     *,
     diagnose: Diagnose = lambda: None,
+    told: Told = lambda repository, since: [],
+    seconds_left: float | None = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
-    verify_seconds: float = VERIFY_SECONDS,
-) -> ReportItem:
-    """Warm one image tag through ECR and verify every wanted platform's config and layers are held there."""
-    started = clock()
-    gets = 0
-    moved = 0
+) -> ReportItem | Waiting:
+    """Import one image tag through ECR (see pullthrough.importing): its outcome, or Waiting to look again later."""
+    importer = Import(
+        ecr,
+        job.repository,
+        job.tag,
+        job.platforms,
+        job.pinned,
+        job.wait,
+        trigger=job.action != "complete",
+        previous=job.previous_digest,
+        now=now,
+        clock=clock,
+        sleep=sleep,
+    )
+    result = importer.look(job.progress, seconds_left)
+    if isinstance(result, Waiting):
+        return result
+    return outcome_of(job, result, ecr, diagnose, now(), told)
 
-    def spent(digest: str | None) -> int:
-        # A manifest GET makes ECR pull upstream only when ECR did not hold the tag, or the tag moved (and ECR
-        # re-checked it); the blobs of a "complete" job come from the cache's own storage.
-        if job.action == "warm" or (job.action == "refresh" and digest not in (None, job.previous_digest)):
-            return gets
-        return 0
+
+def outcome_of(
+    job: WarmJob, result: Result, ecr: EcrImports, diagnose: Diagnose, now: datetime, told: Told
+) -> ReportItem:
+    """The report item an import's result stands for; `told` recalls the failures ECR reported by event."""
+    progress = result.progress if not isinstance(result, Waiting) else None
+    facts: dict[str, Any] = {}
+    if progress is not None:
+        facts = {
+            "bytes_moved": progress.moved,
+            "pulls_spent": progress.spent,
+            "seconds": round(max((now - progress.started).total_seconds(), 0.0), 3),
+            "downloaded": progress.downloaded or None,
+        }
+    facts["pulls_remaining"] = job.pulls_remaining
 
     def item(outcome: Outcome, digest: str | None = None, **fields: Any) -> ReportItem:
-        facts = fields.pop("facts", {})
+        extra = fields.pop("facts", {})
         return ReportItem(
-            subject=job.subject,
-            outcome=outcome,
-            details=details_of(
-                job,
-                digest=digest,
-                bytes_moved=moved,
-                pulls_spent=spent(digest),
-                pulls_remaining=job.pulls_remaining,
-                seconds=round(clock() - started, 3),
-                **facts,
-            ),
-            **fields,
+            subject=job.subject, outcome=outcome, details=details_of(job, digest=digest, **facts, **extra), **fields
         )
 
-    def failed(error: PullthroughError, digest: str | None = None) -> ReportItem:
-        found = _explain(error, job, diagnose)
-        return item(Outcome.FAILED, digest, reason=found.text, fix=found.fix, reason_code=found.reason.value)
+    def failed(found: Failure, digest: str | None = None, **extra: Any) -> ReportItem:
+        return item(Outcome.FAILED, digest, reason=found.text, fix=found.fix, reason_code=found.reason.value, **extra)
 
-    try:
-        top = ecr.get_manifest(job.repository, job.tag)
-        gets += 1
-        parsed = top.parsed()
-        images: list[manifests.ImageManifest] = []
-        platforms: list[str] = []
-        absent: list[str] = []
-        if isinstance(parsed, manifests.Index):
-            for platform in job.platforms:
-                entry = parsed.entry_for(platform)
-                if entry is None:
-                    absent.append(platform)
-                    continue
-                child = ecr.get_manifest(job.repository, entry.digest)
-                gets += 1
-                child_parsed = child.parsed()
-                if not isinstance(child_parsed, manifests.ImageManifest):
-                    raise InvalidManifest(f"{job.subject}: the {platform} entry of the index is not an image manifest")
-                images.append(child_parsed)
-                platforms.append(platform)
-            if not images:
-                offered = ", ".join(parsed.platforms) or "none"
-                return item(
-                    Outcome.FAILED,
-                    top.digest,
-                    reason=f"no platform: the image offers {offered}, none of {', '.join(job.platforms)}",
-                    fix=fix_for(Reason.NO_PLATFORM, image=job.subject),
-                    reason_code=Reason.NO_PLATFORM.value,
-                )
-        else:
-            images.append(parsed)
-        sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
-        held = check_layers(job.repository, list(sizes))
-        missing = [digest for digest in sizes if not held.get(digest)]
-        for digest in missing:
-            moved += ecr.fetch_blob(job.repository, digest)
-        still = _wait_until_held(job.repository, missing, check_layers, clock, sleep, verify_seconds)
-    except (RegistryError, InvalidManifest) as error:
-        return failed(error)
-    facts = {"platforms": tuple(platforms) or None, "size": sum(sizes.values())}
-    if still:
+    if isinstance(result, Landed):
+        return _landed(job, result, item)
+    if isinstance(result, Refused):
+        return failed(_explain(result.error, job, ecr, diagnose), progress.digest if progress else None)
+    if isinstance(result, Mismatch):
+        text = f"digest mismatch: ECR serves {result.digest} for the tag, not the pinned {job.pinned}"
+        return failed(
+            Failure(Reason.DIGEST_MISMATCH, text, fix_for(Reason.DIGEST_MISMATCH, image=job.subject)), result.digest
+        )
+    if isinstance(result, NoPlatform):
+        offered = ", ".join(result.offered) or "none"
+        text = f"no platform: the image offers {offered}, none of {', '.join(job.platforms)}"
+        return failed(
+            Failure(Reason.NO_PLATFORM, text, fix_for(Reason.NO_PLATFORM, image=job.subject)), result.progress.digest
+        )
+    if isinstance(result, Archived):
         return item(
-            Outcome.FAILED,
-            top.digest,
+            Outcome.ALREADY_CACHED,
+            result.digest,
             reason=(
-                f"timeout: ECR still lacks {len(still)} of the {len(sizes)} blobs {verify_seconds:.0f}s after they "
-                "were pulled through it"
+                f"archived: ECR holds the image in its archive storage class ({len(result.layers)} layer(s) ARCHIVED); "
+                "pulls fail until it is restored"
             ),
-            fix=fix_for(Reason.TIMEOUT, image=job.subject),
-            reason_code=Reason.TIMEOUT.value,
-            facts=facts,
+            fix=fix_for(Reason.ARCHIVED, image=job.subject, repository=job.repository, digest=result.digest),
+            reason_code=Reason.ARCHIVED.value,
+            severity=Severity.WARNING,
         )
-    if job.pinned and top.digest != job.pinned:
-        return item(
-            Outcome.FAILED,
-            top.digest,
-            reason=f"digest mismatch: ECR serves {top.digest} for the tag, not the pinned {job.pinned}",
-            fix=fix_for(Reason.DIGEST_MISMATCH, image=job.subject),
-            reason_code=Reason.DIGEST_MISMATCH.value,
-            facts=facts,
+    assert isinstance(result, Incomplete)
+    return failed(_incomplete(job, result, told), result.progress.digest)
+
+
+def _incomplete(job: WarmJob, result: Incomplete, told: Told) -> Failure:
+    """import_incomplete, with what ECR's action events said about the repository meanwhile, if anything."""
+    text = (
+        f"import incomplete: ECR still lacks {len(result.missing)} layer(s) after {result.waited:.0f} s: "
+        + ", ".join(result.missing)
+    )
+    fix = fix_for(Reason.IMPORT_INCOMPLETE, image=job.subject)
+    said = told(job.repository, result.progress.started)
+    if said:
+        code, why = said[-1]
+        text += f"; ECR reported {code}: {why}"
+        if code in IMAGE_FAILURES:
+            fix = fix_for(IMAGE_FAILURES[code], image=job.subject, rule=job.rule, secret=job.secret)
+    return Failure(Reason.IMPORT_INCOMPLETE, text, fix)
+
+
+def _landed(job: WarmJob, landed: Landed, item: Callable[..., ReportItem]) -> ReportItem:
+    facts = {"platforms": landed.platforms or None, "size": landed.size, "index_manifests": landed.children or None}
+    warnings = []
+    if landed.absent:
+        warnings.append(f"the image has no {', '.join(landed.absent)}; warmed {', '.join(landed.platforms)}")
+    if landed.progress.downloaded:
+        warnings.append(
+            f"{len(landed.progress.downloaded)} layer(s) ECR had not imported after "
+            f"{job.wait.download_after} s were downloaded through the registry endpoint (a last resort): "
+            + ", ".join(landed.progress.downloaded)
         )
-    warning = f"the image has no {', '.join(absent)}; warmed {', '.join(platforms)}" if absent else None
-    severity = {"severity": Severity.WARNING} if absent else {}
+    warning = "; ".join(warnings) or None
+    severity = {"severity": Severity.WARNING} if warnings else {}
     if job.action == "refresh":
-        if top.digest == job.previous_digest:
+        if landed.digest == job.previous_digest:
             return item(
                 Outcome.ALREADY_CACHED,
-                top.digest,
+                landed.digest,
                 reason=(
                     f"the upstream tag moved to {job.expected_digest}; ECR still serves the digest it holds until it "
                     "re-checks the tag (at most once a day)"
@@ -368,13 +412,13 @@ def warm_image(
         moved_text = "the upstream tag moved; ECR now serves the new digest"
         return item(
             Outcome.REFRESHED,
-            top.digest,
+            landed.digest,
             reason=f"{moved_text} ({warning})" if warning else moved_text,
             reason_code=TAG_MOVED,
             facts={**facts, "previous_digest": job.previous_digest},
             **severity,
         )
-    return item(Outcome.WARMED, top.digest, reason=warning, facts=facts, **severity)
+    return item(Outcome.WARMED, landed.digest, reason=warning, facts=facts, **severity)
 
 
 def verified_of(job: WarmJob, item: ReportItem) -> Verified | None:
@@ -383,55 +427,175 @@ def verified_of(job: WarmJob, item: ReportItem) -> Verified | None:
 
     if item.outcome not in (Outcome.WARMED, Outcome.REFRESHED, Outcome.ALREADY_CACHED):
         return None
+    if item.reason_code == Reason.ARCHIVED.value:
+        return None
     digest, size = item.details.digest, item.details.size
     if digest is None or size is None:
         return None
     platforms = tuple(item.details.platforms or ())
-    # warm_image succeeds on an index only with at least one wanted platform; what it did not warm, the index lacks.
+    # An import lands on an index only with at least one wanted platform; what it did not warm, the index lacks.
     absent = tuple(p for p in job.platforms if p not in platforms) if platforms else ()
     return Verified(
-        job.repository, job.tag, digest, tuple(sorted(job.platforms)), platforms, absent, size, datetime.now(UTC)
+        job.repository,
+        job.tag,
+        digest,
+        tuple(sorted(job.platforms)),
+        platforms,
+        absent,
+        size,
+        datetime.now(UTC),
+        item.details.index_manifests or 0,
     )
 
 
-def _wait_until_held(
-    repository: str,
-    digests: list[str],
-    check_layers: LayerCheck,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-    seconds: float,
-) -> list[str]:
-    """Poll until ECR holds every digest; the ones still missing at the deadline."""
-    deadline = clock() + seconds
-    pause = 0.05
-    waiting = list(digests)
-    while waiting:
-        held = check_layers(repository, waiting)
-        waiting = [digest for digest in waiting if not held.get(digest)]
-        if not waiting or clock() >= deadline:
-            break
-        sleep(min(pause, max(deadline - clock(), 0.0)))
-        pause = min(pause * 1.5, 1.0)
-    return waiting
+# ECR's ImageFailureCode values (botocore) and what each means for the reader.
+IMAGE_FAILURES = {
+    "UpstreamAccessDenied": Reason.AUTH,
+    "UpstreamTooManyRequests": Reason.RATE_LIMITED,
+    "UpstreamUnavailable": Reason.UPSTREAM_DOWN,
+    "ImageNotFound": Reason.UNKNOWN_TAG,
+    "ImageTagDoesNotMatchDigest": Reason.DIGEST_MISMATCH,
+}
 
 
-def _explain(error: PullthroughError, job: WarmJob, diagnose: Diagnose) -> Failure:
-    """Why pulling through ECR failed: ECR's own answer, or the upstream's when ECR only says it could not pull."""
-    if isinstance(error, RegistryNotFound) and "NAME_UNKNOWN" in str(error):
-        # The ECR endpoint names an unknown repository only when no pull-through cache rule covers it.
-        return Failure(
-            Reason.NO_RULE,
-            f"no rule: ECR has no pull-through cache rule for {job.rule}/ ({error})",
-            fix_for(Reason.NO_RULE, image=job.subject, rule=job.rule),
-        )
-    if isinstance(error, RegistryError | InvalidManifest) and not isinstance(error, DigestMismatch):
-        # A cache hides the upstream's answer behind its own 404 or 5xx; a HEAD upstream costs no pull and says why.
-        upstream = diagnose()
-        if upstream is not None:
-            found = failure(upstream, image=job.subject, rule=job.rule, secret=job.secret)
-            return Failure(found.reason, f"{found.text} (ECR: {error})", found.fix)
+def _explain(error: PullthroughError | ImageRefusal, job: WarmJob, ecr: EcrImports, diagnose: Diagnose) -> Failure:
+    """Why ECR could not import: its own answer first; the upstream's HEAD only where ECR says nothing."""
+    if isinstance(error, ImageRefusal):
+        return _refusal(error, job)
+    if isinstance(error, AwsError):
+        return _aws_refusal(error, job)
+    if isinstance(error, RegistryError) and not isinstance(error, DigestMismatch):
+        return _trigger_refusal(error, job, ecr, diagnose)
     return failure(error, image=job.subject, rule=job.rule, secret=job.secret)
+
+
+def _refusal(refusal: ImageRefusal, job: WarmJob) -> Failure:
+    reason = IMAGE_FAILURES.get(refusal.code, Reason.ERROR)
+    fix = fix_for(reason, image=job.subject, rule=job.rule, secret=job.secret)
+    return Failure(reason, f"{reason.value.replace('_', ' ')}: ECR says {refusal.code}: {refusal.reason}", fix)
+
+
+def _aws_refusal(error: AwsError, job: WarmJob) -> Failure:
+    """An ECR API call refused: UnableToGetUpstream* (the upstream, or the rule's secret), access, or reachability."""
+    if error.code == "UnableToGetUpstreamImageException":
+        # botocore: "usually caused because of an issue with the Secrets Manager secret".
+        reason = Reason.AUTH
+    elif error.code == "UnableToGetUpstreamLayerException":
+        reason = _upstream_reason(error.message)
+    elif isinstance(error, AwsAccessDenied):
+        reason = Reason.ECR_DENIED
+    elif error.code in _UNREACHABLE_CODES:
+        reason = Reason.ECR_UNREACHABLE
+    else:
+        return failure(error, image=job.subject, rule=job.rule, secret=job.secret)
+    fix = fix_for(reason, image=job.subject, rule=job.rule, secret=job.secret)
+    return Failure(reason, f"{reason.value.replace('_', ' ')}: {error}", fix)
+
+
+# botocore's names for an endpoint it cannot reach (no VPC endpoint, no route out).
+_UNREACHABLE_CODES = frozenset(
+    {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ConnectionClosedError",
+        "ReadTimeoutError",
+        "ProxyConnectionError",
+    }
+)
+
+
+def _upstream_reason(text: str) -> Reason:
+    """The reason in ECR's words about an upstream (its exception messages carry no code of their own)."""
+    lowered = text.lower()
+    if "toomanyrequests" in lowered or "429" in lowered or "rate" in lowered:
+        return Reason.RATE_LIMITED
+    if (
+        "accessdenied" in lowered
+        or "denied" in lowered
+        or "401" in lowered
+        or "403" in lowered
+        or "authenticat" in lowered
+    ):
+        return Reason.AUTH
+    return Reason.UPSTREAM_DOWN
+
+
+def _trigger_refusal(error: RegistryError, job: WarmJob, ecr: EcrImports, diagnose: Diagnose) -> Failure:
+    """The registry endpoint refused the trigger: unreachable, denied, no rule, or an upstream failure ECR explains."""
+    image, rule, secret = job.subject, job.rule, job.secret
+    if error.status is None and isinstance(error, RegistryUnavailable | RegistryTimeout):
+        text = f"ecr unreachable: the registry endpoint did not answer ({error})"
+        return Failure(Reason.ECR_UNREACHABLE, text, fix_for(Reason.ECR_UNREACHABLE, image=image))
+    if isinstance(error, RegistryNotFound) and "NAME_UNKNOWN" in str(error):
+        # The registry endpoint names an unknown repository only when no pull-through cache rule covers it.
+        text = f"no rule: ECR has no pull-through cache rule for {rule}/ ({error})"
+        return Failure(Reason.NO_RULE, text, fix_for(Reason.NO_RULE, image=image, rule=rule))
+    # ECR's control plane says why the upstream would not give the image, where it knows.
+    try:
+        answer = ecr.images(job.repository, [job.tag])
+    except AwsError as exc:
+        if isinstance(exc, AwsAccessDenied) or exc.code in _UNREACHABLE_CODES:
+            return _aws_refusal(exc, job)
+        answer = None
+    said = answer.failures.get(job.tag) if answer is not None else None
+    if said is not None:
+        found = _refusal(ImageRefusal(said.code, said.reason, job.tag), job)
+        return Failure(found.reason, f"{found.text} (registry endpoint: {error})", found.fix)
+    if error.status in (401, 403) and "upstream" not in str(error).lower():
+        text = f"ecr denied: the registry endpoint refused the pull ({error})"
+        return Failure(Reason.ECR_DENIED, text, fix_for(Reason.ECR_DENIED, image=image, rule=rule))
+    # ECR says nothing: a HEAD upstream costs no pull and says why.
+    upstream = diagnose()
+    if upstream is not None:
+        found = failure(upstream, image=image, rule=rule, secret=secret)
+        return Failure(found.reason, f"{found.text} (ECR: {error})", found.fix)
+    return failure(error, image=image, rule=rule, secret=secret)
+
+
+def _last_delivery(job: WarmJob, exc: Exception) -> ReportItem:
+    """The failure of a job that raised on every delivery: ECR out of reach, or the error as it was."""
+    if isinstance(exc, AwsError) and exc.code in _UNREACHABLE_CODES:
+        found = _aws_refusal(exc, job)
+    else:
+        text = f"error: {type(exc).__name__}: {exc}"
+        found = Failure(Reason.ERROR, text, fix_for(Reason.ERROR, image=job.subject))
+    return ReportItem(
+        subject=job.subject,
+        outcome=Outcome.FAILED,
+        reason=found.text,
+        fix=found.fix,
+        reason_code=found.reason.value,
+        details=details_of(job),
+    )
+
+
+@dataclass(frozen=True)
+class AwsEcrImports:
+    """EcrImports over ECR: the registry endpoint (a RegistryClient with ECR's token) and the control plane."""
+
+    registry: RegistryClient
+    region: str | None
+
+    def trigger(self, repository: str, tag: str) -> Manifest:
+        return self.registry.get_manifest(repository, tag)
+
+    def images(self, repository: str, references: Sequence[str]) -> Images:
+        from pullthrough.aws import ecr
+
+        return ecr.get_images(repository, references, self.region)
+
+    def layer_states(self, repository: str, digests: Sequence[str]) -> dict[str, str]:
+        from pullthrough.aws import ecr
+
+        return ecr.layer_states(repository, digests, self.region)
+
+    def request_layer(self, repository: str, digest: str) -> str:
+        from pullthrough.aws import ecr
+
+        return ecr.request_layer(repository, digest, self.region)
+
+    def download(self, repository: str, digest: str) -> int:
+        return self.registry.fetch_blob(repository, digest)
 
 
 # --- the worker: one SQS batch ---------------------------------------------------------------------------------------
@@ -562,20 +726,17 @@ class Worker:
         from pullthrough.aws.ledger import Recorded
 
         try:
-            item = self.warm(job)
+            looked = self.warm(job)
+            if isinstance(looked, Waiting):
+                self.look_again(job, looked)  # this delivery is done; the job comes back later, not yet recorded
+                return
+            item = looked
         except Exception as exc:
             if int(record.attributes.approximate_receive_count or 1) < MAX_RECEIVES:
                 raise
             # The last delivery: an outcome keeps the run completable where the dead-letter queue would not.
             logger.exception("job failed on its last delivery", extra={"subject": job.subject})
-            item = ReportItem(
-                subject=job.subject,
-                outcome=Outcome.FAILED,
-                reason=f"error: {type(exc).__name__}: {exc}",
-                fix=fix_for(Reason.ERROR, image=job.subject),
-                reason_code=Reason.ERROR.value,
-                details=details_of(job),
-            )
+            item = _last_delivery(job, exc)
         logger.info(f"{job.subject}: {item.outcome.label}", extra=item.to_log())
         with self._writes:
             recorded = self.ledger.record(
@@ -611,19 +772,44 @@ class Worker:
                 if not counted[0]:
                     self._unrecorded[run_id] -= 1
 
-    def warm(self, job: WarmJob) -> ReportItem:
-        """Warm one job's image through ECR."""
-        from pullthrough.aws import ecr
-
-        region = self.settings.region
-        remaining = self._seconds_left()
-        verify = VERIFY_SECONDS if remaining is None else max(min(VERIFY_SECONDS, remaining - 10.0), 1.0)
+    def warm(self, job: WarmJob) -> ReportItem | Waiting:
+        """Look at one job's import through ECR: its outcome, or Waiting when ECR is not done yet."""
         return warm_image(
             job,
-            self.ecr(),
-            lambda repository, digests: ecr.check_layers(repository, digests, region),
+            AwsEcrImports(self.ecr(), self.settings.region),
             diagnose=lambda: self._diagnose(job),
-            verify_seconds=verify,
+            told=self._told,
+            seconds_left=self._seconds_left(),
+        )
+
+    def _told(self, repository: str, since: datetime) -> list[tuple[str, str]]:
+        """The failures ECR reported for a repository since `since` (none when the ledger cannot say)."""
+        try:
+            return self.ledger.pull_failures(repository, since)
+        except (AwsError, SettingsError) as exc:
+            logger.warning("ECR's reported pull failures could not be read", extra={"error": str(exc)})
+            return []
+
+    def until_done(self, job: WarmJob, sleep: Callable[[float], None] = time.sleep) -> ReportItem:
+        """Look at a job's import until it ends, waiting here in between (the CLI, which has no queue)."""
+        while True:
+            looked = self.warm(job)
+            if not isinstance(looked, Waiting):
+                return looked
+            sleep(looked.delay)
+            job = job.model_copy(update={"progress": looked.progress})
+
+    def look_again(self, job: WarmJob, waiting: Waiting) -> None:
+        """Hand the job back to the queue, to be looked at again in `waiting.delay` seconds."""
+        from pullthrough.aws import queue
+
+        if not self.settings.queue_url:
+            raise SettingsError("WARM_QUEUE_URL is not set: a job waiting for ECR goes back to it (template.yaml)")
+        later = job.model_copy(update={"progress": waiting.progress})
+        queue.send_later(self.settings.queue_url, later.model_dump_json(exclude_none=True), waiting.delay)
+        logger.info(
+            f"{job.subject}: ECR is still importing {len(waiting.missing)} layer(s); again in {waiting.delay} s",
+            extra={"subject": job.subject, "missing": list(waiting.missing), "looks": waiting.progress.looks - 1},
         )
 
     def finish_run(self, run_id: str, key: str) -> None:

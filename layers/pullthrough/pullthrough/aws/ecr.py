@@ -1,9 +1,13 @@
-"""ECR images and the registry token: what the warmer asks ECR's control plane.
+"""ECR images and the registry token: what the planner and the warmer ask ECR's control plane.
 
 The data plane (manifests and blobs through `<account>.dkr.ecr.<region>.amazonaws.com`) is `pullthrough.registry`'s;
-this module hands it the credentials (`authorization`) and answers what ECR holds: DescribeImages, BatchGetImage and
-BatchCheckLayerAvailability. An image or repository ECR does not have is an answer (None, False), not an error:
-a cache repository only exists after its first pull.
+this module hands it the credentials (`authorization`) and asks ECR what it holds and to import what it lacks:
+DescribeImages, BatchGetImage, BatchCheckLayerAvailability and GetDownloadUrlForLayer. An image or repository ECR
+does not have is an answer (None, MISSING), not an error: a cache repository only exists after its first pull.
+
+On a pull-through cache repository BatchGetImage fetches from the upstream what ECR lacks, and GetDownloadUrlForLayer
+"is called once per image layer that is not already cached" (botocore's ECR model): ECR's own proxy pulls through
+these two calls, and so does the warmer, without downloading what they point at.
 """
 
 from __future__ import annotations
@@ -33,6 +37,10 @@ LIST_PAGE = 1000
 # A token lives 12 hours; renewing 5 minutes early keeps one from expiring between the check and the request.
 RENEW_BEFORE_SECONDS = 300.0
 
+# BatchCheckLayerAvailability's LayerAvailability values (botocore), and MISSING for a layer ECR has nothing of (the
+# call's MissingLayerDigest failure).
+AVAILABLE, UNAVAILABLE, ARCHIVED, MISSING = "AVAILABLE", "UNAVAILABLE", "ARCHIVED", "MISSING"
+
 _lock = threading.Lock()
 _tokens: dict[tuple[str, str | None], tuple[Credentials, float]] = {}
 
@@ -47,6 +55,7 @@ class EcrImage:
     media_type: str | None = None
     size: int | None = None
     pushed_at: datetime | None = None
+    status: str | None = None  # ImageStatus: ACTIVE, ARCHIVED (the archive storage class) or ACTIVATING (restoring)
 
 
 @dataclass(frozen=True)
@@ -160,12 +169,39 @@ def _image(repository: str, detail: ImageDetailTypeDef) -> EcrImage:
         media_type=detail.get("imageManifestMediaType"),
         size=detail.get("imageSizeInBytes"),
         pushed_at=detail.get("imagePushedAt"),
+        status=detail.get("imageStatus"),
     )
+
+
+@dataclass(frozen=True)
+class ImageFailure:
+    """Why BatchGetImage returned no manifest for a reference: botocore's ImageFailureCode and ECR's text."""
+
+    code: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Images:
+    """BatchGetImage's answer, keyed by the references asked for (tags or digests)."""
+
+    found: dict[str, StoredManifest]
+    failures: dict[str, ImageFailure]
 
 
 def get_manifests(repository: str, references: Sequence[str], region: str | None = None) -> dict[str, StoredManifest]:
     """BatchGetImage: the stored manifests of `references` (tags or digests) that ECR has, keyed by reference."""
+    return get_images(repository, references, region).found
+
+
+def get_images(repository: str, references: Sequence[str], region: str | None = None) -> Images:
+    """BatchGetImage with its failures: on a pull-through repository ECR fetches from the upstream what it lacks.
+
+    A repository ECR does not have answers nothing found and no failure; UnableToGetUpstreamImageException (the
+    rule's secret) is raised as the AwsError it is.
+    """
     found: dict[str, StoredManifest] = {}
+    failures: dict[str, ImageFailure] = {}
     for chunk in _chunks(list(dict.fromkeys(references)), BATCH_LIMIT):
         ids: list[ImageIdentifierTypeDef] = [
             {"imageDigest": ref} if manifests.is_digest(ref) else {"imageTag": ref} for ref in chunk
@@ -176,7 +212,14 @@ def get_manifests(repository: str, references: Sequence[str], region: str | None
                     repositoryName=repository, imageIds=ids, acceptedMediaTypes=list(manifests.ACCEPT)
                 )
         except AwsNotFound:
-            return {}
+            return Images({}, {})
+        for failure in response.get("failures") or []:
+            failed_id = failure.get("imageId") or {}
+            for ref in (failed_id.get("imageTag"), failed_id.get("imageDigest")):
+                if ref in chunk:
+                    failures[ref] = ImageFailure(
+                        str(failure.get("failureCode") or "Unknown"), str(failure.get("failureReason") or "")
+                    )
         for image in response.get("images") or []:
             image_id = image.get("imageId") or {}
             body = image.get("imageManifest")
@@ -192,13 +235,22 @@ def get_manifests(repository: str, references: Sequence[str], region: str | None
             for ref in (image_id.get("imageTag"), digest):
                 if ref in chunk:
                     found[ref] = stored
-    return found
+    return Images(found, failures)
 
 
 def check_layers(repository: str, digests: Iterable[str], region: str | None = None) -> dict[str, bool]:
     """BatchCheckLayerAvailability: digest -> True when ECR holds that blob for the repository."""
+    return {digest: state == AVAILABLE for digest, state in layer_states(repository, digests, region).items()}
+
+
+def layer_states(repository: str, digests: Iterable[str], region: str | None = None) -> dict[str, str]:
+    """BatchCheckLayerAvailability: digest -> AVAILABLE, UNAVAILABLE, ARCHIVED, or MISSING (ECR has nothing of it).
+
+    A value outside botocore's enum (a newer ECR) is kept as ECR said it: callers treat anything but AVAILABLE as
+    not held.
+    """
     wanted = list(dict.fromkeys(digests))
-    result = dict.fromkeys(wanted, False)
+    result = dict.fromkeys(wanted, MISSING)
     for chunk in _chunks(wanted, BATCH_LIMIT):
         try:
             with aws_call("ecr:BatchCheckLayerAvailability", repository):
@@ -208,8 +260,19 @@ def check_layers(repository: str, digests: Iterable[str], region: str | None = N
         for layer in response.get("layers") or []:
             digest = layer.get("layerDigest")
             if digest in result:
-                result[digest] = layer.get("layerAvailability") == "AVAILABLE"
+                result[digest] = str(layer.get("layerAvailability") or MISSING)
     return result
+
+
+def request_layer(repository: str, digest: str, region: str | None = None) -> str:
+    """GetDownloadUrlForLayer: asks ECR for a layer (it imports one it lacks) and returns the URL it gives.
+
+    The URL is a pre-signed one of ECR's storage for a held layer, or the upstream's during a first pull; the warmer
+    downloads it only as a last resort. UnableToGetUpstreamLayerException and the other refusals are AwsErrors.
+    """
+    with aws_call("ecr:GetDownloadUrlForLayer", f"{repository}@{digest}"):
+        response = _client(region).get_download_url_for_layer(repositoryName=repository, layerDigest=digest)
+    return str(response.get("downloadUrl") or "")
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
@@ -218,14 +281,23 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 __all__ = [
+    "ARCHIVED",
+    "AVAILABLE",
     "BATCH_LIMIT",
+    "MISSING",
+    "UNAVAILABLE",
     "EcrImage",
+    "ImageFailure",
+    "Images",
     "StoredManifest",
     "authorization",
     "check_layers",
     "describe_image",
     "describe_tags",
     "forget_authorization",
+    "get_images",
     "get_manifests",
+    "layer_states",
     "registry_account",
+    "request_layer",
 ]

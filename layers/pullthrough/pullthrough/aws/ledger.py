@@ -3,8 +3,10 @@
     pk = RUN#<run_id>  sk = META        planned, done, n_<outcome> counters, bytes and pulls, status, deadline, notes
     pk = RUN#<run_id>  sk = JOB#<key>   subject, status (pending | done), outcome and its report item (JSON)
     pk = OPEN          sk = RUN#<run_id> present while the run is not reported: the next planner finds it here
+    pk = PULLFAIL#<repository>  sk = <time>#<id>  a failed sync ECR reported (its action event): code, reason, image
     pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
-                                                 platforms, so the next run need not read its manifests and blobs again
+                                                 platforms, so the next run need not read its manifests and blobs again;
+                                                 and how many manifests its index lists (what a new import costs)
 
 A job's outcome is written with its counters in one transaction whose conditions make a redelivered job count
 once and a job arriving after its run closed count not at all. The job that sees `done == planned` tries the
@@ -30,6 +32,8 @@ from pullthrough.errors import AwsAlreadyExists, AwsError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from pullthrough.pull_failures import PullFailure
+
 OPEN_PARTITION = "OPEN"
 META = "META"
 JOB_PREFIX = "JOB#"
@@ -40,6 +44,8 @@ VERIFIED_PREFIX = "VERIFIED#"
 TAG_PREFIX = "TAG#"
 RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's TTL removes them
 VERIFIED_FOR = timedelta(days=7)  # a verification older than this is done again in full
+PULL_FAILURE_PREFIX = "PULLFAIL#"
+PULL_FAILURES_KEPT = timedelta(days=7)
 _WRITE_BATCH = 25  # BatchWriteItem's limit
 _READ_BATCH = 100  # BatchGetItem's limit
 _WRITE_ATTEMPTS = 6
@@ -114,6 +120,7 @@ class Verified:
     absent: tuple[str, ...]
     size: int
     at: datetime
+    children: int = 0  # manifests the index lists (ECR imported them all): what its next import costs upstream
 
     @property
     def key(self) -> tuple[str, str]:
@@ -402,6 +409,34 @@ class Ledger:
             # Keys still unprocessed are simply not remembered: their images are verified in full.
         return found
 
+    def record_pull_failures(self, failures: Sequence[PullFailure]) -> None:
+        """Record failed syncs ECR reported (BatchWriteItem); each expires after PULL_FAILURES_KEPT."""
+        items = []
+        for index, failure in enumerate(failures):
+            facts = {"code": failure.code, "reason": failure.reason, "tag": failure.tag, "digest": failure.digest}
+            items.append(
+                {
+                    "pk": _s(PULL_FAILURE_PREFIX + failure.repository),
+                    "sk": _s(f"{failure.at.astimezone(UTC).isoformat()}#{index:04d}#{failure.code}"),
+                    "failure": _s(json.dumps(facts, separators=(",", ":"))),
+                    "expires_at": _n(_epoch(failure.at + PULL_FAILURES_KEPT)),
+                }
+            )
+        self._batch_put(items, f"{self.table} {PULL_FAILURE_PREFIX}*")
+
+    def pull_failures(self, repository: str, since: datetime) -> list[tuple[str, str]]:
+        """(code, reason) of the failed syncs ECR reported for `repository` since `since`, oldest first."""
+        found = []
+        condition = "pk = :pk AND sk >= :since"
+        values = {":pk": _s(PULL_FAILURE_PREFIX + repository), ":since": _s(since.astimezone(UTC).isoformat())}
+        for item in self._query(condition, values, f"{self.table} {PULL_FAILURE_PREFIX}{repository}"):
+            try:
+                facts = json.loads(_str(item, "failure") or "")
+                found.append((str(facts["code"]), str(facts["reason"])))
+            except (ValueError, KeyError, TypeError):
+                continue  # an item this code cannot read says nothing it can use
+        return found
+
     # --- internals ---------------------------------------------------------------------------------------------
 
     def _query(self, condition: str, values: dict[str, Any], resource: str) -> Iterator[dict[str, Any]]:
@@ -521,6 +556,7 @@ def _verified_item(verified: Verified) -> dict[str, Any]:
         "absent": verified.absent,
         "size": verified.size,
         "at": verified.at.isoformat(),
+        "children": verified.children,
     }
     return {
         "pk": _s(VERIFIED_PREFIX + verified.repository),
@@ -543,6 +579,7 @@ def _verified(item: dict[str, Any]) -> Verified | None:
             absent=tuple(str(p) for p in facts["absent"]),
             size=int(facts["size"]),
             at=datetime.fromisoformat(facts["at"]),
+            children=int(facts.get("children", 0)),
         )
     except (ValueError, KeyError, TypeError):
         return None

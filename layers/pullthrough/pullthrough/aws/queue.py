@@ -1,4 +1,5 @@
-"""SQS: send a run's jobs to the warm queue, ten to a SendMessageBatch call, retrying the entries SQS refuses.
+"""SQS: send a run's jobs to the warm queue, ten to a SendMessageBatch call, retrying the entries SQS refuses;
+and send one job back to look again later (`send_later`).
 
 SendMessageBatch succeeds as a call while failing single entries (throttling, an internal error); those are sent
 again with a growing pause, and the ones still refused after the last attempt raise, so a planner never believes
@@ -72,6 +73,16 @@ def send_batch(
     return sent
 
 
+MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds: 0 to 900 (the SQS API reference)
+
+
+def send_later(queue_url: str, body: str, delay: int, *, client: SQSClient | None = None) -> None:
+    """Send one body that becomes visible `delay` seconds from now (SQS's per-message delay, at most 15 minutes)."""
+    sqs = client if client is not None else clients.client("sqs", _region(queue_url))
+    with aws_call("sqs:SendMessage", queue_url):
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body, DelaySeconds=max(0, min(delay, MAX_DELAY_SECONDS)))
+
+
 def _region(queue_url: str) -> str | None:
     # https://sqs.<region>.amazonaws.com/<account>/<name>; a queue in another region is called there.
     host = queue_url.split("://", 1)[-1].split("/", 1)[0]
@@ -79,4 +90,4 @@ def _region(queue_url: str) -> str | None:
     return parts[1] if len(parts) >= 4 and parts[0] == "sqs" else None
 
 
-__all__ = ["BATCH_SIZE", "send_batch"]
+__all__ = ["BATCH_SIZE", "MAX_DELAY_SECONDS", "send_batch", "send_later"]
