@@ -299,6 +299,24 @@ def test_an_ecr_upstream_in_another_account_needs_a_role_and_defaults_the_upstre
 
 
 @pytest.mark.parametrize(
+    ("registry", "url", "secret"),
+    [("docker-hub", "registry-1.docker.io", True), ("quay", "quay.io", False), ("k8s", "registry.k8s.io", False)],
+)
+def test_every_rule_created_without_an_upstream_prefix_reports_root(
+    ecr: Any, make_secret: Callable[..., str], registry: str, url: str, secret: bool
+) -> None:
+    # Given a rule of an upstream other than ECR, created without upstreamRepositoryPrefix
+    extra = {"credentialArn": make_secret()} if secret else {}
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="p1", upstreamRegistryUrl=url, upstreamRegistry=registry, **extra
+    )
+    # Then ECR says ROOT, as botocore's model says it uses when the field isn't specified (for every upstream)
+    assert created["upstreamRepositoryPrefix"] == "ROOT"
+    [described] = ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["p1"])["pullThroughCacheRules"]
+    assert described["upstreamRepositoryPrefix"] == "ROOT"
+
+
+@pytest.mark.parametrize(
     ("arguments", "parameter"),
     [
         ({"upstreamRegistryUrl": "quay.io", "customRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"}, "customRoleArn"),
