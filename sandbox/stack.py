@@ -12,6 +12,10 @@ their redrive policies, DynamoDB tables, subscriptions), resolves every function
 - `forward_bus()`: events the handlers put on the default bus (PutEvents) come back through `put_event`.
 So the sandbox exercises the template's wiring instead of re-inventing it.
 
+Secrets Manager rotation: `deploy()` makes the stack's functions the Lambda functions RotateSecret may name
+(sandbox/moto_secrets.py, which never lets moto run a rotation Lambda in Docker), and `rotate()` invokes the queued
+rotations' steps, one call per step, as Secrets Manager does.
+
 Custom resources (`Custom::*`, AWS::CloudFormation::CustomResource) are sent CloudFormation's Create request on
 `deploy()` (sandbox/cloudformation.py serves the ResponseURL), and `Fn::GetAtt` reads their answer's Data. `update()`
 is a `sam deploy` of an edited config: the config layer's version follows its content (a layer publishes a new
@@ -34,7 +38,7 @@ from typing import Any
 
 import boto3
 
-from sandbox import cloudformation, lambdas
+from sandbox import cloudformation, lambdas, moto_secrets
 from sandbox.template import REPO_ROOT, load_template
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
@@ -89,6 +93,10 @@ class Stack:
         resources = self.template.get("Resources", {})
         for logical_id, resource in resources.items():
             self._create(logical_id, resource)
+        moto_secrets.install()
+        moto_secrets.register_functions(
+            self.account, self.region, [self.physical[f"{f}.Arn"] for f in self.functions()]
+        )
         for logical_id, resource in resources.items():
             if _is_custom(resource):
                 self._custom_resource(logical_id, resource)
@@ -445,6 +453,17 @@ class Stack:
             payload = json.loads(route.input) if isinstance(route.input, str) else (route.input or event)
             results.append(self.invoke(route.function, payload, "eventbridge"))
         return results
+
+    def rotate(self, rotation_token: str | None = None) -> list[moto_secrets.StepOutcome]:
+        """Run the rotations RotateSecret queued, as Secrets Manager invokes the rotation function: each step in
+        order, stopping a rotation at the step that raised. `rotation_token` is sent as RotationToken (Secrets
+        Manager sends one when the function rotates through an assumed role or across accounts)."""
+        by_arn = {self.physical[f"{f}.Arn"]: f for f in self.functions()}
+
+        def invoke(arn: str, event: dict[str, Any]) -> Any:
+            return self.invoke(by_arn[arn], event, "rotation")
+
+        return moto_secrets.run_rotations(self.account, self.region, invoke, rotation_token=rotation_token)
 
     def schedule_expression(self, function: str) -> str | None:
         """The rate() / cron() expression the function's schedule was deployed with."""
