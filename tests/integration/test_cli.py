@@ -57,6 +57,14 @@ def user(sandbox: Sandbox) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
+def new_user(sandbox: Sandbox) -> Iterator[tuple[str, str]]:
+    name, token = unique("hubuser2"), new_token()
+    sandbox.add_user(name, token)
+    yield name, token
+    sandbox.remove_user(name)
+
+
+@pytest.fixture
 def env(aws: Aws, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
     from sandbox import moto_ecr
 
@@ -202,6 +210,30 @@ def test_set_after_a_refused_rotation_ends_it_and_rotates_again(
     assert "a previous rotation did not finish" in text
     assert [o.step for o in outcomes if o.ok] == list(STEPS)
     assert env.aws.value(arn) == {"username": user[0], "accessToken": user[1]}
+
+
+def test_a_scheduled_rotation_promotes_what_was_staged_since_the_last_one(
+    env: Cli, user: tuple[str, str], new_user: tuple[str, str], sandbox: Sandbox, stack: Stack
+) -> None:
+    # Given a secret rotated once through its function (which stays attached, as a schedule needs)
+    arn, _, _ = existing_secret(env, sandbox)
+    env.run(
+        "credentials", "set", env.rule, "--username", user[0], "--rotation-function", rotation_function(stack),
+        stdin=user[1],
+    )  # fmt: skip
+    stack.rotate()
+
+    # When another token is staged only, and the schedule's RotateSecret comes
+    code, text = env.run("credentials", "set", env.rule, "--username", new_user[0], "--stage-only", stdin=new_user[1])
+    assert code == 0, text
+    assert env.aws.value(arn)["accessToken"] == user[1]
+    env.aws.secrets.rotate_secret(SecretId=arn)  # what Secrets Manager's schedule does: no token, no function named
+    outcomes = stack.rotate()
+
+    # Then the staged token was copied, tested and promoted, and nothing is left staged
+    assert [o.result["action"] for o in outcomes if o.ok] == ["copied", "nothing_to_set", "tested", "promoted"]
+    assert env.aws.value(arn) == {"username": new_user[0], "accessToken": new_user[1]}
+    assert not any("PULLTHROUGH_CANDIDATE" in stages for stages in env.aws.stages(arn).values())
 
 
 def test_stage_only_leaves_the_value_for_the_scheduled_rotation(
