@@ -160,8 +160,9 @@ class Stack:
         """A layer version ARN that changes when the layer's content does, as each `sam deploy` of new content
         publishes a new version. The config layer's content is the document the functions read (config_path)."""
         content = str((resource.get("Properties") or {}).get("ContentUri", ""))
-        source = self.config_path() if content.rstrip("/") == "config" else None
-        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest() if source else ""
+        source = Path(self.config_path()) if content.rstrip("/") == "config" else None
+        # A missing document is content too: the facts function then fails the deploy saying it cannot read it.
+        digest = hashlib.sha256(source.read_bytes()).hexdigest() if source and source.is_file() else ""
         known, version = self.layer_versions.get(logical_id, (digest, 0))
         version = version + 1 if version == 0 or known != digest else version
         self.layer_versions[logical_id] = (digest, version)
