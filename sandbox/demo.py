@@ -3,9 +3,10 @@
 deploy event -> reconcile_rules -> "rules reconciled" -> plan_warming -> SQS -> warm_images (ECR imports each image
 itself; only manifests pass through the function) -> report; the upstream is then stopped and every warmed image is
 pulled with skopeo through the ECR endpoint (the offline guarantee); a consumer's pull of a tag the upstream lacks
-is reported from ECR's own event; then a rotation with a bad token (refused, the old token stays current) and one
-with a good token (accepted). Each SNS report is printed as a subscriber would read it. Everything started is stopped
-at the end, also on failure or Ctrl-C.
+is reported from ECR's own event; then a rotation with a bad token a pipeline staged (refused, the old token stays
+current) and `pullthrough credentials set` with a good one (accepted), each through RotateSecret and the rotation
+function as Secrets Manager runs them. Each SNS report is printed as a subscriber would read it. Everything started
+is stopped at the end, also on failure or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -220,16 +221,18 @@ def run() -> int:
         stack.drain(functions["report_pull_failures"])
         reports.print_new()
 
-        step("Rotation with a BAD token: testSecret proves it upstream and refuses it")
+        step("Rotation with a BAD token a pipeline staged: RotateSecret; testSecret proves it upstream and refuses it")
         rule = next(r for r in cfg.rules if r.secret_name)
         assert rule.secret_name is not None
-        _rotate(stack, functions["rotate_credentials"], rule.secret_name, user, "dckr_pat_not-a-valid-token")
+        _rotate_staged(stack, rule.secret_name, user, "dckr_pat_not-a-valid-token")
         reports.print_new()
 
-        step("Rotation with a GOOD token: proven upstream, promoted, rules re-validated")
+        step("Rotation with a GOOD token: `pullthrough credentials set` tests it, stages it and rotates; promoted")
         new_token = f"dckr_pat_{uuid.uuid4().hex}"
         sb.add_user(user + "-rotated", new_token)
-        _rotate(stack, functions["rotate_credentials"], rule.secret_name, user + "-rotated", new_token)
+        before = _current(rule.secret_name)
+        _credentials_set(stack, sb, config_path, rule.prefix, user + "-rotated", new_token)
+        _run_rotations(stack, rule.secret_name, before)
         reports.print_new()
 
         step("Stopping everything")
@@ -246,25 +249,57 @@ def _demo_config(workdir: Path) -> Path:
     return path
 
 
-def _rotate(stack: Any, function: str, secret_name: str, user: str, token: str) -> None:
-    """Stage a new value as AWSPENDING and run the four rotation steps as Secrets Manager would."""
+def _rotate_staged(stack: Any, secret_name: str, user: str, token: str) -> None:
+    """What a pipeline does: stage a value under Pullthrough's label, then RotateSecret with the rotation function."""
     import boto3
 
+    from pullthrough.aws.secrets import CANDIDATE
+
     secrets = boto3.client("secretsmanager")
-    arn = secrets.describe_secret(SecretId=secret_name)["ARN"]
-    request = str(uuid.uuid4())
     value = json.dumps({"username": user, "accessToken": token})
-    secrets.put_secret_value(SecretId=arn, ClientRequestToken=request, SecretString=value, VersionStages=["AWSPENDING"])
-    for name in ("createSecret", "setSecret", "testSecret", "finishSecret"):
-        event = {"Step": name, "SecretId": arn, "ClientRequestToken": request}
-        try:
-            stack.invoke(function, event, "rotation")
-        except Exception as exc:  # Secrets Manager records the failure and retries; the demo shows it
-            say(f"{name}: refused ({type(exc).__name__}: {exc})")
-            break
-        say(f"{name}: done")
-    current = secrets.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")["VersionId"]
-    say(f"AWSCURRENT is now version {current} ({'the new one' if current == request else 'the previous one, kept'})")
+    secrets.put_secret_value(SecretId=secret_name, SecretString=value, VersionStages=[CANDIDATE])
+    function = stack.physical["RotateCredentialsFunction.Arn"]
+    before = _current(secret_name)
+    version = secrets.rotate_secret(SecretId=secret_name, RotationLambdaARN=function)["VersionId"]
+    say(f"staged under {CANDIDATE}; RotateSecret started version {version}")
+    _run_rotations(stack, secret_name, before)
+
+
+def _credentials_set(stack: Any, sb: Any, config_path: Path, rule: str, user: str, token: str) -> None:
+    """`pullthrough credentials set <rule>`, as a person runs it, the token on stdin; its output shown."""
+    import io
+
+    from pullthrough import cli
+    from sandbox.stack import environment_set
+
+    out = io.StringIO()
+    terminal = cli.Io(stdin=io.StringIO(token + "\n"), stdout=out, stderr=out)
+    environment = {**sb.env(), "ACCOUNT_ID": stack.account, "AWS_REGION": stack.region}
+    with environment_set(environment):
+        code = cli.main(["credentials", "set", rule, "--username", user, "--config", str(config_path)], terminal)
+    for line in out.getvalue().splitlines():
+        say(f"$ {line}")
+    say(f"exit status {code}")
+
+
+def _run_rotations(stack: Any, secret_name: str, before: str) -> None:
+    """Secrets Manager invokes the rotation function for each step of what RotateSecret started."""
+    for outcome in stack.rotate():
+        if outcome.ok:
+            say(f"{outcome.step}: done")
+        else:  # Secrets Manager records the failure and reattempts the rotation later; the demo shows it
+            say(f"{outcome.step}: refused ({type(outcome.error).__name__}: {outcome.error})")
+    current = _current(secret_name)
+    say(f"AWSCURRENT is now version {current} ({'the previous one, kept' if current == before else 'the new one'})")
+
+
+def _current(secret_name: str) -> str:
+    import boto3
+
+    version: str = boto3.client("secretsmanager").get_secret_value(SecretId=secret_name, VersionStage="AWSCURRENT")[
+        "VersionId"
+    ]
+    return version
 
 
 def main() -> int:

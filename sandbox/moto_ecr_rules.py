@@ -118,8 +118,11 @@ def create(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
         _check_ecr_upstream(ecr, url, custom_role_arn)
     if upstream_prefix is not None:
         _check_upstream_prefix(upstream, prefix, upstream_prefix)
-    elif upstream.auth is Auth.IAM_ROLE:
-        upstream_prefix = ROOT  # AWS's default for ECR to ECR: match any upstream repository
+    else:
+        # botocore's ECR model, CreatePullThroughCacheRule.upstreamRepositoryPrefix: "When this field isn't specified,
+        # Amazon ECR will use the ROOT". It says so for every upstream registry, so every rule created without one
+        # reports ROOT (matching any upstream repository), not only ECR to ECR rules.
+        upstream_prefix = ROOT
 
     with LOCK:
         rules = state(ecr).rules

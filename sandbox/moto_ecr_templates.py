@@ -3,6 +3,10 @@
 A template's settings are applied when ECR creates a repository on the user's behalf (here: the first pull through
 a rule). The template with the longest prefix covering the repository wins; `ROOT` covers every repository that no
 other template does. Only templates whose appliedFor names the scenario apply.
+
+Limits and enums are botocore's ECR model (CreateRepositoryCreationTemplateRequest); the rule that resource tags and a
+KMS key need a repository creation role (customRoleArn) is AWS's ECR guide ("Create an IAM role for repository
+creation templates": the role is for "a repository creation template that is using repository tags or KMS").
 """
 
 from __future__ import annotations
@@ -38,6 +42,12 @@ ENCRYPTION_TYPES = ("AES256", "KMS", "KMS_DSSE")
 KMS_KEY_PATTERN = r"^$|arn:aws[a-z0-9-]*:kms:[a-z0-9-]+:[0-9]{12}:key\/[a-z0-9-]+"
 EXCLUSION_FILTER_PATTERN = r"^[0-9a-zA-Z._*-]{1,128}$"
 PREFIX_LENGTH = {"min_length": 1, "max_length": 256}
+# botocore's ECR model: RepositoryTemplateDescription max 256, RepositoryPolicyText max 10240,
+# LifecyclePolicyTextForRepositoryCreationTemplate max 30720, CustomRoleArn max 2048.
+DESCRIPTION_MAX = 256
+REPOSITORY_POLICY_MAX = 10240
+LIFECYCLE_POLICY_MAX = 30720
+ROLE_ARN_MAX = 2048
 
 
 @dataclass
@@ -93,6 +103,7 @@ def create(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
         )
     template = Template(prefix=prefix, applied_for=[])
     _apply(ecr, template, params)
+    _check_role_for_tags_and_kms(template)
     with LOCK:
         templates = state(ecr).templates
         if template.key in templates:
@@ -130,6 +141,7 @@ def update(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
         current = get(ecr, prefix_key(prefix))
         changed = copy.deepcopy(current)
         _apply(ecr, changed, params)
+        _check_role_for_tags_and_kms(changed)  # the template as it would be after the update
         changed.updated_at = now()
         state(ecr).templates[changed.key] = changed
     return {"registryId": ecr.account_id, "repositoryCreationTemplate": changed.describe()}
@@ -195,7 +207,7 @@ def _apply(ecr: ECRBackend, template: Template, params: dict[str, Any]) -> None:
     if "appliedFor" in params:
         template.applied_for = _applied_for(params["appliedFor"])
     if "description" in params:
-        template.description = params["description"]
+        template.description = _limited("description", params["description"], DESCRIPTION_MAX)
     if "encryptionConfiguration" in params:
         template.encryption = _encryption(params["encryptionConfiguration"])
     if "resourceTags" in params:
@@ -211,6 +223,35 @@ def _apply(ecr: ECRBackend, template: Template, params: dict[str, Any]) -> None:
         template.lifecycle_policy = _lifecycle_policy(params["lifecyclePolicy"])
     if "customRoleArn" in params:
         template.custom_role_arn = _role(ecr, params["customRoleArn"])
+
+
+def _limited(name: str, value: object, maximum: int) -> str:
+    """A string member within its model length (botocore does not check lengths on the client; the service does)."""
+    if not isinstance(value, str):
+        raise invalid(name, "must be a string")
+    if len(value) > maximum:
+        raise ValidationException(
+            f"1 validation error detected: Value at '{name}' failed to satisfy constraint: Member must have length "
+            f"less than or equal to {maximum}"
+        )
+    return value
+
+
+def _check_role_for_tags_and_kms(template: Template) -> None:
+    """Resource tags or KMS encryption without customRoleArn are refused.
+
+    AWS's ECR guide ("Create an IAM role for repository creation templates") makes the role the way ECR applies a
+    template's repository tags and KMS key; it does not say whether the API refuses a template without one or the
+    repository creation fails later. The sandbox takes the more demanding reading and refuses the template.
+    """
+    kms = (template.encryption or {}).get("encryptionType", "AES256") != "AES256"
+    if (template.resource_tags or kms) and not template.custom_role_arn:
+        what = " and ".join(part for part, used in (("resourceTags", template.resource_tags), ("KMS", kms)) if used)
+        raise invalid(
+            "customRoleArn",
+            f"a repository creation template with {what} needs a customRoleArn: ECR assumes that role to apply "
+            "repository tags and KMS keys when it creates a repository",
+        )
 
 
 def _applied_for(value: object) -> list[str]:
@@ -275,6 +316,7 @@ def _repository_policy(text: object) -> str:
     # The same checks moto's SetRepositoryPolicy makes, so a template never yields a repository moto would refuse.
     if not isinstance(text, str):
         raise invalid("repositoryPolicy", "must be a JSON policy document")
+    _limited("repositoryPolicy", text, REPOSITORY_POLICY_MAX)
     try:
         validator = IAMPolicyDocumentValidator(text)
         validator._validate_resource_exist = lambda: None  # type: ignore[method-assign]
@@ -291,14 +333,17 @@ def _repository_policy(text: object) -> str:
 def _lifecycle_policy(text: object) -> str:
     if not isinstance(text, str):
         raise invalid("lifecyclePolicy", "must be a JSON lifecycle policy")
+    _limited("lifecyclePolicy", text, LIFECYCLE_POLICY_MAX)
     EcrLifecyclePolicyValidator(text).validate()
     return text
 
 
 def _role(ecr: ECRBackend, role_arn: object) -> str:
+    _limited("customRoleArn", role_arn, ROLE_ARN_MAX)
     match = re.fullmatch(ROLE_ARN_PATTERN, role_arn) if isinstance(role_arn, str) else None
     if match is None:
         raise invalid("customRoleArn", "must be an IAM role ARN: arn:aws:iam::<account>:role/<name>")
+    # botocore's model, customRoleArn: "This role must be in the same account as the registry that you are configuring."
     if match.group(2) != ecr.account_id:
         raise invalid("customRoleArn", f"the role must be in the registry's account {ecr.account_id}")
     return role_arn  # type: ignore[return-value]

@@ -11,10 +11,21 @@ their redrive policies, DynamoDB tables, subscriptions), resolves every function
   maxReceiveCount moto moves them to the DLQ).
 - `forward_bus()`: events the handlers put on the default bus (PutEvents) come back through `put_event`.
 So the sandbox exercises the template's wiring instead of re-inventing it.
+
+Secrets Manager rotation: `deploy()` makes the stack's functions the Lambda functions RotateSecret may name
+(sandbox/moto_secrets.py, which never lets moto run a rotation Lambda in Docker), and `rotate()` invokes the queued
+rotations' steps, one call per step, as Secrets Manager does.
+
+Custom resources (`Custom::*`, AWS::CloudFormation::CustomResource) are sent CloudFormation's Create request on
+`deploy()` (sandbox/cloudformation.py serves the ResponseURL), and `Fn::GetAtt` reads their answer's Data. `update()`
+is a `sam deploy` of an edited config: the config layer's version follows its content (a layer publishes a new
+version whenever its content changes), so a custom resource whose properties name it gets an Update, as CloudFormation
+would send; an unchanged config sends nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -22,14 +33,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
 
-from sandbox import lambdas
-from sandbox.template import load_template
+from sandbox import cloudformation, lambdas, moto_secrets
+from sandbox.template import REPO_ROOT, load_template
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
+LAYER_CONFIG = "/opt/pullthrough.yaml"  # where the config layer puts the document (template.yaml, Globals)
+CONFIG_SOURCE = REPO_ROOT / "config" / "pullthrough.yaml"  # what `sam build` puts in the config layer
 
 
 @dataclass
@@ -45,6 +59,7 @@ class Route:
     max_concurrency: int | None = None  # sqs: ScalingConfig.MaximumConcurrency, when set
     input: Any = None
     name: str = ""
+    expression: str | None = None  # schedule: the resolved rate() / cron() expression
 
 
 @dataclass
@@ -61,6 +76,8 @@ class Stack:
     routes: list[Route] = field(default_factory=list)
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function logical id, route kind)
     timeouts: dict[str, int] = field(default_factory=dict)  # a test's shorter Timeout for a function, in seconds
+    custom: dict[str, dict[str, Any]] = field(default_factory=dict)  # custom resource -> the properties it was sent
+    layer_versions: dict[str, tuple[str, int]] = field(default_factory=dict)  # layer -> (content digest, version)
 
     @property
     def stack_id(self) -> str:
@@ -80,9 +97,37 @@ class Stack:
         redriving = [i for i, r in resources.items() if (r.get("Properties") or {}).get("RedrivePolicy")]
         for logical_id in [i for i in resources if i not in redriving] + redriving:
             self._create(logical_id, resources[logical_id])
+        moto_secrets.install()
+        moto_secrets.register_functions(
+            self.account, self.region, [self.physical[f"{f}.Arn"] for f in self.functions()]
+        )
+        for logical_id, resource in resources.items():
+            if _is_custom(resource):
+                self._custom_resource(logical_id, resource)
         for logical_id, resource in resources.items():
             self._route(logical_id, resource)
         return self
+
+    def update(self) -> list[str]:
+        """`sam deploy` again (e.g. after a config edit): layers whose content changed get a new version, and each
+        custom resource whose resolved properties changed is sent an Update; returns those resources' ids."""
+        resources = self.template.get("Resources", {})
+        for logical_id, resource in resources.items():
+            if resource.get("Type") == "AWS::Serverless::LayerVersion":
+                self._publish_layer(logical_id, resource)
+        updated = [
+            logical_id
+            for logical_id, resource in resources.items()
+            if _is_custom(resource) and self._custom_resource(logical_id, resource)
+        ]
+        self.routes = []
+        for logical_id, resource in resources.items():
+            self._route(logical_id, resource)
+        return updated
+
+    def config_path(self) -> str:
+        """The config document the functions read: the sandbox's PULLTHROUGH_CONFIG, else the config layer's source."""
+        return self.extra_env.get("PULLTHROUGH_CONFIG") or str(CONFIG_SOURCE)
 
     def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
         kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
@@ -103,9 +148,88 @@ class Stack:
             self.physical[logical_id] = name
             self.physical[f"{logical_id}.Arn"] = f"arn:aws:lambda:{self.region}:{self.account}:function:{name}"
         elif kind == "AWS::Serverless::LayerVersion":
-            self.physical[logical_id] = f"arn:aws:lambda:{self.region}:{self.account}:layer:{logical_id}:1"
+            self._publish_layer(logical_id, resource)
+        elif _is_custom(resource):
+            return  # sent its Create once every other resource exists (deploy)
+        elif kind == "AWS::IAM::Role":
+            # CloudFormation names a role <stack>-<logical id>-<suffix> under its Path; !GetAtt X.Arn is that ARN.
+            name = f"{self.stack_name}-{logical_id}"[:64]
+            path = str(self.resolve(props.get("Path", "/")))
+            self.physical[logical_id] = name
+            self.physical[f"{logical_id}.Arn"] = f"arn:aws:iam::{self.account}:role{path}{name}"
         else:
             self.physical.setdefault(logical_id, f"{self.stack_name}-{logical_id}")
+
+    def _publish_layer(self, logical_id: str, resource: dict[str, Any]) -> None:
+        """A layer version ARN that changes when the layer's content does, as each `sam deploy` of new content
+        publishes a new version. The config layer's content is the document the functions read (config_path)."""
+        content = str((resource.get("Properties") or {}).get("ContentUri", ""))
+        source = Path(self.config_path()) if content.rstrip("/") == "config" else None
+        # A missing document is content too: the facts function then fails the deploy saying it cannot read it.
+        digest = hashlib.sha256(source.read_bytes()).hexdigest() if source and source.is_file() else ""
+        known, version = self.layer_versions.get(logical_id, (digest, 0))
+        version = version + 1 if version == 0 or known != digest else version
+        self.layer_versions[logical_id] = (digest, version)
+        self.physical[logical_id] = f"arn:aws:lambda:{self.region}:{self.account}:layer:{logical_id}:{version}"
+
+    def _custom_resource(self, logical_id: str, resource: dict[str, Any]) -> bool:
+        """Send CloudFormation's Create (first deploy) or Update (changed properties); False when nothing was sent."""
+        props = self.resolve(resource.get("Properties") or {})
+        old = self.custom.get(logical_id)
+        if old == props:
+            return False  # CloudFormation sends no request for a resource whose properties did not change
+        function = _function_of((resource.get("Properties") or {}).get("ServiceToken"))
+        if function is None or self._kind_of(function) != "AWS::Serverless::Function":
+            raise cloudformation.DeployFailed(f"{logical_id}: ServiceToken must be a function of this template")
+        with cloudformation.response_url() as (url, received):
+            event = cloudformation.request(
+                "Create" if old is None else "Update",
+                url=url,
+                stack_id=self.stack_id,
+                logical_id=logical_id,
+                resource_type=str(resource["Type"]),
+                service_token=str(props["ServiceToken"]),
+                properties=props,
+                physical_id=self.physical.get(logical_id) if old is not None else None,
+                old_properties=old,
+            )
+            self.invoke(function, event, "cloudformation")
+            answer = cloudformation.read_answer(event, received)
+        data = answer.get("Data") or {}
+        for name in self._attributes_read(logical_id):
+            if name not in data:
+                raise cloudformation.DeployFailed(
+                    f"{logical_id}: CustomResource attribute error: Vendor response doesn't contain {name} key"
+                )
+        self.physical[logical_id] = answer["PhysicalResourceId"]
+        for name, value in data.items():
+            self.physical[f"{logical_id}.{name}"] = value
+        self.custom[logical_id] = props
+        return True
+
+    def _attributes_read(self, logical_id: str) -> set[str]:
+        """Every attribute of a resource the template reads with Fn::GetAtt (or ${X.Y} in Fn::Sub)."""
+        found: set[str] = set()
+
+        def walk(node: Any) -> None:
+            if isinstance(node, dict):
+                if "Fn::GetAtt" in node:
+                    value = node["Fn::GetAtt"]
+                    resource, attribute = value if isinstance(value, list) else str(value).split(".", 1)
+                    if resource == logical_id:
+                        found.add(str(attribute))
+                if "Fn::Sub" in node:
+                    text = node["Fn::Sub"][0] if isinstance(node["Fn::Sub"], list) else node["Fn::Sub"]
+                    found.update(re.findall(rf"\$\{{{logical_id}\.([^}}]+)\}}", str(text)))
+                for value in node.values():
+                    walk(value)
+            elif isinstance(node, list):
+                for item in node:
+                    walk(item)
+
+        walk(self.template.get("Resources", {}))
+        walk(self.template.get("Outputs", {}))
+        return found
 
     def _create_queue(self, logical_id: str, props: dict[str, Any]) -> None:
         sqs = _client("sqs", self.region)
@@ -164,7 +288,10 @@ class Stack:
             target = props.get("Target", {})
             function = _function_of(target.get("Arn"))
             if function is not None:
-                self.routes.append(Route(function, "schedule", input=_input(target), name=logical_id))
+                expression = self.resolve(props.get("ScheduleExpression"))
+                self.routes.append(
+                    Route(function, "schedule", input=_input(target), name=logical_id, expression=expression)
+                )
         elif kind == "AWS::Lambda::EventSourceMapping":
             function = _function_of(props.get("FunctionName"))
             source = _function_of(props.get("EventSourceArn"))
@@ -177,7 +304,8 @@ class Stack:
             pattern = self.resolve(props.get("Pattern", {}))
             self.routes.append(Route(function, "eventbridge", pattern=pattern, input=props.get("Input"), name=name))
         elif kind in ("Schedule", "ScheduleV2"):
-            self.routes.append(Route(function, "schedule", input=props.get("Input"), name=name))
+            expression = self.resolve(props.get("Schedule") or props.get("ScheduleExpression"))
+            self.routes.append(Route(function, "schedule", input=props.get("Input"), name=name, expression=expression))
         elif kind == "SQS":
             self._sqs_route(function, name, _function_of(props.get("Queue")), props)
 
@@ -217,6 +345,8 @@ class Stack:
                 return self._ref(value)
             if key == "Fn::GetAtt":
                 res, attr = value if isinstance(value, list) else value.split(".", 1)
+                if res in self.custom and f"{res}.{attr}" not in self.physical:
+                    raise cloudformation.DeployFailed(f"{res}: the custom resource's answer has no {attr}")
                 return self.physical.get(f"{res}.{attr}", f"{self.physical.get(res, res)}")
             if key == "Fn::Sub":
                 return self._sub(value)
@@ -304,6 +434,8 @@ class Stack:
         env = {k: self.resolve(v) for k, v in {**glob, **own}.items()}
         env = {k: str(v) for k, v in env.items() if v is not None}
         env.update(AWS_REGION=self.region, AWS_LAMBDA_FUNCTION_NAME=self.physical[function])
+        if env.get("PULLTHROUGH_CONFIG") == LAYER_CONFIG:
+            env["PULLTHROUGH_CONFIG"] = str(CONFIG_SOURCE)  # the config layer holds config/pullthrough.yaml
         env.update(self.extra_env)
         return env
 
@@ -346,6 +478,22 @@ class Stack:
                 continue
             results.append(self.invoke(route.function, payload, "eventbridge"))
         return results
+
+    def rotate(self, rotation_token: str | None = None) -> list[moto_secrets.StepOutcome]:
+        """Run the rotations RotateSecret queued, as Secrets Manager invokes the rotation function: each step in
+        order, stopping a rotation at the step that raised. `rotation_token` is sent as RotationToken (Secrets
+        Manager sends one when the function rotates through an assumed role or across accounts)."""
+        by_arn = {self.physical[f"{f}.Arn"]: f for f in self.functions()}
+
+        def invoke(arn: str, event: dict[str, Any]) -> Any:
+            return self.invoke(by_arn[arn], event, "rotation")
+
+        return moto_secrets.run_rotations(self.account, self.region, invoke, rotation_token=rotation_token)
+
+    def schedule_expression(self, function: str) -> str | None:
+        """The rate() / cron() expression the function's schedule was deployed with."""
+        route = next((r for r in self.routes if r.kind == "schedule" and r.function == function), None)
+        return route.expression if route is not None else None
 
     def fire_schedule(self, function: str) -> Any:
         """Fire the function's schedule as EventBridge Scheduler or a schedule rule would."""
@@ -526,6 +674,11 @@ def _function_of(node: Any) -> str | None:
         if "Ref" in node:
             return str(node["Ref"])
     return None
+
+
+def _is_custom(resource: dict[str, Any]) -> bool:
+    kind = str(resource.get("Type", ""))
+    return kind.startswith("Custom::") or kind == "AWS::CloudFormation::CustomResource"
 
 
 def _input(target: dict[str, Any]) -> Any:

@@ -14,6 +14,7 @@ import pytest
 from moto import mock_aws
 
 from pullthrough.aws import clients
+from sandbox import moto_secrets
 
 
 @contextmanager
@@ -33,6 +34,8 @@ def fake_aws(region: str, **environment: str) -> Iterator[None]:
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             patch.delenv(name, raising=False)
         clients.clear()
+        # Secrets Manager's RotateSecret rule and label moves as AWS documents them (moto diverges: moto_secrets.py)
+        moto_secrets.install()
         try:
             with mock_aws():
                 yield

@@ -185,7 +185,7 @@ def _delayed_jobs(world: Imports) -> list[str]:
     return [message.body for message in queue._messages if message.delayed]
 
 
-def test_the_template_routes_only_failed_syncs_under_its_prefixes_to_the_pull_failures_queue(world: Imports) -> None:
+def test_the_template_routes_only_failed_syncs_to_the_pull_failures_queue(world: Imports) -> None:
     # Given ECR's events: a failure and a success under a managed prefix, a failure under another prefix
     def event(prefix: str, status: str) -> dict[str, Any]:
         return {
@@ -199,8 +199,8 @@ def test_the_template_routes_only_failed_syncs_under_its_prefixes_to_the_pull_fa
         bool(world.stack.put_event(event(p, s)))
         for p, s in ((world.HUB, "FAILED"), (world.HUB, "SUCCESS"), ("other", "FAILED"))
     ]
-    # Then only the managed failure reaches the queue
-    assert queued == [True, False, False]
+    # Then both failures reach the queue (report_pull_failures keeps those of the config's rules), the success not
+    assert queued == [True, False, True]
     url = world.stack.physical["PullFailuresQueue"]
     boto3.client("sqs").purge_queue(QueueUrl=url)
 

@@ -297,6 +297,24 @@ def test_an_ecr_upstream_in_another_account_needs_a_role_and_defaults_the_upstre
 
 
 @pytest.mark.parametrize(
+    ("registry", "url", "secret"),
+    [("docker-hub", "registry-1.docker.io", True), ("quay", "quay.io", False), ("k8s", "registry.k8s.io", False)],
+)
+def test_every_rule_created_without_an_upstream_prefix_reports_root(
+    ecr: Any, make_secret: Callable[..., str], registry: str, url: str, secret: bool
+) -> None:
+    # Given a rule of an upstream other than ECR, created without upstreamRepositoryPrefix
+    extra = {"credentialArn": make_secret()} if secret else {}
+    created = ecr.create_pull_through_cache_rule(
+        ecrRepositoryPrefix="p1", upstreamRegistryUrl=url, upstreamRegistry=registry, **extra
+    )
+    # Then ECR says ROOT, as botocore's model says it uses when the field isn't specified (for every upstream)
+    assert created["upstreamRepositoryPrefix"] == "ROOT"
+    [described] = ecr.describe_pull_through_cache_rules(ecrRepositoryPrefixes=["p1"])["pullThroughCacheRules"]
+    assert described["upstreamRepositoryPrefix"] == "ROOT"
+
+
+@pytest.mark.parametrize(
     ("arguments", "parameter"),
     [
         ({"upstreamRegistryUrl": "quay.io", "customRoleArn": f"arn:aws:iam::{ACCOUNT}:role/r"}, "customRoleArn"),
@@ -532,6 +550,7 @@ POLICY = json.dumps(
     }
 )
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
+TEMPLATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pullthrough/template-role"
 
 
 def docker_hub_template(
@@ -546,6 +565,7 @@ def docker_hub_template(
         repositoryPolicy=POLICY,
         lifecyclePolicy=LIFECYCLE,
         appliedFor=list(applied_for),
+        customRoleArn=TEMPLATE_ROLE,
     )
 
 
@@ -602,11 +622,61 @@ def test_create_template_twice_is_refused(ecr: Any) -> None:
             {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "customRoleArn": "arn:aws:iam::210987654321:role/r"},
             "InvalidParameterException",
         ),
+        # botocore's model: RCTAppliedFor enum, RepositoryTemplateDescription max 256, CustomRoleArn max 2048,
+        # RepositoryPolicyText max 10240
+        ({"prefix": "p", "appliedFor": ["PULL_THROUGH"]}, "InvalidParameterException"),
+        ({"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "description": "d" * 257}, "ValidationException"),
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "customRoleArn": TEMPLATE_ROLE + "x" * 2048},
+            "ValidationException",
+        ),
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "repositoryPolicy": " " * 10241},
+            "ValidationException",
+        ),
+        # AWS's ECR guide: tags and a KMS key are applied through the template's role (customRoleArn)
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "resourceTags": [{"Key": "k", "Value": "v"}]},
+            "InvalidParameterException",
+        ),
+        (
+            {"prefix": "p", "appliedFor": ["PULL_THROUGH_CACHE"], "encryptionConfiguration": {"encryptionType": "KMS"}},
+            "InvalidParameterException",
+        ),
+        (
+            {
+                "prefix": "p",
+                "appliedFor": ["PULL_THROUGH_CACHE"],
+                "encryptionConfiguration": {"encryptionType": "KMS_DSSE"},
+            },
+            "InvalidParameterException",
+        ),
     ],
 )
 def test_create_template_checks_its_fields(ecr: Any, arguments: dict[str, Any], expected: str) -> None:
     code, _ = error_of(lambda: ecr.create_repository_creation_template(**arguments))
     assert code == expected
+
+
+def test_tags_and_kms_need_a_role_on_create_and_after_an_update(ecr: Any) -> None:
+    # Given a template with tags and KMS, created with its role
+    docker_hub_template(ecr)
+    # When an update would leave the tags without a role, Then it is refused, naming customRoleArn
+    code, message = error_of(lambda: ecr.update_repository_creation_template(prefix="docker-hub", customRoleArn=""))
+    assert code in ("InvalidParameterException", "ValidationException")
+    # And a template without tags or KMS needs none; adding tags to it without a role is refused
+    ecr.create_repository_creation_template(prefix="quay", appliedFor=["PULL_THROUGH_CACHE", "REPLICATION"])
+    code, message = error_of(
+        lambda: ecr.update_repository_creation_template(prefix="quay", resourceTags=[{"Key": "k", "Value": "v"}])
+    )
+    assert code == "InvalidParameterException"
+    assert "customRoleArn" in message
+    # And with the role in the same update it is accepted
+    updated = ecr.update_repository_creation_template(
+        prefix="quay", resourceTags=[{"Key": "k", "Value": "v"}], customRoleArn=TEMPLATE_ROLE
+    )["repositoryCreationTemplate"]
+    assert updated["customRoleArn"] == TEMPLATE_ROLE
+    assert updated["appliedFor"] == ["PULL_THROUGH_CACHE", "REPLICATION"]
 
 
 def test_describe_templates_filters_and_pages(ecr: Any) -> None:

@@ -675,6 +675,80 @@ def test_template_changes_update_replace_and_delete_it(world: World) -> None:
     assert items_of(summary)["template docker-hub"] == "deleted: no longer in the config"
 
 
+TEMPLATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pullthrough/{STACK}-RepositoryCreationRole-AbC123"
+POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Sid": "OrgPull", "Effect": "Allow", "Principal": "*", "Action": ["ecr:BatchGetImage"]}],
+}
+WITH_ROLE = CONFIG.replace(
+    "      description: Docker Hub images cached by Pullthrough\n",
+    "      description: Docker Hub images cached by Pullthrough\n"
+    "      tags: {team: platform}\n"
+    "      role: create\n"
+    "      applied_for: [PULL_THROUGH_CACHE, REPLICATION]\n"
+    f"      repository_policy: {json.dumps(POLICY)}\n",
+)
+
+
+def test_a_template_with_tags_gets_the_stacks_role_its_policy_and_scenarios(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a template with tags and role: create, and the role template.yaml deploys (TEMPLATE_ROLE_ARN)
+    monkeypatch.setenv("TEMPLATE_ROLE_ARN", TEMPLATE_ROLE)
+    world.configure(WITH_ROLE)
+
+    # When reconciled
+    summary = world.invoke("deploy_create_complete")
+
+    # Then the template names that role as customRoleArn, with the tags, policy and scenarios of the config
+    template = world.templates()["docker-hub"]
+    assert summary["status"] == "OK", summary
+    assert template["customRoleArn"] == TEMPLATE_ROLE
+    assert template["resourceTags"] == [{"Key": "team", "Value": "platform"}]
+    assert sorted(template["appliedFor"]) == ["PULL_THROUGH_CACHE", "REPLICATION"]
+    assert json.loads(template["repositoryPolicy"]) == POLICY
+    # And a cache repository ECR creates from it carries the tags
+    moto_ecr.ensure_cache_repository(ACCOUNT, REGION, "docker-hub/library/nginx")
+    arn = world.ecr.describe_repositories(repositoryNames=["docker-hub/library/nginx"])["repositories"][0]
+    assert world.ecr.list_tags_for_resource(resourceArn=arn["repositoryArn"])["tags"] == [
+        {"Key": "team", "Value": "platform"}
+    ]
+    # And the next run finds nothing to change (ECR's copy of the policy compares equal to the config's)
+    world.calls.clear()
+    again = world.invoke("scheduled")
+    assert items_of(again)["template docker-hub"] == "unchanged"
+    assert [w for w in world.writes() if w[0] == "ecr"] == []
+
+
+def test_role_create_without_the_stacks_role_leaves_the_template_alone(world: World) -> None:
+    # Given a template asking for role: create, and a function that was not given the stack's role
+    world.configure(WITH_ROLE)
+
+    # When reconciled
+    summary = world.invoke("deploy_create_complete")
+
+    # Then the template is not written (ECR would refuse its tags without a role), and the report says what to do
+    assert "docker-hub" not in world.templates()
+    assert ("ecr", "CreateRepositoryCreationTemplate") not in world.writes()
+    item = next(i for i in world.report().items if i.subject == "template docker-hub")
+    assert item.outcome.value == "skipped"
+    assert item.reason_code == "template_role"
+    assert "TEMPLATE_ROLE_ARN" in (item.fix or "")
+    # And the rules themselves were still reconciled
+    assert "docker-hub" in world.rules()
+    assert summary["status"] == "WARNING"
+
+
+def test_a_template_with_its_own_role_arn_passes_it(world: World) -> None:
+    # Given a template naming a role of the account itself
+    role = f"arn:aws:iam::{ACCOUNT}:role/ecr-template-role"
+    world.configure(WITH_ROLE.replace("      role: create\n", f"      custom_role_arn: {role}\n"))
+
+    # When reconciled, Then that role is the template's customRoleArn
+    world.invoke("deploy_create_complete")
+    assert world.templates()["docker-hub"]["customRoleArn"] == role
+
+
 # --- dry run -------------------------------------------------------------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pullthrough import rotation
+from pullthrough.aws.secrets import CANDIDATE
 from pullthrough.credentials import RATE_LIMIT_REPOSITORY
 from pullthrough.dockerhub import HubClient
 from pullthrough.report import Report
@@ -374,6 +375,176 @@ def test_handler_runs_the_sample_events_shape(staged: Rig, new_user: tuple[str, 
     # Then it returned each step's result as JSON
     assert [a["action"] for a in answers] == ["kept", "nothing_to_set", "tested", "promoted"]
     assert staged.aws.value(staged.arn)["username"] == new_user[0]
+
+
+# --- staged under PULLTHROUGH_CANDIDATE (what `credentials set` stages), then RotateSecret's empty AWSPENDING version
+
+
+def stage_candidate(rig: Rig, value: dict[str, str]) -> str:
+    """Stage a value under Pullthrough's label, as `pullthrough credentials set` (or a pipeline) does."""
+    version: str = rig.aws.secrets.put_secret_value(
+        SecretId=rig.arn, SecretString=json.dumps(value), VersionStages=[CANDIDATE]
+    )["VersionId"]
+    return version
+
+
+def labelled(rig: Rig, label: str) -> list[str]:
+    return [version for version, stages in rig.aws.stages(rig.arn).items() if label in stages]
+
+
+@pytest.fixture
+def put_calls() -> Iterator[list[dict[str, Any]]]:
+    """The parameters of every PutSecretValue the library's clients send (values are in them: never printed)."""
+    import boto3
+
+    from pullthrough.aws import clients
+
+    calls: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        calls.append(dict(params))
+
+    clients.clear()
+    boto3.setup_default_session(region_name=REGION)
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-parameter-build.secrets-manager.PutSecretValue", record)
+    yield calls
+    session.events.unregister("before-parameter-build.secrets-manager.PutSecretValue", record)
+    clients.clear()
+
+
+def test_a_staged_candidate_is_copied_tested_promoted_and_its_label_taken_off(
+    staged: Rig, new_user: tuple[str, str]
+) -> None:
+    # Given a good token staged under PULLTHROUGH_CANDIDATE, and RotateSecret's empty AWSPENDING version
+    value = {"username": new_user[0], "accessToken": new_user[1]}
+    candidate = stage_candidate(staged, value)
+    token = staged.aws.placeholder(staged.arn)
+
+    # When the four steps run
+    results = staged.rotate(token)
+
+    # Then createSecret copied the candidate to AWSPENDING, and the rest tested and promoted it
+    assert [r.action for r in results] == ["copied", "nothing_to_set", "tested", "promoted"]
+    assert staged.aws.value(staged.arn) == value
+    # And the label is off the candidate, which no rotation will promote again
+    assert labelled(staged, CANDIDATE) == []
+    assert staged.aws.stages(staged.arn)[candidate] == []
+
+
+def test_each_step_of_a_staged_rotation_run_twice_changes_nothing_more(staged: Rig, new_user: tuple[str, str]) -> None:
+    # Given a staged candidate and RotateSecret's version
+    stage_candidate(staged, {"username": new_user[0], "accessToken": new_user[1]})
+    token = staged.aws.placeholder(staged.arn)
+    # When every step runs twice in a row (Secrets Manager retries)
+    changes = []
+    for step in STEPS:
+        first = staged.step(step, token)
+        after_first = staged.state()
+        second = staged.step(step, token)
+        changes.append((step, first.action, second.action, after_first == staged.state()))
+    # Then the second createSecret keeps what the first copied, no second run changed anything, and the second
+    # finish knew the work was done
+    assert [(step, second) for step, _, second, _ in changes] == [
+        ("createSecret", "kept"),
+        ("setSecret", "nothing_to_set"),
+        ("testSecret", "tested"),
+        ("finishSecret", "already_current"),
+    ]
+    assert all(same for *_, same in changes), changes
+    assert labelled(staged, CANDIDATE) == []
+
+
+def test_a_refused_candidate_is_never_promoted_and_loses_its_label(staged: Rig) -> None:
+    # Given a candidate the upstream does not know
+    stage_candidate(staged, {"username": staged.user, "accessToken": new_token()})
+    token = staged.aws.placeholder(staged.arn)
+    staged.step("createSecret", token)
+    staged.step("setSecret", token)
+
+    # When testSecret runs, and a finish is called anyway
+    with pytest.raises(RotationError) as refused:
+        staged.step("testSecret", token)
+    with pytest.raises(RotationError):
+        staged.step("finishSecret", token)
+
+    # Then AWSCURRENT still holds the old value, and the candidate lost its label (no later rotation tries it)
+    assert refused.value.code == "auth"
+    assert staged.aws.value(staged.arn) == {"username": staged.user, "accessToken": staged.token}
+    assert labelled(staged, CANDIDATE) == []
+
+
+def test_a_candidate_that_could_not_be_tested_keeps_its_label(staged: Rig, new_user: tuple[str, str]) -> None:
+    # Given a good candidate, and an upstream that cannot be reached for the test
+    stage_candidate(staged, {"username": new_user[0], "accessToken": new_user[1]})
+    token = staged.aws.placeholder(staged.arn)
+    staged.step("createSecret", token)
+    staged.sandbox.upstream.faults.token_status(503, repository=RATE_LIMIT_REPOSITORY, times=None)
+
+    # When testSecret runs, Then it is not promoted, but the candidate stays staged for the retry
+    with pytest.raises(RotationError) as refused:
+        staged.step("testSecret", token)
+    assert "could not be tested" in str(refused.value)
+    assert len(labelled(staged, CANDIDATE)) == 1
+    assert staged.aws.value(staged.arn)["accessToken"] == staged.token
+
+
+def test_a_candidate_staged_during_the_rotation_stays_for_the_next(
+    staged: Rig, new_user: tuple[str, str], sandbox: Sandbox
+) -> None:
+    # Given a rotation that copied one candidate, and a newer candidate staged before it finished
+    stage_candidate(staged, {"username": new_user[0], "accessToken": new_user[1]})
+    token = staged.aws.placeholder(staged.arn)
+    for step in STEPS[:3]:
+        staged.step(step, token)
+    newer = stage_candidate(staged, {"username": new_user[0], "accessToken": new_token()})
+
+    # When finishSecret runs, Then it promoted what it tested, and the newer candidate keeps its label
+    staged.step("finishSecret", token)
+    assert staged.aws.value(staged.arn)["accessToken"] == new_user[1]
+    assert labelled(staged, CANDIDATE) == [newer]
+
+
+def test_nothing_staged_under_the_label_is_refused_naming_it(staged: Rig) -> None:
+    token = staged.aws.placeholder(staged.arn)
+    with pytest.raises(RotationError) as refused:
+        staged.step("createSecret", token)
+    assert CANDIDATE in str(refused.value)
+    assert refused.value.code == "nothing_staged"
+
+
+def test_the_rotation_token_reaches_put_secret_value(
+    staged: Rig, new_user: tuple[str, str], put_calls: list[dict[str, Any]]
+) -> None:
+    # Given a rotation event with a RotationToken (Secrets Manager sends one when rotating through an assumed role
+    # or across accounts), and a staged candidate
+    stage_candidate(staged, {"username": new_user[0], "accessToken": new_user[1]})
+    token = staged.aws.placeholder(staged.arn)
+    put_calls.clear()
+    event = {**staged.event("createSecret", token), "RotationToken": "7b0f3c2e-6a1d-4e5f-9a8b-0c1d2e3f4a5b"}
+
+    # When createSecret copies the candidate
+    rotation.handle(event, staged.settings)
+
+    # Then PutSecretValue, the one operation botocore's model gives a RotationToken, carried it
+    [put] = put_calls
+    assert put["RotationToken"] == "7b0f3c2e-6a1d-4e5f-9a8b-0c1d2e3f4a5b"
+    assert put["ClientRequestToken"] == token
+    assert put["VersionStages"] == ["AWSPENDING"]
+
+
+def test_the_rotation_token_reaches_put_secret_value_when_minting(
+    minting: Rig, put_calls: list[dict[str, Any]]
+) -> None:
+    token = minting.aws.placeholder(minting.arn)
+    put_calls.clear()
+    rotation.handle(
+        {**minting.event("createSecret", token), "RotationToken": "8c1a4d3f-7b2e-4f6a-8b9c-1d2e3f4a5b6c"},
+        minting.settings,
+    )
+    [put] = put_calls
+    assert put["RotationToken"] == "8c1a4d3f-7b2e-4f6a-8b9c-1d2e3f4a5b6c"
 
 
 # --- docker-hub-api --------------------------------------------------------------------------------------------------

@@ -83,12 +83,7 @@ class WarmHarness:
                         upstreamRegistry=upstream,
                         credentialArn=arn,
                     )
-                stack = Stack(
-                    account=sandbox.account,
-                    region=sandbox.region,
-                    parameters={"CachePrefixes": f"{cls.HUB},{cls.GHCR}"},
-                    extra_env=dict(sandbox.env()),
-                ).deploy()
+                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
                 sns, sqs = boto3.client("sns"), boto3.client("sqs")
                 reader = sqs.create_queue(QueueName=f"{cls.STACK_LABEL}-report-reader")["QueueUrl"]
                 reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
@@ -132,6 +127,7 @@ class WarmHarness:
         path = self.workdir / f"{unique('config-')}.yaml"
         path.write_text(yaml.safe_dump(document))
         self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+        self.stack.update()  # as `sam deploy` of an edited config: the template's facts about it follow
 
     def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
         options.setdefault("layer_sizes", self.LAYERS)

@@ -8,10 +8,31 @@ from typing import Any
 
 from sandbox.template import REPO_ROOT, TEMPLATE_PATH, load_template
 
-__all__ = ["REPO_ROOT", "TEMPLATE_PATH", "load_template", "referenced_names", "resources_of_type"]
+__all__ = [
+    "CONFIG_FACTS",
+    "REPO_ROOT",
+    "TEMPLATE_PATH",
+    "config_facts",
+    "load_template",
+    "referenced_names",
+    "resources_of_type",
+]
+
+CONFIG_FACTS = "ConfigFacts"  # the custom resource whose attributes carry what the template needs from the config
 
 # `${Name}` and `${Name.Attribute}` in a Sub string; `${!Literal}` is an escape, not a reference.
 _SUB_VARIABLE = re.compile(r"\$\{(?!!)([^}.]+)(?:\.[^}]+)?\}")
+
+
+def config_facts(config_text: str | None = None) -> dict[str, str]:
+    """What ConfigFacts answers for a config document (the repository's config/pullthrough.yaml by default): the
+    values `!GetAtt ConfigFacts.<name>` stands for once deployed, computed by the function that answers it."""
+    from pullthrough import config, facts
+
+    parsed = (
+        config.parse(config_text) if config_text is not None else config.load(REPO_ROOT / "config/pullthrough.yaml")
+    )
+    return facts.derive(parsed).attributes()
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from moto.events.models import EventPattern
 
-from tests.template.cfn import REPO_ROOT
+from tests.template.cfn import CONFIG_FACTS, REPO_ROOT, config_facts
 
 FUNCTION = "ReconcileRulesFunction"
 SAMPLES = REPO_ROOT / "events" / "reconcile_rules"
@@ -184,48 +184,59 @@ def test_only_registry_level_ecr_actions_have_no_resource_scope(template: dict[s
     )
 
 
-def test_secrets_are_readable_only_under_the_ecr_prefix(template: dict[str, Any]) -> None:
-    # Given the statement that reads secrets, Then it covers ecr-pullthroughcache/* of this account and region only
-    statement = statements(template)["ReadUpstreamCredentials"]
-    assert statement["Resource"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:ecr-pullthroughcache/*"
+def evaluate(node: Any, facts: dict[str, str]) -> Any:
+    """Fn::Split / Fn::Join / Fn::GetAtt ConfigFacts.<name> as CloudFormation evaluates them once deployed."""
+    if isinstance(node, dict) and "Fn::GetAtt" in node:
+        resource, attribute = node["Fn::GetAtt"]
+        assert resource == CONFIG_FACTS, node
+        return facts[attribute]
+    if isinstance(node, dict) and "Fn::Join" in node:
+        delimiter, parts = node["Fn::Join"]
+        values = evaluate(parts, facts)
+        return delimiter.join(str(v) for part in values for v in (part if isinstance(part, list) else [part]))
+    if isinstance(node, dict) and "Fn::Split" in node:
+        delimiter, text = node["Fn::Split"]
+        return evaluate(text, facts).split(delimiter)
+    if isinstance(node, list):
+        return [evaluate(item, facts) for item in node]
+    return node
+
+
+PINNED = {
+    "StringEquals": {
+        "aws:RequestedRegion": {"Ref": "AWS::Region"},
+        "aws:ResourceAccount": {"Ref": "AWS::AccountId"},
     }
+}
+
+
+def test_secrets_are_readable_only_as_the_config_names_them(template: dict[str, Any]) -> None:
+    # Given the statement that reads secrets, and what ConfigFacts answers for the shipped config
+    statement = statements(template)["ReadUpstreamCredentials"]
+    facts = config_facts()
+
+    # When CloudFormation evaluates it
+    resources = evaluate(statement["Resource"], facts)
+
+    # Then it covers each secret of the config's rules, under ecr-pullthroughcache/ with Secrets Manager's six-character
+    # suffix, in this region and account only
+    names = ["ecr-pullthroughcache/docker-hub", "ecr-pullthroughcache/ghcr"]
+    assert resources == [f"arn:*:secretsmanager:*:*:secret:{name}-??????" for name in names]
+    assert statement["Condition"] == PINNED
 
 
 def test_repositories_are_created_only_under_the_cache_prefixes(template: dict[str, Any]) -> None:
-    # Given the statement for the repositories a template describes, and CachePrefixes' default
+    # Given the statement for the repositories a template describes, and the shipped config's rule prefixes
     statement = statements(template)["CreateCacheRepositoriesFromTemplates"]
-    prefixes = template["Parameters"]["CachePrefixes"]["Default"].split(",")
+    prefixes = ["docker-hub", "ghcr", "quay", "k8s", "ecr-public"]
 
-    # When CloudFormation evaluates its Fn::Split / Fn::Join over the parameter
-    def evaluate(node: Any) -> Any:
-        if isinstance(node, dict) and "Ref" in node:
-            assert node["Ref"] == "CachePrefixes"
-            return prefixes
-        if isinstance(node, dict) and "Fn::Join" in node:
-            delimiter, parts = node["Fn::Join"]
-            values = evaluate(parts)
-            return delimiter.join(str(v) for part in values for v in (part if isinstance(part, list) else [part]))
-        if isinstance(node, dict) and "Fn::Split" in node:
-            delimiter, text = node["Fn::Split"]
-            return evaluate(text).split(delimiter)
-        if isinstance(node, list):
-            return [evaluate(item) for item in node]
-        return node
+    # When CloudFormation evaluates its Fn::Split / Fn::Join over what ConfigFacts answers
+    resources = evaluate(statement["Resource"], config_facts())
 
-    resources = evaluate(statement["Resource"])
-
-    # Then each prefix's repositories and nothing else are covered, in this region and account only
-    expected = [f"arn:*:ecr:*:*:repository/{p}" for p in prefixes] + [
-        f"arn:*:ecr:*:*:repository/{p}/*" for p in prefixes
-    ]
-    assert sorted(resources) == sorted(expected)
-    assert statement["Condition"] == {
-        "StringEquals": {
-            "aws:RequestedRegion": {"Ref": "AWS::Region"},
-            "aws:ResourceAccount": {"Ref": "AWS::AccountId"},
-        }
-    }
+    # Then each prefix's repositories (a template's prefix applies under <prefix>/) and nothing else are covered, in
+    # this region and account only
+    assert sorted(resources) == sorted(f"arn:*:ecr:*:*:repository/{p}/*" for p in prefixes)
+    assert statement["Condition"] == PINNED
 
 
 def test_the_ledger_is_writable_only_in_the_ownership_partition(template: dict[str, Any]) -> None:
@@ -243,3 +254,41 @@ def test_reports_and_the_warming_event_go_to_this_stacks_topic_and_the_default_b
     assert found["StartWarming"]["Resource"] == {
         "Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"
     }
+
+
+# --- the repository creation role (templates with role: create) -----------------------------------------------------
+
+
+def test_templates_with_role_create_get_the_role_the_stack_deploys(template: dict[str, Any]) -> None:
+    # Given the function's environment and the role, Then reconcile_rules knows the role's ARN
+    assert function(template)["Environment"]["Variables"]["TEMPLATE_ROLE_ARN"] == {
+        "Fn::GetAtt": ["RepositoryCreationRole", "Arn"]
+    }
+    role = template["Resources"]["RepositoryCreationRole"]["Properties"]
+    # And the role lives under /pullthrough/, the path iam:PassRole names
+    assert role["Path"] == "/pullthrough/"
+    # And only ECR may assume it, and only for this account when the request says which account it acts for
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecr.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    assert trust["Condition"]["StringEqualsIfExists"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_the_repository_creation_role_may_do_what_the_guide_lists_on_what_the_config_names(
+    template: dict[str, Any],
+) -> None:
+    # Given the role's statements and what ConfigFacts answers for the shipped config (docker-hub has role: create)
+    role = template["Resources"]["RepositoryCreationRole"]["Properties"]
+    found = {s["Sid"]: s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]}
+    facts = config_facts()
+
+    # Then ECR may create and tag the repositories of those templates only, in this region and account
+    create = found["CreateAndTagTemplateRepositories"]
+    assert actions(create) == ["ecr:CreateRepository", "ecr:TagResource"]
+    assert evaluate(create["Resource"], facts) == ["arn:*:ecr:*:*:repository/docker-hub/*"]
+    assert create["Condition"] == PINNED
+    # And use the KMS keys those templates name (none in the shipped config: an ARN that names no key)
+    keys = found["UseTemplateKmsKeys"]
+    assert actions(keys) == ["kms:CreateGrant", "kms:RetireGrant", "kms:DescribeKey"]
+    assert evaluate(keys["Resource"], facts) == ["arn:aws:kms:*:*:key/NONE"]
+    assert set(found) == {"CreateAndTagTemplateRepositories", "UseTemplateKmsKeys"}

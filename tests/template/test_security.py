@@ -3,8 +3,10 @@ retention, and no unexplained linter or checkov exception.
 
 IAM is read from the template as CloudFormation receives it: SAM's own translator expands the functions' policies,
 policy templates, event-source permissions and managed policies, so what SAM adds is checked as well as what the
-template spells out. Resource expressions (`!Split`, `!Join`, `!Sub` over parameters) are evaluated with chosen
-parameter values, so a test can tell an ARN built from CachePrefixes from one that only looks like it.
+template spells out. Resource expressions (`!Split`, `!Join`, `!Sub` over parameters and `!GetAtt ConfigFacts.<name>`)
+are evaluated with what the ConfigFacts custom resource answers for a chosen config (computed by pullthrough.facts, the
+code that answers it when the stack deploys), so a test can tell an ARN built from the config's rules from one that
+only looks like it.
 
 Tests are per function and role found in the template: functions added later are covered without a change here.
 """
@@ -23,13 +25,33 @@ from typing import Any
 
 import pytest
 
-from tests.template.cfn import TEMPLATE_PATH, load_template, referenced_names, resources_of_type
+from tests.template.cfn import (
+    CONFIG_FACTS,
+    TEMPLATE_PATH,
+    config_facts,
+    load_template,
+    referenced_names,
+    resources_of_type,
+)
 
 REGION = "eu-west-3"
 ACCOUNT = "111122223333"
-# CachePrefixes for the evaluation: not the default, and with a nested prefix, so an ARN that ignores the parameter
-# (or takes only its first item) is caught.
+# The config the template is evaluated with: not the shipped one, with a nested prefix, so an ARN that ignores the
+# config (or takes only its first rule) is caught; one template asks for the repository creation role with a KMS key.
 PREFIXES = ["alpha", "team/beta"]
+ROLE_PREFIXES = ["alpha"]  # the templates with role: create
+KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
+CONFIG = f"""
+version: 1
+rules:
+  - prefix: alpha
+    upstream: docker-hub
+    credentials: ecr-pullthroughcache/alpha
+    template: {{tags: {{team: a}}, role: create, encryption: {{type: KMS, key: "{KMS_KEY}"}}}}
+  - prefix: team/beta
+    upstream: quay
+"""
+FACTS = config_facts(CONFIG)
 
 FUNCTION_TYPES = ("AWS::Serverless::Function", "AWS::Lambda::Function")
 SECRET_PREFIX = "ecr-pullthroughcache/"
@@ -94,6 +116,9 @@ UNPINNED_ACCOUNT_GAPS: dict[tuple[str, str], str] = {}
 # Secrets a function may touch: the upstream credentials ECR reads, and (read only) the Docker Hub admin secret
 # of `rotation: docker-hub-api`, kept outside ecr-pullthroughcache/ so ECR never reads it.
 UPSTREAM_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:{SECRET_PREFIX}*"
+# The config's own secrets (ConfigFacts), with Secrets Manager's six-character suffix; region and account are left
+# open in the ARN and pinned by conditions (test_wildcard_region_and_account_are_pinned_by_conditions).
+CONFIG_SECRETS = {f"arn:*:secretsmanager:*:*:secret:{SECRET_PREFIX}alpha-??????"}
 ADMIN_SECRETS = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:pullthrough/*"
 ADMIN_SECRET_ACTIONS = {"secretsmanager:GetSecretValue"}
 
@@ -130,12 +155,16 @@ def expand(template: dict[str, Any]) -> dict[str, Any]:
 class Evaluator:
     """Evaluates CloudFormation intrinsics to every value they can take, for chosen parameter values.
 
-    A resource of the stack evaluates to `{LogicalId}` (Ref) or `{LogicalId.Attribute}` (GetAtt); `Fn::If` to both
-    branches. Values are strings or lists of strings (a CommaDelimitedList, a Split).
+    A resource of the stack evaluates to `{LogicalId}` (Ref) or `{LogicalId.Attribute}` (GetAtt), except ConfigFacts,
+    whose attributes are `facts` (what it answers for the chosen config); `Fn::If` to both branches. Values are
+    strings or lists of strings (a CommaDelimitedList, a Split).
     """
 
-    def __init__(self, template: dict[str, Any], parameters: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, template: dict[str, Any], parameters: dict[str, Any] | None = None, facts: dict[str, str] | None = None
+    ) -> None:
         self.resources = template.get("Resources", {})
+        self.facts = facts or {}
         self.parameters: dict[str, Any] = {}
         for name, definition in template.get("Parameters", {}).items():
             default = definition.get("Default")
@@ -185,6 +214,8 @@ class Evaluator:
 
     def _getatt(self, argument: Any) -> list[Any]:
         parts = argument.split(".", 1) if isinstance(argument, str) else argument
+        if parts[0] == CONFIG_FACTS and self.facts:
+            return [self.facts[str(parts[1])]]
         return ["{" + ".".join(str(part) for part in parts) + "}"]
 
     def _join(self, argument: list[Any]) -> list[Any]:
@@ -237,7 +268,7 @@ def expanded(template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def evaluator(expanded: dict[str, Any]) -> Evaluator:
-    return Evaluator(expanded, {"CachePrefixes": PREFIXES})
+    return Evaluator(expanded, facts=FACTS)
 
 
 def role_of(expanded: dict[str, Any], principal: str) -> str:
@@ -326,17 +357,18 @@ def test_star_resources_only_for_actions_aws_cannot_scope(
 def test_ecr_repository_actions_are_scoped_to_the_cache_prefixes(
     expanded: dict[str, Any], evaluator: Evaluator, principal: str
 ) -> None:
-    # Given the repository ARNs CachePrefixes (here alpha and team/beta) stand for, with any partition, region or
-    # account written as "*"
+    # Given the repository ARNs the config's rules (here alpha and team/beta) stand for, with any partition, region
+    # or account written as "*"; the repository creation role's, those of the templates that use it
+    role = role_of(expanded, principal)
+    prefixes = ROLE_PREFIXES if role == "RepositoryCreationRole" else PREFIXES
     allowed = {
         f"arn:{partition}:ecr:{region}:{account}:repository/{prefix}{tail}"
         for partition in ("aws", "*")
         for region in (REGION, "*")
         for account in (ACCOUNT, "*")
-        for prefix in PREFIXES
+        for prefix in prefixes
         for tail in ("", "/*")
     }
-    role = role_of(expanded, principal)
     for statement in filter(allows, statements(expanded, role)):
         actions = [action for action in listed(statement["Action"]) if action.startswith("ecr:")]
         unknown = set(actions) - ECR_REPOSITORY_ACTIONS - set(UNSCOPABLE)
@@ -345,9 +377,9 @@ def test_ecr_repository_actions_are_scoped_to_the_cache_prefixes(
             continue
         # Then a statement with repository actions names repositories under the prefixes only, and every prefix
         resources = evaluator.strings(statement["Resource"])
-        assert resources <= allowed, f"{role} {named(statement)}: {sorted(resources - allowed)} outside CachePrefixes"
+        assert resources <= allowed, f"{role} {named(statement)}: {sorted(resources - allowed)} outside the prefixes"
         covered = {resource.split(":repository/", 1)[1].removesuffix("/*") for resource in resources}
-        assert covered == set(PREFIXES), f"{role} {named(statement)}: ARNs not built from every CachePrefixes item"
+        assert covered == set(prefixes), f"{role} {named(statement)}: ARNs not built from every rule of the config"
 
 
 @PRINCIPALS
@@ -387,13 +419,18 @@ def test_secrets_manager_only_on_upstream_credentials(
         actions = {a for a in listed(statement["Action"]) if a.startswith("secretsmanager:")}
         if not actions:
             continue
-        # Then it names the ecr-pullthroughcache/ secrets, or reads the admin secrets under pullthrough/
+        # Then it names the ecr-pullthroughcache/ secrets (all of them, or exactly the config's), or reads the admin
+        # secrets under pullthrough/
         resources = evaluator.strings(statement["Resource"])
         for resource in resources:
             if resource == ADMIN_SECRETS:
                 assert actions <= ADMIN_SECRET_ACTIONS, f"{role} {named(statement)}: admin secrets are read only"
             else:
-                assert resource == UPSTREAM_SECRETS, f"{role} {named(statement)}: {resource}"
+                assert resource == UPSTREAM_SECRETS or resource in CONFIG_SECRETS, (
+                    f"{role} {named(statement)}: {resource}"
+                )
+        if resources & CONFIG_SECRETS:
+            assert resources == CONFIG_SECRETS, f"{role} {named(statement)}: not every secret of the config"
         # And no statement mixes secrets with other services, so the resources above are the secrets'
         assert actions == set(listed(statement["Action"])), f"{role} {named(statement)}: mixes services"
 
@@ -405,6 +442,10 @@ def test_keys_topics_queues_tables_and_functions_only_of_this_stack(
     role = role_of(expanded, principal)
     for statement in filter(allows, statements(expanded, role)):
         services = {action.split(":")[0] for action in listed(statement["Action"])}
+        if role == "RepositoryCreationRole" and services == {"kms"}:
+            # ECR encrypts a template's repositories with the key the config names, not one of this stack
+            assert evaluator.strings(statement["Resource"]) == {KMS_KEY}, f"{role} {named(statement)}"
+            continue
         for service in services & set(OWN_RESOURCE_SERVICES):
             # Then every resource is one the stack defines (an index of its table at most)
             for resource in evaluator.strings(statement["Resource"]):

@@ -136,10 +136,8 @@ def test_email_subscription_exists_only_when_an_address_is_given(template: dict[
         ("Stage", "dev"),
         ("NotificationEmail", ""),
         ("ReconcileSchedule", "rate(1 day)"),
-        ("WarmSchedule", "rate(6 hours)"),
         ("WarmMaxConcurrency", 2),
         ("LogRetentionDays", 30),
-        ("CachePrefixes", "docker-hub,ghcr,quay,k8s,ecr-public"),
     ],
 )
 def test_parameters_have_the_documented_defaults(template: dict[str, Any], name: str, default: object) -> None:
@@ -147,11 +145,13 @@ def test_parameters_have_the_documented_defaults(template: dict[str, Any], name:
     assert template["Parameters"][name]["Default"] == default
 
 
-def test_stage_is_dev_or_prod_and_cache_prefixes_a_list(template: dict[str, Any]) -> None:
+def test_stage_is_dev_or_prod_and_nothing_the_config_says_is_a_parameter(template: dict[str, Any]) -> None:
     # Given the template's parameters, Then their types and bounds refuse what AWS would refuse later
     parameters = template["Parameters"]
     assert parameters["Stage"]["AllowedValues"] == ["dev", "prod"]
-    assert parameters["CachePrefixes"]["Type"] == "CommaDelimitedList"
+    # And what config/pullthrough.yaml says (the rules' prefixes, the warm schedule) comes from ConfigFacts, never
+    # typed twice as a parameter
+    assert {"CachePrefixes", "WarmSchedule"} & set(parameters) == set()
     # SQS accepts a maximum concurrency from 2 to 1000; CloudFormation should refuse anything else before deploying.
     assert (parameters["WarmMaxConcurrency"]["MinValue"], parameters["WarmMaxConcurrency"]["MaxValue"]) == (2, 1000)
 
@@ -164,9 +164,6 @@ def test_stage_is_dev_or_prod_and_cache_prefixes_a_list(template: dict[str, Any]
         ("ReconcileSchedule", "cron(0 3 * * ? *)", True),
         ("ReconcileSchedule", "rate(0 days)", False),
         ("ReconcileSchedule", "daily", False),
-        ("WarmSchedule", "rate(6 hours)", True),
-        ("WarmSchedule", "rate(1 hour)", True),
-        ("WarmSchedule", "rate(6 weeks)", False),
         ("NotificationEmail", "", True),
         ("NotificationEmail", "ops@example.com", True),
         ("NotificationEmail", "ops@example", False),

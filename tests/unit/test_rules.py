@@ -56,7 +56,7 @@ def ecr_rule(
             "ecr",
             ECR_URL,
             custom_role_arn=role,
-            upstream_prefix=ptc.upstream_prefix_of("ecr", upstream_prefix),
+            upstream_prefix=ptc.upstream_prefix_of(upstream_prefix),
         ),
         upstream=upstreams.CATALOGUE["ecr"],
         allow_replace=allow_replace,
@@ -475,6 +475,23 @@ def test_an_ecr_rule_without_upstream_prefix_wants_ecrs_default() -> None:
     (desired,) = rules.desired_rules(config, {})
     assert desired.spec.upstream_prefix == "ROOT"
     assert desired.spec.custom_role_arn == ROLE
+
+
+@pytest.mark.parametrize("upstream", sorted(upstreams.CATALOGUE))
+def test_root_and_an_absent_upstream_prefix_are_the_same_rule_for_every_upstream(upstream: str) -> None:
+    # Given a rule of any upstream that names no upstream prefix, and ECR reporting it with ROOT (botocore: "When
+    # this field isn't specified, Amazon ECR will use the ROOT")
+    entry = upstreams.CATALOGUE[upstream]
+    url = entry.url or ECR_URL
+    want = DesiredRule(RuleSpec("p1", upstream, url, upstream_prefix=ptc.upstream_prefix_of(None)), entry)
+    described = ptc._rule({"ecrRepositoryPrefix": "p1", "upstreamRegistry": upstream, "upstreamRegistryUrl": url,
+                           "upstreamRepositoryPrefix": "ROOT"})  # fmt: skip
+    left_out = ptc._rule({"ecrRepositoryPrefix": "p1", "upstreamRegistry": upstream, "upstreamRegistryUrl": url})
+
+    # When each is compared with the config, Then nothing differs: no permanent difference, no replace loop
+    for have in (described, left_out):
+        assert rules.rule_differences(want, have) == ([], [])
+        assert rules.plan_rule("p1", replace(want, allow_replace=True), have, owned=True).action is Action.KEEP
 
 
 # --- triggers ------------------------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from pullthrough import config as config_module
 from pullthrough import credentials, rotation
-from pullthrough.aws.secrets import SecretInfo
+from pullthrough.aws.secrets import CANDIDATE, SecretInfo
 from pullthrough.config import Config, Rule
 from pullthrough.credentials import CredentialCheck
 from pullthrough.errors import AwsAlreadyExists, AwsError, AwsNotFound, PullthroughError, SecretError
@@ -74,7 +74,8 @@ def add_credentials_commands(commands: Any) -> None:
         description=(
             "Asks for the token without echoing it, or reads it from stdin when stdin is not a terminal "
             "(pullthrough credentials set RULE < token-file). Tests it upstream first; nothing is stored when it "
-            "fails. An existing secret gets the value as AWSPENDING, then a rotation tests and promotes it."
+            f"fails. An existing secret gets the value under the staging label {CANDIDATE}, then a rotation copies "
+            "it to AWSPENDING, tests it and promotes it."
         ),
     )
     set_.add_argument("rule", help="the rule's prefix in the config, e.g. docker-hub")
@@ -89,6 +90,11 @@ def add_credentials_commands(commands: Any) -> None:
     )
     set_.add_argument("--rotation-function", help="ARN of the rotation function to attach (with --via lambda)")
     set_.add_argument("--check-only", action="store_true", help="test the token upstream and store nothing")
+    set_.add_argument(
+        "--stage-only",
+        action="store_true",
+        help=f"stage the value under {CANDIDATE} and start no rotation: the secret's next rotation takes it",
+    )
     _common(set_)
     set_.set_defaults(handler=credentials_set)
 
@@ -149,28 +155,43 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
     return _stage_and_rotate(args, io, settings, existing, value)
 
 
-def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, existing: Any, value: str) -> int:
+def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, existing: SecretInfo, value: str) -> int:
     from pullthrough.aws import secrets
 
-    version = rotation.new_token()
-    secrets.put_value(existing.arn, value, (secrets.PENDING,), token=version, region=settings.region)
+    staged = rotation.new_token()
+    secrets.put_value(existing.arn, value, (CANDIDATE,), token=staged, region=settings.region)
     if args.expires:
         secrets.tag(existing.arn, {rotation.PENDING_EXPIRES_TAG: args.expires.isoformat()}, region=settings.region)
-    io.say(f"staged as AWSPENDING on {existing.name} (version {version})")
+    io.say(f"staged under {CANDIDATE} on {existing.name} (version {staged}); AWSCURRENT is unchanged")
+    if args.stage_only:
+        io.say(
+            "--stage-only: the secret's next rotation (its schedule, or aws secretsmanager rotate-secret --secret-id "
+            f"{existing.name}) tests the value and promotes it"
+        )
+        return EXIT_OK
+    version = rotation.new_token()
     via = args.via
     if via == "auto":
         via = "lambda" if existing.rotation_lambda_arn or args.rotation_function else "local"
     if via == "lambda":
+        _end_unfinished_rotation(io, settings, existing)
         try:
             secrets.start_rotation(
                 existing.arn, token=version, lambda_arn=args.rotation_function, region=settings.region
             )
         except AwsError as exc:
             io.warn(f"Secrets Manager did not start the rotation: {exc}")
-            io.warn("the value stays staged; run again with --via local to test and promote it from here")
+            io.warn(f"the value stays staged under {CANDIDATE}; run again with --via local to test and promote it here")
             return EXIT_FAILED
-        io.say("rotation started: the rotation function tests the value and promotes it; its report follows")
+        io.say(
+            f"rotation started (version {version}): the rotation function copies the staged value to AWSPENDING, "
+            "tests it upstream and promotes it; its report follows"
+        )
         return EXIT_OK
+    # Here this process does what Secrets Manager and createSecret would: the value at AWSPENDING on the rotation's
+    # version (PutSecretValue moves AWSPENDING off any other version), then each step in turn.
+    secrets.put_value(existing.arn, value, (secrets.PENDING,), token=version, region=settings.region)
+    io.say(f"staged as AWSPENDING on version {version}")
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         event = {"Step": step, "SecretId": existing.arn, "ClientRequestToken": version}
         try:
@@ -182,6 +203,25 @@ def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, exis
         io.say(f"{step}: {result.message}")
     io.say(f"{existing.name}: the new value is AWSCURRENT")
     return EXIT_OK
+
+
+def _end_unfinished_rotation(io: Io, settings: Settings, existing: SecretInfo) -> None:
+    """Take AWSPENDING off a version that is not AWSCURRENT's: a rotation that failed and never finished.
+
+    While it is there RotateSecret refuses ("A previous rotation isn't complete", botocore: any later RotateSecret
+    "assumes that a previous rotation request is still in progress and returns an error"). AWS's CancelRotateSecret
+    documentation advises exactly this cleanup; the value on that version never became current.
+    """
+    from pullthrough.aws import secrets
+
+    pending, current = existing.version_with(secrets.PENDING), existing.version_with(secrets.CURRENT)
+    if pending is None or pending == current:
+        return
+    secrets.move_stage(existing.arn, secrets.PENDING, None, pending, region=settings.region)
+    io.say(
+        f"a previous rotation did not finish (AWSPENDING was on version {pending}, not on AWSCURRENT's): took "
+        "AWSPENDING off it so Secrets Manager can start this one; AWSCURRENT is unchanged"
+    )
 
 
 def credentials_check(args: argparse.Namespace, io: Io) -> int:

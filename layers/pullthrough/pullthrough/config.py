@@ -54,6 +54,7 @@ from pullthrough.reference import (
 )
 
 __all__ = [
+    "CREATE_ROLE",
     "SECRET_PREFIX",
     "Config",
     "Encryption",
@@ -68,6 +69,7 @@ __all__ = [
     "WarmTarget",
     "load",
     "parse",
+    "policy_text",
     "schema_text",
 ]
 
@@ -471,9 +473,47 @@ class Lifecycle(_Model):
         return json.dumps({"rules": rules}, sort_keys=True)
 
 
-class Template(_Model):
-    """The repository-creation template (appliedFor PULL_THROUGH_CACHE, same prefix as the rule)."""
+AppliedFor = Literal["PULL_THROUGH_CACHE", "REPLICATION", "CREATE_ON_PUSH"]  # botocore's ECR model: RCTAppliedFor
+CREATE_ROLE = "create"
+_ROLE_NEEDED = (
+    "AWS's ECR guide (Create an IAM role for repository creation templates) says ECR applies resource tags and a KMS "
+    "key to the repositories it creates only through a repository creation role (the template's customRoleArn)"
+)
+_ROLE_FIX = (
+    "add role: create (Pullthrough deploys a least-privilege role that ECR assumes) or custom_role_arn: <the ARN of "
+    "a role in this account that ECR may assume>"
+)
+_POLICY_LIMIT = 10240  # botocore's ECR model: RepositoryPolicyText max 10240
+PolicyDocument = Annotated[dict[str, Any], WithJsonSchema({"type": "object", "required": ["Statement"]})]
 
+
+class Template(_Model):
+    """The repository-creation template of a rule: its prefix is the rule's, and it applies to PULL_THROUGH_CACHE."""
+
+    applied_for: tuple[AppliedFor, ...] = Field(
+        ("PULL_THROUGH_CACHE",),
+        min_length=1,
+        description=(
+            "When ECR applies the template (appliedFor): PULL_THROUGH_CACHE (the rule's cache repositories, always "
+            "included), REPLICATION and CREATE_ON_PUSH (repositories under the same prefix created those ways)."
+        ),
+    )
+    role: str | None = Field(
+        None,
+        description=(
+            "create: Pullthrough deploys a least-privilege IAM role that ECR assumes to apply this template's tags "
+            "and KMS key (needed for either); or give custom_role_arn instead."
+        ),
+        json_schema_extra={"enum": [CREATE_ROLE]},
+    )
+    custom_role_arn: str | None = Field(
+        None,
+        description=(
+            "The IAM role (in this account) ECR assumes when it creates a repository from this template "
+            "(customRoleArn); needed for tags or a KMS key unless role: create."
+        ),
+        json_schema_extra={"pattern": f"^{_ROLE_ARN}$"},
+    )
     tag_mutability: Literal["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"] = Field(
         "MUTABLE",
         description=(
@@ -486,13 +526,60 @@ class Template(_Model):
         validate_default=True,
         description="Wildcard filters (1 to 5, e.g. latest, dev-*); required with *_WITH_EXCLUSION, else not allowed.",
     )
-    encryption: Encryption = Field(default_factory=Encryption, description="Encryption at rest; AES256 by default.")
+    encryption: Encryption = Field(
+        default_factory=Encryption,
+        validate_default=True,
+        description="Encryption at rest; AES256 by default. KMS and KMS_DSSE need role or custom_role_arn.",
+    )
     lifecycle: Lifecycle | None = Field(None, description="Optional lifecycle policy for the cache repositories.")
+    repository_policy: PolicyDocument | None = Field(
+        None,
+        description=(
+            "A repository policy (an IAM resource policy: Version and Statement, each statement with a Principal) "
+            "for the repositories created from the template, written as a YAML mapping or JSON object."
+        ),
+    )
     tags: dict[
         Annotated[str, AfterValidator(lambda v: _aws_tag_text(v, "key", 128))],
         Annotated[str, AfterValidator(lambda v: _aws_tag_text(v, "value", 256))],
-    ] = Field(default_factory=dict, description="Resource tags for the created repositories (at most 50).")
+    ] = Field(
+        default_factory=dict,
+        description="Resource tags for the created repositories (at most 50); need role or custom_role_arn.",
+    )
     description: str | None = Field(None, max_length=256, description="Shown on the template in the ECR console.")
+
+    @field_validator("applied_for")
+    @classmethod
+    def _applied_for(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "PULL_THROUGH_CACHE" not in value:
+            raise ValueError(
+                "the template of a rule describes the rule's cache repositories: include PULL_THROUGH_CACHE, "
+                "e.g. applied_for: [PULL_THROUGH_CACHE, REPLICATION]"
+            )
+        repeated = sorted({v for v in value if value.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{', '.join(repeated)} listed twice; list each scenario once")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: str | None) -> str | None:
+        if value is None or value == CREATE_ROLE:
+            return value
+        if value.startswith("arn:"):
+            raise ValueError("role takes only create; give a role's ARN as custom_role_arn instead")
+        raise ValueError(f"role takes only {CREATE_ROLE} (Pullthrough deploys the role); or give custom_role_arn")
+
+    @field_validator("custom_role_arn")
+    @classmethod
+    def _custom_role(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("role") is not None:
+            raise ValueError("give either role: create or custom_role_arn, not both")
+        if not re.fullmatch(_ROLE_ARN, value):
+            raise ValueError("must be an IAM role ARN: arn:aws:iam::<this account>:role/<name>")
+        return value
 
     @field_validator("mutability_exclusions")
     @classmethod
@@ -511,15 +598,73 @@ class Template(_Model):
             raise ValueError(f"at most 5 exclusion filters, not {len(value)}")
         return value
 
+    @field_validator("encryption")
+    @classmethod
+    def _encryption_role(cls, value: Encryption, info: ValidationInfo) -> Encryption:
+        if value.type == "AES256":
+            return value
+        role, custom = info.data.get("role"), info.data.get("custom_role_arn")
+        if role is None and custom is None and _role_fields_valid(info):
+            raise ValueError(f"{_ROLE_NEEDED}; encryption {value.type} needs one: {_ROLE_FIX}")
+        if role == CREATE_ROLE and value.key is None:
+            raise ValueError(
+                "with role: create, give encryption.key: the role Pullthrough deploys may use only the KMS keys the "
+                "config names (for the AWS managed key aws/ecr, give custom_role_arn of a role you manage instead)"
+            )
+        return value
+
+    @field_validator("repository_policy")
+    @classmethod
+    def _repository_policy(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        statements = value.get("Statement")
+        if isinstance(statements, dict):
+            statements = [statements]
+        if not isinstance(statements, list) or not statements:
+            raise ValueError("a policy needs a Statement: a list of {Effect, Principal, Action} mappings")
+        for index, statement in enumerate(statements):
+            where = f"Statement[{index}]"
+            if not isinstance(statement, dict):
+                raise ValueError(f"{where} must be a mapping with Effect, Principal and Action")
+            if statement.get("Effect") not in ("Allow", "Deny"):
+                raise ValueError(f"{where}.Effect must be Allow or Deny")
+            if "Principal" not in statement and "NotPrincipal" not in statement:
+                raise ValueError(f"{where} needs a Principal: a repository policy says who may do what")
+            if "Action" not in statement and "NotAction" not in statement:
+                raise ValueError(f"{where} needs an Action, e.g. ecr:BatchGetImage")
+        size = len(policy_text(value))
+        if size > _POLICY_LIMIT:
+            raise ValueError(f"the policy is {size} characters as JSON; ECR takes at most {_POLICY_LIMIT}")
+        return value
+
     @field_validator("tags")
     @classmethod
-    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+    def _tags(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         if len(value) > 50:
             raise ValueError(f"at most 50 tags, not {len(value)}")
         reserved = sorted(k for k in value if k.lower().startswith("aws:"))
         if reserved:
             raise ValueError(f"tag keys starting with aws: are reserved by AWS: {', '.join(reserved)}")
+        role_given = info.data.get("role") is not None or info.data.get("custom_role_arn") is not None
+        if value and not role_given and _role_fields_valid(info):
+            raise ValueError(f"{_ROLE_NEEDED}; these tags need one: {_ROLE_FIX}")
         return value
+
+    @property
+    def needs_role(self) -> bool:
+        """Whether ECR needs a repository creation role to apply this template (tags or a KMS key)."""
+        return bool(self.tags) or self.encryption.type != "AES256"
+
+
+def _role_fields_valid(info: ValidationInfo) -> bool:
+    # A role field that failed its own validation is reported there; asking for a role again would only add noise.
+    return "role" in info.data and "custom_role_arn" in info.data
+
+
+def policy_text(policy: dict[str, Any]) -> str:
+    """A policy document as the JSON text ECR stores (keys sorted, so equal policies compare equal)."""
+    return json.dumps(policy, sort_keys=True, separators=(",", ":"))
 
 
 CredentialsField = Annotated[
@@ -960,6 +1105,14 @@ def _explain_template(template: Template | None) -> str:
         parts.append(f"expire untagged images after {template.lifecycle.expire_untagged_days} days")
     if template.tags:
         parts.append("tags " + ", ".join(f"{k}={v}" for k, v in sorted(template.tags.items())))
+    if template.repository_policy:
+        parts.append("a repository policy")
+    if template.role == CREATE_ROLE:
+        parts.append("applied through the role Pullthrough deploys")
+    elif template.custom_role_arn:
+        parts.append(f"applied through role {template.custom_role_arn}")
+    if template.applied_for != ("PULL_THROUGH_CACHE",):
+        parts.append("for " + ", ".join(template.applied_for))
     return ", ".join(parts)
 
 

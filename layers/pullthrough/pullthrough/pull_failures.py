@@ -2,10 +2,10 @@
 
 ECR sends the event (best effort) whenever it syncs a cache repository with its upstream, for warm runs and for every
 consumer's own pull alike (the ECR guide's EventBridge page; failed ones carry `failure-code` and `failure-reason`).
-template.yaml routes the FAILED ones under Pullthrough's prefixes to a queue; report_pull_failures takes them a batch
-at a time (the event source waits up to five minutes to fill one), records each in the ledger (so a warm job waiting
-for an import can name what ECR said), and publishes one report per batch: who should act, on what, and how. An
-operator then learns that consumers' pulls are failing before anyone files a ticket.
+template.yaml routes the FAILED ones to a queue; report_pull_failures takes them a batch at a time (the event source
+waits up to five minutes to fill one), keeps those under the config's rule prefixes, records each in the ledger (so a
+warm job waiting for an import can name what ECR said), and publishes one report per batch: who should act, on what,
+and how. An operator then learns that consumers' pulls are failing before anyone files a ticket.
 """
 
 from __future__ import annotations
@@ -188,6 +188,11 @@ def handle(event: Any, settings: Settings) -> dict[str, Any]:
     if not failures and not unreadable:
         return {"run_id": run_id, "failures": 0}
     config = config_module.load(settings.config_path)
+    ours = {rule.prefix for rule in config.rules}
+    # EventBridge sends every failed sync of the account; the rules of other tools are theirs to report.
+    failures = [failure for failure in failures if failure.prefix in ours]
+    if not failures and not unreadable:
+        return {"run_id": run_id, "failures": 0}
     if failures:
         warming.ledger_for(settings).record_pull_failures(failures)
     found = report(

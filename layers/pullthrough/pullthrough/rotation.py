@@ -1,14 +1,21 @@
 """Secrets Manager rotation of upstream credentials: the four-step contract, and a new token never goes live untested.
 
-Secrets Manager calls the rotation function once per step with the version it is rotating to (the token):
-- createSecret puts the new value at AWSPENDING on that version. Strategy `staged` (the default) keeps what an
-  operator staged there (`pullthrough credentials set`) and refuses clearly when nothing is; `docker-hub-api` mints
-  a new Docker Hub access token through Hub's API with an admin credential from a separate secret.
+Secrets Manager calls the rotation function once per step with the version it is rotating to (the token), and with
+a RotationToken when it rotates through an assumed role or across accounts (passed on to PutSecretValue, the one
+operation whose model takes it):
+- createSecret puts the new value at AWSPENDING on that version. Strategy `staged` (the default) copies the value an
+  operator or pipeline staged under Pullthrough's own label PULLTHROUGH_CANDIDATE (`pullthrough credentials set`),
+  and refuses clearly when nothing is staged; a value already at AWSPENDING on the version is kept. The candidate is
+  not staged as AWSPENDING itself: botocore's RotateSecret refuses while AWSPENDING is on a version other than
+  AWSCURRENT's, so that would block the rotation meant to test it. `docker-hub-api` mints a new Docker Hub access
+  token through Hub's API with an admin credential from a separate secret.
 - setSecret has nothing to do: the upstream issued the token, so it already works there.
 - testSecret proves AWSPENDING against the upstream; a failure stops the rotation and AWSCURRENT keeps the old,
-  working value.
-- finishSecret moves AWSCURRENT to the new version, revokes the previous Hub token (docker-hub-api), re-validates
-  every ECR rule that uses the secret, and reports.
+  working value. A value the upstream refused loses its PULLTHROUGH_CANDIDATE label, so no later rotation tries it
+  again; one that could not be tested (the upstream unreachable) keeps it.
+- finishSecret moves AWSCURRENT to the new version, takes PULLTHROUGH_CANDIDATE off the value it promoted (a newer
+  candidate staged meanwhile keeps it), revokes the previous Hub token (docker-hub-api), re-validates every ECR rule
+  that uses the secret, and reports.
 
 Every step starts with the same checks (the version exists, is AWSPENDING; an AWSCURRENT version means the work is
 done) and is safe to run twice. Failures are logged, reported and raised, so Secrets Manager retries.
@@ -25,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pullthrough import credentials
 from pullthrough.aws import secrets
-from pullthrough.aws.secrets import CURRENT, PENDING, SecretInfo
+from pullthrough.aws.secrets import CANDIDATE, CURRENT, PENDING, SecretInfo
 from pullthrough.config import SECRET_PREFIX, Config
 from pullthrough.credentials import SecretUse, Target
 from pullthrough.dockerhub import HUB_HOST, HubApiError, HubClient
@@ -163,6 +170,9 @@ class Rotation:
                 )
             if CURRENT in stages:
                 logger.info("version is already AWSCURRENT: nothing to do", extra={"token": self.event.token})
+                if self.event.step == "finishSecret":
+                    # A finish that promoted, then failed before taking the label off, is finished by its retry.
+                    self._clear_candidate(self._value(info, CURRENT))
                 return self._result("already_current", f"version {self.event.token} is already AWSCURRENT")
             if PENDING not in stages:
                 raise self._error(
@@ -202,12 +212,33 @@ class Rotation:
                 f"set credentials.rotation (or the tag {credentials.ROTATION_TAG}) to one of {', '.join(STRATEGIES)}",
                 "strategy",
             )
-        raise self._error(
-            "nothing is staged: rotation strategy staged tests and promotes a value someone put at AWSPENDING, "
-            f"and version {self.event.token} has none",
-            f"stage the new token with {_set_command(self._rule_hint(use))} (it stores it as AWSPENDING and "
-            "starts the rotation), or use rotation: docker-hub-api to mint tokens automatically",
-            "nothing_staged",
+        candidate = info.version_with(CANDIDATE)
+        if candidate is None:
+            raise self._error(
+                f"nothing is staged: rotation strategy staged tests and promotes a value staged under the label "
+                f"{CANDIDATE}, and no version of the secret has it",
+                f"stage the new token with {_set_command(self._rule_hint(use))} (it stages it under {CANDIDATE} "
+                "and starts the rotation), or use rotation: docker-hub-api to mint tokens automatically",
+                "nothing_staged",
+            )
+        value = secrets.get_value(info.arn, CANDIDATE, candidate, region=self.settings.region)
+        if value is None:
+            raise self._error(
+                f"the value staged under {CANDIDATE} (version {candidate}) is binary; ECR reads a SecretString",
+                f"stage it again with {_set_command(self._rule_hint(use))}",
+                "malformed",
+            )
+        secrets.put_value(
+            info.arn,
+            value,
+            (PENDING,),
+            token=self.event.token,
+            region=self.settings.region,
+            rotation_token=self.event.rotation_token,
+        )
+        logger.info("the staged candidate is AWSPENDING", extra={"token": self.event.token, "candidate": candidate})
+        return self._result(
+            "copied", f"the value staged under {CANDIDATE} (version {candidate}) is AWSPENDING, to be tested"
         )
 
     def set_secret(self, info: SecretInfo) -> RotationResult:
@@ -241,6 +272,9 @@ class Rotation:
             )
             if not result.valid:
                 verb = "could not be tested" if result.status == "unreachable" else "was refused"
+                if result.status in ("invalid", "malformed"):
+                    # Refused for good: a later rotation must not try the same candidate again.
+                    self._clear_candidate(self._value(info))
                 raise self._error(
                     f"the pending value {verb}: {result.message}",
                     f"nothing broke: AWSCURRENT still holds the previous value. {result.fix[:1].upper()}"
@@ -259,8 +293,10 @@ class Rotation:
         # Proved once more right before it goes live: a finish called without a passing test must not promote.
         self._prove_pending(info, use)
         current = info.version_with(CURRENT)
+        promoted = self._value(info)
         secrets.move_stage(info.arn, CURRENT, self.event.token, current, region=self.settings.region)
         logger.info("promoted to AWSCURRENT", extra={"token": self.event.token, "previous": current})
+        self._clear_candidate(promoted)
         items = [
             ReportItem(
                 subject=f"secret {self.name}",
@@ -276,6 +312,33 @@ class Rotation:
         items.extend(credentials.revalidate(use.ecr_rules, self.name))
         self._publish(items)
         return self._result("promoted", f"version {self.event.token} is AWSCURRENT; the rules were re-validated")
+
+    def _value(self, info: SecretInfo, stage: str = PENDING) -> str | None:
+        """The value of the rotation's version at `stage`, or None when it cannot be read (for housekeeping only)."""
+        try:
+            return secrets.get_value(info.arn, stage, self.event.token, region=self.settings.region)
+        except AwsError:
+            return None
+
+    def _clear_candidate(self, value: str | None) -> None:
+        """Take PULLTHROUGH_CANDIDATE off the staged value once it was promoted or refused, if it is that value (a
+        candidate staged since then stays for the next rotation). Never fails the step: the label is housekeeping."""
+        if value is None:
+            return
+        try:
+            info = secrets.describe(self.event.secret_id, region=self.settings.region)
+            candidate = info.version_with(CANDIDATE)
+            if candidate is None:
+                return
+            if secrets.get_value(info.arn, CANDIDATE, candidate, region=self.settings.region) != value:
+                logger.info(
+                    "a newer candidate is staged: it stays for the next rotation", extra={"candidate": candidate}
+                )
+                return
+            secrets.move_stage(info.arn, CANDIDATE, None, candidate, region=self.settings.region)
+            logger.info(f"took {CANDIDATE} off the staged value", extra={"candidate": candidate})
+        except AwsError as exc:
+            logger.warning(f"{CANDIDATE} could not be taken off the staged value", extra={"error": str(exc)})
 
     # --- docker-hub-api --------------------------------------------------------------------------------------------
 
@@ -307,7 +370,14 @@ class Rotation:
             region=self.settings.region,
         )
         try:
-            secrets.put_value(info.arn, value, (PENDING,), token=self.event.token, region=self.settings.region)
+            secrets.put_value(
+                info.arn,
+                value,
+                (PENDING,),
+                token=self.event.token,
+                region=self.settings.region,
+                rotation_token=self.event.rotation_token,
+            )
         except AwsError:
             # Not stored means never usable: take the minted token back rather than leave it live on Docker Hub.
             _revoke_quietly(hub, minted.id, use.organization)

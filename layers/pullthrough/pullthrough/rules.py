@@ -203,26 +203,44 @@ class DesiredRule:
     secret: str | None = None
     allow_replace: bool = False
     template: TemplateSpec | None = None
+    template_blocked: str | None = None  # why the template cannot be written as configured (its role is unknown)
 
 
-def template_spec(prefix: str, template: Template) -> TemplateSpec:
-    """The repository creation template a config rule asks for (appliedFor PULL_THROUGH_CACHE, the rule's prefix)."""
+TEMPLATE_ROLE_UNKNOWN = (
+    "the template asks for role: create, but this function does not know the role the stack deploys "
+    "(TEMPLATE_ROLE_ARN is not set)"
+)
+
+
+def template_spec(prefix: str, template: Template, created_role_arn: str | None = None) -> TemplateSpec:
+    """The repository creation template a config rule asks for (the rule's prefix, the config's appliedFor).
+
+    `created_role_arn` is the repository creation role the stack deploys (template.yaml, TEMPLATE_ROLE_ARN), passed
+    as customRoleArn to a template with role: create.
+    """
     encryption = template.encryption
+    role = template.custom_role_arn or (created_role_arn if template.role == config_module.CREATE_ROLE else None)
     return TemplateSpec(
         prefix=prefix,
-        applied_for=(ptc.PULL_THROUGH_CACHE,),
+        applied_for=tuple(template.applied_for),
         description=template.description or None,
         encryption_type=encryption.type,
         kms_key=encryption.key,
         tag_mutability=template.tag_mutability,
         mutability_exclusions=tuple(sorted(template.mutability_exclusions or ())),
         lifecycle_policy=template.lifecycle.policy_text() if template.lifecycle else None,
+        repository_policy=config_module.policy_text(template.repository_policy) if template.repository_policy else None,
         resource_tags=tuple(sorted(template.tags.items())),
+        custom_role_arn=role,
     )
 
 
-def desired_rule(rule: Rule, secret_arn: str | None) -> DesiredRule:
-    """One config rule as ECR would hold it."""
+def desired_rule(rule: Rule, secret_arn: str | None, template_role_arn: str | None = None) -> DesiredRule:
+    """One config rule as ECR would hold it (`template_role_arn`: the role the stack deploys for role: create)."""
+    template = rule.template
+    blocked = None
+    if template is not None and template.role == config_module.CREATE_ROLE and not template_role_arn:
+        blocked = TEMPLATE_ROLE_UNKNOWN
     return DesiredRule(
         spec=RuleSpec(
             prefix=rule.prefix,
@@ -230,18 +248,23 @@ def desired_rule(rule: Rule, secret_arn: str | None) -> DesiredRule:
             upstream_url=rule.upstream_url,
             credential_arn=secret_arn if rule.secret_name else None,
             custom_role_arn=rule.custom_role_arn,
-            upstream_prefix=ptc.upstream_prefix_of(rule.upstream, rule.upstream_prefix),
+            upstream_prefix=ptc.upstream_prefix_of(rule.upstream_prefix),
         ),
         upstream=rule.entry,
         secret=rule.secret_name,
         allow_replace=rule.allow_replace,
-        template=template_spec(rule.prefix, rule.template) if rule.template else None,
+        template=template_spec(rule.prefix, template, template_role_arn) if template else None,
+        template_blocked=blocked,
     )
 
 
-def desired_rules(config: Config, secret_arns: Mapping[str, str | None]) -> tuple[DesiredRule, ...]:
+def desired_rules(
+    config: Config, secret_arns: Mapping[str, str | None], template_role_arn: str | None = None
+) -> tuple[DesiredRule, ...]:
     """Every config rule as ECR would hold it; `secret_arns` maps secret names to ARNs (None: not found)."""
-    return tuple(desired_rule(rule, secret_arns.get(rule.secret_name or "")) for rule in config.rules)
+    return tuple(
+        desired_rule(rule, secret_arns.get(rule.secret_name or ""), template_role_arn) for rule in config.rules
+    )
 
 
 # --- the plan ------------------------------------------------------------------------------------------------------
@@ -258,6 +281,7 @@ class Action(StrEnum):
     CONFLICT = "conflict"  # differs, and Pullthrough may not change it (not owned, or replacing is not allowed)
     FOREIGN = "foreign"  # not owned: reported, never touched
     FORGET = "forget"  # an ownership record of something gone and no longer configured
+    BLOCKED = "blocked"  # configured, but cannot be written as configured (a template's role is unknown)
 
     @property
     def writes(self) -> bool:
@@ -347,9 +371,19 @@ def plan(desired: Sequence[DesiredRule], actual: Snapshot, owned: Owned) -> Plan
         for prefix in _ordered(wanted_rules, have_rules, owned.rules)
     ]
     wanted_templates = {rule.spec.prefix: rule.template for rule in desired if rule.template is not None}
+    blocked = {rule.spec.prefix: rule.template_blocked for rule in desired if rule.template_blocked}
     have_templates = {template.prefix: template for template in actual.templates}
     templates = tuple(
-        plan_template(
+        TemplateChange(
+            prefix,
+            Action.BLOCKED,
+            wanted_templates.get(prefix),
+            have_templates.get(prefix),
+            owned.has(Kind.TEMPLATE, prefix),
+            reason=blocked[prefix],
+        )
+        if prefix in blocked
+        else plan_template(
             prefix, wanted_templates.get(prefix), have_templates.get(prefix), owned.has(Kind.TEMPLATE, prefix)
         )
         for prefix in _ordered(wanted_templates, have_templates, owned.templates)
@@ -429,7 +463,7 @@ def rule_differences(want: DesiredRule, have: RuleSpec) -> tuple[list[str], list
     if have.upstream_url != spec.upstream_url:
         immutable.append(f"upstreamRegistryUrl: {have.upstream_url} -> {spec.upstream_url}")
     if have.upstream_prefix != spec.upstream_prefix:
-        immutable.append(f"upstreamRepositoryPrefix: {have.upstream_prefix or 'none'} -> {spec.upstream_prefix}")
+        immutable.append(f"upstreamRepositoryPrefix: {have.upstream_prefix} -> {spec.upstream_prefix}")
     if want.secret is None:
         if have.credential_arn is not None:
             immutable.append(f"credentialArn: {have.credential_arn} -> none (ECR cannot take a rule's secret away)")
@@ -691,7 +725,7 @@ class Run:
         if not account:
             raise PullthroughError("cannot tell the AWS account: set ACCOUNT_ID (template.yaml sets it in Globals)")
         owned = self._owned()
-        desired = desired_rules(self.config, self._secret_arns())
+        desired = desired_rules(self.config, self._secret_arns(), self.settings.template_role_arn)
         self.plan = plan(desired, actual, owned)
         logger.info(
             f"plan: {len(self.plan.writes())} change(s)",
@@ -933,6 +967,16 @@ class Run:
                 "matches the config, left as it is" if in_config else "not in the config: left alone"
             )
             return _Result(Outcome.NOT_OWNED, reason=reason)
+        if action is Action.BLOCKED:
+            return _Result(
+                Outcome.SKIPPED,
+                reason=f"left as it is: {change.reason}",
+                fix=(
+                    "deploy the stack (template.yaml gives reconcile_rules the role's ARN as TEMPLATE_ROLE_ARN), or "
+                    f"give the template custom_role_arn in {CONFIG_FILE}"
+                ),
+                code="template_role",
+            )
         if action is Action.CONFLICT:
             fix = (
                 "Pullthrough changes only templates it created. To hand this one over, delete it (aws ecr "
@@ -962,12 +1006,6 @@ class Run:
                 "ECR applies a repository creation template only when it creates a repository: cache repositories "
                 "that exist already keep their settings."
             )
-            if (change.desired.resource_tags or change.desired.kms_key) and not change.desired.custom_role_arn:
-                self.notes.append(
-                    f"Template {change.prefix} sets resource tags or a KMS key: AWS documents that ECR applies those "
-                    "with a repository creation role (the template's customRoleArn), which the config cannot set "
-                    "yet; check the tags and encryption of the next cache repository it creates."
-                )
         return result
 
     def _settle_template(self, change: TemplateChange, race: AwsError, attempt: int) -> _Result:

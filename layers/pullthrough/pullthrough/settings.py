@@ -33,6 +33,8 @@ class Settings(BaseModel):
     queue_url: str | None = Field(None, alias="WARM_QUEUE_URL")
     ledger_table: str | None = Field(None, alias="LEDGER_TABLE")
     event_bus: str = Field("default", alias="EVENT_BUS_NAME")
+    # The repository creation role template.yaml deploys, passed as customRoleArn to templates with role: create.
+    template_role_arn: str | None = Field(None, alias="TEMPLATE_ROLE_ARN")
     ecr_registry_url: str | None = Field(None, alias="PULLTHROUGH_ECR_REGISTRY_URL")
     upstream_endpoints: Annotated[dict[str, str], Field(alias="PULLTHROUGH_UPSTREAM_ENDPOINTS")] = {}
     dry_run: bool = Field(False, alias="PULLTHROUGH_DRY_RUN")

@@ -3,7 +3,9 @@ validate.
 
 The adapter speaks in `RuleSpec` and `TemplateSpec`, the fields Pullthrough manages, normalised so that what the
 config asks for and what ECR answers compare equal when they mean the same: prefixes without the trailing `/` ECR
-always assumes, ECR to ECR rules with the `ROOT` upstream prefix AWS defaults to, tags and filters in a fixed order.
+always assumes, every rule without an upstream repository prefix as the `ROOT` ECR reports for it (botocore's
+CreatePullThroughCacheRule: "When this field isn't specified, Amazon ECR will use the ROOT"), tags and filters in a
+fixed order.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 ROOT = "ROOT"
 PULL_THROUGH_CACHE = "PULL_THROUGH_CACHE"
-ECR_UPSTREAM = "ecr"  # the upstreamRegistry whose rules ECR gives the ROOT upstream prefix when none is named
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class RuleSpec:
     upstream_url: str
     credential_arn: str | None = None
     custom_role_arn: str | None = None
-    upstream_prefix: str | None = None  # upstreamRepositoryPrefix; ROOT for ECR to ECR rules that name none
+    upstream_prefix: str = ROOT  # upstreamRepositoryPrefix; ROOT (what ECR uses) when the rule names none
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,14 @@ def normalise_prefix(prefix: str) -> str:
     return prefix if prefix == ROOT else prefix.rstrip("/")
 
 
-def upstream_prefix_of(upstream_registry: str | None, upstream_prefix: str | None) -> str | None:
-    """The upstream repository prefix a rule ends up with (AWS gives ECR to ECR rules ROOT when none is named)."""
-    if upstream_prefix is None and upstream_registry == ECR_UPSTREAM:
-        return ROOT
-    return upstream_prefix
+def upstream_prefix_of(upstream_prefix: str | None) -> str:
+    """The upstream repository prefix a rule ends up with: ROOT when none is named, whatever the upstream.
+
+    botocore's ECR model (CreatePullThroughCacheRule.upstreamRepositoryPrefix) says ECR uses ROOT when the field is
+    not given, and says it for every upstream registry: a rule read back with ROOT and a config that names no prefix
+    mean the same rule, or reconcile would see a difference in a field ECR cannot update.
+    """
+    return normalise_prefix(upstream_prefix) if upstream_prefix else ROOT
 
 
 def _ecr() -> ECRClient:
@@ -138,7 +142,7 @@ def _rule(shape: Mapping[str, Any]) -> RuleSpec:
         upstream_url=str(shape.get("upstreamRegistryUrl", "")),
         credential_arn=shape.get("credentialArn") or None,
         custom_role_arn=shape.get("customRoleArn") or None,
-        upstream_prefix=upstream_prefix_of(registry, shape.get("upstreamRepositoryPrefix") or None),
+        upstream_prefix=upstream_prefix_of(shape.get("upstreamRepositoryPrefix") or None),
     )
 
 
@@ -177,8 +181,8 @@ def create_rule(spec: RuleSpec) -> None:
         params["credentialArn"] = spec.credential_arn
     if spec.custom_role_arn:
         params["customRoleArn"] = spec.custom_role_arn
-    # ROOT is what AWS sets by itself for ECR to ECR rules; naming it would be refused for a ROOT ecr prefix.
-    if spec.upstream_prefix and spec.upstream_prefix != ROOT:
+    # ROOT is what ECR uses when the field is left out; naming it would be refused for a ROOT ecr prefix.
+    if spec.upstream_prefix != ROOT:
         params["upstreamRepositoryPrefix"] = spec.upstream_prefix
     with aws_call("ecr:CreatePullThroughCacheRule", f"rule {spec.prefix}"):
         _ecr().create_pull_through_cache_rule(**params)

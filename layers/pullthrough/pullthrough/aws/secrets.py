@@ -43,6 +43,10 @@ for _name in ("botocore.endpoint", "botocore.parsers", "botocore.auth", "botocor
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
 PREVIOUS = "AWSPREVIOUS"
+# Pullthrough's own staging label for a value waiting to be rotated in (rotation strategy `staged`). Not AWSPENDING:
+# botocore's RotateSecret refuses while AWSPENDING is on a version other than AWSCURRENT's, so a value staged there
+# would block the very rotation meant to test it. Custom labels are allowed (up to 20 per version).
+CANDIDATE = "PULLTHROUGH_CANDIDATE"
 
 
 @dataclass(frozen=True)
@@ -157,11 +161,19 @@ def put_value(
     stages: tuple[str, ...] = (PENDING,),
     token: str | None = None,
     region: str | None = None,
+    rotation_token: str | None = None,
 ) -> str:
-    """PutSecretValue at `stages`, idempotent by `token` (the version id); returns the version id."""
+    """PutSecretValue at `stages`, idempotent by `token` (the version id); returns the version id.
+
+    A stage already on another version moves to this one (PutSecretValue's documented behaviour). `rotation_token` is
+    the RotationToken of a rotation event: botocore's model takes it on PutSecretValue, the only operation that does,
+    "required for secret rotations using an IAM assumed role or cross-account rotation".
+    """
     params: dict[str, Any] = {"SecretId": secret_id, "SecretString": value, "VersionStages": list(stages)}
     if token is not None:
         params["ClientRequestToken"] = token
+    if rotation_token is not None:
+        params["RotationToken"] = rotation_token
     with aws_call("secretsmanager:PutSecretValue", f"{secret_id} ({', '.join(stages)})"):
         response = _client(region or region_of(secret_id)).put_secret_value(**params)
     return response["VersionId"]
@@ -249,6 +261,7 @@ def start_rotation(
 
 
 __all__ = [
+    "CANDIDATE",
     "CURRENT",
     "PENDING",
     "PREVIOUS",

@@ -1,0 +1,17 @@
+"""config_facts: CloudFormation's custom resource ConfigFacts, what template.yaml needs from the config."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pullthrough import facts
+from pullthrough.observability import logger
+from pullthrough.settings import Settings
+
+
+@logger.inject_lambda_context(correlation_id_path="RequestId", clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Answer a Create, Update or Delete of ConfigFacts at its ResponseURL; a bad config fails the deploy with why."""
+    return facts.handle(event, Settings.from_env()).model_dump(mode="json", by_alias=True)
