@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from sandbox import iam
 from sandbox.distribution import RegistryProcess, start_registry, stop_all
 from sandbox.upstream import ForwardingHandler, LoopbackServer, LoopbackService, error_body, request_kind
 
@@ -129,6 +130,11 @@ class _EcrHandler(ForwardingHandler):
             message = f"The repository with name '{name}' does not exist in the registry with id '{endpoint.account}'"
             self.send_simple(404, _error("NAME_UNKNOWN", message))
             return
+        # IAM: the pull is the token's principal's (sandbox/iam.py); ECR answers a refused one 403 DENIED.
+        denied = iam.registry_denial(self.headers.get("Authorization"), name, kind, self.command)
+        if denied is not None:
+            self.send_simple(*denied)
+            return
         proxy = endpoint.proxy(route)
         query = urlsplit(self.path).query
         target = f"/v2/{route.upstream_path}{path[len('/v2/') + len(name) :]}" + (f"?{query}" if query else "")
@@ -217,7 +223,9 @@ class EcrEndpoint:
             user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return user == "AWS" and hmac.compare_digest(password.encode(), self.password.encode())
+        known = hmac.compare_digest(password.encode(), self.password.encode())
+        # Tokens GetAuthorizationToken issued to a function's principal are valid too (sandbox/iam.py).
+        return user == "AWS" and (known or iam.principal_of_token(password) is not None)
 
     def storage_dir(self, prefix: str) -> Path:
         """Where the proxy of a rule prefix keeps what it cached (kept across restarts)."""

@@ -11,6 +11,9 @@ their redrive policies, DynamoDB tables, subscriptions), resolves every function
   maxReceiveCount moto moves them to the DLQ).
 - `forward_bus()`: events the handlers put on the default bus (PutEvents) come back through `put_event`.
 So the sandbox exercises the template's wiring instead of re-inventing it.
+
+While a function runs, every AWS call it makes is evaluated against its execution role as SAM builds it from the
+template (sandbox/iam.py): a call the role does not allow fails with AWS's AccessDenied, as it would in the account.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 import boto3
 
-from sandbox import lambdas
+from sandbox import iam, iam_guard, iam_roles, lambdas
 from sandbox.template import load_template
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
@@ -60,6 +63,7 @@ class Stack:
     physical: dict[str, str] = field(default_factory=dict)
     routes: list[Route] = field(default_factory=list)
     invocations: list[tuple[str, str]] = field(default_factory=list)  # (function logical id, route kind)
+    principals: dict[str, iam.Principal] = field(default_factory=dict)  # function logical id -> its role session
 
     @property
     def stack_id(self) -> str:
@@ -83,7 +87,12 @@ class Stack:
     def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
         kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
         if kind == "AWS::SNS::Topic":
-            arn = _client("sns", self.region).create_topic(Name=f"{self.stack_name}-{logical_id}")["TopicArn"]
+            attributes = {}
+            if "KmsMasterKeyId" in props:  # publishers then need the key too (SNS Developer Guide, "Key management")
+                attributes["KmsMasterKeyId"] = str(self.resolve(props["KmsMasterKeyId"]))
+            arn = _client("sns", self.region).create_topic(
+                Name=f"{self.stack_name}-{logical_id}", Attributes=attributes
+            )["TopicArn"]
             self.physical[logical_id] = arn
             self.physical[f"{logical_id}.TopicArn"] = arn
         elif kind == "AWS::SQS::Queue":
@@ -298,10 +307,18 @@ class Stack:
         env.update(self.extra_env)
         return env
 
+    def principal(self, function: str) -> iam.Principal:
+        """The session the function's code runs as: its execution role, named after the function."""
+        if function not in self.principals:
+            self.principals[function] = iam_roles.principal_of(self, function)
+        return self.principals[function]
+
     def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
-        """Call a function's handler with its environment in place, as Lambda would."""
+        """Call a function's handler with its environment in place and its role deciding its AWS calls, as Lambda
+        would."""
         self.invocations.append((function, kind))
-        with environment_set(self.environment(function)):
+        iam_guard.install()
+        with environment_set(self.environment(function)), iam.acting_as(self.principal(function)):
             context = lambdas.LambdaContext(
                 function_name=self.physical[function], region=self.region, account=self.account
             )
@@ -349,11 +366,19 @@ class Stack:
         sqs = _client("sqs", self.region)
         url = self.physical[route.queue]
         arn = self.physical[f"{route.queue}.Arn"]
+        # Lambda's poller reads, receives and deletes with the function's execution role (Lambda Developer Guide,
+        # "Using Lambda with Amazon SQS": execution role permissions); the sandbox's own shortcut (making a failed
+        # message visible again at once) is not the poller's, and is not evaluated.
+        iam_guard.install()
+        poller = self.principal(function)
+        with iam.acting_as(poller):
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
         processed = 0
         for _ in range(max_rounds):
-            got = sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=min(route.batch_size, 10), AttributeNames=["All"]
-            ).get("Messages", [])
+            with iam.acting_as(poller):
+                got = sqs.receive_message(
+                    QueueUrl=url, MaxNumberOfMessages=min(route.batch_size, 10), AttributeNames=["All"]
+                ).get("Messages", [])
             if not got:
                 return processed
             event = {"Records": [sqs_record(m, arn, self.region) for m in got]}
@@ -365,7 +390,8 @@ class Stack:
                         QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
                 else:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    with iam.acting_as(poller):
+                        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                     processed += 1
         return processed
 
