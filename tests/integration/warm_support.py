@@ -83,7 +83,13 @@ class WarmHarness:
                         upstreamRegistry=upstream,
                         credentialArn=arn,
                     )
-                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+                # The deploy scopes IAM to the rules' prefixes (template.yaml's CachePrefixes), as a real one must.
+                stack = Stack(
+                    account=sandbox.account,
+                    region=sandbox.region,
+                    extra_env=dict(sandbox.env()),
+                    parameters={"CachePrefixes": f"{cls.HUB},{cls.GHCR}"},
+                ).deploy()
                 sns, sqs = boto3.client("sns"), boto3.client("sqs")
                 reader = sqs.create_queue(QueueName=f"{cls.STACK_LABEL}-report-reader")["QueueUrl"]
                 reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
