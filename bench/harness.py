@@ -472,7 +472,13 @@ def rig(workdir: Path) -> Iterator[Rig]:
                 upstreamRegistry="docker-hub",
                 credentialArn=arn,
             )
-        stack = Stack(stack_name="pullthrough-bench", account=sb.account, region=sb.region, extra_env=sb.env())
+        stack = Stack(
+            stack_name="pullthrough-bench",
+            account=sb.account,
+            region=sb.region,
+            extra_env=sb.env(),
+            parameters={"CachePrefixes": ",".join(users)},  # IAM is scoped to the rules' prefixes, as on AWS
+        )
         stack.deploy()
         sqs, sns = session.client("sqs"), session.client("sns")
         reader = sqs.create_queue(QueueName="bench-report-reader")["QueueUrl"]

@@ -227,7 +227,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(spec["endpoints"]),
             "PULLTHROUGH_CONFIG": spec["warmup"],
         }
-        stack = Stack(stack_name="pullthrough-scale", extra_env=env).deploy()
+        stack = Stack(stack_name="pullthrough-scale", extra_env=env, parameters={"CachePrefixes": PREFIX}).deploy()
         aws = AwsCalls()
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None
