@@ -27,7 +27,8 @@ _original: Any = None
 # - JSON protocol services answer AccessDeniedException with 400 (the "Common Errors" page of each API reference:
 #   ECR, Secrets Manager, DynamoDB, EventBridge, KMS).
 # - SQS speaks JSON but is "awsQueryCompatible" in botocore's model: it adds the query code in the
-#   x-amzn-query-error header, and botocore reports that code, AccessDenied (SQS API Reference, "Common Errors").
+#   x-amzn-query-error header, and botocore reports that code, AccessDenied (a real refusal of SendMessageBatch is
+#   quoted in aws/serverless-application-model#3633: "An error occurred (AccessDenied) ...").
 # - SNS (query protocol) models AuthorizationErrorException as code AuthorizationError, HTTP 403 (botocore's SNS
 #   model); a publisher refused the topic's KMS key gets KMSAccessDenied, 400 (the same model, Publish's errors).
 # - IAM and STS (query protocol) answer AccessDenied, 403.
@@ -67,7 +68,12 @@ def _check(client: BaseClient, principal: iam.Principal, operation: str, params:
     code, status = _DENIED.get(model.service_name, _DEFAULT)
     if model.service_name == "sns" and refused.request.action.startswith("kms:"):
         code, status = "KMSAccessDenied", 400
-    parsed = _parse_error(client, operation, code, status, iam.denial_message(principal, refused))
+    message = iam.denial_message(principal, refused)
+    if model.service_name == "sqs":
+        # SQS names the action in lower case ("not authorized to perform: sqs:sendmessage ... allows the
+        # sqs:sendmessage action", as quoted from AWS in aws/serverless-application-model#3633).
+        message = message.replace(refused.request.action, refused.request.action.lower())
+    parsed = _parse_error(client, operation, code, status, message)
     raise client.exceptions.from_code(code)(parsed, operation)
 
 
