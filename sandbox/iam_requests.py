@@ -13,11 +13,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.iam import Authorization, Principal
+from sandbox.iam_dynamodb import batch, item, query, transact_write, write_keys
 
 # Service-linked roles ECR creates on the caller's behalf: name and service principal (ECR User Guide, "Amazon ECR
 # service-linked role for pull through cache" and "... for repository creation templates").
@@ -31,7 +31,7 @@ class Unmapped(NotImplementedError):
     """A call the sandbox cannot say what IAM would ask for; add it here rather than let it through."""
 
 
-class _Call:
+class Call:
     """One botocore call being authorized: who, where, and its parameters."""
 
     def __init__(self, principal: Principal, region: str, operation: str, params: Mapping[str, Any]) -> None:
@@ -55,7 +55,7 @@ class _Call:
         return Authorization(action, resource, keys, cause or self.operation)
 
 
-Mapper = Callable[[_Call], list[Authorization]]
+Mapper = Callable[[Call], list[Authorization]]
 
 
 def requests_for(
@@ -67,7 +67,7 @@ def requests_for(
         raise Unmapped(
             f"{service}:{operation}: the sandbox does not know what IAM asks for it (sandbox/iam_requests.py)"
         )
-    return mapper(_Call(principal, region, operation, params))
+    return mapper(Call(principal, region, operation, params))
 
 
 def mapped_operations() -> set[tuple[str, str]]:
@@ -78,7 +78,7 @@ def mapped_operations() -> set[tuple[str, str]]:
 # --- ECR -------------------------------------------------------------------------------------------------------------
 
 
-def _repository(call: _Call, name: str | None = None) -> str:
+def _repository(call: Call, name: str | None = None) -> str:
     registry = call.params.get("registryId") or call.account
     return f"arn:aws:ecr:{call.region}:{registry}:repository/{name or call.params['repositoryName']}"
 
@@ -92,7 +92,7 @@ def _on_repository(action: str) -> Mapper:
     return lambda call: [call.ask(action, _repository(call))]
 
 
-def _service_linked_role(call: _Call, service: str, role: str, cause: str) -> Authorization:
+def _service_linked_role(call: Call, service: str, role: str, cause: str) -> Authorization:
     # iam:CreateServiceLinkedRole on the role's ARN (role/aws-service-role/<service>/<name>), with iam:AWSServiceName
     # (IAM User Guide, "Service-linked role permissions"). ECR creates the role on the account's first rule or
     # template only; every call asks here, as on a fresh account, so the first deploy's needs are always proved.
@@ -100,13 +100,13 @@ def _service_linked_role(call: _Call, service: str, role: str, cause: str) -> Au
     return call.ask("iam:CreateServiceLinkedRole", arn, cause, {"iam:AWSServiceName": service})
 
 
-def _pass_role(call: _Call, role_arn: str, service: str, cause: str) -> Authorization:
+def _pass_role(call: Call, role_arn: str, service: str, cause: str) -> Authorization:
     # Handing a service a role to assume is iam:PassRole on that role, with iam:PassedToService (IAM User Guide,
     # "Grant a user permissions to pass a role to an AWS service").
     return call.ask("iam:PassRole", role_arn, cause, {"iam:PassedToService": service})
 
 
-def _rule(call: _Call) -> list[Authorization]:
+def _rule(call: Call) -> list[Authorization]:
     action = f"ecr:{call.operation}"
     asked = [call.ask(action, "*")]
     if call.operation == "CreatePullThroughCacheRule":
@@ -120,7 +120,7 @@ def _rule(call: _Call) -> list[Authorization]:
     return asked
 
 
-def _template(call: _Call) -> list[Authorization]:
+def _template(call: Call) -> list[Authorization]:
     """Create/UpdateRepositoryCreationTemplate and their dependent actions (ECR User Guide, "Creating a repository
     creation template": CreateRepository always, PutLifecyclePolicy only with a lifecycle policy, SetRepositoryPolicy
     only with a repository policy, iam:PassRole for a custom role; the reference adds CreateServiceLinkedRole)."""
@@ -146,7 +146,7 @@ def _template(call: _Call) -> list[Authorization]:
     return asked
 
 
-def _create_repository(call: _Call, repository: str, tags: object, cause: str) -> list[Authorization]:
+def _create_repository(call: Call, repository: str, tags: object, cause: str) -> list[Authorization]:
     # ecr:CreateRepository; with tags, ecr:TagResource as well (the reference's dependent action; ECR User Guide,
     # "Using Tag-Based Access Control": "If tags are specified in the resource-creating action, AWS performs additional
     # authorization ... to verify if users have permissions to create tags").
@@ -179,7 +179,7 @@ def registry_request(principal: Principal, repository: str, kind: str, method: s
     from sandbox import moto_ecr_rules, moto_ecr_templates
     from sandbox.moto_ecr_state import backend
 
-    call = _Call(principal, principal.region, f"registry {method} {kind}", {})
+    call = Call(principal, principal.region, f"registry {method} {kind}", {})
     arn = _repository(call, repository)
     if kind == "manifest":
         asked = [call.ask("ecr:BatchGetImage", arn)]
@@ -205,7 +205,7 @@ def registry_request(principal: Principal, repository: str, kind: str, method: s
 # --- Secrets Manager -------------------------------------------------------------------------------------------------
 
 
-def _secret_arn(call: _Call, secret_id: str) -> str:
+def _secret_arn(call: Call, secret_id: str) -> str:
     """The secret's full ARN: IAM evaluates the ARN, also when the call names the secret by name. A secret that
     does not exist is evaluated as `secret:<name>` (its ARN without the random suffix)."""
     from moto.secretsmanager.models import secretsmanager_backends
@@ -222,7 +222,7 @@ def _on_secret(action: str) -> Mapper:
     return lambda call: [call.ask(action, _secret_arn(call, str(call.params["SecretId"])))]
 
 
-def _create_secret(call: _Call) -> list[Authorization]:
+def _create_secret(call: Call) -> list[Authorization]:
     # Secrets Manager API Reference, CreateSecret, "Required permissions": with tags, secretsmanager:TagResource too.
     arn = _secret_arn(call, str(call.params["Name"]))
     asked = [call.ask("secretsmanager:CreateSecret", arn)]
@@ -231,7 +231,7 @@ def _create_secret(call: _Call) -> list[Authorization]:
     return asked
 
 
-def _rotate_secret(call: _Call) -> list[Authorization]:
+def _rotate_secret(call: Call) -> list[Authorization]:
     # Secrets Manager API Reference, RotateSecret, "Required permissions": lambda:InvokeFunction on the rotation
     # function as well.
     from moto.secretsmanager.models import secretsmanager_backends
@@ -245,85 +245,10 @@ def _rotate_secret(call: _Call) -> list[Authorization]:
     return asked
 
 
-# --- DynamoDB --------------------------------------------------------------------------------------------------------
-
-
-def _table_arn(call: _Call, table: str) -> str:
-    return table if table.startswith("arn:") else f"arn:aws:dynamodb:{call.region}:{call.account}:table/{table}"
-
-
-def _hash_key(call: _Call, table: str) -> str:
-    from moto.dynamodb.models import dynamodb_backends
-
-    return str(dynamodb_backends[call.account][call.region].get_table(table.rsplit("/", 1)[-1]).hash_key_attr)
-
-
-def _leading(call: _Call, table: str, keys: list[Mapping[str, Any]]) -> tuple[str, ...]:
-    # dynamodb:LeadingKeys: the partition key values the request touches (DynamoDB Developer Guide, "Using IAM policy
-    # conditions for fine-grained access control"), one per item for batch operations.
-    name = _hash_key(call, table)
-    return tuple(str(next(iter(key[name].values()))) for key in keys)
-
-
-def _item(action: str, keys: str) -> Mapper:
-    def mapper(call: _Call) -> list[Authorization]:
-        table = str(call.params["TableName"])
-        leading = _leading(call, table, [call.params[keys]])
-        return [call.ask(action, _table_arn(call, table), "", {"dynamodb:LeadingKeys": leading})]
-
-    return mapper
-
-
-def _query(call: _Call) -> list[Authorization]:
-    table = str(call.params["TableName"])
-    name = _hash_key(call, table)
-    names = {v: k for k, v in (call.params.get("ExpressionAttributeNames") or {}).items()}
-    reference = re.escape(names.get(name, name))
-    found = re.search(rf"(?<![\w#]){reference}\s*=\s*(:\w+)", str(call.params["KeyConditionExpression"]))
-    if found is None:
-        raise Unmapped(f"dynamodb:Query: no `{name} = :value` in {call.params['KeyConditionExpression']!r}")
-    value = call.params["ExpressionAttributeValues"][found.group(1)]
-    leading = (str(next(iter(value.values()))),)
-    return [call.ask("dynamodb:Query", _table_arn(call, table), "", {"dynamodb:LeadingKeys": leading})]
-
-
-def _batch(action: str, request: str, keys: Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]) -> Mapper:
-    def mapper(call: _Call) -> list[Authorization]:
-        asked = []
-        for table, entries in call.params[request].items():
-            leading = _leading(call, table, keys(entries))
-            asked.append(call.ask(action, _table_arn(call, table), "", {"dynamodb:LeadingKeys": leading}))
-        return asked
-
-    return mapper
-
-
-def _write_keys(entries: Any) -> list[Mapping[str, Any]]:
-    return [e["PutRequest"]["Item"] if "PutRequest" in e else e["DeleteRequest"]["Key"] for e in entries]
-
-
-_TRANSACT = {"Put": ("dynamodb:PutItem", "Item"), "Update": ("dynamodb:UpdateItem", "Key")}
-_TRANSACT |= {"Delete": ("dynamodb:DeleteItem", "Key"), "ConditionCheck": ("dynamodb:ConditionCheckItem", "Key")}
-
-
-def _transact_write(call: _Call) -> list[Authorization]:
-    # Each item is authorized as its own action (DynamoDB Developer Guide, "Using IAM with DynamoDB transactions").
-    asked = []
-    for entry in call.params["TransactItems"]:
-        ((kind, item),) = entry.items()
-        action, keys = _TRANSACT[kind]
-        table = str(item["TableName"])
-        leading = _leading(call, table, [item[keys]])
-        asked.append(
-            call.ask(action, _table_arn(call, table), "dynamodb:TransactWriteItems", {"dynamodb:LeadingKeys": leading})
-        )
-    return asked
-
-
 # --- SNS, SQS, EventBridge -------------------------------------------------------------------------------------------
 
 
-def _publish(call: _Call) -> list[Authorization]:
+def _publish(call: Call) -> list[Authorization]:
     """sns:Publish; on a topic encrypted with a customer managed key the publisher needs kms:GenerateDataKey and
     kms:Decrypt on it as well (SNS Developer Guide, "Key management": "AWS KMS permissions" for publishers)."""
     from moto.sns.models import sns_backends
@@ -339,7 +264,7 @@ def _publish(call: _Call) -> list[Authorization]:
     return asked
 
 
-def _queue_arn(call: _Call) -> str:
+def _queue_arn(call: Call) -> str:
     # https://sqs.<region>.amazonaws.com/<account>/<name> -> arn:aws:sqs:<region>:<account>:<name>
     url = str(call.params["QueueUrl"])
     account, name = url.rstrip("/").rsplit("/", 2)[-2:]
@@ -354,7 +279,7 @@ def _on_queue(action: str) -> Mapper:
     return lambda call: [call.ask(action, _queue_arn(call))]
 
 
-def _put_events(call: _Call) -> list[Authorization]:
+def _put_events(call: Call) -> list[Authorization]:
     # One authorization per entry, on its bus, with events:source and events:detail-type (EventBridge User Guide,
     # "Using IAM policy conditions in Amazon EventBridge").
     asked = []
@@ -396,14 +321,14 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("secretsmanager", "UntagResource"): _on_secret("secretsmanager:UntagResource"),
     ("secretsmanager", "CreateSecret"): _create_secret,
     ("secretsmanager", "RotateSecret"): _rotate_secret,
-    ("dynamodb", "GetItem"): _item("dynamodb:GetItem", "Key"),
-    ("dynamodb", "PutItem"): _item("dynamodb:PutItem", "Item"),
-    ("dynamodb", "UpdateItem"): _item("dynamodb:UpdateItem", "Key"),
-    ("dynamodb", "DeleteItem"): _item("dynamodb:DeleteItem", "Key"),
-    ("dynamodb", "Query"): _query,
-    ("dynamodb", "BatchWriteItem"): _batch("dynamodb:BatchWriteItem", "RequestItems", _write_keys),
-    ("dynamodb", "BatchGetItem"): _batch("dynamodb:BatchGetItem", "RequestItems", lambda entries: entries["Keys"]),
-    ("dynamodb", "TransactWriteItems"): _transact_write,
+    ("dynamodb", "GetItem"): item("dynamodb:GetItem", "Key"),
+    ("dynamodb", "PutItem"): item("dynamodb:PutItem", "Item"),
+    ("dynamodb", "UpdateItem"): item("dynamodb:UpdateItem", "Key"),
+    ("dynamodb", "DeleteItem"): item("dynamodb:DeleteItem", "Key"),
+    ("dynamodb", "Query"): query,
+    ("dynamodb", "BatchWriteItem"): batch("dynamodb:BatchWriteItem", "RequestItems", write_keys),
+    ("dynamodb", "BatchGetItem"): batch("dynamodb:BatchGetItem", "RequestItems", lambda entries: entries["Keys"]),
+    ("dynamodb", "TransactWriteItems"): transact_write,
     ("sns", "Publish"): _publish,
     ("sqs", "SendMessage"): _on_queue("sqs:SendMessage"),
     ("sqs", "SendMessageBatch"): _on_queue("sqs:SendMessage"),
