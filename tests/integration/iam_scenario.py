@@ -49,6 +49,7 @@ class Recorded:
 
     stack: Stack
     decisions: list[tuple[Principal, Decision]]
+    failures: list[str]  # steps of the pass that raised
 
     def requests_of(self, function: str) -> list[iam.Authorization]:
         """What the function's role was asked (by the function, its poller, or a pull with its registry token)."""
@@ -86,15 +87,28 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                     "PULLTHROUGH_CONFIG": str(config),
                 },
             ).deploy()
+            later = _rules(hub, ghcr, None, description="second", ghcr_secret=f"ecr-pullthroughcache/{ghcr}-next")
+            steps = {
+                "deploy and warm": lambda: _deploy_and_warm(stack, sb, hub, ns, images),
+                "stale run": lambda: _stale_run_closed(stack, config, ns, rules),
+                "credentials checks": lambda: _credentials_checked(stack, f"ecr-pullthroughcache/{ghcr}"),
+                "rotations": lambda: _rotations(
+                    stack, sb, f"ecr-pullthroughcache/{ghcr}", f"ecr-pullthroughcache/{hub}", user, token
+                ),
+                "update and delete": lambda: (
+                    _write(config, ns, later, ["app"]),
+                    stack.fire_schedule("ReconcileRulesFunction"),
+                ),
+            }
+            failures = []
             with iam.recording() as decisions:
-                _deploy_and_warm(stack, sb, hub, ns, images)
-                _stale_run_closed(stack, config, ns, rules)
-                _credentials_checked(stack, f"ecr-pullthroughcache/{ghcr}")
-                _rotations(stack, sb, f"ecr-pullthroughcache/{ghcr}", f"ecr-pullthroughcache/{hub}", user, token)
-                later = _rules(hub, ghcr, None, description="second", ghcr_secret=f"ecr-pullthroughcache/{ghcr}-next")
-                _write(config, ns, later, ["app"])
-                stack.fire_schedule("ReconcileRulesFunction")
-            yield Recorded(stack, list(decisions))
+                for name, step in steps.items():
+                    # A step that fails (say, because IAM refused a call) is reported by the test, not a crash here.
+                    try:
+                        step()
+                    except Exception as exc:  # any failure of a step is the finding
+                        failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            yield Recorded(stack, list(decisions), failures)
             ecr.forget_authorization()
     finally:
         sb.remove_user(user)

@@ -84,6 +84,7 @@ def test_the_pass_ran_every_function_and_iam_refused_nothing(recorded: Recorded)
     assert {f for f in functions if recorded.requests_of(f)} == functions
     refused = [(p.role.logical_id, d.request) for p, d in recorded.decisions if not d.allowed]
     assert refused == []
+    assert recorded.failures == []
 
 
 @pytest.mark.parametrize(("function", "sid"), JUDGED, ids=[f"{f}.{sid}" for f, sid in JUDGED])
