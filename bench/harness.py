@@ -162,7 +162,8 @@ class Rig:
     # --- the config ----------------------------------------------------------------------------------------------
 
     def configure(self, images: Sequence[str], *, success: str = "full") -> Path:
-        """Write a config that warms `images` through the warm rule; point every function at it."""
+        """Write a config that warms `images` through the warm rule; point every function at it, and deploy it
+        (`sam deploy` of an edited config: the roles' scopes follow its rules)."""
         import yaml
 
         document = {
@@ -181,6 +182,7 @@ class Rig:
         path = self.workdir / f"config-{uuid.uuid4().hex[:8]}.yaml"
         path.write_text(yaml.safe_dump(document), encoding="utf-8")
         self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+        self.stack.update()
         return path
 
     # --- reports -------------------------------------------------------------------------------------------------

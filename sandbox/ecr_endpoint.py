@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from sandbox import iam
 from sandbox.ecr_registry import EcrRegistry, Manifest, NotHeld, Route, Rules
 from sandbox.ecr_upstream import ACCESS_DENIED, NOT_FOUND, UpstreamFailure
 from sandbox.upstream import ForwardingHandler, LoopbackServer, LoopbackService, error_body, request_kind
@@ -113,6 +114,11 @@ class _EcrHandler(ForwardingHandler):
             self.send_simple(404, error_body("UNSUPPORTED", f"{path} is not supported by this registry"))
             return
         name, api = match["name"], match["api"]
+        # IAM: the pull is the token's principal's (sandbox/iam.py); ECR answers a refused one 403 DENIED.
+        denied = iam.registry_denial(self.headers.get("Authorization"), name, kind, self.command)
+        if denied is not None:
+            self.send_simple(*denied)
+            return
         route = endpoint.rules.route(name)
         if route is None:
             message = f"The repository with name '{name}' does not exist in the registry with id '{endpoint.account}'"
@@ -253,4 +259,6 @@ class EcrEndpoint:
             user, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             return False
-        return user == "AWS" and hmac.compare_digest(password.encode(), self.password.encode())
+        known = hmac.compare_digest(password.encode(), self.password.encode())
+        # Tokens GetAuthorizationToken issued to a function's principal are valid too (sandbox/iam.py).
+        return user == "AWS" and (known or iam.principal_of_token(password) is not None)

@@ -6,25 +6,33 @@ calls them exactly as against AWS. It also makes DescribeImages, ListImages, Bat
 BatchCheckLayerAvailability and GetDownloadUrlForLayer answer for repositories under a rule from the sandbox's
 registry model (`set_registry`, `sandbox.moto_ecr_images`).
 
+GetAuthorizationToken answers as ECR does: "An authorization token represents your IAM authentication credentials
+and can be used to access any Amazon ECR registry that your IAM principal has access to. The authorization token is
+valid for 12 hours." (botocore's ECR model). moto's token names no one and expired in 2015; the sandbox's names the
+principal that asked (sandbox.iam), so the registry endpoint authorizes a pull as that principal.
+
 The sandbox's ECR registry endpoint uses the hooks below (`find_rule`, `rule_secret`, `ensure_cache_repository`),
 and maps upstream hosts to loopback URLs with `set_upstream_endpoints` for ValidatePullThroughCacheRule.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable, Mapping
+from datetime import timedelta
 from typing import Any
 
 from moto.core.responses import ActionResult
 from moto.ecr.models import ECRBackend
 from moto.ecr.responses import ECRResponse
 
+from sandbox import iam
 from sandbox import moto_ecr_images as images
 from sandbox import moto_ecr_rules as rules
 from sandbox import moto_ecr_templates as templates
 from sandbox.ecr_registry import EcrRegistry
-from sandbox.moto_ecr_state import LOCK, backend, prefix_key, state
+from sandbox.moto_ecr_state import LOCK, backend, now, prefix_key, state
 
 __all__ = [
     "ensure_cache_repository",
@@ -70,6 +78,7 @@ def install() -> None:
         for name, image_operation in _FROM_REGISTRY.items():
             _MOTO_OWN[name] = getattr(ECRResponse, name)
             setattr(ECRResponse, name, _from_registry(name, image_operation))
+        ECRResponse.get_authorization_token = _authorization_token
         setattr(ECRResponse, _INSTALLED_FLAG, True)
 
 
@@ -141,3 +150,18 @@ def _from_registry(name: str, operation: _ImageOperation) -> Callable[[ECRRespon
 
     respond.__name__ = name
     return respond
+
+
+def _authorization_token(self: ECRResponse) -> ActionResult:
+    """GetAuthorizationToken: per registry, `AWS:<password>` base64-encoded, valid 12 hours, naming the caller."""
+    registries = _params(self).get("registryIds") or [self.current_account]
+    principal = iam.current()
+    data = [
+        {
+            "authorizationToken": base64.b64encode(f"AWS:{iam.registry_token(registry, principal)}".encode()).decode(),
+            "expiresAt": now() + timedelta(hours=12),
+            "proxyEndpoint": f"https://{registry}.dkr.ecr.{self.region}.amazonaws.com",
+        }
+        for registry in registries
+    ]
+    return ActionResult({"authorizationData": data})

@@ -21,6 +21,9 @@ Custom resources (`Custom::*`, AWS::CloudFormation::CustomResource) are sent Clo
 is a `sam deploy` of an edited config: the config layer's version follows its content (a layer publishes a new
 version whenever its content changes), so a custom resource whose properties name it gets an Update, as CloudFormation
 would send; an unchanged config sends nothing.
+
+While a function runs, every AWS call it makes is evaluated against its execution role as SAM builds it from the
+template (sandbox/iam.py): a call the role does not allow fails with AWS's AccessDenied, as it would in the account.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import Any
 
 import boto3
 
-from sandbox import cloudformation, lambdas, moto_secrets
+from sandbox import cloudformation, iam, iam_guard, iam_roles, lambdas, moto_secrets
 from sandbox.template import REPO_ROOT, load_template
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
@@ -78,6 +81,7 @@ class Stack:
     timeouts: dict[str, int] = field(default_factory=dict)  # a test's shorter Timeout for a function, in seconds
     custom: dict[str, dict[str, Any]] = field(default_factory=dict)  # custom resource -> the properties it was sent
     layer_versions: dict[str, tuple[str, int]] = field(default_factory=dict)  # layer -> (content digest, version)
+    principals: dict[str, iam.Principal] = field(default_factory=dict)  # function logical id -> its role session
 
     @property
     def stack_id(self) -> str:
@@ -123,6 +127,7 @@ class Stack:
         self.routes = []
         for logical_id, resource in resources.items():
             self._route(logical_id, resource)
+        self.principals.clear()  # the roles' policies are resolved anew: their scopes follow the facts
         return updated
 
     def config_path(self) -> str:
@@ -132,7 +137,12 @@ class Stack:
     def _create(self, logical_id: str, resource: dict[str, Any]) -> None:
         kind, props = resource.get("Type", ""), resource.get("Properties", {}) or {}
         if kind == "AWS::SNS::Topic":
-            arn = _client("sns", self.region).create_topic(Name=f"{self.stack_name}-{logical_id}")["TopicArn"]
+            attributes = {}
+            if "KmsMasterKeyId" in props:  # publishers then need the key too (SNS Developer Guide, "Key management")
+                attributes["KmsMasterKeyId"] = str(self.resolve(props["KmsMasterKeyId"]))
+            arn = _client("sns", self.region).create_topic(
+                Name=f"{self.stack_name}-{logical_id}", Attributes=attributes
+            )["TopicArn"]
             self.physical[logical_id] = arn
             self.physical[f"{logical_id}.TopicArn"] = arn
         elif kind == "AWS::SQS::Queue":
@@ -447,10 +457,18 @@ class Stack:
         glob = self.template.get("Globals", {}).get("Function", {}).get("Timeout", 3)
         return int(self.resolve(own if own is not None else glob))
 
+    def principal(self, function: str) -> iam.Principal:
+        """The session the function's code runs as: its execution role, named after the function."""
+        if function not in self.principals:
+            self.principals[function] = iam_roles.principal_of(self, function)
+        return self.principals[function]
+
     def invoke(self, function: str, event: dict[str, Any], kind: str = "direct") -> Any:
-        """Call a function's handler with its environment in place, as Lambda would, its time counting down."""
+        """Call a function's handler with its environment in place and its role deciding its AWS calls, as Lambda
+        would, its time counting down from its Timeout."""
         self.invocations.append((function, kind))
-        with environment_set(self.environment(function)):
+        iam_guard.install()
+        with environment_set(self.environment(function)), iam.acting_as(self.principal(function)):
             context = lambdas.LambdaContext(
                 function_name=self.physical[function],
                 region=self.region,
@@ -521,9 +539,17 @@ class Stack:
         sqs = _client("sqs", self.region)
         url = self.physical[route.queue]
         arn = self.physical[f"{route.queue}.Arn"]
+        # Lambda's poller reads, receives and deletes with the function's execution role (Lambda Developer Guide,
+        # "Using Lambda with Amazon SQS": execution role permissions); the sandbox's own shortcut (making a failed
+        # message visible again at once) is not the poller's, and is not evaluated.
+        iam_guard.install()
+        poller = self.principal(function)
+        with iam.acting_as(poller):
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["VisibilityTimeout"])
         processed = 0
         for _ in range(max_rounds):
-            got = self._batch(url, route.batch_size)
+            with iam.acting_as(poller):
+                got = self._batch(url, route.batch_size)
             if not got and self.pass_delays(route.queue):
                 continue
             if not got:
@@ -537,7 +563,8 @@ class Stack:
                         QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                     )
                 else:
-                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                    with iam.acting_as(poller):
+                        sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
                     processed += 1
         return processed
 

@@ -83,7 +83,12 @@ class WarmHarness:
                         upstreamRegistry=upstream,
                         credentialArn=arn,
                     )
-                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=dict(sandbox.env())).deploy()
+                # The deploy scopes IAM to the config's rules (ConfigFacts), as a real one does: a config of the two
+                # rules is in place from the start.
+                config = workdir / f"{unique('config-')}.yaml"
+                config.write_text(yaml.safe_dump(cls.document([])))
+                env = {**sandbox.env(), "PULLTHROUGH_CONFIG": str(config)}
+                stack = Stack(account=sandbox.account, region=sandbox.region, extra_env=env).deploy()
                 sns, sqs = boto3.client("sns"), boto3.client("sqs")
                 reader = sqs.create_queue(QueueName=f"{cls.STACK_LABEL}-report-reader")["QueueUrl"]
                 reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"][
@@ -109,25 +114,31 @@ class WarmHarness:
 
         `imports`: config warm.imports (how long to wait for ECR), e.g. {"poll": 1, "give_up_after": 3}.
         """
-        document = {
+        path = self.workdir / f"{unique('config-')}.yaml"
+        path.write_text(yaml.safe_dump(self.document(images, budget_share=budget_share, imports=imports)))
+        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+        self.stack.update()  # as `sam deploy` of an edited config: the template's facts about it follow
+
+    @classmethod
+    def document(
+        cls, images: list[Any], *, budget_share: float | None = None, imports: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The config document of the module's two rules and `images`."""
+        return {
             "version": 1,
-            "stack": self.STACK_LABEL,
+            "stack": cls.STACK_LABEL,
             "rules": [
-                {"prefix": self.HUB, "upstream": "docker-hub", "credentials": secret_of(self.HUB)},
-                {"prefix": self.GHCR, "upstream": "github-container-registry", "credentials": secret_of(self.GHCR)},
+                {"prefix": cls.HUB, "upstream": "docker-hub", "credentials": secret_of(cls.HUB)},
+                {"prefix": cls.GHCR, "upstream": "github-container-registry", "credentials": secret_of(cls.GHCR)},
             ],
             "warm": {
                 "platforms": list(WANTED),
-                "budget_share": self.BUDGET_SHARE if budget_share is None else budget_share,
+                "budget_share": cls.BUDGET_SHARE if budget_share is None else budget_share,
                 "images": images,
                 **({"imports": imports} if imports else {}),
             },
             "notifications": {"success": "full"},
         }
-        path = self.workdir / f"{unique('config-')}.yaml"
-        path.write_text(yaml.safe_dump(document))
-        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
-        self.stack.update()  # as `sam deploy` of an edited config: the template's facts about it follow
 
     def push(self, name: str, tag: str = "1.0", **options: Any) -> PushedImage:
         options.setdefault("layer_sizes", self.LAYERS)

@@ -29,8 +29,9 @@ ROUTES = {
     "dry_run": None,  # a manual invocation
 }
 # What the function calls (tests/integration/test_reconcile_rules.py checks each call against this role), and what
-# AWS checks on its behalf: a template needs the right to create the repositories it describes, SNS encrypts with
-# the publisher's permissions on the topic's key.
+# AWS checks on its behalf: a template needs the right to create the repositories it describes (tagged, with their
+# lifecycle policy), ECR creates its service-linked roles and assumes a passed role with the caller's permissions,
+# SNS encrypts with the publisher's permissions on the topic's key (tests/integration/test_iam_grants.py proves each).
 CALLED = {
     "ecr:DescribePullThroughCacheRules",
     "ecr:CreatePullThroughCacheRule",
@@ -49,7 +50,15 @@ CALLED = {
     "events:PutEvents",
     "sns:Publish",
 }
-ON_ITS_BEHALF = {"ecr:CreateRepository", "ecr:PutLifecyclePolicy", "kms:GenerateDataKey*", "kms:Decrypt"}
+ON_ITS_BEHALF = {
+    "ecr:CreateRepository",
+    "ecr:PutLifecyclePolicy",
+    "ecr:TagResource",
+    "iam:CreateServiceLinkedRole",
+    "iam:PassRole",
+    "kms:GenerateDataKey*",
+    "kms:Decrypt",
+}
 
 
 def sample(name: str) -> dict[str, Any]:

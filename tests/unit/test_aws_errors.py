@@ -28,7 +28,8 @@ def client_error(code: str, message: str = "something happened", operation: str 
         ("AuthorizationError", AwsAccessDenied),  # SNS
         ("AccessDeniedException", AwsAccessDenied),
         ("KMSAccessDeniedException", AwsAccessDenied),
-        ("ExpiredToken", AwsAccessDenied),
+        ("ExpiredTokenException", AwsAccessDenied),
+        ("KMSDisabled", AwsAccessDenied),  # SNS: the topic's key is disabled
         ("ThrottlingException", AwsThrottled),
         ("Throttling", AwsThrottled),
         ("TooManyRequestsException", AwsThrottled),

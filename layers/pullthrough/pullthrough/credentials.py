@@ -752,7 +752,9 @@ def _secret_of(detail: Mapping[str, Any]) -> str | None:
     for key in ("requestParameters", "additionalEventData", "responseElements"):
         part = detail.get(key)
         if isinstance(part, Mapping):
-            for field_name in ("secretId", "SecretId", "arn", "ARN", "name", "Name"):
+            # "aRN": before February 2024 some Secrets Manager events spelt the ARN's key so (Secrets Manager User
+            # Guide, "AWS CloudTrail entries for Secrets Manager").
+            for field_name in ("secretId", "SecretId", "arn", "ARN", "aRN", "name", "Name"):
                 value = part.get(field_name)
                 if isinstance(value, str) and value:
                     return value

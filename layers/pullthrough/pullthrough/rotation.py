@@ -152,14 +152,11 @@ class Rotation:
         logger.append_keys(run_id=self.run_id, secret=self.name, step=self.event.step)
         try:
             self._check_region()
+            # The event's SecretId (an ARN) names the secret: a secret outside the prefix is refused before any
+            # call, since the role may not even describe it (template.yaml) and AWS would answer AccessDenied.
+            self._check_prefix(self.name)
             info = self._describe()
-            if not info.name.startswith(SECRET_PREFIX):
-                raise self._error(
-                    f"ECR pull-through cache reads only secrets named {SECRET_PREFIX}..., so this function "
-                    "rotates only those",
-                    f"keep the credentials in a secret named {SECRET_PREFIX}<name> and rotate that one",
-                    "wrong_prefix",
-                )
+            self._check_prefix(info.name)
             stages = info.stages_of(self.event.token)
             if stages is None:
                 raise self._error(
@@ -457,6 +454,15 @@ class Rotation:
                 f"{self.settings.region}; ECR reads credentials only from its own region",
                 f"create the secret in {self.settings.region} and rotate it there",
                 "wrong_region",
+            )
+
+    def _check_prefix(self, name: str) -> None:
+        if not name.startswith(SECRET_PREFIX):
+            raise self._error(
+                f"ECR pull-through cache reads only secrets named {SECRET_PREFIX}..., so this function rotates only "
+                "those",
+                f"keep the credentials in a secret named {SECRET_PREFIX}<name> and rotate that one",
+                "wrong_prefix",
             )
 
     def _describe(self) -> SecretInfo:
