@@ -1,10 +1,11 @@
 """5. Scale: plan_warming over 1,000 and 10,000 images, half of them cached in ECR already.
 
-The images are tags of repositories (ten tags each) that exist upstream; every other tag is also in the ECR cache
-(the rule's proxy storage). They are written straight into the registries' storage in distribution's own layout
-(`bench.layout`), because pushing 10,000 images through the registry API would take minutes; what the planner then
-sees over HTTP (HEADs upstream) and through moto (DescribeImages, BatchGetImage, BatchCheckLayerAvailability) is
-exactly what a push would have produced.
+The images are tags of repositories (ten tags each) that exist upstream; every other tag is also in the ECR cache.
+Upstream, they are written straight into the registry's storage in distribution's own layout (`bench.layout`),
+because pushing 10,000 images through the registry API would take minutes; in ECR, the subprocess's registry model
+holds them as finished imports leave them (`EcrRegistry.hold`). What the planner then sees over HTTP (HEADs
+upstream) and through moto (DescribeImages, BatchGetImage, BatchCheckLayerAvailability) is exactly what a push and a
+pull through the cache would have produced.
 
 Each plan runs in a fresh subprocess with its own moto (template.yaml deployed, the cache rule created): the
 plan_warming handler fires as its schedule does, once over one image (the cold start, not measured) and then over
@@ -31,6 +32,7 @@ from typing import Any
 from bench import layout
 from bench.harness import FAKE_AWS, ROOT, Rig, progress
 from bench.table import Figure, ratio, seconds, size
+from sandbox import DEFAULT_ACCOUNT
 
 PREFIX = "bench-scale"
 TAGS_PER_REPOSITORY = 10
@@ -61,19 +63,40 @@ def seed(rig: Rig, images: int) -> str:
     if key in rig.cache:
         return namespace
     upstream = layout.Storage(rig.sb.workdir / "upstream" / "storage")
-    cache = layout.Storage(rig.sb.ecr.storage_dir(PREFIX))
     shared = layout.shared_blobs(namespace)
     for blob in shared.values():
         upstream.put_blob(blob)
-        cache.put_blob(blob)
-    for index in range(images):
-        repository, tag = names(namespace, index)
-        manifest = layout.image_manifest(shared, annotation=f"{repository}:{tag}")
+    for repository, tag, manifest in manifests(namespace, images):
         upstream.put_image(repository, tag, manifest, shared)
-        if index % 2 == 0:
-            cache.put_image(repository, tag, manifest, shared)
     rig.cache[key] = True
     return namespace
+
+
+def manifests(namespace: str, images: int) -> list[tuple[str, str, bytes]]:
+    """(repository, tag, manifest) of every image, as seed() writes them upstream (the same bytes every time)."""
+    shared = layout.shared_blobs(namespace)
+    found = []
+    for index in range(images):
+        repository, tag = names(namespace, index)
+        found.append((repository, tag, layout.image_manifest(shared, annotation=f"{repository}:{tag}")))
+    return found
+
+
+def hold_cached_half(namespace: str, images: int, account: str, region: str) -> None:
+    """In this process's moto, an ECR registry model holding every other image (as imported through the rule)."""
+    import tempfile
+
+    from sandbox import moto_ecr
+    from sandbox.ecr_endpoint import MotoCacheRules
+    from sandbox.ecr_registry import EcrRegistry
+
+    rules = MotoCacheRules(account, region)
+    registry = EcrRegistry(Path(tempfile.mkdtemp(prefix="scale-ecr-")), account=account, region=region, rules=rules)
+    moto_ecr.set_registry(account, region, registry)
+    for index, (repository, tag, manifest) in enumerate(manifests(namespace, images)):
+        route = rules.route(f"{PREFIX}/{repository}")
+        if index % 2 == 0 and route is not None:
+            registry.hold(route, tag, manifest, layout.OCI_MANIFEST)
 
 
 def names(namespace: str, index: int) -> tuple[str, str]:
@@ -110,7 +133,7 @@ def plan_in_subprocess(rig: Rig, images: int) -> Planned:
     spec = {
         "config": str(config),
         "warmup": str(warmup),
-        "storage": str(rig.sb.ecr.storage_dir(PREFIX)),
+        "namespace": namespace,
         "endpoints": rig.sb.upstream_endpoints(),
         "ecr_url": rig.sb.ecr_url,
         "user": user,
@@ -131,6 +154,9 @@ def plan_in_subprocess(rig: Rig, images: int) -> Planned:
     if result.returncode != 0:
         raise RuntimeError(f"planning {images} images failed:\n{result.stderr[-4000:]}")
     data = json.loads(result.stdout.strip().splitlines()[-1])
+    cached = data["decided"].get("already_cached", 0)
+    if (cached, data["queued"]) != ((images + 1) // 2, images // 2):
+        raise RuntimeError(f"planning {images} images: expected half cached and half queued, got {data}")
     heads = rig.sb.upstream.counters[("HEAD", "manifest")] - heads_before
     return Planned(upstream_heads=heads, **data)
 
@@ -209,8 +235,6 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         correct_moto()
         moto_ecr.install()
         moto_ecr.set_upstream_endpoints(spec["endpoints"])
-        storage = Path(spec["storage"])
-        moto_ecr.set_cache_storage(lambda prefix: storage if prefix == PREFIX else None)
         session = boto3.session.Session()
         arn = session.client("secretsmanager").create_secret(
             Name=f"ecr-pullthroughcache/{PREFIX}",
@@ -222,12 +246,13 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             upstreamRegistry="docker-hub",
             credentialArn=arn,
         )
+        hold_cached_half(spec["namespace"], spec["images"], DEFAULT_ACCOUNT, FAKE_AWS["AWS_REGION"])
         env = {
             "PULLTHROUGH_ECR_REGISTRY_URL": spec["ecr_url"],
             "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(spec["endpoints"]),
             "PULLTHROUGH_CONFIG": spec["warmup"],
         }
-        stack = Stack(stack_name="pullthrough-scale", extra_env=env).deploy()
+        stack = Stack(stack_name="pullthrough-scale", extra_env=env).deploy()  # IAM scoped to the warm-up config's rule
         aws = AwsCalls()
         boto3.setup_default_session()
         assert boto3.DEFAULT_SESSION is not None

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import hmac
 import json
-import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -43,12 +41,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from sandbox.distribution import RegistryProcess, start_registry
 from sandbox.ecr_behaviour import Clock, Events, ImportFailure, Imports
 from sandbox.ecr_upstream import NOT_FOUND, UNAVAILABLE, UpstreamClient, UpstreamFailure
 from sandbox.images import RegistryAPI
+from sandbox.signed_urls import UrlSigner
 
 RECHECK_AFTER = timedelta(hours=24)
 PULL_TIME_REFRESH = timedelta(hours=24)
@@ -159,7 +158,7 @@ class EcrRegistry:
         self._inflight: dict[tuple[str, str], Future[None]] = {}
         self._lock = threading.RLock()  # _background submits (and so records the task) while holding it
         self._pool = ThreadPoolExecutor(max_workers=IMPORT_THREADS, thread_name_prefix="ecr-import")
-        self._signing_key = secrets.token_bytes(16)
+        self._signer = UrlSigner(LAYER_URL_SECONDS, "X-Amz-Expires", "X-Amz-Signature")
         self._running: set[Future[None]] = set()  # every background task not yet done (for settle())
         self.imports.attach(self._submit)
 
@@ -239,6 +238,19 @@ class EcrRegistry:
                 raise NotHeld(digest)
         self._child(route, digest)
         return repository.manifests[digest]
+
+    def hold(self, route: Route, tag: str, body: bytes, media_type: str) -> Manifest:
+        """Record a tag as a finished import leaves it (its manifest, and every layer AVAILABLE), without the upstream:
+        a large cache seeded for the planner (bench/scale.py), which reads ECR's control plane only. No bytes are
+        stored: the registry endpoint cannot serve these layers."""
+        self.rules.ensure_cache_repository(route.repository)
+        repository = self._repository(route)
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        with repository.lock:
+            manifest = self._keep(repository, digest, media_type, body)
+            repository.tags[tag] = (digest, self.clock.now())
+            repository.layers.update(dict.fromkeys(manifest.blobs, AVAILABLE))
+        return manifest
 
     def _child(self, route: Route, digest: str) -> None:
         repository = self._repository(route)
@@ -335,26 +347,13 @@ class EcrRegistry:
 
     def layer_url(self, repository: str, digest: str) -> str:
         """A pre-signed URL of a held layer (ECR's layers live in S3; GetDownloadUrlForLayer returns such a URL)."""
-        expires = int(time.time()) + LAYER_URL_SECONDS
-        signature = self._sign(repository, digest, expires)
-        return f"{self.public_url}/ecr-layers/{repository}/{digest}?X-Amz-Expires={expires}&X-Amz-Signature={signature}"
+        return f"{self.public_url}/ecr-layers/{repository}/{digest}?{self._signer.query(repository, digest)}"
 
     def signed_layer(self, target: str) -> tuple[str, str] | None:
         """(repository, digest) of a pre-signed layer URL whose signature holds and has not expired."""
         parts = urlsplit(target)
         repository, _, digest = parts.path[len("/ecr-layers/") :].rpartition("/")
-        query = parse_qs(parts.query)
-        try:
-            expires = int(query["X-Amz-Expires"][0])
-            signature = query["X-Amz-Signature"][0]
-        except (KeyError, IndexError, ValueError):
-            return None
-        if expires < time.time() or not hmac.compare_digest(signature, self._sign(repository, digest, expires)):
-            return None
-        return repository, digest
-
-    def _sign(self, repository: str, digest: str, expires: int) -> str:
-        return hmac.new(self._signing_key, f"{repository}|{digest}|{expires}".encode(), hashlib.sha256).hexdigest()
+        return (repository, digest) if self._signer.holds(repository, digest, parts.query) else None
 
     # --- pulls and storage classes ------------------------------------------------------------------------------
 

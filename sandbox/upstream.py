@@ -40,12 +40,10 @@ import hmac
 import http.client
 import json
 import re
-import secrets
 import socket
 import struct
 import sys
 import threading
-import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
@@ -55,6 +53,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sandbox.signed_urls import UrlSigner
 from sandbox.tokens import TOKEN_TTL_SECONDS, TokenIssuer, parse_scopes, token_claims
 
 RATE_WINDOW_SECONDS = 21600  # Docker Hub's window: `ratelimit-limit: 100;w=21600`
@@ -690,7 +689,7 @@ class UpstreamFront:
         self.faults = Faults()
         self.backend: tuple[str, int] | None = None
         self.redirect_blobs = True
-        self._cdn_key = secrets.token_bytes(16)
+        self._cdn = UrlSigner(CDN_URL_SECONDS, "expires", "signature")
         self._lock = threading.Lock()
         self._service = LoopbackService(_FrontHandler, self)
 
@@ -717,27 +716,13 @@ class UpstreamFront:
 
     def cdn_url(self, repository: str, digest: str) -> str:
         """A signed, expiring URL for a blob, as Docker Hub's redirect hands out."""
-        expires = int(time.time()) + CDN_URL_SECONDS
-        signature = self._sign(repository, digest, expires)
-        return f"{self.url}/cdn/{repository}/blobs/{digest}?expires={expires}&signature={signature}"
+        return f"{self.url}/cdn/{repository}/blobs/{digest}?{self._cdn.query(repository, digest)}"
 
     def cdn_target(self, target: str) -> tuple[str, str] | None:
         """(repository, digest) of a CDN URL whose signature holds and has not expired, else None."""
         parts = urlsplit(target)
         repository, _, digest = parts.path[len("/cdn/") :].rpartition("/blobs/")
-        query = parse_qs(parts.query)
-        try:
-            expires = int(query["expires"][0])
-            signature = query["signature"][0]
-        except (KeyError, IndexError, ValueError):
-            return None
-        expected = self._sign(repository, digest, expires)
-        if expires < time.time() or not hmac.compare_digest(signature, expected):
-            return None
-        return repository, digest
-
-    def _sign(self, repository: str, digest: str, expires: int) -> str:
-        return hmac.new(self._cdn_key, f"{repository}|{digest}|{expires}".encode(), "sha256").hexdigest()
+        return (repository, digest) if self._cdn.holds(repository, digest, parts.query) else None
 
     def is_public(self, repository: str) -> bool:
         """Anonymous pulls are allowed everywhere except under `private/`."""

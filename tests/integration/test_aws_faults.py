@@ -280,6 +280,52 @@ def test_sqs_delivering_a_finished_job_again_counts_it_once_and_reports_once(wor
     assert accounted(second, report)
 
 
+@dataclass
+class Refusal:
+    """SNS refusing Publish `times` times, as AWS answers (a ClientError botocore raises), counted in `calls`."""
+
+    code: str
+    times: int = 1
+    calls: int = 0
+
+    def answer(self, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        # A `before-call` handler's answer short-circuits the request: botocore raises it as AWS's error.
+        if self.calls >= self.times:
+            return None
+        self.calls += 1
+        status = type("Http", (), {"status_code": 400, "headers": {}})()
+        return status, {"Error": {"Code": self.code, "Message": "refused by the test"}, "ResponseMetadata": {}}
+
+
+def test_a_report_whose_publish_failed_goes_out_once_from_the_closing_jobs_redelivery_alone(world: World) -> None:
+    # Given a run of two jobs, the first warmed and counted
+    images = three_images(world)
+    world.configure([f"{images['hub'][0].repository}:1.0", f"{images['other'][0].repository}:1.0"])
+    run = world.plan()
+    first, closing = world.receive()
+    assert world.deliver([first]) == {"batchItemFailures": []}
+    # ...and the job that completes the run, whose report SNS refuses once
+    refusal = Refusal("KMSThrottling")
+    sns = clients.client("sns", world.sb.region)
+    sns.meta.events.register_first("before-call.sns.Publish", refusal.answer)
+    try:
+        failed = world.deliver([closing])
+    finally:
+        sns.meta.events.unregister("before-call.sns.Publish", refusal.answer)
+    assert (failed, refusal.calls) == ({"batchItemFailures": [{"itemIdentifier": closing["MessageId"]}]}, 1)
+    assert world.reports_of(run["run_id"]) == []
+    # When SQS delivers the other job again first: it is counted once and publishes nothing
+    assert world.deliver([first]) == {"batchItemFailures": []}
+    assert world.reports_of(run["run_id"]) == []
+    # Then the closing job's redelivery publishes the report, once, with both images
+    assert world.deliver([closing]) == {"batchItemFailures": []}
+    (report,) = world.reports_of(run["run_id"])
+    assert sorted(i.outcome for i in report.items) == [Outcome.WARMED, Outcome.WARMED]
+    # And any later delivery of either job publishes nothing more
+    assert world.deliver([first, closing]) == {"batchItemFailures": []}
+    assert len(world.reports_of(run["run_id"])) == 1
+
+
 # --- credentials checks ----------------------------------------------------------------------------------------------
 
 SECRET = f"secret {secret_of(GHCR)} (AWSCURRENT)"  # how the credentials report names the refused secret

@@ -16,7 +16,9 @@ import boto3
 import pytest
 
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
+from pullthrough.budget import Budget
 from pullthrough.errors import AwsAlreadyExists, AwsError
+from pullthrough.registry import RateLimit
 from sandbox.moto_threads import serialised
 from sandbox.template import load_template
 from tests.fake_aws import fake_aws
@@ -279,3 +281,41 @@ def test_a_verification_this_code_cannot_read_is_not_recalled(ledger: Ledger) ->
     ddb.put_item(TableName="ledger", Item=item)
     # Then it is not recalled: the image is verified in full instead
     assert ledger.remembered([("docker-hub/library/app", "odd")]) == {}
+
+
+# --- the pull allowances runs open at once share ---------------------------------------------------------------------
+
+
+def test_two_planners_drawing_over_the_same_read_cannot_both_win(ledger: Ledger) -> None:
+    # Given two planners that read the same (new) allowance
+    first, second = Budget(0.5), Budget(0.5)
+    for budget, run_id in ((first, "warm-a"), (second, "warm-b")):
+        budget.observe("hub", RateLimit(100, 10, 3600, "u"))
+        budget.share_with(run_id, ledger.shared(["hub"]))
+        budget.take("hub", 5)
+    # When both draw what they fitted
+    (a,), (b,) = first.drawn(T0), second.drawn(T0)
+    # Then the first wins, the second is told to read again, and what is stored is the first's draw alone
+    assert (ledger.draw(a), ledger.draw(b)) == (True, False)
+    open_run(ledger, "warm-a")
+    (stored,) = ledger.shared(["hub"]).values()
+    assert (stored.base, stored.version, [(d.run_id, d.pulls) for d in stored.draws]) == (10, 1, [("warm-a", 5)])
+    # And read again, the second run finds nothing left of the allowance the first run holds
+    second.share_with("warm-b", ledger.shared(["hub"]))
+    assert second.allowance("hub") == 0
+
+
+def test_a_finished_runs_draw_no_longer_holds_the_allowance(ledger: Ledger) -> None:
+    # Given a run that drew and then was reported (its META closed, off the open list)
+    budget = Budget(0.5)
+    budget.observe("hub", RateLimit(100, 10, 3600, "u"))
+    budget.share_with("warm-1", {})
+    budget.take("hub", 5)
+    (drawn,) = budget.drawn(T0)
+    assert ledger.draw(drawn)
+    open_run(ledger, "warm-1")
+    assert [d.run_id for d in ledger.shared(["hub"])["hub"].draws] == ["warm-1"]
+    ledger.close("warm-1", by="test")
+    ledger.mark_reported("warm-1")
+    # Then the allowance holds no draw: the next run starts a new one from what the upstream reports then
+    assert ledger.shared(["hub"])["hub"].draws == ()

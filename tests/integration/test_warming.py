@@ -492,6 +492,23 @@ def test_a_moved_tag_waits_for_ecrs_daily_recheck_then_is_refreshed(world: Warm)
     )
 
 
+def test_a_pinned_tag_that_moves_between_plan_and_warm_fails_as_a_mismatch_and_is_never_reported_warmed(
+    world: Warm,
+) -> None:
+    # Given a tag pinned to the digest it has upstream when the run is planned
+    name = unique("pinned/app")
+    pinned = world.push(name, seed=1)
+    world.configure([f"{name}:1.0@{pinned.digest}"])
+    summary = world.plan()
+    # When the tag moves upstream before warm_images takes the job (ECR imports what the tag points at then)
+    moved = world.push(name, seed=2)
+    world.drain()
+    # Then the image fails as a digest mismatch naming what ECR serves, never warmed
+    (item,) = world.report_of(summary["run_id"]).items
+    assert (item.outcome, item.reason_code, item.details.digest) == (Outcome.FAILED, "digest_mismatch", moved.digest)
+    assert pinned.digest in (item.reason or "")
+
+
 def test_a_manual_invoke_and_the_rules_reconciled_event_warm_what_they_name(world: Warm) -> None:
     # Given a listed image through each rule (the GHCR rule's token is wrong)
     ns = unique("manual")

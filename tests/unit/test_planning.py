@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,8 +16,16 @@ import pytest
 from pullthrough import config as config_module
 from pullthrough import manifests
 from pullthrough.aws.ecr import EcrImage, StoredManifest
-from pullthrough.errors import EventError, PullthroughError, RegistryAuthError, RegistryNotFound, RegistryRateLimited
-from pullthrough.planning import Budget, Planner, Version, WarmRequest, latest_versions, select_tags
+from pullthrough.budget import Draw, Shared
+from pullthrough.errors import (
+    AwsError,
+    EventError,
+    PullthroughError,
+    RegistryAuthError,
+    RegistryNotFound,
+    RegistryRateLimited,
+)
+from pullthrough.planning import InFlight, Planner, Version, WarmRequest, latest_versions, select_tags
 from pullthrough.registry import ManifestHead, RateLimit
 from pullthrough.report import Outcome, Severity
 from pullthrough.warming import MOVED_TAG_NOTE
@@ -246,28 +255,6 @@ def test_sample_events_read_as_requests() -> None:
 def test_malformed_events_are_refused_with_the_fix(event: dict[str, Any], message: str) -> None:
     with pytest.raises(EventError, match=message):
         WarmRequest.from_event(event)
-
-
-# --- the budget --------------------------------------------------------------------------------------------------
-
-
-def test_budget_is_a_share_of_the_lowest_remaining_count() -> None:
-    # Given a budget of half, and two answers from one upstream
-    budget = Budget(0.5)
-    budget.observe("hub", RateLimit(200, 9, 21600, "u"))
-    budget.observe("hub", RateLimit(200, 7, 21600, "u"))
-    # When pulls are taken
-    taken = [budget.take("hub", 2), budget.take("hub", 1), budget.take("hub", 1)]
-    # Then floor(7 * 0.5) = 3 pulls fit, and what is left upstream is known
-    assert taken == [True, True, False]
-    assert (budget.allowance("hub"), budget.spent("hub"), budget.left("hub")) == (3, 3, 4)
-
-
-def test_an_upstream_without_rate_limit_headers_is_not_limited() -> None:
-    budget = Budget(0.1)
-    budget.observe("quay", None)
-    assert all(budget.take("quay", 50) for _ in range(10))
-    assert budget.allowance("quay") is None
 
 
 # --- decisions ---------------------------------------------------------------------------------------------------
@@ -507,3 +494,125 @@ def test_a_rules_reconciled_request_plans_only_the_images_of_those_rules() -> No
     # And a reconcile after which no rule is ready plans nothing (its images could only fail)
     event = {"detail-type": "Pullthrough Rules Reconciled", "detail": {"rules": []}}
     assert planner(config, ecr, upstream).plan(WarmRequest.from_event(event), RUN).planned == 0
+
+
+# --- runs open at the same time --------------------------------------------------------------------------------------
+
+KEY = "registry-1.docker.io#ecr-pullthroughcache/docker-hub"  # the Docker Hub rule's allowance key
+
+
+@dataclass
+class FakeAllowances:
+    """The ledger's shared allowances: `overtaken` draws fail once each, after `meanwhile` changes what is stored."""
+
+    stored: dict[str, Shared] = field(default_factory=dict)
+    overtaken: int = 0
+    meanwhile: Any = None
+    drawn: list[Shared] = field(default_factory=list)
+
+    def shared(self, keys: Sequence[str]) -> dict[str, Shared]:
+        return {key: self.stored[key] for key in keys if key in self.stored}
+
+    def draw(self, allowance: Shared) -> bool:
+        current = self.stored.get(allowance.key)
+        if self.overtaken:
+            self.overtaken -= 1
+            if self.meanwhile:
+                self.meanwhile(self)
+            return False
+        if (current.version if current else 0) != allowance.version:
+            return False
+        self.stored[allowance.key] = Shared(allowance.key, allowance.base, allowance.draws, allowance.version + 1)
+        self.drawn.append(allowance)
+        return True
+
+
+def singles(upstream: FakeUpstream, *names: str) -> list[str]:
+    for name in names:
+        upstream.serve(f"library/{name}", "1", digest_of(name))
+    return [f"{name}:1" for name in names]
+
+
+def open_run(pulls: int, base: int = 8) -> Shared:
+    return Shared(KEY, base, (Draw("warm-open", pulls, datetime.now(UTC)),), version=3)
+
+
+def test_a_run_planned_while_another_is_open_spends_only_what_the_open_run_left_of_one_allowance() -> None:
+    # Given an open run that drew 3 of the 4 pulls (half of 8) the allowance had, and 8 pulls still left upstream
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=8)
+    allowances = FakeAllowances({KEY: open_run(3)})
+    images = singles(upstream, "a", "b", "c")
+    # When another run plans three single images
+    plan = Planner(config_with(images), ecr, lambda rule: upstream, allowances=allowances, workers=2).plan(
+        WarmRequest(trigger="t"), RUN
+    )
+    # Then one fits (4 - 3), the others are deferred naming the open run, and the draw is stored beside the open run's
+    assert [job.subject for job in plan.jobs] == ["docker.io/library/a:1"]
+    deferred = [d.item for d in plan.decided]
+    assert [(i.outcome, i.reason_code) for i in deferred] == [(Outcome.DEFERRED, "budget")] * 2
+    assert all("warm-open (3)" in (i.reason or "") for i in deferred)
+    (stored,) = allowances.drawn
+    assert (stored.base, {d.run_id: d.pulls for d in stored.draws}) == (8, {"warm-open": 3, RUN: 1})
+    assert any("warm-open" in note and "drew 1 pull" in note for note in plan.notes)
+
+
+def test_a_run_with_no_other_run_open_starts_a_new_allowance_from_what_the_upstream_reports_now() -> None:
+    # Given a stored allowance whose runs have all finished (no draw left) and 6 pulls left upstream
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=6)
+    allowances = FakeAllowances({KEY: Shared(KEY, 100, (), version=7)})
+    images = singles(upstream, "a", "b", "c", "d")
+    plan = Planner(config_with(images), ecr, lambda rule: upstream, allowances=allowances, workers=2).plan(
+        WarmRequest(trigger="t"), RUN
+    )
+    # Then the run spends its own share of the 6 (3), and the allowance starts again at 6 with its draw alone
+    assert len(plan.jobs) == 3
+    (stored,) = allowances.drawn
+    assert (stored.base, stored.version, stored.draws[0].run_id, stored.draws[0].pulls) == (6, 7, RUN, 3)
+
+
+def test_a_draw_another_planner_overtook_is_fitted_again_on_what_that_planner_left() -> None:
+    # Given a planner whose first draw is overtaken by another run drawing 3 of the 4 pulls (half of 8)
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=8)
+
+    def other_run_draws(store: FakeAllowances) -> None:
+        store.stored[KEY] = open_run(3)
+
+    allowances = FakeAllowances(overtaken=1, meanwhile=other_run_draws)
+    images = singles(upstream, "a", "b", "c")
+    plan = Planner(config_with(images), ecr, lambda rule: upstream, allowances=allowances, workers=2).plan(
+        WarmRequest(trigger="t"), RUN
+    )
+    # Then the run ends with what the other run left, not with what it first fitted
+    assert [job.subject for job in plan.jobs] == ["docker.io/library/a:1"]
+    assert {d.run_id: d.pulls for d in allowances.drawn[-1].draws} == {"warm-open": 3, RUN: 1}
+
+
+def test_a_planner_overtaken_every_time_fails_the_run_rather_than_overspend() -> None:
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=8)
+    allowances = FakeAllowances(overtaken=99)
+    planned = Planner(config_with(singles(upstream, "a")), ecr, lambda rule: upstream, allowances=allowances, workers=2)
+    with pytest.raises(AwsError, match="start the run again"):
+        planned.plan(WarmRequest(trigger="t"), RUN)
+    assert allowances.drawn == []
+
+
+def test_images_an_open_run_is_warming_are_left_to_it_and_cost_nothing() -> None:
+    # Given an open run warming a:1, and a run planning a:1 and b:1
+    ecr, upstream = FakeEcr(), FakeUpstream(remaining=8)
+    images = singles(upstream, "a", "b")
+    held = {"docker-hub/library/a:1": InFlight("warm-open", "schedule", datetime.now(UTC))}
+    plan = Planner(config_with(images), ecr, lambda rule: upstream, in_flight=held, workers=2).plan(
+        WarmRequest(trigger="manual"), RUN
+    )
+    # Then a:1 is skipped naming the open run (not an alarm: the open run reports it), and never asked upstream
+    (skipped,) = [d.item for d in plan.decided]
+    assert (skipped.subject, skipped.outcome, skipped.reason_code, skipped.severity) == (
+        "docker.io/library/a:1",
+        Outcome.SKIPPED,
+        "in_flight",
+        Severity.OK,
+    )
+    assert "warm-open" in (skipped.reason or "")
+    assert [job.subject for job in plan.jobs] == ["docker.io/library/b:1"]
+    assert ("HEAD", "library/a", "1") not in upstream.calls
+    assert any("1 image(s) skipped: run warm-open" in note for note in plan.notes)

@@ -961,7 +961,10 @@ class Warm(_Model):
         0.5,
         gt=0,
         le=1,
-        description="Share (0 < x <= 1) of an upstream's remaining pull allowance that one run may spend.",
+        description=(
+            "Share (0 < x <= 1) of an upstream's remaining pull allowance that a warm run may spend; runs open at "
+            "the same time share one such allowance."
+        ),
     )
     images: tuple[WarmImageField, ...] = Field((), description="The images to keep warm.")
     imports: Imports = Field(

@@ -19,7 +19,7 @@ import math
 import re
 import secrets
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pullthrough import config as config_module
 from pullthrough import manifests
+from pullthrough.budget import Budget, Shared, allowance_key
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
 from pullthrough.errors import (
     AwsError,
@@ -43,7 +44,7 @@ from pullthrough.errors import (
 from pullthrough.importing import ARCHIVED, AVAILABLE, Wait
 from pullthrough.observability import logger
 from pullthrough.reference import ImageReference, upstream_repository
-from pullthrough.registry import ManifestHead, RateLimit
+from pullthrough.registry import ManifestHead
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
 from pullthrough.settings import Settings, SettingsError
 from pullthrough.warming import (
@@ -77,6 +78,8 @@ DRAIN_SECONDS_PER_JOB = 15.0
 PLAN_WORKERS = 16
 # Repositories decided at once; each one's tags share the PLAN_WORKERS pool for their HEADs.
 REPOSITORY_WORKERS = 8
+# Draws from a shared pull allowance that another planner's write may overtake before this planner gives up.
+DRAW_ATTEMPTS = 5
 
 RECONCILED_DETAIL_TYPE = "Pullthrough Rules Reconciled"
 
@@ -287,6 +290,23 @@ class Memory(Protocol):
     def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]: ...
 
 
+class Allowances(Protocol):
+    """The pull allowances open runs share (the ledger's BUDGET# items, budget.py)."""
+
+    def shared(self, keys: Sequence[str]) -> dict[str, Shared]: ...
+
+    def draw(self, allowance: Shared) -> bool: ...
+
+
+@dataclass(frozen=True)
+class InFlight:
+    """A run still open: the images it is warming are left to it (its report gives their outcome)."""
+
+    run_id: str
+    trigger: str
+    started: datetime
+
+
 @runtime_checkable
 class EcrTags(Protocol):
     """An EcrView that also tells, in one go, which of several tags of a repository ECR holds."""
@@ -321,51 +341,6 @@ class AwsEcr:
         return ecr.layer_states(repository, digests, self.region)
 
 
-class Budget:
-    """Upstream pulls a run may spend, per rule: `share` of the lowest remaining count the upstream reported.
-
-    An upstream that reports no rate limit (most besides Docker Hub) is not limited here.
-    """
-
-    def __init__(self, share: float) -> None:
-        self.share = share
-        self._remaining: dict[str, int] = {}
-        self._spent: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def observe(self, key: str, rate_limit: RateLimit | None) -> None:
-        """Take in what one answer said about the remaining pulls."""
-        if rate_limit is None or rate_limit.remaining is None:
-            return
-        with self._lock:
-            self._remaining[key] = min(self._remaining.get(key, rate_limit.remaining), rate_limit.remaining)
-
-    def remaining(self, key: str) -> int | None:
-        """The pulls the upstream said it had left (None: it did not say)."""
-        return self._remaining.get(key)
-
-    def allowance(self, key: str) -> int | None:
-        """Pulls this run may spend on the rule (None: unlimited)."""
-        remaining = self._remaining.get(key)
-        return None if remaining is None else math.floor(remaining * self.share)
-
-    def spent(self, key: str) -> int:
-        return self._spent.get(key, 0)
-
-    def take(self, key: str, cost: int) -> bool:
-        """Spend `cost` pulls if they fit in the allowance; False (and nothing spent) when they do not."""
-        allowance = self.allowance(key)
-        if allowance is not None and self.spent(key) + cost > allowance:
-            return False
-        self._spent[key] = self.spent(key) + cost
-        return True
-
-    def left(self, key: str) -> int | None:
-        """The upstream's remaining pulls once this run's spending is taken off."""
-        remaining = self._remaining.get(key)
-        return None if remaining is None else max(remaining - self.spent(key), 0)
-
-
 @dataclass(frozen=True)
 class Plan:
     """A planned run: the jobs to queue and the outcomes already known, under their ledger keys."""
@@ -392,6 +367,8 @@ class Planner:
     ecr: EcrView
     upstream_for: UpstreamFor
     memory: Memory | None = None
+    allowances: Allowances | None = None  # None: this run's own share, shared with no other run (the CLI, tests)
+    in_flight: Mapping[str, InFlight] = field(default_factory=dict)  # images (by key) open runs are warming
     keeps_clients: bool = False  # the clients outlive the plan (kept_upstream_client): not closed at its end
     workers: int = PLAN_WORKERS
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
@@ -405,7 +382,7 @@ class Planner:
         budget = Budget(self.config.warm.budget_share)
         try:
             targets, decided = self._targets(request)
-            candidates = self._expand(targets, decided)
+            candidates = self._leave_in_flight(self._expand(targets, decided), decided)
             remembered = self._recall(candidates)
             self._children = _children_known(remembered)
             with ThreadPoolExecutor(max_workers=max(1, self.workers)) as pool:
@@ -418,7 +395,8 @@ class Planner:
                 wanted.append(replace(outcome, order=index))
             else:
                 decided.append(outcome)
-        jobs, deferred, notes = self._fit(wanted, budget, run_id)
+        jobs, deferred, notes = self._draw(wanted, budget, run_id)
+        notes = self._in_flight_notes(decided) + notes
         decided.extend(deferred)
         if any(d.item.reason_code == TAG_MOVED for d in decided) or any(j.action == "refresh" for j in jobs):
             notes.append(MOVED_TAG_NOTE)
@@ -673,7 +651,7 @@ class Planner:
         head = looked if not isinstance(looked, PullthroughError) else None
         problem = looked if isinstance(looked, PullthroughError) else None
         if head is not None:
-            budget.observe(c.rule.prefix, head.rate_limit)
+            budget.observe(allowance_key(c.rule), head.rate_limit)
         if held is not None:
             if head is None or head.digest == held.digest:
                 note = f"the upstream could not be asked whether the tag moved: {problem}" if problem else None
@@ -813,7 +791,7 @@ class Planner:
             digest=digest,
             platforms=platforms or None,
             size=size,
-            pulls_remaining=budget.remaining(c.rule.prefix),
+            pulls_remaining=budget.remaining(allowance_key(c.rule)),
         )
 
     def _learn(
@@ -860,7 +838,61 @@ class Planner:
         )
         return Decided(c.key, item)
 
+    # --- runs open at the same time ----------------------------------------------------------------------------
+
+    def _leave_in_flight(self, candidates: list[Candidate], decided: list[Decided]) -> list[Candidate]:
+        """The candidates no open run is warming; each one that is becomes `skipped`, naming the run."""
+        left = []
+        for c in candidates:
+            holder = self.in_flight.get(c.key)
+            if holder is None:
+                left.append(c)
+                continue
+            decided.append(
+                self._decided(
+                    c,
+                    Outcome.SKIPPED,
+                    reason=f"run {holder.run_id} ({holder.trigger}) is warming it; its report gives the outcome",
+                    fix=fix_for(Reason.IN_FLIGHT, image=c.subject),
+                    reason_code=Reason.IN_FLIGHT.value,
+                    severity=Severity.OK,
+                )
+            )
+        return left
+
+    def _in_flight_notes(self, decided: list[Decided]) -> list[str]:
+        runs: dict[str, int] = {}
+        for d in decided:
+            if d.item.reason_code == Reason.IN_FLIGHT.value:
+                holder = self.in_flight[d.key]
+                runs[holder.run_id] = runs.get(holder.run_id, 0) + 1
+        return [
+            f"{count} image(s) skipped: run {run_id} is still open and warming them (its report gives their "
+            "outcome); this run plans only what no open run holds, so no image is imported twice and neither "
+            "run waits for the other"
+            for run_id, count in sorted(runs.items())
+        ]
+
     # --- the budget --------------------------------------------------------------------------------------------
+
+    def _draw(
+        self, wanted: list[Wanted], budget: Budget, run_id: str
+    ) -> tuple[list[WarmJob], list[Decided], list[str]]:
+        """Fit the jobs into the budget and draw what they cost from the allowances open runs share: a draw another
+        planner overtook is fitted again on what that planner left."""
+        for _ in range(DRAW_ATTEMPTS):
+            if self.allowances is not None:
+                budget.share_with(run_id, self.allowances.shared(budget.limited()) if budget.limited() else {})
+            jobs, deferred, notes = self._fit(wanted, budget, run_id)
+            if self.allowances is None or all(self.allowances.draw(a) for a in budget.drawn(self.clock())):
+                return jobs, deferred, _sharing_notes(budget) + notes
+        raise AwsError(
+            "dynamodb:PutItem",
+            "the ledger's shared pull allowances",
+            "ConditionalCheckFailedException",
+            f"other planners changed the allowance {DRAW_ATTEMPTS} times while this run drew from it; start the run "
+            "again",
+        )
 
     def _fit(self, wanted: list[Wanted], budget: Budget, run_id: str) -> tuple[list[WarmJob], list[Decided], list[str]]:
         """Jobs in order of need (absent, then incomplete, then moved); what the budget cannot pay is deferred."""
@@ -871,18 +903,13 @@ class Planner:
         deferred: list[Decided] = []
         for want in sorted(wanted, key=lambda w: (priority[w.action], w.order)):
             c = want.candidate
-            key = c.rule.prefix
+            key = allowance_key(c.rule)
             if not budget.take(key, want.cost):
                 remaining = budget.remaining(key)
-                allowance = budget.allowance(key)
                 item = ReportItem(
                     subject=c.subject,
                     outcome=Outcome.DEFERRED,
-                    reason=(
-                        f"budget: this run may spend {self.config.warm.budget_share:.0%} of the {remaining} pulls "
-                        f"{c.rule.entry.title} has left ({allowance}); {budget.spent(key)} are spent and this "
-                        f"image needs {want.cost}"
-                    ),
+                    reason=_deferral(budget, key, c.rule.entry.title, want.cost),
                     fix=fix_for(Reason.BUDGET, image=c.subject),
                     reason_code=Reason.BUDGET.value,
                     details=Details(
@@ -925,6 +952,39 @@ class Planner:
                 "this run warmed costs no pulls then."
             )
         return jobs, deferred, notes
+
+
+def _deferral(budget: Budget, key: str, upstream: str, cost: int) -> str:
+    """Why an image did not fit: the allowance, who spent it, and what the image needs."""
+    share, spent = f"{budget.share:.0%}", budget.spent(key)
+    shared = budget.shared(key)
+    if shared is None:
+        return (
+            f"budget: this run may spend {share} of the {budget.remaining(key)} pulls {upstream} has left "
+            f"({budget.allowance(key)}); {spent} are spent and this image needs {cost}"
+        )
+    holders = ", ".join(f"{draw.run_id} ({draw.pulls})" for draw in shared.holders(budget.run_id))
+    return (
+        f"budget: the runs open at once may spend {share} of the {shared.base} pulls {upstream} had left when the "
+        f"first of them planned; open run(s) {holders} hold {shared.drawn(budget.run_id)}, this run spent {spent} "
+        f"and this image needs {cost}"
+    )
+
+
+def _sharing_notes(budget: Budget) -> list[str]:
+    """One note per allowance this run shares with another open run."""
+    notes = []
+    for key in budget.limited():
+        shared = budget.shared(key)
+        if shared is None:
+            continue
+        runs = ", ".join(draw.run_id for draw in shared.holders(budget.run_id))
+        notes.append(
+            f"run(s) {runs} still open: this run drew {budget.spent(key)} pull(s) from the allowance it shares with "
+            f"them ({key.split('#', 1)[0]}), {budget.share:.0%} of the {shared.base} pulls left when the first of "
+            f"them planned, of which they hold {shared.drawn(budget.run_id)}"
+        )
+    return notes
 
 
 # An index never imported before: its manifests are estimated from its size at one per this many bytes. An index entry
@@ -980,8 +1040,11 @@ def make_plan(
     ecr: EcrView | None = None,
     upstream_for: UpstreamFor | None = None,
     memory: Memory | None = None,
+    allowances: Allowances | None = None,
+    in_flight: Mapping[str, InFlight] | None = None,
 ) -> Plan:
-    """Plan one run against ECR and the upstreams the settings point at (and what `memory` recalls)."""
+    """Plan one run against ECR and the upstreams the settings point at (what `memory` recalls, what open runs hold
+    and drew)."""
     planner = Planner(
         config,
         ecr if ecr is not None else AwsEcr(settings.region),
@@ -989,6 +1052,8 @@ def make_plan(
         if upstream_for is not None
         else (lambda rule: kept_upstream_client(rule, settings, connections=PLAN_WORKERS)),
         memory=memory,
+        allowances=allowances,
+        in_flight=in_flight or {},
         keeps_clients=upstream_for is None,
     )
     return planner.plan(request, run_id)
@@ -1006,14 +1071,23 @@ def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = 
     logger.append_keys(run_id=run_id)
     account_of(settings)  # fails before any work when reports could not name the account
     if settings.dry_run:
-        plan = make_plan(config, settings, request, run_id)
+        # What a run would do now: around the open runs and within what they drew, drawing nothing itself.
+        looked = ledger_for(settings) if settings.ledger_table else None
+        plan = make_plan(
+            config,
+            settings,
+            request,
+            run_id,
+            allowances=_Looking(looked) if looked is not None else None,
+            in_flight=in_flight(looked) if looked is not None else None,
+        )
         publish(dry_run_report(plan, config, settings, request.trigger, started), config, settings)
         return _summary(plan, request, queued=0, dry_run=True)
     if not settings.queue_url:
         raise SettingsError("WARM_QUEUE_URL is not set: it names the warm job queue (template.yaml: WarmQueue)")
     ledger = ledger_for(settings)
     closed = sweep(ledger, config, settings, started)
-    plan = make_plan(config, settings, request, run_id, memory=ledger)
+    plan = make_plan(config, settings, request, run_id, memory=ledger, allowances=ledger, in_flight=in_flight(ledger))
     _remember(ledger, plan.verified)
     if not plan.jobs:
         _report_whole_run(ledger, plan, config, settings, request.trigger, started)
@@ -1041,6 +1115,33 @@ def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = 
         extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger, "closed_runs": closed},
     )
     return _summary(plan, request, queued=queued, closed=tuple(closed))
+
+
+def in_flight(ledger: Ledger) -> dict[str, InFlight]:
+    """The images runs still open are warming (their pending jobs), by key: a new run leaves them to those runs."""
+    from pullthrough.aws.ledger import PENDING
+
+    held: dict[str, InFlight] = {}
+    for state in ledger.open_runs():
+        if state.closed:
+            continue
+        for job in ledger.jobs(state.run_id):
+            if job.status == PENDING:
+                held.setdefault(job.key, InFlight(state.run_id, state.trigger, state.started))
+    return held
+
+
+@dataclass(frozen=True)
+class _Looking:
+    """A dry run's view of the shared allowances: it reads them, and draws nothing."""
+
+    ledger: Ledger
+
+    def shared(self, keys: Sequence[str]) -> dict[str, Shared]:
+        return self.ledger.shared(keys)
+
+    def draw(self, allowance: Shared) -> bool:
+        return True
 
 
 def _remember(ledger: Ledger, verified: Sequence[Verified]) -> None:
@@ -1203,11 +1304,12 @@ def _summary(
 
 
 __all__ = [
+    "Allowances",
     "AwsEcr",
-    "Budget",
     "Candidate",
     "Decided",
     "EcrView",
+    "InFlight",
     "Memory",
     "Plan",
     "Planner",
@@ -1218,6 +1320,7 @@ __all__ = [
     "WarmRequest",
     "dry_run_report",
     "handle",
+    "in_flight",
     "latest_versions",
     "ledger_entries",
     "make_plan",

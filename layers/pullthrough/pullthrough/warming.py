@@ -103,6 +103,7 @@ class Reason(StrEnum):
     INVALID_REFERENCE = "invalid_reference"  # a manual request named something that is not an image reference
     NOT_FINISHED = "not_finished"  # the job never reported back (it is in the dead-letter queue)
     BUDGET = "budget"  # deferred: the run's share of the upstream's pull budget was spent
+    IN_FLIGHT = "in_flight"  # skipped: a run still open is warming the image
     ECR_UNREACHABLE = "ecr_unreachable"  # the function cannot reach ECR (no VPC endpoint, no route out)
     ECR_DENIED = "ecr_denied"  # ECR refused the function's own request (IAM, registry policy)
     IMPORT_INCOMPLETE = "import_incomplete"  # ECR did not finish importing within warm.imports.give_up_after
@@ -214,6 +215,7 @@ def fix_for(
             "look at the warm_images logs under the run id and at the dead-letter queue; the next run retries it"
         ),
         Reason.BUDGET: "nothing to do: images warmed in this run cost no pulls next time, so the next run has room",
+        Reason.IN_FLIGHT: "nothing to do: the open run's report gives its outcome",
         Reason.ECR_UNREACHABLE: (
             "let the warm functions reach ECR: from a VPC without a route out, add the interface endpoints "
             "com.amazonaws.<region>.ecr.api and com.amazonaws.<region>.ecr.dkr and the S3 gateway endpoint (ECR keeps "

@@ -7,6 +7,8 @@
     pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
                                                  platforms, so the next run need not read its manifests and blobs again;
                                                  and how many manifests its index lists (what a new import costs)
+    pk = BUDGET#<allowance key> sk = SHARED      the pull allowance open runs share (budget.py): base, each run's
+                                                 draw, and a version every write is conditioned on
 
 A job's outcome is written with its counters in one transaction whose conditions make a redelivered job count
 once and a job arriving after its run closed count not at all. The job that sees `done == planned` tries the
@@ -32,6 +34,7 @@ from pullthrough.errors import AwsAlreadyExists, AwsError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
+    from pullthrough.budget import Shared
     from pullthrough.pull_failures import PullFailure
 
 OPEN_PARTITION = "OPEN"
@@ -46,6 +49,8 @@ RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's 
 VERIFIED_FOR = timedelta(days=7)  # a verification older than this is done again in full
 PULL_FAILURE_PREFIX = "PULLFAIL#"
 PULL_FAILURES_KEPT = timedelta(days=7)
+BUDGET_PREFIX = "BUDGET#"
+SHARED = "SHARED"
 _WRITE_BATCH = 25  # BatchWriteItem's limit
 _READ_BATCH = 100  # BatchGetItem's limit
 _WRITE_ATTEMPTS = 6
@@ -338,7 +343,70 @@ class Ledger:
         """Remember images verified complete in ECR (BatchWriteItem, 25 at a time)."""
         self._batch_put([_verified_item(v) for v in verified], f"{self.table} {VERIFIED_PREFIX}*")
 
+    def draw(self, allowance: Shared) -> bool:
+        """Store a shared allowance over the version it was read at; False when another planner wrote it since (read
+        it again, fit again, draw again)."""
+        pk = BUDGET_PREFIX + allowance.key
+        draws = [{"run": d.run_id, "pulls": d.pulls, "at": d.at.astimezone(UTC).isoformat()} for d in allowance.draws]
+        item = {
+            "pk": _s(pk),
+            "sk": _s(SHARED),
+            "base": _n(allowance.base),
+            "draws": _s(json.dumps(draws, separators=(",", ":"))),
+            "version": _n(allowance.version + 1),
+            "expires_at": _n(_epoch(self.clock() + RETENTION)),
+        }
+        condition: dict[str, Any] = (
+            {"ConditionExpression": "version = :read", "ExpressionAttributeValues": {":read": _n(allowance.version)}}
+            if allowance.version
+            else {"ConditionExpression": "attribute_not_exists(version)"}
+        )
+        try:
+            self._ddb().put_item(TableName=self.table, Item=item, **condition)
+        except ClientError as error:
+            if _code(error) == "ConditionalCheckFailedException":
+                return False
+            raise translate(error, "dynamodb:PutItem", f"{self.table} {pk}") from error
+        return True
+
     # --- reads -------------------------------------------------------------------------------------------------
+
+    def open_run_ids(self) -> set[str]:
+        """The ids of every run not yet reported (the OPEN partition alone)."""
+        return {
+            marker["run_id"]["S"]
+            for marker in self._query("pk = :pk", {":pk": _s(OPEN_PARTITION)}, f"{self.table} {OPEN_PARTITION}")
+        }
+
+    def shared(self, keys: Sequence[str]) -> dict[str, Shared]:
+        """The stored allowances of these keys, with only the draws of runs still open (budget.Shared.live)."""
+        from pullthrough.budget import Draw, Shared
+
+        if not keys:
+            return {}
+        open_runs, now = self.open_run_ids(), self.clock()
+        found: dict[str, Shared] = {}
+        for key in keys:
+            pk = BUDGET_PREFIX + key
+            with aws_call("dynamodb:GetItem", f"{self.table} {pk}"):
+                item = (
+                    self._ddb()
+                    .get_item(TableName=self.table, Key={"pk": _s(pk), "sk": _s(SHARED)}, ConsistentRead=True)
+                    .get("Item")
+                )
+            if not item:
+                continue
+            try:
+                draws = tuple(
+                    Draw(str(d["run"]), int(d["pulls"]), datetime.fromisoformat(str(d["at"])))
+                    for d in json.loads(_str(item, "draws") or "[]")
+                )
+            except (ValueError, KeyError, TypeError):
+                draws = ()  # an item this code cannot read holds no draw it can honour; its version still guards it
+            # A draw of a run that is not open but is in the ledger is a finished run's.
+            finished = {d.run_id for d in draws if d.run_id not in open_runs and self.run(d.run_id) is not None}
+            found[key] = Shared(key, _int(item, "base"), draws, _int(item, "version")).live(open_runs, finished, now)
+        return found
 
     def run(self, run_id: str) -> RunState | None:
         """The run's META item (strongly consistent), or None when there is no such run."""
