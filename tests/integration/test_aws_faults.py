@@ -15,6 +15,7 @@ that nothing is lost: planned == warmed + already cached + refreshed + deferred 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -227,8 +228,11 @@ def test_an_aws_fault_fails_only_what_it_touches_and_every_image_is_accounted_fo
     assert summary["planned"] == 3
 
 
-def test_a_throttle_that_ends_before_the_last_delivery_only_delays_the_image(world: World) -> None:
+def test_a_throttle_that_ends_before_the_last_delivery_only_delays_the_image(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given a planned run of three images, and AWS throttling one repository's layer checks on the first delivery
+    caplog.set_level(logging.WARNING)
     images = three_images(world)
     image, _ = images["hub"]
     fault = Injected("ecr", "BatchCheckLayerAvailability", "repositoryName", f"{HUB}/{image.repository}", "Throttling")
@@ -240,6 +244,9 @@ def test_a_throttle_that_ends_before_the_last_delivery_only_delays_the_image(wor
     (failed,) = first["batchItemFailures"]
     assert image.repository in next(m["Body"] for m in batch if m["MessageId"] == failed["itemIdentifier"])
     assert world.reports_of(summary["run_id"]) == []
+    # ...and the function's log says which error sent it back (not only Powertools' DEBUG line)
+    (logged,) = [r for r in caplog.records if r.levelno == logging.WARNING and r.exc_info]
+    assert "AwsThrottled" in logged.getMessage() + repr(logged.exc_info[1])
     # When SQS delivers it again once its visibility timeout ends
     world.release(batch, {failed["itemIdentifier"]})
     world.drain()

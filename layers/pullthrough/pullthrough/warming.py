@@ -9,6 +9,7 @@ ledger exactly once; the job that completes the run closes it and publishes the 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -608,7 +609,11 @@ def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) ->
     from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
 
     worker = Worker(settings, context)
-    processor = _concurrent_batch_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+    # With the logger, a job that fails (and goes back to the queue) is logged at WARNING with its error; without it,
+    # Powertools says so at DEBUG only and the failure leaves no trace in the function's logs.
+    processor = _concurrent_batch_processor()(
+        event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logging.getLogger(logger.name)
+    )
     try:
         response = process_partial_response(
             event=event, record_handler=worker.process, processor=processor, context=context
