@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pullthrough import manifests
+from pullthrough import manifests, rejection
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -440,6 +440,8 @@ def _explain(error: PullthroughError, job: WarmJob, diagnose: Diagnose) -> Failu
 def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) -> dict[str, Any]:
     """warm_images: warm every job of an SQS batch; records that failed go back to the queue (partial response)."""
     from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+
+    rejection.require_sqs_batch(event)
 
     worker = Worker(settings, context)
     processor = _concurrent_batch_processor()(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
