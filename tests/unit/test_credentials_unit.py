@@ -128,6 +128,31 @@ def test_parse_value_explains_each_problem(value: str | None, expected: str) -> 
     assert '{"username": "<user>", "accessToken": "<token>"}' in message
 
 
+SWAPPED = [
+    pytest.param("dckr_pat_2YotnFZFEjr1zCsicMWpAAbc", "alice", id="docker-hub-pat-as-username"),
+    pytest.param("ghp_" + "aB3dE5" * 6, "octocat", id="github-pat-as-username"),
+    pytest.param("glpat-xK9mQ2vL8nR4tY6wZ1aB", "gitlab-user", id="gitlab-pat-as-username"),
+    pytest.param("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl", "robot", id="jwt-as-username"),
+    pytest.param("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdo", "svc", id="random-string-as-username"),
+    pytest.param("sameValuePastedTwice-1", "sameValuePastedTwice-1", id="username-equals-token"),
+]
+
+
+@pytest.mark.parametrize(("username", "token"), SWAPPED)
+def test_a_secret_whose_fields_look_swapped_is_refused_naming_neither_value(username: str, token: str) -> None:
+    # Given a value whose username has the shape of a token (or is the token)
+    value = json.dumps({"username": username, "accessToken": token})
+    # When it is parsed (the credentials check, rotation, warming and the CLI all parse it here)
+    with pytest.raises(SecretError) as raised:
+        parse_value("ecr-pullthroughcache/hub", value)
+    # Then it is refused with the fix, and neither value is in the message
+    message = str(raised.value)
+    assert "the value of 'username' looks like an access token" in message
+    assert "put the upstream account's user name in 'username' and the token in 'accessToken'" in message
+    assert username not in message
+    assert token not in message
+
+
 def test_parse_value_never_echoes_the_value() -> None:
     # Given a value that is not JSON (a token pasted alone)
     # When it is parsed
