@@ -24,7 +24,8 @@ from moto.sns.models import sns_backends
 
 from pullthrough import config as config_module
 from pullthrough import rules
-from pullthrough.aws import clients, ptc
+from pullthrough.aws import clients, ownership, ptc
+from pullthrough.errors import AwsError
 from pullthrough.report import Report
 from pullthrough.settings import Settings
 from sandbox import Sandbox, moto_ecr
@@ -703,6 +704,21 @@ def test_a_dry_run_plans_and_reports_but_writes_nothing(
     assert "Dry run: nothing was written" in body
 
 
+def test_a_dry_run_keeps_the_ownership_record_of_a_rule_that_is_gone(world: World) -> None:
+    # Given the first deploy done, then the k8s rule deleted by hand and dropped from the config: a real run would
+    # forget its ownership record
+    first_deploy(world)
+    world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    assert "rule#k8s" in world.owned()
+    world.calls.clear()
+    # When a dry run reconciles
+    world.invoke("dry_run")
+    # Then the record is still there, and nothing was written at all
+    assert "rule#k8s" in world.owned()
+    assert world.writes() == []
+
+
 # --- concurrent runs -----------------------------------------------------------------------------------------------
 
 
@@ -735,6 +751,43 @@ def test_a_rule_created_between_plan_and_apply_is_settled_not_failed(
         "created outside Pullthrough; matches the config"
     )
     assert set(world.rules()) == {"docker-hub", "ghcr", "quay", "k8s"}
+
+
+def test_a_failed_ownership_read_in_the_race_check_counts_as_not_owned(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another party creating the ghcr rule, with other credentials, between this run's plan and its create,
+    # and the ledger unreadable when the run looks again at who owns it
+    create, owned = ptc.create_rule, ownership.owned
+    hub_arn = world.secrets.describe_secret(SecretId=HUB_SECRET)["ARN"]
+    reads: list[str] = []
+
+    def racing_create(spec: ptc.RuleSpec) -> None:
+        if spec.prefix == "ghcr":
+            world.ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix="ghcr",
+                upstreamRegistryUrl="ghcr.io",
+                upstreamRegistry="github-container-registry",
+                credentialArn=hub_arn,
+            )
+        create(spec)
+
+    def failing_second_read(table: str) -> ownership.Owned:
+        reads.append(table)
+        if len(reads) > 1:
+            raise AwsError("dynamodb:Query", f"table {table}", "ProvisionedThroughputExceededException", "slow down")
+        return owned(table)
+
+    monkeypatch.setattr(ptc, "create_rule", racing_create)
+    monkeypatch.setattr(ownership, "owned", failing_second_read)
+    # When the reconcile runs
+    summary = world.invoke("deploy_create_complete")
+    # Then the rule it did not create is not treated as its own: left with the other party's credentials, reported
+    # as a conflict, never updated
+    assert len(reads) == 2
+    assert world.rules()["ghcr"]["credentialArn"] == hub_arn
+    assert world.ops("UpdatePullThroughCacheRule") == []
+    assert items_of(summary)["rule ghcr"].startswith("conflict: changed by someone else between plan and apply")
 
 
 def test_a_rule_deleted_between_plan_and_apply_is_created_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
