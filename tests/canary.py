@@ -72,6 +72,8 @@ _MIN_FORM = 8
 # username / password).
 _SECRET_FIELDS = ("accessToken", "password", "token", "access_token")
 _EXCERPT = 32
+# What a token, its base64 and its URL encoding are made of: a marker found inside is widened over these.
+_TOKEN_CHAR = re.compile(r"[\w\-+/=%]")
 _MASK = "<secret>"
 
 # Values registered for the whole session, whichever Guard is active (the module outlives the plugin's configure).
@@ -168,9 +170,16 @@ class Guard:
     leaks: list[Leak] = field(default_factory=list)
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
     _pattern_for: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _marker_forms: set[str] = field(default_factory=set, repr=False)
+    _heads: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     def pattern(self) -> re.Pattern[str]:
-        """One case-insensitive pattern for the marker (with the token around it) and every watched value."""
+        """One case-insensitive pattern for every form of the marker and of every watched value.
+
+        Literal alternatives only: `re` then skips ahead to the characters they can start with, so a scan costs
+        little per record even with every logger at DEBUG (a pattern starting with a character class would try
+        every position, and quadratically so inside long words).
+        """
         for source in self.sources:
             # Callers that keep their own secrets (the sandbox's users) are read again at every scan.
             for value in source():
@@ -178,30 +187,59 @@ class Guard:
                     self.watched.add(value)
         values = frozenset(self.watched)
         if self._pattern is None or values != self._pattern_for:
-            # The marker with the token around it, in every form a token travels in; then every watched value's forms.
-            alternatives = [rf"[\w\-+/=%]*{re.escape(form)}[\w\-+/=%]*" for form in sorted(forms(self.marker))]
-            watched = {form for value in values for form in forms(value)}
-            alternatives += [re.escape(form) for form in sorted(watched, key=len, reverse=True)]
+            found = forms(self.marker) | {form for value in values for form in forms(value)}
+            alternatives = [re.escape(form) for form in sorted(found, key=len, reverse=True)]
             self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
             self._pattern_for = values
+            self._marker_forms = {form.lower() for form in forms(self.marker)}
+            self._heads = frozenset(form[:_MIN_FORM].lower() for form in found)
         return self._pattern
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where secrets are in `text`: a marker form is widened to the whole token around it."""
+        pattern = self.pattern()
+        lower = text.lower()
+        # Every form is at least _MIN_FORM characters: a text none of whose windows of that length begins a form is
+        # clean, and telling so costs one set per record (the pattern alone would try every form at every position).
+        if len(lower) == len(text) and self._heads.isdisjoint(
+            lower[at : at + _MIN_FORM] for at in range(len(lower) - _MIN_FORM + 1)
+        ):
+            return []
+        found: list[tuple[int, int]] = []
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if match.group().lower() in self._marker_forms:
+                while start > 0 and _TOKEN_CHAR.match(text, start - 1):
+                    start -= 1
+                while end < len(text) and _TOKEN_CHAR.match(text, end):
+                    end += 1
+            if found and start <= found[-1][1]:
+                found[-1] = (found[-1][0], max(end, found[-1][1]))
+            else:
+                found.append((start, end))
+        return found
 
     def mask(self, text: str) -> str:
         """`text` with every watched secret replaced by <secret>."""
-        return self.pattern().sub(_MASK, text)
+        return self._masked(text)[0]
 
     def find(self, text: str) -> list[str]:
         """Masked excerpts around each secret found in `text` (empty when it is clean)."""
         # Mask first, then cut: a window cut from the raw text could keep part of a token the mask no longer finds.
-        pieces, spots, end = [], [], 0
-        for match in self.pattern().finditer(text):
-            pieces.append(text[end : match.start()])
-            spots.append(sum(map(len, pieces)))
-            pieces.append(_MASK)
-            end = match.end()
-        pieces.append(text[end:])
-        masked = "".join(pieces)
+        masked, spots = self._masked(text)
         return [" ".join(masked[max(at - _EXCERPT, 0) : at + len(_MASK) + _EXCERPT].split()) for at in spots]
+
+    def _masked(self, text: str) -> tuple[str, list[int]]:
+        pieces, spots, end, length = [], [], 0, 0
+        for start, stop in self.spans(text):
+            pieces.append(text[end:start])
+            length += start - end
+            spots.append(length)
+            pieces.append(_MASK)
+            length += len(_MASK)
+            end = stop
+        pieces.append(text[end:])
+        return "".join(pieces), spots
 
     def scan(self, source: str, text: str) -> bool:
         """Record a leak for every secret in `text`; True when there was one."""
