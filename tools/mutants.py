@@ -113,6 +113,12 @@ TARGETS: dict[str, Target] = {
             "dry_run",
         ),
     ),
+    # The ownership promise of rules.py alone: records read, written, forgotten (never in a dry run), the race check.
+    "rules-ownership": Target(
+        f"{LIBRARY}/rules.py",
+        ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
+        ("_owned", "_record", "_still_owned", "_forget", "dry_run", "_apply", "_settle_rule", "_settle_template"),
+    ),
     "ledger": Target(
         f"{LIBRARY}/aws/ledger.py", ("tests/integration/test_ledger.py", "tests/unit/test_warming_unit.py")
     ),
@@ -443,7 +449,10 @@ def main(argv: list[str] | None = None) -> int:
             for mutant in mutants_of(name, TARGETS[name]):
                 print(f"{mutant.where(TARGETS[name].path)}: {mutant.before.strip()}  ->  {mutant.after.strip()}")
         return 0
-    summaries = [run_module(name, TARGETS[name], args.jobs) for name in names]
+    summaries = []
+    for name in names:
+        summaries.append(run_module(name, TARGETS[name], args.jobs))
+        print(report(summaries[-1:]), flush=True)  # each module's as soon as it is done; the table again at the end
     print(report(summaries))
     return 0
 
