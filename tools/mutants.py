@@ -19,13 +19,20 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
+import importlib
+import marshal
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+import types
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -374,6 +381,169 @@ def _pytest(workdir: Path, tests: tuple[str, ...], timeout: float) -> tuple[str,
     return ("survived" if result.returncode == 0 else "killed"), time.monotonic() - started
 
 
+# --- in-process runs: fork a warmed-up process, swap the mutated functions' code, run pytest in the child ----------
+#
+# Starting pytest in a fresh interpreter costs seconds of imports (boto3, moto, Powertools, pydantic) per mutant.
+# Here the parent imports all of that once; each mutant runs in a forked child that replaces the `__code__` of the
+# functions the mutation changed (so every reference to them, imported by name or not, runs the mutant) and calls
+# pytest.main. A mutant whose functions cannot be swapped that way runs in a copy of the repository instead. Tests
+# that start another Python (the CLI, the canary's own runs) see the files on disk, unmutated: they cannot kill.
+
+
+_UNSWAPPABLE, _CHILD_ERROR = 97, 98
+ERRORS = Path(tempfile.gettempdir()) / "pullthrough-mutants-errors.log"
+
+
+def _code_objects(code: types.CodeType) -> Iterator[types.CodeType]:
+    for constant in code.co_consts:
+        if isinstance(constant, types.CodeType):
+            yield constant
+            yield from _code_objects(constant)
+
+
+def _functions(module: types.ModuleType) -> dict[str, types.FunctionType]:
+    """The module's functions and methods by qualified name (through lru_cache, property, static/classmethod)."""
+    found: dict[str, types.FunctionType] = {}
+    pending: list[object] = list(vars(module).values())
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, property):
+            pending += [item.fget, item.fset, item.fdel]
+        elif isinstance(item, staticmethod | classmethod):
+            pending.append(item.__func__)
+        elif isinstance(item, types.FunctionType):
+            if item.__module__ == module.__name__:
+                found[item.__qualname__] = item
+        elif hasattr(item, "__wrapped__"):
+            pending.append(item.__wrapped__)
+        elif isinstance(item, type) and item.__module__ == module.__name__:
+            pending += list(vars(item).values())
+            decorators = getattr(item, "__pydantic_decorators__", None)
+            for group_name in dir(decorators) if decorators is not None else ():
+                group = getattr(decorators, group_name, None)
+                if not group_name.startswith("_") and isinstance(group, dict):
+                    pending += [getattr(info, "func", None) for info in group.values()]
+    return found
+
+
+def _swap(module: types.ModuleType, source: str, path: str) -> bool:
+    """Give each function of `module` whose code the mutated `source` changes its new code; False if one cannot."""
+    new = {code.co_qualname: code for code in _code_objects(compile(source, path, "exec"))}
+    old = {
+        code.co_qualname: code for code in _code_objects(compile(Path(path).read_text(encoding="utf-8"), path, "exec"))
+    }
+    functions = _functions(module)
+    changed = [name for name, code in new.items() if name in old and marshal.dumps(code) != marshal.dumps(old[name])]
+    if not changed or any(name not in functions and "<locals>" not in name for name in changed):
+        return False
+    try:
+        for name in changed:
+            if "<locals>" not in name:  # a nested function comes with its outer function's new code
+                functions[name].__code__ = new[name]
+    except ValueError:  # free variables differ: the closure cannot take the new code
+        return False
+    return True
+
+
+def _module_name(path: str) -> str:
+    return path.removeprefix("layers/pullthrough/").removesuffix(".py").replace("/", ".")
+
+
+def _forked_pytest(target: Target, source: str | None, timeout: float) -> tuple[str, float]:
+    """Run the target's tests in a forked child, with `source` (a mutant of the module) swapped in; None: as is."""
+    module = importlib.import_module(_module_name(target.path))
+    started = time.monotonic()
+    pid = os.fork()
+    if pid == 0:  # the child: its own process group, so a hung run is ended with whatever it started
+        code = _CHILD_ERROR
+        try:
+            os.setpgid(0, 0)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            if source is not None and not _swap(module, source, str(ROOT / target.path)):
+                code = _UNSWAPPABLE
+            else:
+                import pytest
+
+                code = int(pytest.main(["-x", "-q", "-p", "no:xdist", "-o", "log_level=WARNING", *target.tests]))
+        except BaseException:
+            with open(ERRORS, "a", encoding="utf-8") as log:
+                log.write(traceback.format_exc())
+        finally:
+            os._exit(code)
+    deadline = started + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return "timeout", time.monotonic() - started
+        time.sleep(0.05)
+    code = os.waitstatus_to_exitcode(status)
+    if code in (_UNSWAPPABLE, _CHILD_ERROR):
+        return ("unswappable" if code == _UNSWAPPABLE else "error"), time.monotonic() - started
+    return ("survived" if code == 0 else "killed"), time.monotonic() - started
+
+
+def _warm_up() -> None:
+    """Import once, in the parent, what every child would otherwise import again."""
+    import boto3  # noqa: F401
+    import moto  # noqa: F401
+    import pytest  # noqa: F401
+    import yaml  # noqa: F401
+
+    sys.path[:0] = [str(ROOT)]
+    for name in (
+        "pullthrough.config",
+        "pullthrough.credentials",
+        "pullthrough.rules",
+        "pullthrough.warming",
+        "pullthrough.rotation",
+        "pullthrough.cli",
+        "tests.canary",
+        "sandbox",
+    ):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+
+
+def run_module_forked(name: str, target: Target) -> Summary:
+    summary = Summary(name, target)
+    mutants = mutants_of(name, target)
+    original = (ROOT / target.path).read_text(encoding="utf-8")
+    verdict, clean = _forked_pytest(target, None, timeout=1800)
+    if verdict != "survived":
+        print(f"{name}: the tests fail without any mutant ({verdict}); fix them first", flush=True)
+        return summary
+    timeout = clean * 3 + 30
+    print(f"{name}: {len(mutants)} mutants; the tests take {clean:.0f}s unmutated", flush=True)
+    for mutant in mutants:
+        verdict, seconds = _forked_pytest(target, mutant.apply(original), timeout)
+        if verdict == "unswappable":
+            verdict, seconds = _isolated(target, mutant, original, timeout)
+        print({"killed": ".", "survived": "S", "timeout": "T", "error": "E"}[verdict], end="", flush=True)
+        summary.outcomes.append(Outcome(mutant, verdict, seconds))
+    print(flush=True)
+    return summary
+
+
+def _isolated(target: Target, mutant: Mutant, original: str, timeout: float) -> tuple[str, float]:
+    """One mutant in a copy of the repository, in a fresh interpreter."""
+    with tempfile.TemporaryDirectory(prefix="mutant-") as base:
+        workdir = Path(base)
+        _copy_repository(workdir)
+        (workdir / target.path).write_text(mutant.apply(original), encoding="utf-8")
+        return _pytest(workdir, target.tests, timeout)
+
+
 def run_module(name: str, target: Target, jobs: int) -> Summary:
     summary = Summary(name, target)
     mutants = mutants_of(name, target)
@@ -415,12 +585,14 @@ def run_module(name: str, target: Target, jobs: int) -> Summary:
 
 
 def report(summaries: list[Summary]) -> str:
-    lines = ["", "module                 mutants  killed  timeout  survived"]
+    lines = ["", "module                 mutants  killed  timeout  survived  error"]
     for summary in summaries:
         lines.append(
             f"{summary.name:<22} {len(summary.outcomes):>7} {summary.count('killed'):>7} "
-            f"{summary.count('timeout'):>8} {summary.count('survived'):>9}"
+            f"{summary.count('timeout'):>8} {summary.count('survived'):>9} {summary.count('error'):>6}"
         )
+    if any(summary.count("error") for summary in summaries):
+        lines.append(f"(error: the run itself broke, not a test: see {ERRORS})")
     for summary in summaries:
         survivors = [outcome.mutant for outcome in summary.outcomes if outcome.verdict == "survived"]
         if survivors:
@@ -438,8 +610,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("modules", nargs="*", help=f"of {', '.join(TARGETS)} (default: {' '.join(DEFAULT)})")
     parser.add_argument("--list", action="store_true", help="print the mutants, run nothing")
-    parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (each in its own copy)")
+    parser.add_argument("--jobs", type=int, default=1, help="with --isolated: mutants run at once (a copy each)")
+    parser.add_argument(
+        "--isolated",
+        action="store_true",
+        help="every mutant in a copy of the repository and a fresh interpreter (slow)",
+    )
     args = parser.parse_args(argv)
+    os.chdir(ROOT)  # pytest finds pyproject.toml, conftest.py and the test paths from here
     names = args.modules or list(DEFAULT)
     unknown = [name for name in names if name not in TARGETS]
     if unknown:
@@ -450,8 +628,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{mutant.where(TARGETS[name].path)}: {mutant.before.strip()}  ->  {mutant.after.strip()}")
         return 0
     summaries = []
+    forked = not args.isolated and hasattr(os, "fork")
+    if forked:
+        _warm_up()
     for name in names:
-        summaries.append(run_module(name, TARGETS[name], args.jobs))
+        if forked:
+            summaries.append(run_module_forked(name, TARGETS[name]))
+        else:
+            summaries.append(run_module(name, TARGETS[name], args.jobs))
         print(report(summaries[-1:]), flush=True)  # each module's as soon as it is done; the table again at the end
     print(report(summaries))
     return 0
