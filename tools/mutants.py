@@ -100,7 +100,12 @@ TARGETS: dict[str, Target] = {
         ("parse_value", "refuse_swapped", "check_credentials", "_scrub"),
     ),
     "ownership": Target(
-        f"{LIBRARY}/aws/ownership.py", ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py")
+        f"{LIBRARY}/aws/ownership.py",
+        (
+            "tests/integration/test_ownership.py",
+            "tests/unit/test_rules.py",
+            "tests/integration/test_reconcile_rules.py",
+        ),
     ),
     "rules": Target(
         f"{LIBRARY}/rules.py",
