@@ -602,6 +602,51 @@ def test_a_rule_pullthrough_owns_is_deleted_when_the_config_drops_it(world: Worl
     assert ("dynamodb", "DeleteItem") in world.writes()
 
 
+def test_the_record_of_an_owned_rule_gone_from_account_and_config_is_forgotten(world: World) -> None:
+    # Given the first deploy done, then the k8s rule deleted by hand and dropped from the config
+    first_deploy(world)
+    world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    # When reconciled (not a dry run)
+    world.invoke("scheduled")
+    # Then its ownership record is gone too: a rule created by someone else under that prefix later is not Pullthrough's
+    assert "rule#k8s" not in world.owned()
+    assert "rule#quay" in world.owned()
+
+
+def test_a_rule_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the k8s rule dropped from the config, and another party deleting it just before
+    # this run's delete reaches it
+    first_deploy(world)
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    delete = ptc.delete_rule
+
+    def racing_delete(prefix: str) -> None:
+        world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        delete(prefix)
+
+    monkeypatch.setattr(ptc, "delete_rule", racing_delete)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then the run settles on what it finds (gone already), forgets the record and says so, without failing
+    assert summary["status"] == "OK"
+    assert items_of(summary)["rule k8s"].startswith("deleted: changed by someone else between plan and apply")
+    assert "rule#k8s" not in world.owned()
+
+
+def test_without_a_ledger_table_the_report_says_ownership_cannot_be_known(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function without LEDGER_TABLE
+    monkeypatch.delenv("LEDGER_TABLE")
+    # When reconciled
+    world.invoke("deploy_create_complete")
+    # Then the report says that existing rules count as not Pullthrough's, so none will be changed or deleted
+    assert any("No ledger table is configured" in note for note in world.report().notes)
+
+
 # --- immutable fields ------------------------------------------------------------------------------------------------
 
 
