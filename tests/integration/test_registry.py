@@ -215,6 +215,22 @@ class TestBearerAuth:
         assert tokens_within_life == 1
         assert client.calls[("GET", "token")] == 2
 
+    def test_a_token_is_renewed_before_it_expires_never_after(
+        self, token_registry: tuple[LocalRegistry, TokenRealm]
+    ) -> None:
+        # Given a realm whose tokens live 300 s, and a clock the test moves
+        registry, realm = token_registry
+        assert realm.expires_in == 300
+        registry.push_image("private/renewed", "1")
+        now = [1000.0]
+        client = RegistryClient(registry.url, credentials=Credentials(TOKEN_USER, TOKEN_PASSWORD), clock=lambda: now[0])
+        client.head_manifest("private/renewed", "1")
+        # When the next request comes 295 s later (inside the token's life, inside the last 10 s of it)
+        now[0] += 295
+        client.head_manifest("private/renewed", "1")
+        # Then a fresh token was asked for: a request never goes out with a token about to expire on the way
+        assert client.calls[("GET", "token")] == 2
+
     def test_tokens_are_cached_per_scope(self, token_registry: tuple[LocalRegistry, TokenRealm]) -> None:
         # Given two repositories
         registry, _ = token_registry

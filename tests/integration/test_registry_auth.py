@@ -16,7 +16,7 @@ import pytest
 
 from pullthrough import upstreams
 from pullthrough.credentials import check_credentials
-from pullthrough.errors import RegistryAccessDenied, RegistryAuthError
+from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryUnavailable
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.settings import Settings
 from tests.integration.local_registries import Reply, Stub
@@ -121,3 +121,26 @@ def test_a_token_shaped_username_is_never_quoted(stub_server: StubFactory, usern
         client.authenticate("org/app")
     assert "the user named in the secret" in str(raised.value)
     assert username not in f"{raised.value} {client!r}"
+
+
+def test_a_token_realm_that_fails_is_the_realm_down_not_refused_credentials(stub_server: StubFactory) -> None:
+    # Given a realm answering 503 to every request
+    realm = stub_server(lambda m, p, h: (503, {}, b"upstream connect error"))
+    challenge = f'Bearer realm="{realm.url}/token",service="ghcr.io"'
+    registry = stub_server(lambda m, p, h: (401, {"WWW-Authenticate": challenge}, b""))
+    client = RegistryClient(registry.url, credentials=Credentials(USER, TOKEN), retries=1, sleep=lambda _: None)
+    # When the client authenticates, Then the culprit is the realm being down (unreachable), not the credentials
+    with pytest.raises(RegistryUnavailable, match=r"the token realm .* server error"):
+        client.authenticate("org/app")
+
+
+@pytest.mark.parametrize("answer", [{}, {"token": ""}, {"token": 42}, {"access_token": None}])
+def test_a_token_realm_answering_without_a_usable_token_is_an_auth_error(
+    stub_server: StubFactory, answer: dict[str, object]
+) -> None:
+    realm = stub_server(lambda m, p, h: (200, {}, json.dumps(answer).encode()))
+    challenge = f'Bearer realm="{realm.url}/token",service="ghcr.io"'
+    registry = stub_server(lambda m, p, h: (401, {"WWW-Authenticate": challenge}, b""))
+    client = RegistryClient(registry.url, credentials=Credentials(USER, TOKEN))
+    with pytest.raises(RegistryAuthError, match="answered 200 without a token"):
+        client.authenticate("org/app")
