@@ -861,6 +861,45 @@ def test_a_rule_deleted_between_plan_and_apply_is_created_again(world: World, mo
     assert summary["status"] == "OK"
 
 
+def test_a_rule_someone_keeps_changing_is_fought_for_once_then_left_for_the_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, a new secret for Docker Hub, and another party that deletes the rule before each
+    # update reaches it and recreates it (with the old secret) before each create does
+    first_deploy(world)
+    old_arn = world.rules()["docker-hub"]["credentialArn"]
+    world.secret("ecr-pullthroughcache/docker-hub-2")
+    world.configure(CONFIG.replace(HUB_SECRET + "\n", "ecr-pullthroughcache/docker-hub-2\n", 1))
+    update, create = ptc.update_rule, ptc.create_rule
+    writes: list[str] = []
+
+    def racing_update(prefix: str, **changes: Any) -> None:
+        writes.append("update")
+        world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        update(prefix, **changes)
+
+    def racing_create(spec: ptc.RuleSpec) -> None:
+        writes.append("create")
+        world.ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=spec.prefix,
+            upstreamRegistryUrl=spec.upstream_url,
+            upstreamRegistry=spec.upstream_registry,
+            credentialArn=old_arn,
+        )
+        create(spec)
+
+    monkeypatch.setattr(ptc, "update_rule", racing_update)
+    monkeypatch.setattr(ptc, "create_rule", racing_create)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then it tried the update, settled once by creating, and when that raced too left the rule for the next run,
+    # saying the rule exists (with the other party's settings) rather than fighting on
+    assert writes == ["update", "create"]
+    assert items_of(summary)["rule docker-hub"].startswith("skipped: changed by someone else between plan and apply")
+    assert "twice: left for the next run" in items_of(summary)["rule docker-hub"]
+    assert world.rules()["docker-hub"]["credentialArn"] == old_arn
+
+
 # --- the role ------------------------------------------------------------------------------------------------------
 
 
