@@ -636,6 +636,29 @@ def test_a_rule_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
     assert "rule#k8s" not in world.owned()
 
 
+def test_a_template_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the docker-hub template dropped from the config, and another party deleting it
+    # just before this run's delete reaches it
+    first_deploy(world)
+    world.configure(CONFIG.split("    template:\n")[0] + "  - prefix: ghcr" + CONFIG.split("  - prefix: ghcr", 1)[1])
+    delete = ptc.delete_template
+
+    def racing_delete(prefix: str) -> None:
+        world.ecr.delete_repository_creation_template(prefix=prefix)
+        delete(prefix)
+
+    monkeypatch.setattr(ptc, "delete_template", racing_delete)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then the run settles on what it finds (gone already) and forgets the record
+    assert items_of(summary)["template docker-hub"].startswith(
+        "deleted: changed by someone else between plan and apply"
+    )
+    assert "template#docker-hub" not in world.owned()
+
+
 def test_without_a_ledger_table_the_report_says_ownership_cannot_be_known(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

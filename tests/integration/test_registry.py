@@ -583,6 +583,16 @@ class TestRateLimits:
         assert caught.value.retry_after == 3600.0
         assert client.calls[("HEAD", "manifest")] == 1
 
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    def test_every_5xx_but_501_is_retried(self, stub_server: StubFactory, status: int) -> None:
+        # Given a registry that fails once with a server error, then answers
+        answers = iter([(status, {}, b""), manifest_reply()])
+        stub = registry_stub(stub_server, lambda m, p, h: next(answers))
+        waits = Waits()
+        # When a manifest is fetched, Then it is served after one wait (501 Not Implemented is never retried)
+        RegistryClient(stub.url, sleep=waits).get_manifest("library/nginx", "latest")
+        assert len(waits) == 1
+
     def test_a_503_is_retried_with_jittered_backoff(self, stub_server: StubFactory) -> None:
         # Given a registry that fails twice with 503, then answers
         answers = iter([(503, {}, b""), (503, {}, b""), manifest_reply()])
