@@ -131,6 +131,10 @@ def test_the_planner_selects_tags_in_bounded_steps(monkeypatch: pytest.MonkeyPat
         (r"(?>a+)b", "atomic groups"),
         (r"a++", "possessive"),
         (r"^1.(27", "not a valid Python regular expression"),
+        ("a{99999999999}", "not a valid Python regular expression: the repetition number is too large"),
+        ("(?:" * 1000 + "a" + ")" * 1000, "nested too deeply"),
+        ("x" * 5000, "write a shorter pattern"),
+        (r"(\w{100}){100}", "write a shorter pattern"),
     ],
 )
 def test_what_cannot_run_in_bounded_time_is_refused_with_the_fix(pattern: str, says: str) -> None:

@@ -109,9 +109,7 @@ class TagPattern:
 
     def _add(self, kind: int, first: int = -1, second: int = -1, test: Predicate | None = None) -> int:
         if len(self._kinds) >= MAX_PROGRAM:
-            raise PatternError(
-                f"the pattern is too large to match tags (over {MAX_PROGRAM} steps per character): use smaller counts"
-            )
+            raise PatternError(_TOO_LARGE)
         self._kinds.append(kind)
         self._first.append(first)
         self._second.append(second)
@@ -128,17 +126,26 @@ def compile_pattern(source: str) -> TagPattern:
 def _compiled(source: str) -> TagPattern:
     try:
         parsed = sre_parse.parse(source, 0)
-    except re.error as exc:
+    except (re.error, OverflowError) as exc:
         raise PatternError(f"not a valid Python regular expression: {exc}") from None
+    except RecursionError:
+        raise PatternError(_TOO_LARGE) from None
     flags = parsed.state.flags
     if flags & ~_ALLOWED_FLAGS:
         raise PatternError(_FLAGS_FIX)
     program = TagPattern(source)
-    _Compiler(program, ascii_only=bool(flags & sre.SRE_FLAG_ASCII)).emit(list(parsed))
+    try:
+        _Compiler(program, ascii_only=bool(flags & sre.SRE_FLAG_ASCII)).emit(list(parsed))
+    except RecursionError:
+        raise PatternError(_TOO_LARGE) from None
     program._add(_MATCH)
     return program
 
 
+_TOO_LARGE = (
+    f"the pattern is too large or nested too deeply for a tag of at most {MAX_TAG_LENGTH} characters (over "
+    f"{MAX_PROGRAM} states): write a shorter pattern, with smaller counts and fewer nested groups"
+)
 _FLAGS_FIX = "flags (?i), (?m), (?s) and (?L) are not supported: spell the cases out instead, e.g. [Vv]1 for (?i)v1"
 _REFUSED = {
     "GROUPREF": "backreferences (\\1, (?P=name)) need backtracking: list the tags, or match each part on its own",
