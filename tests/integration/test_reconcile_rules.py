@@ -659,6 +659,28 @@ def test_a_template_deleted_by_someone_else_while_reconcile_deletes_it_is_settle
     assert "template#docker-hub" not in world.owned()
 
 
+def test_a_template_created_between_plan_and_apply_is_settled_not_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another run that creates the docker-hub template, just as configured, between this run's plan and apply
+    create = ptc.create_template
+
+    def racing_create(spec: ptc.TemplateSpec) -> None:
+        if spec.prefix == "docker-hub":
+            world.ecr.create_repository_creation_template(**ptc.template_params(spec))
+        create(spec)
+
+    monkeypatch.setattr(ptc, "create_template", racing_create)
+    # When the reconcile runs
+    summary = world.invoke("deploy_create_complete")
+    # Then it settles on what it finds: the template is someone else's and matches the config; not deleted, not failed
+    assert items_of(summary)["template docker-hub"].startswith(
+        "not owned: changed by someone else between plan and apply"
+    )
+    assert "docker-hub" in world.templates()
+    assert "template#docker-hub" not in world.owned()
+
+
 def test_without_a_ledger_table_the_report_says_ownership_cannot_be_known(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
