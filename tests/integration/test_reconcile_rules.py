@@ -945,6 +945,40 @@ def test_a_rule_someone_keeps_changing_is_fought_for_once_then_left_for_the_next
     assert world.rules()["docker-hub"]["credentialArn"] == old_arn
 
 
+def test_a_template_someone_keeps_changing_is_fought_for_once_then_left_for_the_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the docker-hub template made IMMUTABLE in the config, and another party that
+    # deletes it before each update reaches it and recreates it as it was before each create does
+    first_deploy(world)
+    before = ptc.describe_template("docker-hub")
+    assert before is not None
+    world.configure(CONFIG.replace("tag_mutability: MUTABLE", "tag_mutability: IMMUTABLE"))
+    update, create = ptc.update_template, ptc.create_template
+    writes: list[str] = []
+
+    def racing_update(spec: ptc.TemplateSpec) -> None:
+        writes.append("update")
+        world.ecr.delete_repository_creation_template(prefix=spec.prefix)
+        update(spec)
+
+    def racing_create(spec: ptc.TemplateSpec) -> None:
+        writes.append("create")
+        world.ecr.create_repository_creation_template(**ptc.template_params(before))
+        create(spec)
+
+    monkeypatch.setattr(ptc, "update_template", racing_update)
+    monkeypatch.setattr(ptc, "create_template", racing_create)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then it tried the update, settled once by creating, and when that raced too left it for the next run
+    assert writes == ["update", "create"]
+    assert items_of(summary)["template docker-hub"].startswith(
+        "skipped: changed by someone else between plan and apply"
+    )
+    assert "twice: left for the next run" in items_of(summary)["template docker-hub"]
+
+
 # --- the role ------------------------------------------------------------------------------------------------------
 
 

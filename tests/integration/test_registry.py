@@ -124,6 +124,27 @@ class TestBasicAuth:
         assert (error.status, error.reason, error.registry) == (401, "auth", "basic-upstream")
         assert WRONG_PASSWORD not in text
 
+    def test_refused_basic_credentials_are_sent_once_not_again(self, stub_server: StubFactory) -> None:
+        # Given a Basic registry refusing the credentials (a 401 with the same Basic challenge)
+        def respond(method: str, path: str, headers: dict[str, str]) -> Reply:
+            return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
+
+        client = RegistryClient(stub_server(respond).url, credentials=Credentials("robot", "wr0ng-password"))
+        # When a manifest is asked for
+        with pytest.raises(RegistryAuthError, match="refused the credentials"):
+            client.get_manifest("team/app", "v1")
+        # Then the refused credentials went out once: resending the same ones cannot help
+        assert client.calls[("GET", "manifest")] == 1
+
+    def test_a_401_without_a_challenge_is_not_retried(self, stub_server: StubFactory) -> None:
+        # Given a registry whose /v2/ needs nothing, but whose manifest answers 401 without WWW-Authenticate
+        stub = registry_stub(stub_server, lambda m, p, h: (401, {}, b""))
+        client = RegistryClient(stub.url, credentials=Credentials("robot", "some-password"))
+        # When a manifest is asked for, Then it is refused after one request: there is nothing to answer
+        with pytest.raises(RegistryAuthError):
+            client.get_manifest("team/app", "v1")
+        assert client.calls[("GET", "manifest")] == 1
+
     def test_no_credentials_says_credentials_are_needed(self, basic_registry: LocalRegistry) -> None:
         # Given no credentials for a registry that demands them
         client = RegistryClient(basic_registry.url)
