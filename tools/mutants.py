@@ -435,12 +435,10 @@ def _functions(module: types.ModuleType) -> dict[str, types.FunctionType]:
     return found
 
 
-def _swap(module: types.ModuleType, source: str, path: str) -> bool:
+def _swap(module: types.ModuleType, original: str, source: str, path: str) -> bool:
     """Give each function of `module` whose code the mutated `source` changes its new code; False if one cannot."""
     new = {code.co_qualname: code for code in _code_objects(compile(source, path, "exec"))}
-    old = {
-        code.co_qualname: code for code in _code_objects(compile(Path(path).read_text(encoding="utf-8"), path, "exec"))
-    }
+    old = {code.co_qualname: code for code in _code_objects(compile(original, path, "exec"))}
     functions = _functions(module)
     changed = [name for name, code in new.items() if name in old and marshal.dumps(code) != marshal.dumps(old[name])]
     if not changed or any(name not in functions and "<locals>" not in name for name in changed):
@@ -458,7 +456,7 @@ def _module_name(path: str) -> str:
     return path.removeprefix("layers/pullthrough/").removesuffix(".py").replace("/", ".")
 
 
-def _forked_pytest(target: Target, source: str | None, timeout: float) -> tuple[str, float]:
+def _forked_pytest(target: Target, original: str, source: str | None, timeout: float) -> tuple[str, float]:
     """Run the target's tests in a forked child, with `source` (a mutant of the module) swapped in; None: as is."""
     module = importlib.import_module(_module_name(target.path))
     started = time.monotonic()
@@ -470,7 +468,7 @@ def _forked_pytest(target: Target, source: str | None, timeout: float) -> tuple[
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.dup2(devnull, 2)
-            if source is not None and not _swap(module, source, str(ROOT / target.path)):
+            if source is not None and not _swap(module, original, source, str(ROOT / target.path)):
                 code = _UNSWAPPABLE
             else:
                 import pytest
@@ -524,14 +522,14 @@ def run_module_forked(name: str, target: Target) -> Summary:
     summary = Summary(name, target)
     mutants = mutants_of(name, target)
     original = (ROOT / target.path).read_text(encoding="utf-8")
-    verdict, clean = _forked_pytest(target, None, timeout=1800)
+    verdict, clean = _forked_pytest(target, original, None, timeout=1800)
     if verdict != "survived":
         print(f"{name}: the tests fail without any mutant ({verdict}); fix them first", flush=True)
         return summary
     timeout = clean * 3 + 30
     print(f"{name}: {len(mutants)} mutants; the tests take {clean:.0f}s unmutated", flush=True)
     for mutant in mutants:
-        verdict, seconds = _forked_pytest(target, mutant.apply(original), timeout)
+        verdict, seconds = _forked_pytest(target, original, mutant.apply(original), timeout)
         if verdict == "unswappable":
             verdict, seconds = _isolated(target, mutant, original, timeout)
         print({"killed": ".", "survived": "S", "timeout": "T", "error": "E"}[verdict], end="", flush=True)
