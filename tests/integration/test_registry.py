@@ -131,10 +131,11 @@ class TestBasicAuth:
 
         client = RegistryClient(stub_server(respond).url, credentials=Credentials("robot", "wr0ng-password"))
         # When a manifest is asked for
-        with pytest.raises(RegistryAuthError, match="refused the credentials"):
+        with pytest.raises(RegistryAuthError, match="refused the credentials") as raised:
             client.get_manifest("team/app", "v1")
         # Then the refused credentials went out once: resending the same ones cannot help
         assert client.calls[("GET", "manifest")] == 1
+        assert "(Docker Hub also answers so for a missing repository)" in str(raised.value)
 
     def test_a_401_without_a_challenge_is_not_retried(self, stub_server: StubFactory) -> None:
         # Given a registry whose /v2/ needs nothing, but whose manifest answers 401 without WWW-Authenticate
@@ -590,6 +591,17 @@ class TestRateLimits:
         assert (caught.value.status, caught.value.retry_after, caught.value.reason) == (429, 1.0, "rate_limited")
         assert "hub/library/nginx" in str(caught.value)
         assert "TOOMANYREQUESTS" in str(caught.value)
+        assert "retry after 1s" in str(caught.value)
+
+    def test_a_429_storm_without_retry_after_is_rate_limited_without_a_time(self, stub_server: StubFactory) -> None:
+        # Given a registry answering 429 without saying when to come back
+        stub = registry_stub(stub_server, lambda m, p, h: (429, {}, b""))
+        client = RegistryClient(stub.url, name="hub", retries=1, sleep=Waits())
+        # When a manifest is fetched, Then it is rate limited, without a made-up time
+        with pytest.raises(RegistryRateLimited) as caught:
+            client.get_manifest("library/nginx", "latest")
+        assert caught.value.retry_after is None
+        assert "retry after" not in str(caught.value)
 
     def test_a_retry_after_beyond_max_wait_is_not_slept_through(self, stub_server: StubFactory) -> None:
         # Given a 429 asking for an hour

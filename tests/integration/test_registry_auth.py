@@ -86,9 +86,10 @@ def test_403_on_v2_with_credentials_refuses_the_credentials(stub_server: StubFac
     # When it authenticates
     with pytest.raises(RegistryAuthError) as raised:
         client.authenticate()
-    # Then the credentials are refused (every authenticated client may read /v2/)
+    # Then the credentials are refused (every authenticated client may read /v2/); the 401-only hint is not given
     assert type(raised.value) is RegistryAuthError
     assert "refused the credentials" in str(raised.value)
+    assert "Docker Hub also answers so" not in str(raised.value)
 
 
 def test_403_on_a_repository_once_authenticated_is_access_denied(stub_server: StubFactory) -> None:
