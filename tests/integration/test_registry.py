@@ -637,9 +637,10 @@ class TestRateLimits:
         # Then the waits grew exponentially from the backoff base
         assert waits == [0.5, 1.0]
 
-    def test_a_5xx_storm_is_unavailable(self, stub_server: StubFactory) -> None:
-        # Given a registry that always answers 502
-        stub = registry_stub(stub_server, lambda m, p, h: (502, {}, b"bad gateway"))
+    @pytest.mark.parametrize("status", [500, 502])
+    def test_a_5xx_storm_is_unavailable(self, stub_server: StubFactory, status: int) -> None:
+        # Given a registry that always answers a server error
+        stub = registry_stub(stub_server, lambda m, p, h: (status, {}, b"bad gateway"))
         waits = Waits()
         client = RegistryClient(stub.url, retries=2, sleep=waits, jitter=lambda: 0.0)
         # When a manifest is fetched
@@ -647,7 +648,7 @@ class TestRateLimits:
             client.get_manifest("library/nginx", "latest")
         # Then it retried twice, with waits of at least half the backoff, and reports the status
         assert waits == [0.125, 0.25]
-        assert (caught.value.status, caught.value.reason) == (502, "upstream_down")
+        assert (caught.value.status, caught.value.reason) == (status, "upstream_down")
 
 
 class TestConnectionFailures:
@@ -684,7 +685,8 @@ class TestConnectionFailures:
         # When the registry is pinged
         with pytest.raises(RegistryUnavailable, match="cannot connect") as caught:
             client.ping()
-        # Then it retried with backoff and reports the registry as down
+        # Then it retried with backoff and reports the registry as down, counting the attempts right
         assert len(waits) == 2
+        assert "(3 attempts;" in str(caught.value)
         assert caught.value.status is None
         assert caught.value.registry == f"127.0.0.1:{refused_port}"

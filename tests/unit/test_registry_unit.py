@@ -7,9 +7,10 @@ import os
 from datetime import UTC, datetime
 
 import pytest
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError
 
 from pullthrough import redaction
-from pullthrough.errors import RegistryAuthError, RegistryError
+from pullthrough.errors import RegistryAuthError, RegistryError, RegistryTimeout, RegistryUnavailable
 from pullthrough.registry import (
     Challenge,
     Credentials,
@@ -244,6 +245,25 @@ class TestTokenRealm:
         assert "the Bearer challenge names no usable token realm" in str(raised.value)
         assert raised.value.status == 401
         assert client.calls == {}
+
+
+class TestConnectionErrors:
+    @pytest.mark.parametrize(
+        ("error", "kind", "words"),
+        [
+            (ConnectTimeoutError(None, "slow"), RegistryTimeout, "connecting took longer than 5.0s (2 attempts)"),
+            (NewConnectionError(None, "refused"), RegistryUnavailable, "cannot connect (2 attempts"),
+            (ProtocolError("Connection aborted."), RegistryUnavailable, "the connection failed (2 attempts"),
+        ],
+    )
+    def test_each_connection_failure_names_its_culprit(self, error: Exception, kind: type, words: str) -> None:
+        # Given a client that tried twice
+        client = RegistryClient("https://registry.example", timeout=5.0, retries=1)
+        # When a connection failure is translated
+        translated = client._connection_error(error, "GET", "manifest", "team/app")  # type: ignore[arg-type]
+        # Then a timeout is a timeout, anything else the registry being unreachable, with the attempts counted
+        assert type(translated) is kind
+        assert words in str(translated)
 
 
 class TestBaseUrl:
