@@ -612,6 +612,7 @@ def test_the_record_of_an_owned_rule_gone_from_account_and_config_is_forgotten(w
     # Then its ownership record is gone too: a rule created by someone else under that prefix later is not Pullthrough's
     assert "rule#k8s" not in world.owned()
     assert "rule#quay" in world.owned()
+    assert "Forgot the ownership record of rule k8s: it is gone from the account." in world.report().notes
 
 
 def test_a_rule_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
@@ -943,6 +944,9 @@ def test_a_rule_someone_keeps_changing_is_fought_for_once_then_left_for_the_next
     assert items_of(summary)["rule docker-hub"].startswith("skipped: changed by someone else between plan and apply")
     assert "twice: left for the next run" in items_of(summary)["rule docker-hub"]
     assert world.rules()["docker-hub"]["credentialArn"] == old_arn
+    # And the rule, which exists (the other party's), was still validated for the report
+    (item,) = [i for i in world.report().items if i.subject == "rule docker-hub"]
+    assert item.details.valid is not None
 
 
 def test_a_template_someone_keeps_changing_is_fought_for_once_then_left_for_the_next_run(
