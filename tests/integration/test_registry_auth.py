@@ -16,7 +16,7 @@ import pytest
 
 from pullthrough import upstreams
 from pullthrough.credentials import check_credentials
-from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryUnavailable
+from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.settings import Settings
 from tests.integration.local_registries import Reply, Stub
@@ -145,3 +145,21 @@ def test_a_token_realm_answering_without_a_usable_token_is_an_auth_error(
     client = RegistryClient(registry.url, credentials=Credentials(USER, TOKEN))
     with pytest.raises(RegistryAuthError, match="answered 200 without a token"):
         client.authenticate("org/app")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"message": {"nested": "an object where text was expected"}},
+        {"errors": "not a list", "detail": ["a", "list"]},
+        {"errors": [{"code": "NAME_UNKNOWN", "message": "repository name not known to registry"}, "stray"]},
+    ],
+)
+def test_an_error_document_of_any_shape_is_still_a_registry_error(
+    stub_server: StubFactory, body: dict[str, object]
+) -> None:
+    # Given a registry answering 404 with an error document of an unexpected shape
+    registry = stub_server(lambda m, p, h: (200, {}, b"{}") if p == "/v2/" else (404, {}, json.dumps(body).encode()))
+    # When a manifest is asked for, Then it is Pullthrough's own not-found error, never a crash on the document
+    with pytest.raises(RegistryError, match="manifest v1 not found"):
+        RegistryClient(registry.url).head_manifest("org/app", "v1")
