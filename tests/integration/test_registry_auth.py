@@ -162,4 +162,4 @@ def test_an_error_document_of_any_shape_is_still_a_registry_error(
     registry = stub_server(lambda m, p, h: (200, {}, b"{}") if p == "/v2/" else (404, {}, json.dumps(body).encode()))
     # When a manifest is asked for, Then it is Pullthrough's own not-found error, never a crash on the document
     with pytest.raises(RegistryError, match="manifest v1 not found"):
-        RegistryClient(registry.url).head_manifest("org/app", "v1")
+        RegistryClient(registry.url).get_manifest("org/app", "v1")
