@@ -132,7 +132,14 @@ TARGETS: dict[str, Target] = {
         ("_owned", "_record", "_still_owned", "_forget", "dry_run", "_apply", "_settle_rule", "_settle_template"),
     ),
     "ledger": Target(
-        f"{LIBRARY}/aws/ledger.py", ("tests/integration/test_ledger.py", "tests/unit/test_warming_unit.py")
+        f"{LIBRARY}/aws/ledger.py",
+        (
+            "tests/integration/test_ledger.py",
+            "tests/unit/test_warming_unit.py",
+            "tests/unit/test_planning.py",
+            "tests/unit/test_planning_batches.py",
+            "tests/unit/test_warming_batch.py",
+        ),
     ),
     "rotation": Target(
         f"{LIBRARY}/rotation.py", ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py")
@@ -441,6 +448,8 @@ def _swap(module: types.ModuleType, original: str, source: str, path: str) -> bo
     old = {code.co_qualname: code for code in _code_objects(compile(original, path, "exec"))}
     functions = _functions(module)
     changed = [name for name, code in new.items() if name in old and marshal.dumps(code) != marshal.dumps(old[name])]
+    # A class body's code holds its methods' code: it differs when a method does, and is no function to swap.
+    changed = [name for name in changed if not any(other.startswith(name + ".") for other in changed)]
     if not changed or any(name not in functions and "<locals>" not in name for name in changed):
         return False
     try:
