@@ -449,7 +449,7 @@ def _swap(module: types.ModuleType, original: str, source: str, path: str) -> bo
     functions = _functions(module)
     changed = [name for name, code in new.items() if name in old and marshal.dumps(code) != marshal.dumps(old[name])]
     # A class body's code holds its methods' code: it differs when a method does, and is no function to swap.
-    changed = [name for name in changed if not any(other.startswith(name + ".") for other in changed)]
+    changed = [name for name in changed if name in functions or not any(o.startswith(name + ".") for o in changed)]
     if not changed or any(name not in functions and "<locals>" not in name for name in changed):
         return False
     try:
