@@ -60,6 +60,64 @@ def test_a_registered_value_is_masked_as_written_in_any_case_url_encoded_and_jso
         assert MASK in redact(text)
 
 
+@pytest.mark.parametrize("place", ["start", "middle", "end"])
+def test_a_registered_value_is_masked_inside_a_longer_base64_document(secret: str, place: str) -> None:
+    # Given the secret inside a JSON document that is then base64-encoded (a docker config's auth, a JWT's claims),
+    # at every alignment and with data on both sides
+    for pad in ("", "x", "xy"):
+        document = {
+            "start": f'{pad}{secret}","more":"data after it"',
+            "middle": f'{{"a":"{pad}{secret}","b":"c"}}',
+            "end": f'{{"a":"{pad}{secret}',
+        }[place]
+        encoded = base64.b64encode(document.encode()).decode()
+        # When a line holding it is redacted, Then none of the secret's own base64 is left
+        assert leaks(redact(f"config {encoded}"), secret) == [], (place, pad)
+
+
+def test_a_value_with_characters_json_escapes_is_masked_in_json_lines() -> None:
+    # Given a password holding a quote and a backslash, registered
+    value = 'pa"ss\\word-' + canary_token()[-8:]
+    register(value)
+    # When it appears in a JSON log line (Powertools writes JSON), Then the escaped form is masked too
+    line = redact(json.dumps({"message": f"refused {value}"}))
+    assert json.dumps(value)[1:-1] not in line
+    assert MASK in line
+
+
+def test_a_value_of_the_minimum_length_is_masked() -> None:
+    value = "Ab3$" + "x9Z!"  # exactly MIN_REGISTERED characters
+    assert len(value) == redaction.MIN_REGISTERED
+    register(value)
+    assert redact(f"pw {value}.") == f"pw {MASK}."
+
+
+def test_a_value_that_begins_another_never_leaves_the_longer_ones_tail() -> None:
+    # Given two registered values, one the beginning of the other
+    short, long = "prefix-" + canary_token()[-10:], None
+    long = short + "-and-its-tail-9"
+    register(long, short)
+    # When the longer one is logged, Then all of it is masked, not its first part only
+    assert redact(f"value {long} end") == f"value {MASK} end"
+
+
+def test_an_empty_registry_masks_nothing_and_a_full_one_forgets_the_oldest() -> None:
+    # Given a registry of its own (the process-wide one is shared by every test)
+    registry = redaction.Registry()
+    # Then with nothing registered there is no pattern at all
+    assert registry.pattern() is None
+    # When more values than it keeps are registered
+    values = [f"value-{number:04d}-xyz" for number in range(redaction.MAX_REGISTERED + 5)]
+    for value in values:
+        registry.add(value)
+    pattern = registry.pattern()
+    # Then it keeps the newest MAX_REGISTERED: the oldest are no longer matched, the newest are
+    assert pattern is not None
+    assert pattern.search(values[0]) is None
+    assert pattern.search(values[5]) is not None
+    assert pattern.search(values[-1]) is not None
+
+
 def test_short_values_are_not_registered() -> None:
     # Given a value too short to tell from a word
     register("abc123")
@@ -100,6 +158,26 @@ def test_sensitive_fields_headers_and_urls_are_masked(text: str) -> None:
     # Then the credential is gone, and the line still says what it was
     assert TOKEN not in clean
     assert MASK in clean
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"Authorization: Bearer {TOKEN}", f"Authorization: Bearer {MASK}"),
+        (f"proxy-authorization = Basic {TOKEN}, next", f"proxy-authorization = Basic {MASK}, next"),
+        (f"X-Amz-Security-Token: {TOKEN}", f"X-Amz-Security-Token: {MASK}"),
+        (f"sent Basic {TOKEN} to the realm", f"sent Basic {MASK} to the realm"),
+        (
+            f"GET /token?service=s&account={TOKEN}&scope=x HTTP/1.1",
+            f"GET /token?service=s&account={MASK}&scope=x HTTP/1.1",
+        ),
+        (f"via https://proxyuser:{TOKEN}@proxy.internal:3128/", f"via https://proxyuser:{MASK}@proxy.internal:3128/"),
+        (f'{{"password": "{TOKEN}", "user": "bob"}}', f'{{"password": "{MASK}", "user": "bob"}}'),
+    ],
+)
+def test_a_masked_line_still_says_what_was_there(text: str, expected: str) -> None:
+    # The header, scheme, parameter or field name stays: a reader still sees that a credential went, not which
+    assert redact(text) == expected
 
 
 def test_the_rest_of_a_payload_survives() -> None:
