@@ -81,8 +81,7 @@ def test_a_value_with_characters_json_escapes_is_masked_in_json_lines() -> None:
     register(value)
     # When it appears in a JSON log line (Powertools writes JSON), Then the escaped form is masked too
     line = redact(json.dumps({"message": f"refused {value}"}))
-    assert json.dumps(value)[1:-1] not in line
-    assert MASK in line
+    assert line == json.dumps({"message": f"refused {MASK}"})
 
 
 def test_a_value_of_the_minimum_length_is_masked() -> None:
