@@ -89,8 +89,10 @@ def test_an_opened_run_holds_every_job_with_its_counters_ttl_and_open_marker(led
 
 def test_a_run_id_cannot_be_opened_twice(ledger: Ledger) -> None:
     open_run(ledger)
-    with pytest.raises(AwsAlreadyExists):
+    with pytest.raises(AwsAlreadyExists) as raised:
         open_run(ledger)
+    # the ledger's own refusal (run ids are never reused), not whatever DynamoDB's cancellation translates to
+    assert raised.value.code == "RunExists"
 
 
 def test_a_job_outcome_counts_once_however_often_it_is_delivered(ledger: Ledger) -> None:
