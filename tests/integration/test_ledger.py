@@ -274,6 +274,17 @@ def test_a_run_decided_whole_is_written_closed_and_reported_without_jobs(ledger:
         ledger.reported_run("warm-9", trigger="schedule", stack="test", started=T0, jobs=jobs)
 
 
+def test_a_verification_holds_only_for_its_digest_and_its_wanted_platforms() -> None:
+    # Given what an earlier run verified: the tag at digest a..., for linux/amd64 and linux/arm64
+    known = verified("1.0")
+    same, moved = known.digest, "sha256:" + "b" * 64
+    # Then it vouches for that digest and those platforms (in any order), and for nothing else: a tag that moved
+    # or a platform that was not verified is checked in full again
+    assert known.matches(same, ["linux/arm64", "linux/amd64"])
+    assert not known.matches(moved, ["linux/amd64", "linux/arm64"])
+    assert not known.matches(same, ["linux/amd64"])
+
+
 def test_a_verification_this_code_cannot_read_is_not_recalled(ledger: Ledger) -> None:
     # Given an item under VERIFIED# whose facts are not what this code writes (another version, a hand edit)
     ddb = boto3.client("dynamodb", region_name=REGION)
