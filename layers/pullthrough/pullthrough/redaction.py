@@ -154,11 +154,6 @@ class Registry:
                 pattern = self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
         return pattern
 
-    def clear(self) -> None:
-        with self._lock:
-            self._values.clear()
-            self._pattern = None
-
 
 def encoded_forms(value: str) -> set[str]:
     """`value` as written, URL-encoded, JSON-escaped, and the part of its base64 that any embedding keeps."""
@@ -191,11 +186,6 @@ def register_document(document: Mapping[str, Any]) -> None:
         if key.lower() in ("username", "user", "login") and not looks_like_token(value):
             continue  # who the token belongs to is not secret, and what a reader checks first
         register(value)
-
-
-def forget_registered() -> None:
-    """Forget every registered value (for tests)."""
-    _REGISTRY.clear()
 
 
 # --- redaction of text ----------------------------------------------------------------------------------------------
@@ -357,20 +347,13 @@ def _factory(previous: Callable[..., logging.LogRecord]) -> Callable[..., loggin
     return make
 
 
-def installed() -> bool:
-    """Whether the record factory in place redacts."""
-    return bool(getattr(logging.getLogRecordFactory(), _MARK, False))
-
-
 __all__ = [
     "FILTER",
     "MASK",
     "RedactingFilter",
     "RedactingFormatter",
     "encoded_forms",
-    "forget_registered",
     "install",
-    "installed",
     "looks_like_token",
     "redact",
     "redact_record",
