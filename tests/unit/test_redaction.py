@@ -179,6 +179,30 @@ def test_a_masked_line_still_says_what_was_there(text: str, expected: str) -> No
     assert redact(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            '{"body": "{\\"password\\": \\"T0ps3cret\\", \\"user\\": \\"bob\\"}"}',
+            '{"body": "{\\"password\\": \\"<redacted>\\", \\"user\\": \\"bob\\"}"}',
+            id="json-in-a-json-string",
+        ),
+        pytest.param(
+            """b'{"SecretString":"{\\\\"username\\\\":\\\\"bob\\\\",\\\\"accessToken\\\\":\\\\"T0ps3cret\\\\"}","Name":"n"}'""",
+            """b'{"SecretString":"<redacted>","Name":"n"}'""",
+            id="bytes-repr-of-a-response",
+        ),
+        pytest.param("{'password': 123456789, 'user': 'bob'}", "{'password': <redacted>, 'user': 'bob'}", id="number"),
+        pytest.param("{'SecretBinary': <memory at 0x7f>}", "{'SecretBinary': <redacted>}", id="object-repr"),
+        pytest.param('{"password": "T0ps3cret-cut off', '{"password": "<redacted>', id="unterminated"),
+        pytest.param('"password": "", "user": "bob"', '"password": "<redacted>", "user": "bob"', id="empty"),
+    ],
+)
+def test_a_sensitive_field_is_masked_to_exactly_its_own_end(text: str, expected: str) -> None:
+    # At every depth of escaping the value ends where its own quote closes it: the fields after it stay readable
+    assert redact(text) == expected
+
+
 def test_the_rest_of_a_payload_survives() -> None:
     # Given a Secrets Manager response body
     body = '{"ARN": "arn:aws:secretsmanager:us-east-1:1:secret:x", "SecretString": "{\\"a\\": \\"b\\"}", "Name": "x"}'
