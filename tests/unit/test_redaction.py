@@ -366,6 +366,28 @@ def test_urllib3_and_the_registry_client_at_debug_log_no_credential(every_line: 
     assert leaks(text, token) == []
 
 
+def test_fields_given_with_extra_are_redacted_for_every_handler(every_line: io.StringIO) -> None:
+    # Given a handler that writes a record's extra fields (as Lambda's JSON log format does), and a registered secret
+    token = "extra-Not-A-Canary-" + canary_token()[-10:].replace(CANARY_MARKER, "")
+    register(token)
+    seen: list[object] = []
+
+    class Fields(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((getattr(record, "value", None), getattr(record, "header", None)))
+
+    handler = Fields()
+    logging.getLogger().addHandler(handler)
+    redaction.install()
+    try:
+        # When the library logs the secret in extra fields
+        logger.info("checked", extra={"value": {"nested": [token]}, "header": f"Bearer {token}"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    # Then the handler got them redacted, their shape kept
+    assert seen == [({"nested": [MASK]}, f"Bearer {MASK}")]
+
+
 def test_powertools_and_the_library_at_debug_log_no_secret(every_line: io.StringIO) -> None:
     # Given a registered secret (not a canary: the guard would rightly fail this test for handing it to the logger),
     # and Powertools' logger at DEBUG writing its JSON lines (to a buffer here)
