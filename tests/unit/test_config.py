@@ -445,6 +445,11 @@ BAD_DOCUMENTS = [
         id="budget",
     ),
     pytest.param(
+        hub("warm: {budget_share: [50]}\n"),
+        ["warm.budget_share: must be a number (got [50])"],
+        id="budget-list",
+    ),
+    pytest.param(
         hub("warm: {budget_share: 50%}\n"),
         ["warm.budget_share: write a share between 0 and 1, not a percentage: 50% is 0.5 (got '50%')"],
         id="budget-percent",
@@ -1109,3 +1114,23 @@ def test_the_module_runs_and_stays_free_of_boto3() -> None:
         check=True,
     )
     assert probe.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("ecr-pullthroughcache/" + "a" * (512 - len("ecr-pullthroughcache/")), True),
+        ("ecr-pullthroughcache/" + "a" * (513 - len("ecr-pullthroughcache/")), False),
+        ("ecr-pullthroughcache/has space", False),
+        ("ecr-pullthroughcache/semi;colon", False),
+    ],
+    ids=["512-characters", "513-characters", "a-space", "a-semicolon"],
+)
+def test_a_secret_name_is_at_most_512_of_the_characters_secrets_manager_takes(name: str, valid: bool) -> None:
+    text = f"version: 1\nrules:\n  - {{prefix: docker-hub, upstream: docker-hub, credentials: '{name}'}}\n"
+    if valid:
+        assert parse(text).rules[0].secret_name == name
+        return
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    assert "a secret name is at most 512 of the characters A-Z a-z 0-9 / _ + = . @ -" in str(raised.value)
