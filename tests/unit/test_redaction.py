@@ -366,6 +366,24 @@ def test_urllib3_and_the_registry_client_at_debug_log_no_credential(every_line: 
     assert leaks(text, token) == []
 
 
+def test_install_is_idempotent_and_uninstall_gives_back_the_factory_it_replaced() -> None:
+    # Given the redaction installed (importing the library's logger did it)
+    installed = logging.getLogRecordFactory()
+    # When it is installed again, Then nothing is stacked: the factory is the same one
+    redaction.install()
+    redaction.install()
+    assert logging.getLogRecordFactory() is installed
+    # When it is uninstalled, Then records are made as before it, unredacted (what test_canary relies on)
+    redaction.uninstall()
+    try:
+        record = logging.getLogRecordFactory()("n", logging.INFO, "p", 1, "Bearer %s", ("not-a-secret-1234",), None)
+        assert record.getMessage() == "Bearer not-a-secret-1234"
+    finally:
+        redaction.install()
+    assert logging.getLogRecordFactory() is not installed  # a fresh one, redacting again
+    assert redact("Bearer not-a-secret-1234") == f"Bearer {MASK}"
+
+
 def test_fields_given_with_extra_are_redacted_for_every_handler(every_line: io.StringIO) -> None:
     # Given a handler that writes a record's extra fields (as Lambda's JSON log format does), and a registered secret
     token = "extra-Not-A-Canary-" + canary_token()[-10:].replace(CANARY_MARKER, "")
