@@ -196,6 +196,7 @@ def test_a_masked_line_still_says_what_was_there(text: str, expected: str) -> No
         pytest.param("{'SecretBinary': <memory at 0x7f>}", "{'SecretBinary': <redacted>}", id="object-repr"),
         pytest.param('{"password": "T0ps3cret-cut off', '{"password": "<redacted>', id="unterminated"),
         pytest.param('"password": "", "user": "bob"', '"password": "<redacted>", "user": "bob"', id="empty"),
+        pytest.param("{'password': 123456789", "{'password': <redacted>", id="unquoted-at-the-end"),
     ],
 )
 def test_a_sensitive_field_is_masked_to_exactly_its_own_end(text: str, expected: str) -> None:
