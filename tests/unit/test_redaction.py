@@ -75,6 +75,17 @@ def test_a_registered_value_is_masked_inside_a_longer_base64_document(secret: st
         assert leaks(redact(f"config {encoded}"), secret) == [], (place, pad)
 
 
+@pytest.mark.parametrize("before", [3, 4, 5])
+def test_base64_is_masked_on_every_character_the_secret_alone_decides(secret: str, before: int) -> None:
+    # Given the secret base64-encoded between other bytes, at each alignment
+    raw = b"\x01" * before + secret.encode() + b"\x02" * 4
+    encoded = base64.b64encode(raw).decode()
+    # Then what is left around the mask is exactly the characters that also carry the other bytes' bits
+    first = -(-8 * before // 6)  # the first character made of the secret's bits only
+    last = 8 * (before + len(secret.encode())) // 6
+    assert redact(f"blob {encoded} end") == f"blob {encoded[:first]}{MASK}{encoded[last:]} end"
+
+
 def test_a_value_with_characters_json_escapes_is_masked_in_json_lines() -> None:
     # Given a password holding a quote and a backslash, registered
     value = 'pa"ss\\word-' + canary_token()[-8:]
