@@ -396,6 +396,16 @@ def test_install_is_idempotent_and_uninstall_gives_back_the_factory_it_replaced(
     assert redact("Bearer not-a-secret-1234") == f"Bearer {MASK}"
 
 
+def test_a_record_keeps_a_mapping_message_a_mapping_and_loses_secrets_in_its_stack(secret: str) -> None:
+    # Given records made the way loggers make them: a mapping as the message, and a stack that quotes the secret
+    make = logging.getLogRecordFactory()
+    mapping = make("n", logging.INFO, "p", 1, {"token": f"Bearer {secret}", "n": 1}, None, None)
+    stacked = make("n", logging.INFO, "p", 1, "step", None, None, sinfo=f"Stack:\n  login({secret!r})")
+    # Then the mapping is still one (Powertools writes it as a JSON object), its text redacted, and so is the stack
+    assert mapping.msg == {"token": f"Bearer {MASK}", "n": 1}
+    assert stacked.stack_info == f"Stack:\n  login('{MASK}')"
+
+
 def test_fields_given_with_extra_are_redacted_for_every_handler(every_line: io.StringIO) -> None:
     # Given a handler that writes a record's extra fields (as Lambda's JSON log format does), and a registered secret
     token = "extra-Not-A-Canary-" + canary_token()[-10:].replace(CANARY_MARKER, "")
