@@ -137,6 +137,19 @@ class TestBasicAuth:
         assert client.calls[("GET", "manifest")] == 1
         assert "(Docker Hub also answers so for a missing repository)" in str(raised.value)
 
+    def test_credentials_a_repository_asks_for_after_an_open_v2_are_sent_then(self, stub_server: StubFactory) -> None:
+        # Given a registry whose /v2/ is open but whose repository asks for Basic credentials
+        def on_repository(method: str, path: str, headers: dict[str, str]) -> Reply:
+            if headers.get("authorization", "").startswith("Basic "):
+                return manifest_reply()
+            return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
+
+        stub = registry_stub(stub_server, on_repository)
+        client = RegistryClient(stub.url, credentials=Credentials("robot", "right-password"))
+        # When a manifest is fetched, Then the credentials went with the second request, which was served
+        assert client.get_manifest("team/app", "v1").body == b'{"schemaVersion": 2}'
+        assert client.calls[("GET", "manifest")] == 2
+
     def test_a_401_without_a_challenge_is_not_retried(self, stub_server: StubFactory) -> None:
         # Given a registry whose /v2/ needs nothing, but whose manifest answers 401 without WWW-Authenticate
         stub = registry_stub(stub_server, lambda m, p, h: (401, {}, b""))
