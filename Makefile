@@ -36,6 +36,9 @@ template: venv ## sam validate --lint and cfn-lint on template.yaml
 pytest: venv ## the test suite (unit, integration on the sandbox, template)
 	$(BIN)/pytest -n 2 --dist loadfile -q
 
+mutants: system venv ## mutation testing of the promise-holding modules, by hand (slow; MODULES="redaction registry", JOBS=2)
+	$(PY) tools/mutants.py $(MODULES) --jobs $(or $(JOBS),1)
+
 bench: system venv ## performance figures and ratios (not part of test)
 	$(PY) -m bench
 
@@ -60,4 +63,4 @@ $(VENV)/.stamp: requirements-dev.txt layers/pullthrough/pyproject.toml
 clean: ## remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help demo test pr lint format types template pytest bench build schema system venv clean
+.PHONY: help demo test pr lint format types template pytest mutants bench build schema system venv clean

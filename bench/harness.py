@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sandbox import lambdas
-from sandbox.moto_threads import serialised
+from sandbox.moto_threads import serialise
 from sandbox.stack import environment_set, sqs_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -429,7 +429,10 @@ def correct_moto() -> None:
 
     if getattr(Queue, "_bench_corrected", False):
         return
-    contextlib.ExitStack().enter_context(serialised())  # kept for the rest of the process
+    # For the rest of the process. (It was `ExitStack().enter_context(serialised())`: the stack was dropped at once,
+    # its generator closed, and moto ran unserialised: concurrent warm_images invocations then lost an increment of a
+    # run's `done` counter now and then, and the run never closed. That was the report the bench "lost".)
+    serialise()
     for name in (
         "approximate_number_of_messages",
         "approximate_number_of_messages_delayed",

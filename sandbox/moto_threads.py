@@ -20,14 +20,29 @@ def serialised() -> Iterator[None]:
     """While inside, every request moto answers through botocore is handled under one lock."""
     from moto.core.botocore_stubber import BotocoreStubber
 
-    original = BotocoreStubber.__call__
+    before = BotocoreStubber.__call__
+    serialise()
+    try:
+        yield
+    finally:
+        BotocoreStubber.__call__ = before  # type: ignore[method-assign]
+
+
+def serialise() -> Any:
+    """From now on, for the whole process, every request moto answers is handled under one lock (idempotent);
+    returns moto's own handler. A long-lived caller (the bench) uses this: the context manager above undoes the
+    patch when its generator is collected, which a context entered and then dropped is at once."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    current = BotocoreStubber.__call__
+    original = getattr(current, "_moto_original", current)
+    if original is not current:
+        return original
 
     def one_at_a_time(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         with _lock:
             return original(self, event_name, request, **kwargs)
 
+    one_at_a_time._moto_original = original  # type: ignore[attr-defined]
     BotocoreStubber.__call__ = one_at_a_time  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        BotocoreStubber.__call__ = original  # type: ignore[method-assign]
+    return original

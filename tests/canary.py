@@ -4,9 +4,9 @@ Tests put `CANARY_TOKEN` (or a fresh `canary_token()`) into every credential the
 creates an `ecr-pullthroughcache/` secret holding one in moto. The guard, a pytest plugin registered from
 tests/conftest.py, watches everything a secret could leak into during the whole run:
 
-- every log record that reaches the root logger (Powertools' logger propagates there; botocore's wire logs too when
-  a test turns DEBUG on), and what Pullthrough's Powertools logger is asked to log at DEBUG even when its level
-  drops it (the dev stage deploys with POWERTOOLS_LOG_LEVEL=DEBUG);
+- every log record that reaches the root logger, with every logger a secret could reach at DEBUG for the whole
+  run (`DEBUG_LOGGERS`: botocore's and urllib3's wire logs, Powertools with POWERTOOLS_LOG_LEVEL=DEBUG, the
+  library), and what Pullthrough's Powertools logger is asked to log at DEBUG even when its level drops it;
 - every test's captured stdout, stderr and log sections; a failure text is masked, and blamed only when the test
   would otherwise not fail (an xfail), since a traceback quotes the test's own source and its values;
 - the text of every `PullthroughError` created, caught or not;
@@ -15,7 +15,8 @@ tests/conftest.py, watches everything a secret could leak into during the whole 
 
 What it looks for: the canary marker (any case, so a lower-cased token is caught too), plus every secret value a
 test stored in moto's Secrets Manager (accessToken / password fields), every token the `sandbox` fixture's upstream
-accepts, and anything passed to `watch()`; for username and token pairs, their HTTP Basic form too.
+accepts, and anything passed to `watch()`; each in every form it travels in (`forms`: as written, URL-encoded, and
+base64 at the three alignments, so inside `Basic base64(user:token)` too).
 
 A leak fails the test during which it happened (setup, call or teardown), with the secret masked in every section
 of the report. A leak outside any test (at collection) fails the session. Under pytest-xdist each worker guards its
@@ -33,8 +34,10 @@ import contextlib
 import functools
 import json
 import logging
+import os
 import re
 import secrets
+import urllib.parse
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -63,14 +66,34 @@ CANARY_USER = "canary-bot"
 
 # Values shorter than this are not watched: they would match ordinary words.
 _MIN_WATCHED = 12
+# Encoded forms shorter than this are not looked for (the marker's base64 at an alignment is about 12 characters).
+_MIN_FORM = 8
 # JSON fields of a secret value that hold the secret part (ECR reads username / accessToken; admin secrets hold
 # username / password).
 _SECRET_FIELDS = ("accessToken", "password", "token", "access_token")
 _EXCERPT = 32
+# What a token, its base64 and its URL encoding are made of: a marker found inside is widened over these.
+_TOKEN_CHAR = re.compile(r"[\w\-+/=%]")
 _MASK = "<secret>"
 
 # Values registered for the whole session, whichever Guard is active (the module outlives the plugin's configure).
 _WATCHED: set[str] = set()
+
+
+def forms(value: str) -> set[str]:
+    """`value` as written, URL-encoded, and the part of its base64 that survives any embedding (three alignments,
+    standard and URL-safe alphabets): inside `Basic base64(user:token)` a token shows only in that form.
+
+    Written here, not imported from pullthrough.redaction: the guard must not share a blind spot with what it checks.
+    """
+    found = {value, urllib.parse.quote(value, safe=""), urllib.parse.quote_plus(value, safe="")}
+    raw = value.encode()
+    for shift in range(3):
+        encoded = base64.b64encode(bytes(shift) + raw).decode()
+        # Base64 characters whose 6 bits all come from the value: the same whatever surrounds it.
+        stable = encoded[(8 * shift + 5) // 6 : 8 * (shift + len(raw)) // 6]
+        found |= {stable, stable.replace("+", "-").replace("/", "_")}
+    return {form for form in found if len(form) >= _MIN_FORM}
 
 
 def canary_token(label: str = "") -> str:
@@ -147,9 +170,16 @@ class Guard:
     leaks: list[Leak] = field(default_factory=list)
     _pattern: re.Pattern[str] | None = field(default=None, repr=False)
     _pattern_for: frozenset[str] = field(default_factory=frozenset, repr=False)
+    _marker_forms: set[str] = field(default_factory=set, repr=False)
+    _heads: frozenset[str] = field(default_factory=frozenset, repr=False)
 
     def pattern(self) -> re.Pattern[str]:
-        """One case-insensitive pattern for the marker (with the token around it) and every watched value."""
+        """One case-insensitive pattern for every form of the marker and of every watched value.
+
+        Literal alternatives only: `re` then skips ahead to the characters they can start with, so a scan costs
+        little per record even with every logger at DEBUG (a pattern starting with a character class would try
+        every position, and quadratically so inside long words).
+        """
         for source in self.sources:
             # Callers that keep their own secrets (the sandbox's users) are read again at every scan.
             for value in source():
@@ -157,28 +187,59 @@ class Guard:
                     self.watched.add(value)
         values = frozenset(self.watched)
         if self._pattern is None or values != self._pattern_for:
-            alternatives = [rf"[\w\-+/=]*{re.escape(self.marker)}[\w\-+/=]*"]
-            alternatives += [re.escape(value) for value in sorted(values, key=len, reverse=True)]
+            found = forms(self.marker) | {form for value in values for form in forms(value)}
+            alternatives = [re.escape(form) for form in sorted(found, key=len, reverse=True)]
             self._pattern = re.compile("|".join(alternatives), re.IGNORECASE)
             self._pattern_for = values
+            self._marker_forms = {form.lower() for form in forms(self.marker)}
+            self._heads = frozenset(form[:_MIN_FORM].lower() for form in found)
         return self._pattern
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Where secrets are in `text`: a marker form is widened to the whole token around it."""
+        pattern = self.pattern()
+        lower = text.lower()
+        # Every form is at least _MIN_FORM characters: a text none of whose windows of that length begins a form is
+        # clean, and telling so costs one set per record (the pattern alone would try every form at every position).
+        if len(lower) == len(text) and self._heads.isdisjoint(
+            lower[at : at + _MIN_FORM] for at in range(len(lower) - _MIN_FORM + 1)
+        ):
+            return []
+        found: list[tuple[int, int]] = []
+        for match in pattern.finditer(text):
+            start, end = match.span()
+            if match.group().lower() in self._marker_forms:
+                while start > 0 and _TOKEN_CHAR.match(text, start - 1):
+                    start -= 1
+                while end < len(text) and _TOKEN_CHAR.match(text, end):
+                    end += 1
+            if found and start <= found[-1][1]:
+                found[-1] = (found[-1][0], max(end, found[-1][1]))
+            else:
+                found.append((start, end))
+        return found
 
     def mask(self, text: str) -> str:
         """`text` with every watched secret replaced by <secret>."""
-        return self.pattern().sub(_MASK, text)
+        return self._masked(text)[0]
 
     def find(self, text: str) -> list[str]:
         """Masked excerpts around each secret found in `text` (empty when it is clean)."""
         # Mask first, then cut: a window cut from the raw text could keep part of a token the mask no longer finds.
-        pieces, spots, end = [], [], 0
-        for match in self.pattern().finditer(text):
-            pieces.append(text[end : match.start()])
-            spots.append(sum(map(len, pieces)))
-            pieces.append(_MASK)
-            end = match.end()
-        pieces.append(text[end:])
-        masked = "".join(pieces)
+        masked, spots = self._masked(text)
         return [" ".join(masked[max(at - _EXCERPT, 0) : at + len(_MASK) + _EXCERPT].split()) for at in spots]
+
+    def _masked(self, text: str) -> tuple[str, list[int]]:
+        pieces, spots, end, length = [], [], 0, 0
+        for start, stop in self.spans(text):
+            pieces.append(text[end:start])
+            length += start - end
+            spots.append(length)
+            pieces.append(_MASK)
+            length += len(_MASK)
+            end = stop
+        pieces.append(text[end:])
+        return "".join(pieces), spots
 
     def scan(self, source: str, text: str) -> bool:
         """Record a leak for every secret in `text`; True when there was one."""
@@ -397,7 +458,20 @@ def _is_xdist_controller(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and getattr(config.option, "dist", "no") != "no"
 
 
+# Every logger a secret could reach, at DEBUG for the whole run: botocore and urllib3 log requests and responses
+# there, Powertools (POWERTOOLS_LOG_LEVEL, read when the library's Logger is made) and the library their details.
+DEBUG_LOGGERS = ("botocore", "boto3", "urllib3", "pullthrough")
+
+
+def log_everything() -> None:
+    """Put every logger a secret could reach at DEBUG (again: a test, or the CLI, may have quietened one)."""
+    for name in DEBUG_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "DEBUG"
+    log_everything()
     guard = Guard()
     config.stash[_GUARD] = guard
     config.stash[_ORPHANS] = []
@@ -414,6 +488,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
     guard = item.config.stash[_GUARD]
     _keep_orphans(item.config, guard.take())
+    log_everything()
     guard.current = item.nodeid
     try:
         return (yield)

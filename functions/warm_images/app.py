@@ -8,11 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import warming
 from pullthrough.observability import logger, metrics, tracer
+from pullthrough.rejection import rejects_malformed_events
+from pullthrough.report import Kind
 from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
+@rejects_malformed_events(Kind.WARM)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return warming.handle(event, context, Settings.from_env())

@@ -153,6 +153,22 @@ def test_change_to_a_broken_token_is_loud(world: World) -> None:
     assert wrong not in body
 
 
+def test_a_secret_with_its_fields_swapped_is_loud_and_names_neither_value(world: World) -> None:
+    # Given the token pasted as the username and the user name as the token (a common paste accident)
+    world.aws.secrets.put_secret_value(
+        SecretId=world.arn, SecretString=json.dumps({"username": world.token, "accessToken": world.user})
+    )
+    # When the PutSecretValue event arrives
+    result = world.check("put_secret_value")
+    # Then the report fails loudly with the fix, and neither the token nor the name is in it (nor in any log line:
+    # the canary watches the token; it is the sandbox user's)
+    assert result.status == "FAILED"
+    [body] = world.reports()
+    assert "the value of 'username' looks like an access token" in body
+    assert world.token not in body
+    assert f"'{world.user}'" not in body
+
+
 def test_malformed_current_value_is_loud(world: World) -> None:
     world.aws.secrets.put_secret_value(SecretId=world.arn, SecretString="dckr_pat_pasted-without-json")
     result = world.check("update_secret")

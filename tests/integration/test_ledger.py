@@ -91,8 +91,10 @@ def test_an_opened_run_holds_every_job_with_its_counters_ttl_and_open_marker(led
 
 def test_a_run_id_cannot_be_opened_twice(ledger: Ledger) -> None:
     open_run(ledger)
-    with pytest.raises(AwsAlreadyExists):
+    with pytest.raises(AwsAlreadyExists) as raised:
         open_run(ledger)
+    # the ledger's own refusal (run ids are never reused), not whatever DynamoDB's cancellation translates to
+    assert raised.value.code == "RunExists"
 
 
 def test_a_job_outcome_counts_once_however_often_it_is_delivered(ledger: Ledger) -> None:
@@ -272,6 +274,17 @@ def test_a_run_decided_whole_is_written_closed_and_reported_without_jobs(ledger:
     assert ledger.open_runs() == []
     with pytest.raises(AwsAlreadyExists):
         ledger.reported_run("warm-9", trigger="schedule", stack="test", started=T0, jobs=jobs)
+
+
+def test_a_verification_holds_only_for_its_digest_and_its_wanted_platforms() -> None:
+    # Given what an earlier run verified: the tag at digest a..., for linux/amd64 and linux/arm64
+    known = verified("1.0")
+    same, moved = known.digest, "sha256:" + "b" * 64
+    # Then it vouches for that digest and those platforms (in any order), and for nothing else: a tag that moved
+    # or a platform that was not verified is checked in full again
+    assert known.matches(same, ["linux/arm64", "linux/amd64"])
+    assert not known.matches(moved, ["linux/amd64", "linux/arm64"])
+    assert not known.matches(same, ["linux/amd64"])
 
 
 def test_a_verification_this_code_cannot_read_is_not_recalled(ledger: Ledger) -> None:

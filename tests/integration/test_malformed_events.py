@@ -246,6 +246,40 @@ def current_value(secret: str) -> str:
 
 # --- warm_images: SQS ------------------------------------------------------------------------------------------------
 
+NOT_SQS_CASES = [
+    ("an EventBridge event", bridge("aws.events", "Scheduled Event", {}), "not detail-type 'Scheduled Event'"),
+    ("no Records", {"images": ["nginx:1.27"]}, "not an event with keys images"),
+    ("empty Records", {"Records": []}, "takes an SQS batch (a non-empty Records list)"),
+    (
+        "SNS records",
+        {"Records": [{"EventSource": "aws:sns", "Sns": {"Message": "{}"}}]},
+        "takes SQS records only (eventSource aws:sqs), not records from aws:sns",
+    ),
+    ("S3 records", {"Records": [{"eventSource": "aws:s3"}]}, "not records from aws:s3"),
+    ("not an object", ["warm"], "not a list, not a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("event", "says"), [pytest.param(event, says, id=case) for case, event, says in NOT_SQS_CASES])
+def test_warm_images_answers_an_event_that_is_not_an_sqs_batch_with_a_logged_reported_rejection(
+    world: World, caplog: pytest.LogCaptureFixture, event: Any, says: str
+) -> None:
+    # Given an event that is not an SQS batch (someone invoked warm_images by hand, or wired another source to it)
+    caplog.set_level(logging.INFO)
+    # When it reaches warm_images
+    result = world.stack.invoke(WARM, event)
+    # Then the answer is Pullthrough's own rejection, saying what it takes and how to send it, not Powertools' error
+    assert (result["status"], result["function"]) == ("REJECTED", world.stack.physical[WARM])
+    assert says in result["reason"]
+    assert "through the warm queue" in result["reason"]
+    # And it is logged at ERROR and reported once, and nothing was warmed or queued
+    (logged,) = errors(caplog, "rejected", says)
+    assert getattr(logged, "run_id", None) == result["run_id"]
+    (report,) = world.reports_of(result["run_id"])
+    assert [(i.outcome, i.reason_code) for i in report.items] == [(Outcome.SKIPPED, REASON_CODE)]
+    assert world.receive() == []
+
+
 NOT_JSON = "warm this one too please {"
 WRONG_SHAPE = json.dumps({"image": "nginx:1.27", "priority": "high"})
 

@@ -24,7 +24,8 @@ from moto.sns.models import sns_backends
 
 from pullthrough import config as config_module
 from pullthrough import rules
-from pullthrough.aws import clients, ptc
+from pullthrough.aws import clients, ownership, ptc
+from pullthrough.errors import AwsError
 from pullthrough.report import Report
 from pullthrough.settings import Settings
 from sandbox import Sandbox, moto_ecr
@@ -601,6 +602,97 @@ def test_a_rule_pullthrough_owns_is_deleted_when_the_config_drops_it(world: Worl
     assert ("dynamodb", "DeleteItem") in world.writes()
 
 
+def test_the_record_of_an_owned_rule_gone_from_account_and_config_is_forgotten(world: World) -> None:
+    # Given the first deploy done, then the k8s rule deleted by hand and dropped from the config
+    first_deploy(world)
+    world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    # When reconciled (not a dry run)
+    world.invoke("scheduled")
+    # Then its ownership record is gone too: a rule created by someone else under that prefix later is not Pullthrough's
+    assert "rule#k8s" not in world.owned()
+    assert "rule#quay" in world.owned()
+    assert "Forgot the ownership record of rule k8s: it is gone from the account." in world.report().notes
+
+
+def test_a_rule_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the k8s rule dropped from the config, and another party deleting it just before
+    # this run's delete reaches it
+    first_deploy(world)
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    delete = ptc.delete_rule
+
+    def racing_delete(prefix: str) -> None:
+        world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        delete(prefix)
+
+    monkeypatch.setattr(ptc, "delete_rule", racing_delete)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then the run settles on what it finds (gone already), forgets the record and says so, without failing
+    assert summary["status"] == "OK"
+    assert items_of(summary)["rule k8s"].startswith("deleted: changed by someone else between plan and apply")
+    assert "rule#k8s" not in world.owned()
+
+
+def test_a_template_deleted_by_someone_else_while_reconcile_deletes_it_is_settled(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the docker-hub template dropped from the config, and another party deleting it
+    # just before this run's delete reaches it
+    first_deploy(world)
+    world.configure(CONFIG.split("    template:\n")[0] + "  - prefix: ghcr" + CONFIG.split("  - prefix: ghcr", 1)[1])
+    delete = ptc.delete_template
+
+    def racing_delete(prefix: str) -> None:
+        world.ecr.delete_repository_creation_template(prefix=prefix)
+        delete(prefix)
+
+    monkeypatch.setattr(ptc, "delete_template", racing_delete)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then the run settles on what it finds (gone already) and forgets the record
+    assert items_of(summary)["template docker-hub"].startswith(
+        "deleted: changed by someone else between plan and apply"
+    )
+    assert "template#docker-hub" not in world.owned()
+
+
+def test_a_template_created_between_plan_and_apply_is_settled_not_failed(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another run that creates the docker-hub template, just as configured, between this run's plan and apply
+    create = ptc.create_template
+
+    def racing_create(spec: ptc.TemplateSpec) -> None:
+        if spec.prefix == "docker-hub":
+            world.ecr.create_repository_creation_template(**ptc.template_params(spec))
+        create(spec)
+
+    monkeypatch.setattr(ptc, "create_template", racing_create)
+    # When the reconcile runs
+    summary = world.invoke("deploy_create_complete")
+    # Then it settles on what it finds: the template is someone else's and matches the config; not deleted, not failed
+    assert items_of(summary)["template docker-hub"].startswith(
+        "not owned: changed by someone else between plan and apply"
+    )
+    assert "docker-hub" in world.templates()
+    assert "template#docker-hub" not in world.owned()
+
+
+def test_without_a_ledger_table_the_report_says_ownership_cannot_be_known(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a function without LEDGER_TABLE
+    monkeypatch.delenv("LEDGER_TABLE")
+    # When reconciled
+    world.invoke("deploy_create_complete")
+    # Then the report says that existing rules count as not Pullthrough's, so none will be changed or deleted
+    assert any("No ledger table is configured" in note for note in world.report().notes)
+
+
 # --- immutable fields ------------------------------------------------------------------------------------------------
 
 
@@ -777,6 +869,21 @@ def test_a_dry_run_plans_and_reports_but_writes_nothing(
     assert "Dry run: nothing was written" in body
 
 
+def test_a_dry_run_keeps_the_ownership_record_of_a_rule_that_is_gone(world: World) -> None:
+    # Given the first deploy done, then the k8s rule deleted by hand and dropped from the config: a real run would
+    # forget its ownership record
+    first_deploy(world)
+    world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix="k8s")
+    world.configure(CONFIG.replace("  - prefix: k8s\n    upstream: k8s\n", ""))
+    assert "rule#k8s" in world.owned()
+    world.calls.clear()
+    # When a dry run reconciles
+    world.invoke("dry_run")
+    # Then the record is still there, and nothing was written at all
+    assert "rule#k8s" in world.owned()
+    assert world.writes() == []
+
+
 # --- concurrent runs -----------------------------------------------------------------------------------------------
 
 
@@ -811,6 +918,43 @@ def test_a_rule_created_between_plan_and_apply_is_settled_not_failed(
     assert set(world.rules()) == {"docker-hub", "ghcr", "quay", "k8s"}
 
 
+def test_a_failed_ownership_read_in_the_race_check_counts_as_not_owned(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given another party creating the ghcr rule, with other credentials, between this run's plan and its create,
+    # and the ledger unreadable when the run looks again at who owns it
+    create, owned = ptc.create_rule, ownership.owned
+    hub_arn = world.secrets.describe_secret(SecretId=HUB_SECRET)["ARN"]
+    reads: list[str] = []
+
+    def racing_create(spec: ptc.RuleSpec) -> None:
+        if spec.prefix == "ghcr":
+            world.ecr.create_pull_through_cache_rule(
+                ecrRepositoryPrefix="ghcr",
+                upstreamRegistryUrl="ghcr.io",
+                upstreamRegistry="github-container-registry",
+                credentialArn=hub_arn,
+            )
+        create(spec)
+
+    def failing_second_read(table: str) -> ownership.Owned:
+        reads.append(table)
+        if len(reads) > 1:
+            raise AwsError("dynamodb:Query", f"table {table}", "ProvisionedThroughputExceededException", "slow down")
+        return owned(table)
+
+    monkeypatch.setattr(ptc, "create_rule", racing_create)
+    monkeypatch.setattr(ownership, "owned", failing_second_read)
+    # When the reconcile runs
+    summary = world.invoke("deploy_create_complete")
+    # Then the rule it did not create is not treated as its own: left with the other party's credentials, reported
+    # as a conflict, never updated
+    assert len(reads) == 2
+    assert world.rules()["ghcr"]["credentialArn"] == hub_arn
+    assert world.ops("UpdatePullThroughCacheRule") == []
+    assert items_of(summary)["rule ghcr"].startswith("conflict: changed by someone else between plan and apply")
+
+
 def test_a_rule_deleted_between_plan_and_apply_is_created_again(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given the first deploy done, a new secret for Docker Hub, and another party deleting the rule just before
     # this run's update reaches it
@@ -835,6 +979,82 @@ def test_a_rule_deleted_between_plan_and_apply_is_created_again(world: World, mo
         "(PullThroughCacheRuleNotFoundException)"
     )
     assert summary["status"] == "OK"
+
+
+def test_a_rule_someone_keeps_changing_is_fought_for_once_then_left_for_the_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, a new secret for Docker Hub, and another party that deletes the rule before each
+    # update reaches it and recreates it (with the old secret) before each create does
+    first_deploy(world)
+    old_arn = world.rules()["docker-hub"]["credentialArn"]
+    world.secret("ecr-pullthroughcache/docker-hub-2")
+    world.configure(CONFIG.replace(HUB_SECRET + "\n", "ecr-pullthroughcache/docker-hub-2\n", 1))
+    update, create = ptc.update_rule, ptc.create_rule
+    writes: list[str] = []
+
+    def racing_update(prefix: str, **changes: Any) -> None:
+        writes.append("update")
+        world.ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        update(prefix, **changes)
+
+    def racing_create(spec: ptc.RuleSpec) -> None:
+        writes.append("create")
+        world.ecr.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=spec.prefix,
+            upstreamRegistryUrl=spec.upstream_url,
+            upstreamRegistry=spec.upstream_registry,
+            credentialArn=old_arn,
+        )
+        create(spec)
+
+    monkeypatch.setattr(ptc, "update_rule", racing_update)
+    monkeypatch.setattr(ptc, "create_rule", racing_create)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then it tried the update, settled once by creating, and when that raced too left the rule for the next run,
+    # saying the rule exists (with the other party's settings) rather than fighting on
+    assert writes == ["update", "create"]
+    assert items_of(summary)["rule docker-hub"].startswith("skipped: changed by someone else between plan and apply")
+    assert "twice: left for the next run" in items_of(summary)["rule docker-hub"]
+    assert world.rules()["docker-hub"]["credentialArn"] == old_arn
+    # And the rule, which exists (the other party's), was still validated for the report
+    (item,) = [i for i in world.report().items if i.subject == "rule docker-hub"]
+    assert item.details.valid is not None
+
+
+def test_a_template_someone_keeps_changing_is_fought_for_once_then_left_for_the_next_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the first deploy done, the docker-hub template made IMMUTABLE in the config, and another party that
+    # deletes it before each update reaches it and recreates it as it was before each create does
+    first_deploy(world)
+    before = ptc.describe_template("docker-hub")
+    assert before is not None
+    world.configure(CONFIG.replace("tag_mutability: MUTABLE", "tag_mutability: IMMUTABLE"))
+    update, create = ptc.update_template, ptc.create_template
+    writes: list[str] = []
+
+    def racing_update(spec: ptc.TemplateSpec) -> None:
+        writes.append("update")
+        world.ecr.delete_repository_creation_template(prefix=spec.prefix)
+        update(spec)
+
+    def racing_create(spec: ptc.TemplateSpec) -> None:
+        writes.append("create")
+        world.ecr.create_repository_creation_template(**ptc.template_params(before))
+        create(spec)
+
+    monkeypatch.setattr(ptc, "update_template", racing_update)
+    monkeypatch.setattr(ptc, "create_template", racing_create)
+    # When reconciled
+    summary = world.invoke("scheduled")
+    # Then it tried the update, settled once by creating, and when that raced too left it for the next run
+    assert writes == ["update", "create"]
+    assert items_of(summary)["template docker-hub"].startswith(
+        "skipped: changed by someone else between plan and apply"
+    )
+    assert "twice: left for the next run" in items_of(summary)["template docker-hub"]
 
 
 # --- the role ------------------------------------------------------------------------------------------------------

@@ -124,6 +124,41 @@ class TestBasicAuth:
         assert (error.status, error.reason, error.registry) == (401, "auth", "basic-upstream")
         assert WRONG_PASSWORD not in text
 
+    def test_refused_basic_credentials_are_sent_once_not_again(self, stub_server: StubFactory) -> None:
+        # Given a Basic registry refusing the credentials (a 401 with the same Basic challenge)
+        def respond(method: str, path: str, headers: dict[str, str]) -> Reply:
+            return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
+
+        client = RegistryClient(stub_server(respond).url, credentials=Credentials("robot", "wr0ng-password"))
+        # When a manifest is asked for
+        with pytest.raises(RegistryAuthError, match="refused the credentials") as raised:
+            client.get_manifest("team/app", "v1")
+        # Then the refused credentials went out once: resending the same ones cannot help
+        assert client.calls[("GET", "manifest")] == 1
+        assert "(Docker Hub also answers so for a missing repository)" in str(raised.value)
+
+    def test_credentials_a_repository_asks_for_after_an_open_v2_are_sent_then(self, stub_server: StubFactory) -> None:
+        # Given a registry whose /v2/ is open but whose repository asks for Basic credentials
+        def on_repository(method: str, path: str, headers: dict[str, str]) -> Reply:
+            if headers.get("authorization", "").startswith("Basic "):
+                return manifest_reply()
+            return 401, {"WWW-Authenticate": 'Basic realm="r"'}, b""
+
+        stub = registry_stub(stub_server, on_repository)
+        client = RegistryClient(stub.url, credentials=Credentials("robot", "right-password"))
+        # When a manifest is fetched, Then the credentials went with the second request, which was served
+        assert client.get_manifest("team/app", "v1").body == b'{"schemaVersion": 2}'
+        assert client.calls[("GET", "manifest")] == 2
+
+    def test_a_401_without_a_challenge_is_not_retried(self, stub_server: StubFactory) -> None:
+        # Given a registry whose /v2/ needs nothing, but whose manifest answers 401 without WWW-Authenticate
+        stub = registry_stub(stub_server, lambda m, p, h: (401, {}, b""))
+        client = RegistryClient(stub.url, credentials=Credentials("robot", "some-password"))
+        # When a manifest is asked for, Then it is refused after one request: there is nothing to answer
+        with pytest.raises(RegistryAuthError):
+            client.get_manifest("team/app", "v1")
+        assert client.calls[("GET", "manifest")] == 1
+
     def test_no_credentials_says_credentials_are_needed(self, basic_registry: LocalRegistry) -> None:
         # Given no credentials for a registry that demands them
         client = RegistryClient(basic_registry.url)
@@ -149,11 +184,12 @@ class TestBearerAuth:
         # When the client reads the manifest twice
         first = client.head_manifest("private/bearer-app", "2.0")
         second = client.get_manifest("private/bearer-app", "2.0")
-        # Then one token was asked for, with Basic credentials, the service and the repository's pull scope
+        # Then one token was asked for, with Basic credentials, the service and the repository's pull scope, and
+        # no `account` in the query (optional in the token spec; the Basic header names the user)
         asked = realm.requests[before:]
         assert len(asked) == 1
         assert asked[0] == {
-            "query": {"service": TOKEN_SERVICE, "scope": "repository:private/bearer-app:pull", "account": TOKEN_USER},
+            "query": {"service": TOKEN_SERVICE, "scope": "repository:private/bearer-app:pull"},
             "basic": True,
         }
         assert client.calls[("GET", "token")] == 1
@@ -212,6 +248,22 @@ class TestBearerAuth:
             realm.field_name = "token"
         # Then the token was reused while valid and renewed once expired
         assert tokens_within_life == 1
+        assert client.calls[("GET", "token")] == 2
+
+    def test_a_token_is_renewed_before_it_expires_never_after(
+        self, token_registry: tuple[LocalRegistry, TokenRealm]
+    ) -> None:
+        # Given a realm whose tokens live 300 s, and a clock the test moves
+        registry, realm = token_registry
+        assert realm.expires_in == 300
+        registry.push_image("private/renewed", "1")
+        now = [1000.0]
+        client = RegistryClient(registry.url, credentials=Credentials(TOKEN_USER, TOKEN_PASSWORD), clock=lambda: now[0])
+        client.head_manifest("private/renewed", "1")
+        # When the next request comes 295 s later (inside the token's life, inside the last 10 s of it)
+        now[0] += 295
+        client.head_manifest("private/renewed", "1")
+        # Then a fresh token was asked for: a request never goes out with a token about to expire on the way
         assert client.calls[("GET", "token")] == 2
 
     def test_tokens_are_cached_per_scope(self, token_registry: tuple[LocalRegistry, TokenRealm]) -> None:
@@ -552,6 +604,17 @@ class TestRateLimits:
         assert (caught.value.status, caught.value.retry_after, caught.value.reason) == (429, 1.0, "rate_limited")
         assert "hub/library/nginx" in str(caught.value)
         assert "TOOMANYREQUESTS" in str(caught.value)
+        assert "retry after 1s" in str(caught.value)
+
+    def test_a_429_storm_without_retry_after_is_rate_limited_without_a_time(self, stub_server: StubFactory) -> None:
+        # Given a registry answering 429 without saying when to come back
+        stub = registry_stub(stub_server, lambda m, p, h: (429, {}, b""))
+        client = RegistryClient(stub.url, name="hub", retries=1, sleep=Waits())
+        # When a manifest is fetched, Then it is rate limited, without a made-up time
+        with pytest.raises(RegistryRateLimited) as caught:
+            client.get_manifest("library/nginx", "latest")
+        assert caught.value.retry_after is None
+        assert "retry after" not in str(caught.value)
 
     def test_a_retry_after_beyond_max_wait_is_not_slept_through(self, stub_server: StubFactory) -> None:
         # Given a 429 asking for an hour
@@ -566,6 +629,16 @@ class TestRateLimits:
         assert caught.value.retry_after == 3600.0
         assert client.calls[("HEAD", "manifest")] == 1
 
+    @pytest.mark.parametrize("status", [500, 502, 504])
+    def test_every_5xx_but_501_is_retried(self, stub_server: StubFactory, status: int) -> None:
+        # Given a registry that fails once with a server error, then answers
+        answers = iter([(status, {}, b""), manifest_reply()])
+        stub = registry_stub(stub_server, lambda m, p, h: next(answers))
+        waits = Waits()
+        # When a manifest is fetched, Then it is served after one wait (501 Not Implemented is never retried)
+        RegistryClient(stub.url, sleep=waits).get_manifest("library/nginx", "latest")
+        assert len(waits) == 1
+
     def test_a_503_is_retried_with_jittered_backoff(self, stub_server: StubFactory) -> None:
         # Given a registry that fails twice with 503, then answers
         answers = iter([(503, {}, b""), (503, {}, b""), manifest_reply()])
@@ -577,9 +650,10 @@ class TestRateLimits:
         # Then the waits grew exponentially from the backoff base
         assert waits == [0.5, 1.0]
 
-    def test_a_5xx_storm_is_unavailable(self, stub_server: StubFactory) -> None:
-        # Given a registry that always answers 502
-        stub = registry_stub(stub_server, lambda m, p, h: (502, {}, b"bad gateway"))
+    @pytest.mark.parametrize("status", [500, 502])
+    def test_a_5xx_storm_is_unavailable(self, stub_server: StubFactory, status: int) -> None:
+        # Given a registry that always answers a server error
+        stub = registry_stub(stub_server, lambda m, p, h: (status, {}, b"bad gateway"))
         waits = Waits()
         client = RegistryClient(stub.url, retries=2, sleep=waits, jitter=lambda: 0.0)
         # When a manifest is fetched
@@ -587,7 +661,7 @@ class TestRateLimits:
             client.get_manifest("library/nginx", "latest")
         # Then it retried twice, with waits of at least half the backoff, and reports the status
         assert waits == [0.125, 0.25]
-        assert (caught.value.status, caught.value.reason) == (502, "upstream_down")
+        assert (caught.value.status, caught.value.reason) == (status, "upstream_down")
 
 
 class TestConnectionFailures:
@@ -624,7 +698,8 @@ class TestConnectionFailures:
         # When the registry is pinged
         with pytest.raises(RegistryUnavailable, match="cannot connect") as caught:
             client.ping()
-        # Then it retried with backoff and reports the registry as down
+        # Then it retried with backoff and reports the registry as down, counting the attempts right
         assert len(waits) == 2
+        assert "(3 attempts;" in str(caught.value)
         assert caught.value.status is None
         assert caught.value.registry == f"127.0.0.1:{refused_port}"

@@ -168,6 +168,22 @@ def test_piped_set_without_a_username_says_to_pass_one(config: Path, checks: lis
     assert "pass --username" in output(io)
 
 
+@pytest.mark.parametrize("username", [TOKEN, "ghp_" + "Sw4pped0ne" * 4], ids=["the-token-itself", "a-github-token"])
+def test_a_token_given_as_the_username_is_refused_before_any_check(
+    config: Path, checks: list[dict[str, Any]], username: str
+) -> None:
+    # Given the token passed where the user name goes (fields swapped)
+    io = make_io(stdin=std_io.StringIO(TOKEN + "\n"))
+    # When set runs
+    code = cli.main(["credentials", "set", "docker-hub", "--username", username, "--config", str(config)], io)
+    # Then nothing is checked or stored, and the message says what is wrong without showing either value
+    assert code == 2
+    assert checks == []
+    assert "the value of 'username' looks like an access token" in output(io)
+    assert TOKEN not in output(io)
+    assert username not in output(io)
+
+
 def test_empty_token_is_refused(config: Path, checks: list[dict[str, Any]]) -> None:
     io = make_io(stdin=std_io.StringIO("\n"))
     code = cli.main(["credentials", "set", "docker-hub", "--username", "bob", "--config", str(config)], io)

@@ -445,6 +445,21 @@ BAD_DOCUMENTS = [
         id="budget",
     ),
     pytest.param(
+        hub("warm: {budget_share: [50]}\n"),
+        ["warm.budget_share: must be a number (got [50])"],
+        id="budget-list",
+    ),
+    pytest.param(
+        hub("warm: {budget_share: 50%}\n"),
+        ["warm.budget_share: write a share between 0 and 1, not a percentage: 50% is 0.5 (got '50%')"],
+        id="budget-percent",
+    ),
+    pytest.param(
+        hub("warm: {budget_share: 50}\n"),
+        ["warm.budget_share: must be at most 1 (a share, not a percentage: for 50% write 0.5) (got 50)"],
+        id="budget-fifty",
+    ),
+    pytest.param(
         hub("warm: {images: [nginx]}\n"),
         [
             (
@@ -510,6 +525,25 @@ BAD_DOCUMENTS = [
             "warm.images[0].latest: must be at least 1 (got 0)",
         ],
         id="latest-zero",
+    ),
+    pytest.param(
+        hub("warm: {images: [{image: nginx, latest: true}]}\n"),
+        ["warm.images[0].latest: YAML read this as true/false; write a whole number, e.g. 3 (got true)"],
+        id="latest-true",
+    ),
+    pytest.param(
+        hub("warm: {images: [{image: nginx, latest: 2.0}]}\n"),
+        ["warm.images[0].latest: must be a whole number (got 2.0)"],
+        id="latest-float",
+    ),
+    pytest.param(
+        hub("warm: {images: [{image: nginx, tag_pattern: '(a+)+$'}]}\n"),
+        [
+            "warm.images[0].tag_pattern: a quantifier on a lone quantified group, like (a+)+ or (a*)*, matches what "
+            "the inner one alone matches and stalls backtracking regex engines on a long tag: keep one quantifier, "
+            "e.g. (a+)+ -> a+ (got '(a+)+$')"
+        ],
+        id="pattern-catastrophic",
     ),
     pytest.param(
         hub("warm: {images: ['ghcr.io/fluxcd/source-controller:v1.4.1']}\n"),
@@ -1080,3 +1114,23 @@ def test_the_module_runs_and_stays_free_of_boto3() -> None:
         check=True,
     )
     assert probe.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("name", "valid"),
+    [
+        ("ecr-pullthroughcache/" + "a" * (512 - len("ecr-pullthroughcache/")), True),
+        ("ecr-pullthroughcache/" + "a" * (513 - len("ecr-pullthroughcache/")), False),
+        ("ecr-pullthroughcache/has space", False),
+        ("ecr-pullthroughcache/semi;colon", False),
+    ],
+    ids=["512-characters", "513-characters", "a-space", "a-semicolon"],
+)
+def test_a_secret_name_is_at_most_512_of_the_characters_secrets_manager_takes(name: str, valid: bool) -> None:
+    text = f"version: 1\nrules:\n  - {{prefix: docker-hub, upstream: docker-hub, credentials: '{name}'}}\n"
+    if valid:
+        assert parse(text).rules[0].secret_name == name
+        return
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    assert "a secret name is at most 512 of the characters A-Z a-z 0-9 / _ + = . @ -" in str(raised.value)

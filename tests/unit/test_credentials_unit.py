@@ -5,13 +5,15 @@ The upstream is a fake registry client here, so every branch of the verdict can 
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
-from pullthrough import upstreams
+from pullthrough import redaction, upstreams
 from pullthrough.credentials import (
     RATE_LIMIT_REPOSITORY,
     CredentialCheck,
@@ -114,6 +116,7 @@ def test_parse_value_reads_username_and_access_token() -> None:
         ('{"user": "bot", "token": "t"}', "found 'user': rename it to 'username'"),
         ('{"username": "bot", "accessToken": ""}', "'accessToken' must be a non-empty string"),
         ('{"username": ["bot"], "accessToken": "t"}', "'username' must be a non-empty string"),
+        ('{"username": "bot", "accessToken": " dckr_pat_x\\n"}', "'accessToken' has leading or trailing whitespace"),
     ],
 )
 def test_parse_value_explains_each_problem(value: str | None, expected: str) -> None:
@@ -126,6 +129,47 @@ def test_parse_value_explains_each_problem(value: str | None, expected: str) -> 
     assert message.startswith("secret ecr-pullthroughcache/hub: ")
     assert expected in message
     assert '{"username": "<user>", "accessToken": "<token>"}' in message
+
+
+SWAPPED = [
+    pytest.param("dckr_pat_2YotnFZFEjr1zCsicMWpAAbc", "alice", id="docker-hub-pat-as-username"),
+    pytest.param("ghp_" + "aB3dE5" * 6, "octocat", id="github-pat-as-username"),
+    pytest.param("glpat-xK9mQ2vL8nR4tY6wZ1aB", "gitlab-user", id="gitlab-pat-as-username"),
+    pytest.param("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjMifQ.c2lnbmF0dXJl", "robot", id="jwt-as-username"),
+    pytest.param("Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MGFiY2RlZmdo", "svc", id="random-string-as-username"),
+    pytest.param("sameValuePastedTwice-1", "sameValuePastedTwice-1", id="username-equals-token"),
+]
+
+
+@pytest.mark.parametrize(("username", "token"), SWAPPED)
+def test_a_secret_whose_fields_look_swapped_is_refused_naming_neither_value(username: str, token: str) -> None:
+    # Given a value whose username has the shape of a token (or is the token)
+    value = json.dumps({"username": username, "accessToken": token})
+    # When it is parsed (the credentials check, rotation, warming and the CLI all parse it here)
+    with pytest.raises(SecretError) as raised:
+        parse_value("ecr-pullthroughcache/hub", value)
+    # Then it is refused with the fix, and neither value is in the message
+    message = str(raised.value)
+    assert "the value of 'username' looks like an access token" in message
+    assert "put the upstream account's user name in 'username' and the token in 'accessToken'" in message
+    assert username not in message
+    assert token not in message
+
+
+def test_every_field_of_a_secret_read_is_masked_in_log_lines_from_then_on() -> None:
+    # Given a value whose username holds a random token (no known prefix: only registering it can mask it), and one
+    # with an extra field beside the credentials
+    swapped = base64.b64encode(os.urandom(30)).decode()
+    extra = "pin-" + base64.b32encode(os.urandom(10)).decode()
+    # When they are read (the swapped one is refused)
+    with pytest.raises(SecretError):
+        parse_value("ecr-pullthroughcache/hub", json.dumps({"username": swapped, "accessToken": "whatever-else-12"}))
+    parse_value(
+        "ecr-pullthroughcache/hub", json.dumps({"username": "bob-the-builder", "accessToken": TOKEN, "pin": extra})
+    )
+    # Then a log line holding either is redacted, and a plain user name is not
+    line = redaction.redact(f"user bob-the-builder, value {swapped}, pin {extra}")
+    assert line == f"user bob-the-builder, value {redaction.MASK}, pin {redaction.MASK}"
 
 
 def test_parse_value_never_echoes_the_value() -> None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import os
 from datetime import UTC, datetime
 
 import pytest
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError
 
-from pullthrough.errors import RegistryError
+from pullthrough import redaction
+from pullthrough.errors import RegistryAuthError, RegistryError, RegistryTimeout, RegistryUnavailable
 from pullthrough.registry import (
     Challenge,
     Credentials,
@@ -136,6 +140,7 @@ class TestRetryAfter:
             (" 0 ", 0.0),
             ("Mon, 23 Nov 2026 16:00:30 GMT", 30.0),
             ("Mon, 23 Nov 2026 15:59:00 GMT", 0.0),  # a date in the past: retry now
+            ("Mon, 23 Nov 2026 16:00:45 -0000", 45.0),  # RFC 2822's "unknown zone": read as UTC, not a crash
             ("soon", None),
             ("-5", None),
             ("", None),
@@ -199,6 +204,16 @@ class TestCredentials:
         # Then the user is shown and the token never is
         assert all("robot" in text and "SECRET" not in text for text in shown)
 
+    def test_making_credentials_masks_the_password_in_every_log_line_from_then_on(self) -> None:
+        # Given a password without the shape of a token (only registering it can mask it)
+        password = "plain-" + base64.b32encode(os.urandom(10)).decode()
+        assert redaction.redact(f"sent {password}") == f"sent {password}"
+        # When credentials are made with it
+        Credentials("robot", password)
+        # Then log lines lose it, as written and inside a Basic header
+        basic = base64.b64encode(f"robot:{password}".encode()).decode()
+        assert password not in redaction.redact(f"sent {password} and Basic {basic} and {basic}")
+
     def test_frozen(self) -> None:
         # Given credentials
         credentials = Credentials("robot", "token")
@@ -214,6 +229,41 @@ class TestCredentials:
         # Then the token is not there
         assert "SECRET" not in repr(client)
         assert "robot" in repr(client)
+
+
+class TestTokenRealm:
+    @pytest.mark.parametrize("realm", [None, "", "registry-realm", "ftp://auth.example/token"])
+    def test_a_bearer_challenge_without_an_http_realm_is_an_auth_error_before_any_request(
+        self, realm: str | None
+    ) -> None:
+        # Given a client that was told to get a token from a realm that is no http(s) URL
+        client = RegistryClient("https://registry.example", credentials=Credentials("robot", "t0ken-value"))
+        # When it asks for a token
+        with pytest.raises(RegistryAuthError) as raised:
+            client._request_token(Challenge("bearer", realm, "svc"), None, "team/app")
+        # Then it says the challenge names no usable realm, as an authentication failure, without a request sent
+        assert "the Bearer challenge names no usable token realm" in str(raised.value)
+        assert raised.value.status == 401
+        assert client.calls == {}
+
+
+class TestConnectionErrors:
+    @pytest.mark.parametrize(
+        ("error", "kind", "words"),
+        [
+            (ConnectTimeoutError(None, "slow"), RegistryTimeout, "connecting took longer than 5.0s (2 attempts)"),
+            (NewConnectionError(None, "refused"), RegistryUnavailable, "cannot connect (2 attempts"),
+            (ProtocolError("Connection aborted."), RegistryUnavailable, "the connection failed (2 attempts"),
+        ],
+    )
+    def test_each_connection_failure_names_its_culprit(self, error: Exception, kind: type, words: str) -> None:
+        # Given a client that tried twice
+        client = RegistryClient("https://registry.example", timeout=5.0, retries=1)
+        # When a connection failure is translated
+        translated = client._connection_error(error, "GET", "manifest", "team/app")  # type: ignore[arg-type]
+        # Then a timeout is a timeout, anything else the registry being unreachable, with the attempts counted
+        assert type(translated) is kind
+        assert words in str(translated)
 
 
 class TestBaseUrl:

@@ -123,6 +123,7 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
     existing = _existing(name, settings)
     username = args.username or _current_username(name, existing, settings) or _ask_username(io, rule)
     token = _read_token(io, rule)
+    credentials.refuse_swapped(name, username, token)
     check = credentials.check_credentials(
         name,
         Credentials(username, token),

@@ -33,6 +33,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     PlainValidator,
+    Strict,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -43,7 +44,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from pullthrough import upstreams
+from pullthrough import tag_patterns, upstreams
 from pullthrough.errors import ConfigError, InvalidReference, Problem
 from pullthrough.reference import (
     ROOT_PREFIX,
@@ -255,11 +256,12 @@ Seconds = Annotated[
 ]
 
 
-def _regex(value: str) -> str:
+def _tag_pattern(value: str) -> str:
+    # Compiled here so a pattern the planner's matcher cannot run in bounded time is refused before any AWS call.
     try:
-        re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"not a valid Python regular expression: {exc}") from None
+        tag_patterns.compile_pattern(value)
+    except tag_patterns.PatternError as exc:
+        raise ValueError(str(exc)) from None
     return value
 
 
@@ -855,11 +857,15 @@ class WarmImage(_Model):
         )
     )
     tags: tuple[Tag, ...] | None = Field(None, min_length=1, description="Tags to warm.")
-    tag_pattern: Annotated[str | None, AfterValidator(lambda v: v if v is None else _regex(v))] = Field(
+    tag_pattern: Annotated[str | None, AfterValidator(lambda v: v if v is None else _tag_pattern(v))] = Field(
         None,
-        description=r"A Python regular expression a tag must match in full, e.g. ^v0\.1\.\d+$.",
+        description=(
+            r"A Python regular expression a tag must match in full, e.g. ^v0\.1\.\d+$; matched in linear time, "
+            "so backreferences, lookarounds and (a+)+-style nesting are refused."
+        ),
     )
-    latest: int | None = Field(
+    # Strict: pydantic would read `latest: true` as 1.
+    latest: Annotated[int, Strict()] | None = Field(
         None,
         ge=1,
         le=100,
@@ -887,7 +893,7 @@ class WarmImage(_Model):
 
     def matches(self, tag: str) -> bool:
         """Whether `tag` matches tag_pattern in full (True when there is no pattern)."""
-        return self.tag_pattern is None or re.fullmatch(self.tag_pattern, tag) is not None
+        return self.tag_pattern is None or tag_patterns.compile_pattern(self.tag_pattern).fullmatch(tag)
 
     @property
     def fixed_tags(self) -> tuple[str, ...]:
@@ -1361,8 +1367,13 @@ def _message(error: Any, loc: tuple[Any, ...]) -> str:
             return 'YAML read this as a number; write it in quotes (e.g. "1.10") to keep it text'
         return "must be text"
     if kind in ("int_type", "int_parsing", "int_from_float"):
+        if isinstance(value, bool):
+            return "YAML read this as true/false; write a whole number, e.g. 3"
         return "must be a whole number"
     if kind in ("float_type", "float_parsing", "finite_number"):
+        percent = _percentage(value)
+        if percent is not None:
+            return f"write a share between 0 and 1, not a percentage: {value.strip()} is {percent}"
         return "must be a number"
     if kind in ("bool_type", "bool_parsing"):
         return "must be true or false"
@@ -1383,10 +1394,27 @@ def _message(error: Any, loc: tuple[Any, ...]) -> str:
         "string_too_short": "must be at least {min_length} character(s)",
         "string_too_long": "must be at most {max_length} characters",
     }
+    if (
+        kind == "less_than_equal"
+        and loc[-1:] == ("budget_share",)
+        and isinstance(value, int | float)
+        and 2 <= value <= 100
+    ):
+        return f"must be at most 1 (a share, not a percentage: for {_number(value)}% write {_number(value / 100)})"
     if kind in bounds:
         return bounds[kind].format(**{k: _number(v) for k, v in ctx.items()})
     message = str(error["msg"])
     return message[:1].lower() + message[1:]
+
+
+def _percentage(value: Any) -> float | None:
+    """`50%` as 0.5; None for anything else."""
+    if not isinstance(value, str) or not value.strip().endswith("%"):
+        return None
+    try:
+        return float(value.strip()[:-1]) / 100
+    except ValueError:
+        return None
 
 
 def _number(value: Any) -> Any:

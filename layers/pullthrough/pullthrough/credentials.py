@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from pullthrough import config as config_module
-from pullthrough import upstreams
+from pullthrough import redaction, upstreams
 from pullthrough.aws import ptc, sns
 from pullthrough.config import SECRET_PREFIX, Config, Rule
 from pullthrough.errors import (
@@ -145,9 +145,23 @@ def parse_value(secret: str, value: str | None) -> Credentials:
             problems.append(f"the key {key!r} must be a non-empty string")
         elif document[key] != document[key].strip():
             problems.append(f"the value of {key!r} has leading or trailing whitespace (a paste accident?)")
+    # Masked in every log line from now on, before anything else can go wrong with them (a refused value included).
+    redaction.register_document(document)
     if problems:
         raise SecretError(secret, "; ".join(problems) + f"; store the value as {shape}")
+    refuse_swapped(secret, document["username"], document["accessToken"])
     return Credentials(username=document["username"], password=document["accessToken"])
+
+
+def refuse_swapped(secret: str, username: str, token: str) -> None:
+    """SecretError when the user name has the shape of an access token, or is the token: fields swapped (a common
+    paste accident) would otherwise put the token wherever a message names the user. Names neither value."""
+    if username == token or redaction.looks_like_token(username):
+        raise SecretError(
+            secret,
+            "the value of 'username' looks like an access token, not a user name (fields swapped, or the token "
+            "pasted into both?); put the upstream account's user name in 'username' and the token in 'accessToken'",
+        )
 
 
 _TOKEN_ALIASES = ("password", "token", "access_token", "accesstoken", "AccessToken", "secret")
@@ -297,7 +311,7 @@ def check_credentials(
 ) -> CredentialCheck:
     """Prove a username and token against the upstream: valid, invalid (with the upstream's reason) or unreachable."""
     base_url = settings.upstream_url(url)
-    who = f"user {credentials.username!r}"
+    who = redaction.user_label(credentials.username)
     title = f"{upstream.title} ({url})"
 
     def verdict(status: Status, message: str, fix: str, code: str | None, rate: RateLimit | None) -> CredentialCheck:
@@ -308,7 +322,7 @@ def check_credentials(
             fix=fix,
             rate_limit=rate,
             reason_code=code,
-            username=credentials.username,
+            username=None if redaction.looks_like_token(credentials.username) else credentials.username,
             stage=stage,
         )
 

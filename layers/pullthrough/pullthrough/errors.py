@@ -84,6 +84,10 @@ class RegistryAuthError(RegistryError):
     reason = "auth"
 
 
+class RegistryAccessDenied(RegistryAuthError):
+    """The registry knows the credentials but denies their user this repository (403 DENIED with credentials)."""
+
+
 class RegistryNotFound(RegistryError):
     """The repository, tag or blob does not exist."""
 

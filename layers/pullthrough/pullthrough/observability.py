@@ -9,6 +9,9 @@ Import cost (measured with `python -X importtime` on this machine, Python 3.11):
 200 ms more even with boto3 already loaded (about 350 ms without it). So `tracer` is created on first use: a handler
 that decorates with it pays at cold start (where tracing needs it); tests, the CLI and modules that only log do not.
 
+Secrets: `pullthrough.redaction` masks them in every log record of the process; its formatter writes this logger's
+lines, and importing this module installs it.
+
 Metrics: namespace POWERTOOLS_METRICS_NAMESPACE (default "Pullthrough"); run-wide metrics carry only Powertools'
 `service` dimension (POWERTOOLS_SERVICE_NAME, default "pullthrough"), so alarms and the dashboard can name them
 exactly; a breakdown per rule and upstream carries `service`, `Rule` and `Upstream` as well.
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from pullthrough import redaction
 from pullthrough.report import CHANGE_OUTCOMES, Kind, Outcome, Report, ReportItem, Severity, Status
 
 if TYPE_CHECKING:
@@ -39,7 +43,10 @@ SERVICE_DIMENSION = "service"
 RULE_DIMENSION = "Rule"  # the rule's ECR repository prefix
 UPSTREAM_DIMENSION = "Upstream"  # the upstream's catalogue key
 
-logger = Logger(service=SERVICE)
+# Every function and the CLI log through this module: importing it puts the redaction in place for every logger of
+# the process (botocore's, urllib3's, Powertools', the library's), at whatever level they log (pullthrough.redaction).
+logger = Logger(service=SERVICE, logger_formatter=redaction.RedactingFormatter())
+redaction.install(SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 

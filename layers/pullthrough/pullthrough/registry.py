@@ -31,10 +31,11 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from pullthrough import manifests
+from pullthrough import manifests, redaction
 from pullthrough.errors import (
     DigestMismatch,
     InvalidManifest,
+    RegistryAccessDenied,
     RegistryAuthError,
     RegistryError,
     RegistryNotFound,
@@ -60,10 +61,17 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 @dataclass(frozen=True)
 class Credentials:
-    """A username and a password or access token for one registry; the password never appears in repr or str."""
+    """A username and a password or access token for one registry; the password never appears in repr or str.
+
+    Making one registers the password with `pullthrough.redaction`: from then on no log line of the process shows it,
+    in any of the forms it travels in (a Basic header, a URL, base64).
+    """
 
     username: str
     password: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        redaction.register(self.password)
 
     def __repr__(self) -> str:
         return f"Credentials(username={self.username!r}, password='***')"
@@ -320,8 +328,8 @@ class RegistryClient:
         self._flights: dict[str, threading.Lock] = {}  # one token request in flight per scope
 
     def __repr__(self) -> str:
-        user = self.credentials.username if self.credentials else None
-        return f"RegistryClient({self.base_url!r}, name={self.name!r}, user={user!r})"
+        user = redaction.user_label(self.credentials.username) if self.credentials else "anonymous"
+        return f"RegistryClient({self.base_url!r}, name={self.name!r}, {user})"
 
     def __enter__(self) -> RegistryClient:
         return self
@@ -358,7 +366,7 @@ class RegistryClient:
             self._token(challenge, scope, repository)
         response = self._send("GET", self._url("/v2/"), kind="ping", repository=repository, scope=scope)
         if response.status != 200:
-            self._fail(response, repository, "the /v2/ endpoint")
+            self._fail(response, repository, "the /v2/ endpoint", resource=False)
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead:
         """HEAD a manifest: digest, media type, size and rate limit, without counting as a pull on Docker Hub."""
@@ -527,7 +535,7 @@ class RegistryClient:
                 )
             challenge = found
         else:
-            self._fail(response, repository, "the /v2/ endpoint (is this a registry?)")
+            self._fail(response, repository, "the /v2/ endpoint (is this a registry?)", resource=False)
         self._challenge = challenge
         return challenge
 
@@ -568,14 +576,21 @@ class RegistryClient:
             params["scope"] = scope
         headers: dict[str, str] = {}
         if self.credentials is not None:
-            params["account"] = self.credentials.username
+            # No `account` parameter: the distribution token spec makes it optional ("if it can be inferred from
+            # client authentication"), the Basic header names the user, and a query string ends up in access logs.
             headers["Authorization"] = _basic(self.credentials)
         url = realm + ("&" if "?" in realm else "?") + urlencode(params) if params else realm
         started = self._clock()
         response = self._send("GET", url, kind="token", repository=repository, headers=headers, auth=False)
         if response.status in (401, 403):
+            # The token spec has a realm grant what access it can (possibly none) rather than report authorization
+            # errors, so a realm refusing outright refuses the credentials: Docker Hub answers 401, GHCR 403 DENIED.
             detail = self._detail(response)
-            who = f"the credentials of user {self.credentials.username!r}" if self.credentials else "anonymous access"
+            who = (
+                f"the credentials of {redaction.user_label(self.credentials.username)}"
+                if self.credentials
+                else "anonymous access"
+            )
             fix = "check the username and access token" if self.credentials else "add credentials to the rule"
             raise RegistryAuthError(
                 self.name, repository, f"the token realm {realm} refused {who}{detail}; {fix}", response.status
@@ -730,20 +745,42 @@ class RegistryClient:
     # --- errors ----------------------------------------------------------------------------------------------------
 
     def _fail(
-        self, response: urllib3.BaseHTTPResponse, repository: str | None, what: str, *, streamed: bool = False
+        self,
+        response: urllib3.BaseHTTPResponse,
+        repository: str | None,
+        what: str,
+        *,
+        streamed: bool = False,
+        resource: bool = True,
     ) -> NoReturn:
+        """Raise the error an answer stands for. `resource`: False for /v2/, which needs no permission of its own.
+
+        401 and 403 are authentication errors: the distribution spec's UNAUTHORIZED (401, "authentication required")
+        and DENIED (403, "requested access to the resource is denied"). Which party is at fault differs:
+        - without credentials, either means the registry wants some: add them to the rule;
+        - with credentials, a 401, or a 403 on /v2/ (which every authenticated client may read), refuses the
+          credentials themselves (GHCR answers 403 DENIED to a bad or expired token);
+        - with credentials, a 403 on a repository is `RegistryAccessDenied`: the user is known but may not read it.
+        """
         status = response.status
         detail = self._detail(response, streamed=streamed)
         if status in (401, 403):
             if self.credentials is None:
                 message = f"{what}: access denied to anonymous requests{detail}; add credentials to the rule"
-            elif status == 403:
-                message = f"{what}: user {self.credentials.username!r} is not allowed access{detail}"
-            else:
-                message = (
-                    f"{what}: the registry refused the credentials of user {self.credentials.username!r}{detail}; "
-                    "check the username and access token (Docker Hub also answers so for a missing repository)"
+                raise RegistryAuthError(self.name, repository, message, status)
+            user = redaction.user_label(self.credentials.username)
+            if status == 403 and resource:
+                raise RegistryAccessDenied(
+                    self.name,
+                    repository,
+                    f"{what}: {user} is not allowed to read {repository or 'it'}{detail}; give that user read "
+                    "access, or check the repository name",
+                    status,
                 )
+            message = (
+                f"{what}: the registry refused the credentials of {user}{detail}; check the username and access "
+                "token" + (" (Docker Hub also answers so for a missing repository)" if status == 401 else "")
+            )
             raise RegistryAuthError(self.name, repository, message, status)
         if status == 404:
             raise RegistryNotFound(self.name, repository, f"{what} not found{detail}", status)

@@ -8,8 +8,9 @@ event of the wrong shape), logs it at ERROR with the reason, publishes a one-ite
 
 rotate_credentials is wrapped with `raise_again=True`: Secrets Manager must see a step it cannot run fail (it then
 marks the rotation failed), so the rejection is logged and reported and the error raised. warm_images is not
-wrapped: a malformed SQS message fails its own record, and the queue's redrive policy moves it to the dead-letter
-queue after maxReceiveCount deliveries.
+wrapped too, for an event that is not an SQS batch at all (`require_sqs_batch`: a hand-made invocation); inside a
+batch, a malformed SQS message fails its own record, and the queue's redrive policy moves it to the dead-letter queue
+after maxReceiveCount deliveries.
 """
 
 from __future__ import annotations
@@ -124,6 +125,29 @@ def _report(rejection: Rejection, kind: Kind, context: Context | None) -> None:
         logger.error("the rejection was not reported", extra={"run_id": rejection.run_id, "error": str(exc)})
 
 
+def require_sqs_batch(event: object, function: str = "warm_images") -> None:
+    """EventError unless `event` is what an SQS event source mapping sends: `Records`, each from aws:sqs.
+
+    Powertools' batch processor would otherwise answer a hand-made event with its own generic error.
+    """
+    fix = "send it through the warm queue (plan_warming does), or invoke with events/warm_images/batch.json"
+    records = event.get("Records") if isinstance(event, Mapping) else None
+    if not isinstance(records, list) or not records:
+        raise EventError(
+            f"{function} takes an SQS batch (a non-empty Records list), not {describe_event(event)}; {fix}"
+        )
+    # SNS spells it EventSource; anything else is named by what it is.
+    sources = {
+        str(r.get("eventSource") or r.get("EventSource") or "an unnamed source")
+        if isinstance(r, Mapping)
+        else f"a {type(r).__name__}"
+        for r in records
+    }
+    if sources != {"aws:sqs"}:
+        others = ", ".join(sorted(sources - {"aws:sqs"}))
+        raise EventError(f"{function} takes SQS records only (eventSource aws:sqs), not records from {others}; {fix}")
+
+
 def rejects_malformed_events(kind: Kind, *, raise_again: bool = False) -> Callable[[Handler], Handler]:
     """Decorate a handler: an `EventError` becomes a logged, reported `Rejection` it returns (or, with
     `raise_again`, logs and reports, then raises)."""
@@ -144,4 +168,12 @@ def rejects_malformed_events(kind: Kind, *, raise_again: bool = False) -> Callab
     return decorate
 
 
-__all__ = ["FIX", "REASON_CODE", "Rejection", "describe_event", "reject", "rejects_malformed_events"]
+__all__ = [
+    "FIX",
+    "REASON_CODE",
+    "Rejection",
+    "describe_event",
+    "reject",
+    "rejects_malformed_events",
+    "require_sqs_batch",
+]

@@ -591,6 +591,7 @@ def _admin_credentials(secret: str, value: str | None) -> Credentials:
     password = document.get("password") or document.get("accessToken")
     if not isinstance(username, str) or not username or not isinstance(password, str) or not password:
         raise SecretError(secret, "needs the string keys username and password (a Docker ID and its password or PAT)")
+    credentials.refuse_swapped(secret, username, password)
     return Credentials(username, password)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from pullthrough import rejection
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -607,6 +608,8 @@ class AwsEcrImports:
 def handle(event: dict[str, Any], context: LambdaContext, settings: Settings) -> dict[str, Any]:
     """warm_images: warm every job of an SQS batch; records that failed go back to the queue (partial response)."""
     from aws_lambda_powertools.utilities.batch import EventType, process_partial_response
+
+    rejection.require_sqs_batch(event)
 
     worker = Worker(settings, context)
     # With the logger, a job that fails (and goes back to the queue) is logged at WARNING with its error; without it,

@@ -59,6 +59,11 @@ def client(service: str, region: str | None = None) -> Any:
             import boto3
             from botocore.config import Config
 
+            from pullthrough import redaction
+
+            # botocore logs whole requests and responses at DEBUG: whoever uses an adapter gets them redacted.
+            redaction.install()
+
             config = Config(
                 retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
                 connect_timeout=CONNECT_TIMEOUT,

@@ -2,12 +2,12 @@
 
 Every read names its stage (or version): moto, and callers racing a rotation, can otherwise get a version that
 has just lost AWSCURRENT (FACTS.md). Values go in and out of this module as strings and are never put into an
-error message or a log line; errors name the secret and the operation only.
+error message or a log line; errors name the secret and the operation only. botocore logs whole request and response
+bodies at DEBUG: `pullthrough.redaction` masks their SecretString and SecretBinary, as it does every secret.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,25 +20,6 @@ from pullthrough.errors import AwsNotFound
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
-
-class _RedactSecretPayloads(logging.Filter):
-    """botocore logs whole request and response bodies at DEBUG; Secrets Manager's carry the secret value."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):
-            return True
-        if "SecretString" in text or "SecretBinary" in text:
-            record.msg = "(a Secrets Manager payload with a secret value: not logged)"
-            record.args = ()
-        return True
-
-
-_REDACT = _RedactSecretPayloads()
-# The loggers botocore writes wire payloads to; a filter on a logger applies before records propagate anywhere.
-for _name in ("botocore.endpoint", "botocore.parsers", "botocore.auth", "botocore.hooks", "botocore.retryhandler"):
-    logging.getLogger(_name).addFilter(_REDACT)
 
 CURRENT = "AWSCURRENT"
 PENDING = "AWSPENDING"
