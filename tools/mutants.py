@@ -144,10 +144,47 @@ TARGETS: dict[str, Target] = {
     "rotation": Target(
         f"{LIBRARY}/rotation.py", ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py")
     ),
-    # The lead engineer's, being rewritten: run by hand once they land.
-    "warming": Target(f"{LIBRARY}/warming.py", ("tests/unit/test_warming_unit.py", "tests/unit/test_warming_batch.py")),
+    # The warm side: the import through ECR, the worker's outcomes and run closing, the budget runs share.
+    "importing": Target(f"{LIBRARY}/importing.py", ("tests/unit/test_importing.py", "tests/unit/test_warming_unit.py")),
+    "warming": Target(
+        f"{LIBRARY}/warming.py",
+        ("tests/unit/test_warming_unit.py", "tests/unit/test_warming_batch.py", "tests/unit/test_importing.py"),
+        (
+            "warm_image",
+            "outcome_of",
+            "_landed",
+            "_incomplete",
+            "_explain",
+            "_aws_refusal",
+            "_trigger_refusal",
+            "_last_delivery",
+            "verified_of",
+            "finish_run",
+            "_warm_and_record",
+            "_warming",
+            "look_again",
+            "process",
+        ),
+    ),
+    "budget": Target(
+        f"{LIBRARY}/budget.py",
+        ("tests/unit/test_budget.py", "tests/unit/test_planning.py", "tests/integration/test_ledger.py"),
+    ),
     "planning-budget": Target(
-        f"{LIBRARY}/planning.py", ("tests/unit/test_planning.py",), ("Budget", "take", "left", "spend", "refund")
+        f"{LIBRARY}/planning.py",
+        ("tests/unit/test_planning.py", "tests/unit/test_budget.py"),
+        (
+            "_draw",
+            "_fit",
+            "_leave_in_flight",
+            "_in_flight_notes",
+            "_deferral",
+            "_sharing_notes",
+            "_cost",
+            "estimate_children",
+            "_children_known",
+            "_first_look",
+        ),
     ),
 }
 DEFAULT = (
@@ -160,6 +197,10 @@ DEFAULT = (
     "rules",
     "ledger",
     "rotation",
+    "importing",
+    "warming",
+    "budget",
+    "planning-budget",
 )
 
 

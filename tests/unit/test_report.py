@@ -453,6 +453,17 @@ def test_body_lists_failures_with_reason_and_fix_before_successes() -> None:
     assert "    Fix: give the Docker Hub user in ecr-pullthroughcache/docker-hub read access" in body
 
 
+def test_a_warmed_index_says_which_platforms_were_verified_of_the_manifests_ecr_imported() -> None:
+    # Given an index of five manifests of which the config has two platforms verified
+    item = ReportItem(
+        subject="docker.io/library/nginx:1.27",
+        outcome=Outcome.WARMED,
+        details=Details(platforms=("linux/amd64", "linux/arm64"), index_manifests=5, pulls_spent=6),
+    )
+    # Then its line says so: what the config chose is what was verified, not what ECR imported (and was charged)
+    assert "linux/amd64, linux/arm64 verified of 5 imported; 6 pulls" in make_report(items=(item,)).body()
+
+
 def test_body_ends_with_the_json_block_between_marker_lines() -> None:
     body = warm_success_report().body()
     lines = body.rstrip("\n").split("\n")

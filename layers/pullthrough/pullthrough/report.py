@@ -688,7 +688,9 @@ def _facts(item: ReportItem) -> str:
     if d.previous_digest:
         facts.append(f"was {_short_digest(d.previous_digest)}")
     if d.platforms:
-        facts.append(", ".join(d.platforms))
+        # The config's platforms choose what is verified; ECR imports (and the upstream charges) every manifest.
+        platforms = ", ".join(d.platforms)
+        facts.append(f"{platforms} verified of {d.index_manifests} imported" if d.index_manifests else platforms)
     if d.size is not None:
         facts.append(human_bytes(d.size))
     if d.bytes_moved:
