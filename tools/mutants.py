@@ -148,7 +148,12 @@ TARGETS: dict[str, Target] = {
     "importing": Target(f"{LIBRARY}/importing.py", ("tests/unit/test_importing.py", "tests/unit/test_warming_unit.py")),
     "warming": Target(
         f"{LIBRARY}/warming.py",
-        ("tests/unit/test_warming_unit.py", "tests/unit/test_warming_batch.py", "tests/unit/test_importing.py"),
+        (
+            "tests/unit/test_warming_unit.py",
+            "tests/unit/test_warming_closing.py",
+            "tests/unit/test_warming_batch.py",
+            "tests/unit/test_importing.py",
+        ),
         (
             "warm_image",
             "outcome_of",
@@ -172,7 +177,7 @@ TARGETS: dict[str, Target] = {
     ),
     "planning-budget": Target(
         f"{LIBRARY}/planning.py",
-        ("tests/unit/test_planning.py", "tests/unit/test_budget.py"),
+        ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
         (
             "_draw",
             "_fit",

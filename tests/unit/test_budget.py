@@ -67,3 +67,33 @@ def test_only_open_runs_and_runs_not_yet_opened_hold_a_draw() -> None:
     )
     live = Shared("hub", 10, draws).live(open_runs={"open"}, finished={"finished"}, now=NOW)
     assert [d.run_id for d in live.draws] == ["open", "opening"]
+
+
+def test_a_run_drawing_again_with_no_other_run_open_starts_from_what_the_upstream_reports_now() -> None:
+    # Given an allowance holding only this run's own earlier draw (from a base of 100), and 10 pulls left now
+    shared = Shared("hub", 100, (Draw("mine", 5, NOW),), version=3)
+    budget = Budget(0.5)
+    budget.observe("hub", RateLimit(200, 10, 3600, "u"))
+    budget.share_with("mine", {"hub": shared})
+    # Then no other run holds it, and what is stored starts from the 10, over the version read
+    assert budget.shared("hub") is None
+    budget.take("hub", 2)
+    (after,) = budget.drawn(NOW)
+    assert (after.base, after.version, [(d.run_id, d.pulls) for d in after.draws]) == (10, 3, [("mine", 2)])
+
+
+def test_a_run_that_draws_nothing_writes_nothing() -> None:
+    # Given a limited upstream, once with no allowance stored and once with another open run's
+    for stored in ({}, {"hub": Shared("hub", 20, (Draw("open", 4, NOW),), version=1)}):
+        budget = Budget(0.5)
+        budget.observe("hub", RateLimit(200, 20, 3600, "u"))
+        budget.share_with("mine", stored)
+        # When it takes nothing (everything cached or deferred), Then nothing is written
+        assert budget.drawn(NOW) == []
+
+
+def test_with_a_share_of_all_nothing_is_left_once_all_is_spent() -> None:
+    budget = Budget(1.0)
+    budget.observe("hub", RateLimit(200, 2, 3600, "u"))
+    assert budget.take("hub", 2)
+    assert budget.left("hub") == 0

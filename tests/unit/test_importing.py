@@ -14,7 +14,7 @@ import pytest
 
 from pullthrough import manifests
 from pullthrough.aws.ecr import ImageFailure, Images, StoredManifest
-from pullthrough.errors import AwsError, AwsThrottled, RegistryUnavailable
+from pullthrough.errors import AwsAccessDenied, AwsError, AwsThrottled, RegistryUnavailable
 from pullthrough.importing import (
     Archived,
     ImageRefusal,
@@ -208,6 +208,11 @@ def test_an_import_slower_than_one_look_hands_the_job_back_and_the_next_look_goe
     assert ecr.asked("trigger") == ["1"]
     assert second.delay == 60
     assert second.progress.spent == first.progress.spent == 1
+    # And with a longer poll, a look stops 15 s before the invocation's end
+    short, fresh = Clock(), FakeEcr(checks_to_import=None)
+    fresh.serve("1", body)
+    importer(fresh, short, wait=Wait(poll=60, download_after=900, give_up_after=3600)).look(None, seconds_left=40.0)
+    assert sum(short.slept) == pytest.approx(25.0)
 
 
 def test_the_delay_never_passes_the_next_milestone_nor_sqs_limit() -> None:
@@ -225,6 +230,25 @@ def test_the_delay_never_passes_the_next_milestone_nor_sqs_limit() -> None:
     result = importer(ecr, Clock(), wait=near).look(Progress(T0, progress.digest, looks=3), seconds_left=None)
     assert isinstance(result, Waiting)
     assert result.delay == 20
+
+
+def test_the_next_look_comes_no_later_than_giving_up_and_ignores_a_last_resort_switched_off() -> None:
+    ecr = FakeEcr(checks_to_import=None)
+    _, body, _ = image_manifest("app")
+    digest = ecr.serve("1", body)
+    progress = Progress(T0, digest, looks=5)  # a sixth look: 30 s doubled five times is 480 s
+    # Given 10 s left before giving up, the next look comes then, not in 480 s
+    near_the_end, clock = Wait(poll=1, download_after=100_000, give_up_after=600, download=False), Clock()
+    clock.seconds = 589.0
+    result = importer(ecr, clock, wait=near_the_end).look(progress, seconds_left=None)
+    assert isinstance(result, Waiting)
+    assert result.delay == 10
+    # And a last resort that is off is no milestone: the look is not brought forward to it
+    off, clock = Wait(poll=1, download_after=100, give_up_after=3600, download=False), Clock()
+    clock.seconds = 49.0
+    result = importer(ecr, clock, wait=off).look(progress, seconds_left=None)
+    assert isinstance(result, Waiting)
+    assert result.delay == 480
 
 
 def test_layers_ecr_does_not_import_are_downloaded_once_after_download_after() -> None:
@@ -352,3 +376,35 @@ def test_a_trigger_the_registry_endpoint_refuses_is_handed_back_as_refused() -> 
     assert isinstance(result, Refused)
     assert result.error is error
     assert result.progress is None
+
+
+@pytest.mark.parametrize(
+    ("error", "decisive"),
+    [
+        (AwsThrottled("ecr:BatchGetImage", REPO, "ThrottlingException", "slow down"), False),
+        (AwsAccessDenied("ecr:BatchGetImage", REPO, "AccessDeniedException", "no"), True),
+        (AwsError("ecr:BatchGetImage", REPO, "UnableToGetUpstreamImageException", "401 upstream"), True),
+    ],
+)
+def test_an_aws_error_reading_the_image_from_ecr_fails_it_only_when_it_is_ecrs_answer(
+    error: AwsError, decisive: bool
+) -> None:
+    # Given ECR failing the read of a tag's manifest (no trigger: ECR holds the tag)
+    class Failing(FakeEcr):
+        def images(self, repository: str, references: Sequence[str]) -> Images:
+            raise error
+
+    look = importer(Failing(), Clock(), trigger=False)
+    # Then ECR's own answer (or a refusal of access) is the image's outcome; a passing fault goes back to SQS
+    if decisive:
+        result = look.look(None, seconds_left=None)
+        assert isinstance(result, Refused)
+        assert result.error is error
+    else:
+        with pytest.raises(AwsThrottled):
+            look.look(None, seconds_left=None)
+
+
+def test_ecrs_refusal_names_its_code_and_reason() -> None:
+    refusal = ImageRefusal("UpstreamAccessDenied", "denied by the upstream", "app:1")
+    assert str(refusal) == "ECR could not get app:1: UpstreamAccessDenied: denied by the upstream"

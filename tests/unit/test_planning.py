@@ -356,6 +356,44 @@ def test_a_pinned_tag_that_moved_upstream_fails_as_a_digest_mismatch_without_a_p
     assert plan.jobs == ()
 
 
+def test_a_pinned_tag_ecr_holds_at_an_older_digest_is_refreshed_only_to_the_pinned_one() -> None:
+    # Given ECR holding an older digest of a pinned tag
+    old, body, blobs = image_manifest("old")
+    pinned = digest_of("pinned")
+    for upstream_digest, expected in ((pinned, "refresh"), (digest_of("other"), "digest_mismatch")):
+        ecr, upstream = FakeEcr(), FakeUpstream()
+        ecr.hold("docker-hub/library/redis", "7.4", old, body, blobs)
+        upstream.serve("library/redis", "7.4", upstream_digest)
+        plan = planner(config_with([f"redis:7.4@{pinned}"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+        # Then it is refreshed when the upstream tag now points at the pinned digest, and a mismatch otherwise
+        if expected == "refresh":
+            (job,) = plan.jobs
+            assert (job.action, job.expected_digest, job.previous_digest) == ("refresh", pinned, old)
+        else:
+            assert outcomes(plan) == {"docker.io/library/redis:7.4": (Outcome.FAILED, "digest_mismatch")}
+            assert plan.jobs == ()
+
+
+def test_jobs_are_queued_in_order_of_need_absent_then_incomplete_then_moved() -> None:
+    # Given, listed in the opposite order: a moved tag, a tag ECR holds without one of its layers, an absent tag
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    moved, moved_body, moved_blobs = image_manifest("moved")
+    ecr.hold("docker-hub/library/moved", "1", moved, moved_body, moved_blobs)
+    upstream.serve("library/moved", "1", digest_of("moved-new"))
+    partial, partial_body, partial_blobs = image_manifest("partial")
+    ecr.hold("docker-hub/library/partial", "1", partial, partial_body, partial_blobs[:-1])
+    upstream.serve("library/partial", "1", partial)
+    upstream.serve("library/absent", "1", digest_of("absent"))
+    # When the run is planned
+    plan = planner(config_with(["moved:1", "partial:1", "absent:1"]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then the jobs go out absent first, then the incomplete one, then the moved one
+    assert [(job.subject.split("/")[-1], job.action) for job in plan.jobs] == [
+        ("absent:1", "warm"),
+        ("partial:1", "complete"),
+        ("moved:1", "refresh"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("error", "reason"),
     [
@@ -416,7 +454,7 @@ def test_the_budget_defers_what_does_not_fit_and_warms_absent_images_before_move
     assert outcomes(plan) == {"docker.io/library/moved:1": (Outcome.DEFERRED, "budget")}
     deferred = plan.decided[0].item
     assert deferred.details.pulls_remaining == 7
-    assert any("deferred" in note for note in plan.notes)
+    assert any("deferred" in note and "of rule(s) docker-hub" in note for note in plan.notes)
     assert plan.planned == 4
 
 
@@ -597,15 +635,16 @@ def test_a_planner_overtaken_every_time_fails_the_run_rather_than_overspend() ->
 
 
 def test_images_an_open_run_is_warming_are_left_to_it_and_cost_nothing() -> None:
-    # Given an open run warming a:1, and a run planning a:1 and b:1
+    # Given an open run warming a:1 and c:1, and a run planning a:1, b:1 and c:1
     ecr, upstream = FakeEcr(), FakeUpstream(remaining=8)
     images = singles(upstream, "a", "b")
-    held = {"docker-hub/library/a:1": InFlight("warm-open", "schedule", datetime.now(UTC))}
+    images += singles(upstream, "c")
+    held = {f"docker-hub/library/{name}:1": InFlight("warm-open", "schedule", datetime.now(UTC)) for name in ("a", "c")}
     plan = Planner(config_with(images), ecr, lambda rule: upstream, in_flight=held, workers=2).plan(
         WarmRequest(trigger="manual"), RUN
     )
     # Then a:1 is skipped naming the open run (not an alarm: the open run reports it), and never asked upstream
-    (skipped,) = [d.item for d in plan.decided]
+    skipped, _ = [d.item for d in plan.decided]
     assert (skipped.subject, skipped.outcome, skipped.reason_code, skipped.severity) == (
         "docker.io/library/a:1",
         Outcome.SKIPPED,
@@ -615,4 +654,4 @@ def test_images_an_open_run_is_warming_are_left_to_it_and_cost_nothing() -> None
     assert "warm-open" in (skipped.reason or "")
     assert [job.subject for job in plan.jobs] == ["docker.io/library/b:1"]
     assert ("HEAD", "library/a", "1") not in upstream.calls
-    assert any("1 image(s) skipped: run warm-open" in note for note in plan.notes)
+    assert any(note.startswith("2 image(s) skipped: run warm-open") for note in plan.notes)

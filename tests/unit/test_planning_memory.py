@@ -147,3 +147,25 @@ def test_images_that_need_a_job_are_not_remembered() -> None:
     # Then both are jobs, and nothing is handed back to be remembered
     assert sorted((job.tag, job.action) for job in plan.jobs) == [("1", "warm"), ("2", "complete")]
     assert plan.verified == ()
+
+
+def test_a_new_index_is_charged_what_earlier_imports_of_its_digest_or_its_repository_showed() -> None:
+    # Given two tags of a repository whose earlier imports showed indexes of 3 and of 6 manifests
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    seen, other = "sha256:" + "3" * 64, "sha256:" + "6" * 64
+    memory = FakeMemory(
+        {
+            (REPOSITORY, "1"): Verified(REPOSITORY, "1", seen, BOTH, BOTH, (), 10, NOW, 3),
+            (REPOSITORY, "2"): Verified(REPOSITORY, "2", other, BOTH, BOTH, (), 10, NOW, 6),
+        }
+    )
+    # ...and ECR holding neither: tag 1 points at the digest imported before, tag 2 at an index never seen
+    index = "application/vnd.oci.image.index.v1+json"
+    upstream.serve("library/app", "1", seen, index)
+    upstream.serve("library/app", "2", "sha256:" + "9" * 64, index)
+    config = config_with([{"image": "app", "tags": ["1", "2"], "platforms": list(BOTH)}])
+    plan = Planner(config, ecr, lambda rule: upstream, memory=memory, workers=2, clock=lambda: NOW).plan(
+        WarmRequest(trigger="t"), RUN
+    )
+    # Then the known digest costs what its import showed, the unknown one the most any index of the repository listed
+    assert {job.tag: job.cost for job in plan.jobs} == {"1": 1 + 3, "2": 1 + 6}

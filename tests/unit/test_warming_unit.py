@@ -6,6 +6,7 @@ The fake ECR and clock are test_importing's; no test sleeps.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -13,9 +14,11 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pullthrough import config as config_module
-from pullthrough.aws.ecr import ImageFailure
+from pullthrough.aws.ecr import ImageFailure, Images
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.errors import (
+    AwsAccessDenied,
+    AwsError,
     ConfigError,
     DigestMismatch,
     InvalidReference,
@@ -28,9 +31,9 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.importing import Progress, Wait, Waiting
+from pullthrough.importing import Progress, Wait, Waiting, decisive
 from pullthrough.registry import Manifest
-from pullthrough.report import Outcome, ReportItem, Severity
+from pullthrough.report import Details, Outcome, ReportItem, Severity
 from pullthrough.settings import Settings
 from pullthrough.warming import (
     MAX_RECEIVES,
@@ -285,6 +288,129 @@ def test_an_incomplete_import_names_what_ecrs_events_reported() -> None:
     assert (item.outcome, item.reason_code) == (Outcome.FAILED, "import_incomplete")
     assert "ECR reported UpstreamTooManyRequests: slow down" in (item.reason or "")
     assert "warm.budget_share" in (item.fix or "")  # the rate limit's fix, not the generic one
+
+
+def test_an_incomplete_import_quotes_the_latest_of_ecrs_reports() -> None:
+    ecr, clock = FakeEcr(checks_to_import=None), Clock()
+    digest, body, _ = image_manifest("app")
+    ecr.serve("1", body)
+    clock.seconds = 4000.0
+    the_job = job(wait=Wait(poll=5, give_up_after=3600, download=False), progress=Progress(T0, digest))
+    told = lambda repository, since: [("UpstreamTooManyRequests", "earlier"), ("UpstreamAccessDenied", "now")]  # noqa: E731
+    item = outcome(ecr, the_job, clock=clock, told=told)
+    assert "ECR reported UpstreamAccessDenied: now" in (item.reason or "")
+
+
+class Refusing(FakeEcr):
+    """An ECR whose BatchGetImage raises `error` (the trigger went through)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    def images(self, repository: str, references: Sequence[str]) -> Images:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "says"),
+    [
+        (AwsError("ecr:BatchGetImage", REPO, "UnableToGetUpstreamImageException", "secret"), "auth", "Unable"),
+        (
+            AwsError("ecr:GetDownloadUrlForLayer", REPO, "UnableToGetUpstreamLayerException", "429 Too Many"),
+            "rate_limited",
+            "429",
+        ),
+        (AwsAccessDenied("ecr:BatchGetImage", REPO, "AccessDeniedException", "not authorized"), "ecr_denied", "not"),
+        (AwsError("ecr:BatchGetImage", REPO, "EndpointConnectionError", "no route"), "ecr_unreachable", "no route"),
+        (AwsError("ecr:BatchGetImage", REPO, "InvalidParameterException", "bad"), "error", "bad"),
+    ],
+)
+def test_ecrs_api_refusals_name_their_own_culprit(error: AwsError, reason: str, says: str) -> None:
+    # Given an index whose platform manifests ECR's API will not give (ECR's answer about the image, a refusal of
+    # access, no route to ECR, or another error)
+    ecr = Refusing(error)
+    amd, amd_body, _ = image_manifest("amd")
+    ecr.serve(amd, amd_body)
+    ecr.serve("1", index_manifest({"linux/amd64": amd})[1])
+    # When the image is warmed: ECR's answer ends it now; a passing fault goes back to SQS until the last delivery
+    if decisive(error):
+        found = outcome(ecr, job())
+    else:
+        with pytest.raises(AwsError) as raised:
+            warm(ecr, job())
+        assert raised.value is error
+        found = warming_last_delivery(job(), raised.value)
+    # Then the reason names the culprit, and the text keeps AWS's words
+    assert (found.outcome, found.reason_code) == (Outcome.FAILED, reason)
+    assert says in (found.reason or "")
+
+
+def warming_last_delivery(the_job: WarmJob, exc: Exception) -> ReportItem:
+    from pullthrough.warming import _last_delivery
+
+    return _last_delivery(the_job, exc)
+
+
+def test_a_job_failing_on_every_delivery_for_want_of_a_route_to_ecr_is_ecr_unreachable() -> None:
+    unreachable = warming_last_delivery(job(), AwsError("ecr:BatchGetImage", REPO, "ConnectTimeoutError", "t"))
+    other = warming_last_delivery(job(), RuntimeError("boom"))
+    assert (unreachable.reason_code, other.reason_code) == ("ecr_unreachable", "error")
+    assert other.reason == "error: RuntimeError: boom"
+
+
+@pytest.mark.parametrize(
+    ("trigger", "images", "reason"),
+    [
+        # A 404 without NAME_UNKNOWN is an image the upstream lacks, as ECR's BatchGetImage then says.
+        (RegistryNotFound("ECR", REPO, "manifest 1 not found (MANIFEST_UNKNOWN)", 404), None, "unknown_tag"),
+        # ECR's API out of reach after its endpoint refused: the route is the culprit.
+        (
+            RegistryUnavailable("ECR", REPO, "server error", 500),
+            AwsError("ecr:BatchGetImage", REPO, "EndpointConnectionError", "no route"),
+            "ecr_unreachable",
+        ),
+        # Another API error says nothing about the image: the upstream's HEAD explains.
+        (
+            RegistryUnavailable("ECR", REPO, "server error", 500),
+            AwsError("ecr:BatchGetImage", REPO, "InvalidParameterException", "bad"),
+            "unknown_tag",
+        ),
+        # A 401 from the registry endpoint without the upstream named is the function's own refusal.
+        (RegistryAuthError("ECR", REPO, "manifest 1: UNAUTHORIZED", 401), None, "ecr_denied"),
+    ],
+)
+def test_a_refused_trigger_is_explained_by_who_refused_it(
+    trigger: PullthroughError, images: AwsError | None, reason: str
+) -> None:
+    class Both(TriggerRefused):
+        def images(self, repository: str, references: Sequence[str]) -> Images:
+            if images is not None:
+                raise images
+            return super().images(repository, references)
+
+    ecr = Both(trigger)
+    if isinstance(trigger, RegistryNotFound):
+        ecr.refusals["1"] = ImageFailure("ImageNotFound", "no such tag upstream")
+    upstream = RegistryNotFound("registry-1.docker.io", "library/app", "manifest 1 not found", 404)
+    item = outcome(ecr, job(), diagnose=lambda: upstream)
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, reason)
+
+
+def test_what_a_warmed_job_leaves_in_memory_says_what_it_verified_and_what_ecr_imported() -> None:
+    the_job = job()
+    single = ReportItem(
+        subject=the_job.subject,
+        outcome=Outcome.WARMED,
+        details=Details(digest=digest_of("app"), size=210, platforms=("linux/amd64",)),
+    )
+    remembered = verified_of(the_job, single)
+    assert remembered is not None
+    # A single manifest costs one pull: no index's manifests are remembered for it
+    assert (remembered.children, remembered.absent) == (0, ("linux/arm64",))
+    # And an outcome without a size (it was not verified layer by layer) leaves nothing to remember
+    unsized = single.model_copy(update={"details": Details(digest=digest_of("app"))})
+    assert verified_of(the_job, unsized) is None
 
 
 @pytest.mark.parametrize(

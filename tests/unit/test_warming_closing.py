@@ -1,0 +1,151 @@
+"""A worker closes its run, publishes its report once and hands a slow import back (pullthrough/warming.py), with a
+fake ledger and a recording report: exactly one report per run, from the job that closed it, and never again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from pullthrough import warming
+from pullthrough.aws.ledger import JobRecord, Recorded, RunState
+from pullthrough.importing import Progress, Waiting
+from pullthrough.report import Outcome, ReportItem
+from pullthrough.settings import Settings
+from pullthrough.warming import WarmJob, Worker
+from tests.unit.test_planning import config_with
+
+T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
+KEY = "docker-hub/app:1"
+
+
+def state(**fields: Any) -> RunState:
+    base = RunState("warm-1", 2, 2, {"warmed": 2}, "open", "schedule", "test", T0, T0 + timedelta(hours=3))
+    return replace(base, **fields)
+
+
+@dataclass
+class Ledger:
+    """One run's META as the worker reads it; who closed it; the jobs' statuses."""
+
+    meta: RunState
+    close_wins: bool = True
+    status: str = "pending"
+    closes: list[str] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)
+
+    def run(self, run_id: str) -> RunState:
+        return self.meta
+
+    def close(self, run_id: str, by: str) -> bool:
+        self.closes.append(by)
+        if self.close_wins:
+            self.meta = replace(self.meta, status="closed", closed_by=by)
+        return self.close_wins
+
+    def job(self, run_id: str, key: str) -> JobRecord:
+        return JobRecord(key, key, self.status, None, None)
+
+    def record(self, run_id: str, key: str, *args: Any, **kwargs: Any) -> Recorded:
+        self.recorded.append(key)
+        return Recorded.RECORDED
+
+
+@pytest.fixture
+def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The runs whose report went out."""
+    sent: list[str] = []
+    monkeypatch.setattr(warming, "report_run", lambda ledger, run, config, settings: sent.append(run.run_id))
+    return sent
+
+
+def worker(ledger: Ledger) -> Worker:
+    settings = Settings(queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/warm")
+    return Worker(settings, config=config_with([]), ledger=ledger)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("meta", "close_wins", "closes", "reports"),
+    [
+        (state(), True, [KEY], 1),  # complete and open: this job closes it and reports
+        (state(), False, [KEY], 0),  # another job won the close: it reports, not this one
+        (state(done=1), True, [], 0),  # not complete: no close is tried
+        (state(status="closed", closed_by=KEY), True, [], 1),  # closed by this job, not yet reported: report now
+        (state(status="closed", closed_by="other"), True, [], 0),  # another job's to report
+        (state(status="closed", closed_by=KEY, reported_at=T0), True, [], 0),  # reported already
+    ],
+)
+def test_a_run_is_closed_once_and_reported_by_the_job_that_closed_it(
+    published: list[str], meta: RunState, close_wins: bool, closes: list[str], reports: int
+) -> None:
+    ledger = Ledger(meta, close_wins=close_wins)
+    worker(ledger).finish_run("warm-1", KEY)
+    assert (ledger.closes, len(published)) == (closes, reports)
+
+
+def message(status_count: int = 1) -> SQSRecord:
+    job = WarmJob(
+        run_id="warm-1",
+        key=KEY,
+        subject="docker.io/library/app:1",
+        rule="docker-hub",
+        upstream="docker-hub",
+        repository="docker-hub/library/app",
+        upstream_repository="library/app",
+        tag="1",
+        platforms=("linux/amd64",),
+        action="warm",
+    )
+    attributes = {"ApproximateReceiveCount": str(status_count)}
+    return SQSRecord({"messageId": "m-1", "body": job.model_dump_json(), "attributes": attributes})
+
+
+def test_a_redelivered_job_whose_report_did_not_go_out_publishes_it_without_warming_again(
+    published: list[str],
+) -> None:
+    # Given a job already recorded, which closed its run but whose report failed to publish
+    ledger = Ledger(state(status="closed", closed_by=KEY), status="done")
+    the_worker = worker(ledger)
+    the_worker.warm = lambda job: pytest.fail("a recorded job is not warmed again")  # type: ignore[method-assign]
+    # When SQS delivers it again, Then the report goes out, once
+    the_worker.process(message(2))
+    assert published == ["warm-1"]
+    assert ledger.recorded == []
+
+
+def test_an_import_still_under_way_goes_back_to_the_queue_with_its_progress_and_delay(
+    monkeypatch: pytest.MonkeyPatch, published: list[str]
+) -> None:
+    # Given a job whose import ECR has not finished within this look
+    sent: list[tuple[str, str, int]] = []
+    from pullthrough.aws import queue
+
+    monkeypatch.setattr(queue, "send_later", lambda url, body, delay: sent.append((url, body, delay)))
+    ledger = Ledger(state(done=0))
+    the_worker = worker(ledger)
+    progress = Progress(T0, "sha256:" + "1" * 64, looks=2, spent=1)
+    the_worker.warm = lambda job: Waiting(30, ("sha256:" + "2" * 64,), progress)  # type: ignore[method-assign]
+    # When it is processed
+    the_worker.process(message())
+    # Then it is sent back to the warm queue, due in 30 s, carrying where the import stands; nothing is recorded
+    ((url, body, delay),) = sent
+    assert (url.endswith("/warm"), delay) == (True, 30)
+    assert WarmJob.model_validate_json(body).progress == progress
+    assert (ledger.recorded, published) == ([], [])
+
+
+def test_a_job_is_not_started_with_too_little_of_the_invocation_left() -> None:
+    class Context:
+        def get_remaining_time_in_millis(self) -> int:
+            return 1_000
+
+    ledger = Ledger(state(done=0))
+    the_worker = Worker(Settings(), context=Context(), ledger=ledger)  # type: ignore[arg-type]
+    the_worker.warm = lambda job: ReportItem(subject=job.subject, outcome=Outcome.WARMED)  # type: ignore[method-assign]
+    with pytest.raises(warming.JobPostponed, match="back to the queue"):
+        the_worker.process(message())
+    assert ledger.recorded == []
