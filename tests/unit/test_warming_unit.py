@@ -233,6 +233,14 @@ def test_no_rule_for_the_prefix_is_named_as_such_without_asking_anyone() -> None
     assert "pullthrough reconcile" in (item.fix or "")
 
 
+def test_a_digest_mismatch_at_the_trigger_explains_itself_without_asking_ecr_or_the_upstream() -> None:
+    ecr = TriggerRefused(DigestMismatch("ECR", REPO, "manifest 1: digest mismatch"))
+    asked: list[bool] = []
+    item = outcome(ecr, job(), diagnose=lambda: asked.append(True))
+    assert (item.outcome, item.reason_code, asked) == (Outcome.FAILED, "digest_mismatch", [])
+    assert ecr.asked("images") == []
+
+
 def test_an_unreachable_registry_endpoint_is_ecr_unreachable_with_the_endpoints_to_add() -> None:
     ecr = TriggerRefused(RegistryUnavailable("ECR", REPO, "cannot connect (NewConnectionError)"))
     item = outcome(ecr, job())

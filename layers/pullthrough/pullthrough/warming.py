@@ -828,7 +828,7 @@ class Worker:
         if state is None:
             return
         if not state.closed and state.complete and self.ledger.close(run_id, by=key):
-            state = self.ledger.run(run_id) or state
+            # Closing changes nothing the report reads (run id, stack, trigger, start, notes): no second read.
             report_run(self.ledger, state, self.config, self.settings)
         elif state.closed and state.closed_by == key and state.reported_at is None:
             # This job closed the run, but its report did not go out (the publish failed and SQS redelivered).
