@@ -151,3 +151,15 @@ def test_without_a_stack_the_note_says_how_to_name_the_ledger(monkeypatch: pytes
         "stack pullthrough: no ledger table found (CloudFormation has no stack pullthrough here, or no access): "
         "ownership and runs are unknown; pass --stack NAME or set LEDGER_TABLE to the stack's LedgerTable"
     ]
+
+
+@pytest.mark.parametrize("command", [["plan"], ["reconcile", "--dry-run"], ["status"]])
+def test_a_config_that_cannot_be_read_is_exit_2_with_one_message(command: list[str], tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.yaml"
+    out, err = std_io.StringIO(), std_io.StringIO()
+    code = cli.main([*command, "--config", str(missing), "--json"], cli.Io(stdout=out, stderr=err))
+    assert code == cli.EXIT_USAGE
+    assert out.getvalue() == ""
+    assert str(missing) in err.getvalue()
+    assert err.getvalue().startswith("error: ")
+    assert "Traceback" not in err.getvalue()
