@@ -285,3 +285,22 @@ def test_credentials_check_json_matches_its_schema_and_never_holds_the_token(ter
     assert ran.code == 0, ran.out
     assert {(r["rule"], r["valid"]) for r in document["rules"]} == {(Operate.HUB, True), (Operate.GHCR, True)}
     assert terminal.sb.users[terminal.user] not in ran.out
+
+
+def test_a_moved_upstream_tag_is_a_refresh_in_the_plan_and_a_problem_in_status(terminal: Operate) -> None:
+    # Given an image ECR holds, then the upstream tag moves to a new build
+    name = unique("moved/app")
+    old = terminal.push(name)
+    path = config(terminal, [f"{name}:1.0"])
+    assert run("warm", "--config", path).code == 0
+    new = terminal.push(name, seed="rebuilt")
+    # When plan and status run
+    plan = run("plan", "--config", path)
+    status = run("status", "--config", path, "--json")
+    # Then plan refreshes it, naming both digests, and status says the tag moved
+    assert plan.code == 1
+    assert f"  refresh  docker.io/{name}:1.0 (1 pull(s)): {old.digest[:19]} -> {new.digest[:19]}" in plan.out
+    (image,) = status.document("status")["images"]
+    assert (image["ecr_digest"], image["upstream_digest"], image["current"]) == (old.digest, new.digest, False)
+    assert image["problems"] == ["the upstream tag moved: the next warm run refreshes it"]
+    assert status.code == 1
