@@ -82,9 +82,14 @@ def subject(image: PushedImage) -> str:
 
 
 def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(quay: str, terminal: Operate) -> None:
-    # Given a config with a rule ECR lacks and an image ECR does not hold
+    # Given a config with a rule ECR lacks, an image ECR does not hold, and one it holds (a run would verify it and
+    # remember that in the ledger)
     image = terminal.push(unique("plan/app"))
-    path = config(terminal, [f"{image.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}])
+    held = terminal.push(unique("plan/held"), platforms=("linux/amd64", "linux/arm64"))
+    assert run("warm", "--config", config(terminal, [f"{held.repository}:1.0"])).code == 0
+    path = config(
+        terminal, [f"{image.repository}:1.0", f"{held.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}]
+    )
     pulls = terminal.pulls()
     # When `pullthrough plan` runs (every AWS call recorded)
     with recorded() as aws:
@@ -94,6 +99,7 @@ def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(
     assert f"create rule {quay}: Quay (quay.io)" in ran.out
     assert f"warm     {subject(image)} (1 pull(s))" in ran.out
     assert "Images: 1 to pull through ECR, 1 upstream pull(s)" in ran.out
+    assert f"keep     {subject(held)}" in ran.out
     assert "To apply: pullthrough reconcile (1 rule/template change(s)); then pullthrough warm (1 image(s))" in ran.out
     assert "planning" in ran.err  # progress, on stderr only
     assert aws.calls
