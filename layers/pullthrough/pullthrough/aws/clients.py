@@ -10,6 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ecr import ECRClient
@@ -29,6 +30,8 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
+@overload
+def client(service: Literal["cloudformation"], region: str | None = None) -> CloudFormationClient: ...
 @overload
 def client(service: Literal["cloudwatch"], region: str | None = None) -> CloudWatchClient: ...
 @overload
@@ -78,3 +81,20 @@ def clear() -> None:
     """Forget every cached client (tests that switch credentials, endpoints or moto state between cases)."""
     with _lock:
         _clients.clear()
+
+
+def use_profile(name: str) -> None:
+    """Take credentials (and the default region) from this named profile from now on (the CLI's --profile)."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    from pullthrough.errors import PullthroughError
+
+    try:
+        boto3.setup_default_session(profile_name=name)
+    except ProfileNotFound:
+        raise PullthroughError(
+            f"--profile {name}: no such profile in the AWS config files; fix: `aws configure list-profiles` lists "
+            "them, or `aws configure --profile NAME` creates one"
+        ) from None
+    clear()
