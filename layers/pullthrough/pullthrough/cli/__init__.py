@@ -5,6 +5,8 @@
     pullthrough plan                      what a reconcile and a warm run would do now, writing nothing
     pullthrough reconcile [--dry-run]     reconcile rules and templates from here
     pullthrough status                    rules, warm-list images and recent runs as the account has them
+    pullthrough urls                      ECR URIs of the warm list and each rule's registry base
+    pullthrough pull-config               consumer configuration: .env, registries.conf, containerd, Kyverno, IAM, VPC
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
 one module and one list entry. Every command takes --config, --region, --profile and --json (common.py); exit
@@ -34,6 +36,7 @@ from pullthrough.cli.common import (
     emit,
     environment,
 )
+from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.warm import add_warm_commands
 from pullthrough.errors import AwsAlreadyExists, PullthroughError
@@ -54,7 +57,7 @@ __all__ = [
     "main",
 ]
 
-COMMANDS: list[Callable[[Any], None]] = [add_credentials_commands, add_warm_commands]
+COMMANDS: list[Callable[[Any], None]] = [add_credentials_commands, add_warm_commands, add_consume_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

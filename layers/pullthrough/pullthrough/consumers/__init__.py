@@ -21,13 +21,14 @@ from pullthrough.config import Config
 from pullthrough.consumers import iam, kyverno, network, runtimes
 from pullthrough.consumers.images import (
     COMPOSE_VARIABLE,
+    DOCKER_NOTE,
     CachedImage,
     RegistryBase,
     cached_images,
     env_text,
     registry_bases,
 )
-from pullthrough.consumers.runtimes import DOCKER_NOTE, GeneratedFile
+from pullthrough.consumers.runtimes import GeneratedFile
 from pullthrough.consumers.target import Target, TargetError
 
 __all__ = [

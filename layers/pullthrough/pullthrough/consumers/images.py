@@ -8,6 +8,7 @@ URI printed here is the repository warming fills: Docker Hub official images kee
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 
 from pullthrough import upstreams
@@ -17,6 +18,13 @@ from pullthrough.reference import image_uri
 
 # The variable OLake's compose file reads (seed 000: CONTAINER_REGISTRY_BASE="<account>.dkr.ecr.<region>...").
 COMPOSE_VARIABLE = "CONTAINER_REGISTRY_BASE"
+# Docker Engine's daemon.json registry-mirrors (the dockerd reference, "registry mirrors"): Docker Hub only, a root URL.
+DOCKER_NOTE = (
+    "Docker Engine cannot use the cache as a mirror: daemon.json registry-mirrors only mirrors Docker Hub and takes "
+    "a registry root without a path, while ECR serves each rule under /<prefix>. What works: name images by their "
+    f"ECR URI (the .env base, e.g. ${{{COMPOSE_VARIABLE}}}/library/nginx:1.27 in a compose file), rewrite pod images "
+    "with the Kyverno policy, or configure containerd (EKS, Bottlerocket, k3s) with the hosts.toml files."
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +112,7 @@ def env_text(config: Config, target: Target) -> str:
         f"docker login --username AWS --password-stdin {target.registry_host}",
         "# An image <upstream>/<path>:<tag> is pulled as <base>/<path>:<tag>; Docker Hub official images keep",
         "# library/ (nginx:1.27 -> ${" + COMPOSE_VARIABLE + "}/library/nginx:1.27).",
+        *textwrap.wrap(DOCKER_NOTE, 116, initial_indent="# ", subsequent_indent="# "),
     ]
     hub = [b for b in bases if b.upstream == upstreams.CATALOGUE["docker-hub"].domains[0]]
     if len(hub) == 1:

@@ -11,7 +11,7 @@ runtime whose mirror can carry a path can use it:
   upstream and `[host."<url>"]` the mirrors tried first; `override_path = true` says the URL already is the API root
   (containerd then does not add `/v2`), which is what `https://<registry>/v2/<prefix>` needs.
 - Docker Engine's `registry-mirrors` (daemon.json; the dockerd reference, "registry mirrors") mirrors Docker Hub only
-  and takes a registry root, no path: it cannot point at an ECR prefix. DOCKER_NOTE says so and what works instead.
+  and takes a registry root, no path: it cannot point at an ECR prefix (images.DOCKER_NOTE says what works).
 """
 
 from __future__ import annotations
@@ -20,16 +20,10 @@ import json
 from dataclasses import dataclass
 
 from pullthrough.config import Config, Rule
-from pullthrough.consumers.images import COMPOSE_VARIABLE, upstream_namespace
+from pullthrough.consumers.images import upstream_namespace
 from pullthrough.consumers.target import Target
 from pullthrough.reference import ROOT_PREFIX
 
-DOCKER_NOTE = (
-    "Docker Engine cannot use the cache as a mirror: daemon.json registry-mirrors only mirrors Docker Hub and takes "
-    "a registry root without a path, while ECR serves each rule under /<prefix>. What works: name images by their "
-    f"ECR URI (the .env base, e.g. ${{{COMPOSE_VARIABLE}}}/library/nginx:1.27 in a compose file), rewrite pod images "
-    "with the Kyverno policy, or configure containerd (EKS, Bottlerocket, k3s) with the hosts.toml files."
-)
 CONTAINERD_CREDENTIALS_NOTE = (
     "containerd sends a mirror the credentials it has for the image's own registry: make sure the node authenticates "
     "to the ECR host (an ECR token lasts 12 hours; on Kubernetes the kubelet's ECR credential provider only answers "
