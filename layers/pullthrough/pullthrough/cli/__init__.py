@@ -38,6 +38,9 @@ from pullthrough.cli.common import (
 )
 from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
+from pullthrough.cli.plan import add_plan_commands
+from pullthrough.cli.reconcile import add_reconcile_commands
+from pullthrough.cli.status import add_status_commands
 from pullthrough.cli.warm import add_warm_commands
 from pullthrough.errors import AwsAlreadyExists, PullthroughError
 from pullthrough.observability import logger
@@ -57,7 +60,14 @@ __all__ = [
     "main",
 ]
 
-COMMANDS: list[Callable[[Any], None]] = [add_credentials_commands, add_warm_commands, add_consume_commands]
+COMMANDS: list[Callable[[Any], None]] = [
+    add_credentials_commands,
+    add_warm_commands,
+    add_plan_commands,
+    add_reconcile_commands,
+    add_status_commands,
+    add_consume_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

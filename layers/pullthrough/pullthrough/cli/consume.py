@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pullthrough import consumers
+from pullthrough.cli import documents
 from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.consumers import Artefact, Target
 from pullthrough.errors import PullthroughError
@@ -83,23 +85,14 @@ def urls_command(args: argparse.Namespace, io: Io) -> int:
     target = target_of(args, settings)
     images = consumers.cached_images(config, target)
     bases = consumers.registry_bases(config, target)
-    document = {
-        "target": target.as_dict(),
-        "registries": [b.as_dict() for b in bases],
-        "images": [_image(i) for i in images],
-    }
-    emit(io, args, document, _urls_lines(target, bases, images))
+    document = documents.UrlsDocument(
+        exit_code=EXIT_OK,
+        target=documents.TargetDoc(**target.as_dict()),
+        registries=[documents.RegistryBaseDoc(**b.as_dict()) for b in bases],
+        images=[documents.CachedImageDoc(**asdict(i)) for i in images],
+    )
+    emit(io, args, documents.dump(document), _urls_lines(target, bases, images))
     return EXIT_OK
-
-
-def _image(image: consumers.CachedImage) -> dict[str, Any]:
-    return {
-        "upstream": image.upstream,
-        "rule": image.rule,
-        "repository": image.repository,
-        "uri": image.uri,
-        "selection": image.selection,
-    }
 
 
 def _urls_lines(
@@ -124,10 +117,16 @@ def pull_config_command(args: argparse.Namespace, io: Io) -> int:
     target = target_of(args, settings)
     formats = consumers.FORMATS if args.format == ALL else (args.format,)
     built = consumers.artefacts(config, target, formats)
-    written = _write(args.output_dir, built) if args.output_dir is not None else []
-    document: dict[str, Any] = {"target": target.as_dict(), "artefacts": [a.as_dict() for a in built]}
-    if args.output_dir is not None:
-        document["written"] = [str(p) for p in written]
+    written = _write(args.output_dir, built) if args.output_dir is not None else None
+    document = documents.dump(
+        documents.PullConfigDocument(
+            exit_code=EXIT_OK,
+            target=documents.TargetDoc(**target.as_dict()),
+            artefacts=[documents.ArtefactDoc.model_validate(a.as_dict()) for a in built],
+            written=None if written is None else [str(p) for p in written],
+        )
+    )
+    if written is not None:
         emit(io, args, document, _written_lines(written, built))
         return EXIT_OK
     if not args.json:
