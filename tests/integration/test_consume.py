@@ -19,6 +19,8 @@ import pytest
 
 from pullthrough.aws import ecr
 from sandbox import Sandbox
+from sandbox import containerd as containerd_process
+from sandbox.containerd import Containerd
 from tests.fake_aws import fake_aws
 from tests.integration.cli_support import run
 
@@ -248,3 +250,58 @@ def test_skopeo_pulls_alpine_by_its_upstream_name_through_ecr_with_the_generated
     assert sb.ecr.counters[("GET", "manifest")] == before + 1
     described = boto3.client("ecr").describe_images(repositoryName=f"{PREFIX}/library/alpine")["imageDetails"]
     assert [(d["imageDigest"], d.get("imageTags")) for d in described] == [(pushed.digest, ["3.20"])]
+
+
+# --- a real client: containerd with only the generated hosts.toml ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
+    """A private containerd daemon; skipped when the package is missing, but CI (CI=true) fails instead."""
+    if containerd_process.find_binary() is None:
+        message = "containerd is not installed: run `make system` (apt-get install -y containerd)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{message}; CI must run the real-client tests", pytrace=False)
+        pytest.skip(message)
+    with containerd_process.running(tmp_path_factory.mktemp("containerd")) as daemon:
+        yield daemon
+
+
+@pytest.mark.sandbox
+def test_containerd_pulls_a_multi_arch_image_by_its_upstream_name_through_ecr_with_the_generated_hosts_toml(
+    hub_rule: Sandbox, containerd: Containerd, config_file: str, tmp_path: Path
+) -> None:
+    sb = hub_rule
+    # (another image than the skopeo test's: ECR re-checks a cached tag upstream at most once a day, FACTS.md)
+    pushed = sb.push_image("library/busybox", "1.36", platforms=("linux/amd64", "linux/arm64"))
+    # Given the hosts.toml files a user gets for the sandbox's account, written by the command itself
+    out = tmp_path / "generated"
+    generated = run(
+        "pull-config", "--format", "containerd", "--output-dir", str(out),
+        "--account", sb.account, "--region", sb.region, "--config", config_file,
+    )  # fmt: skip
+    assert generated.code == 0
+    users_copy = (out / "certs.d" / "docker.io" / "hosts.toml").read_text()
+    # And the test's copy, pointed at the sandbox's ECR endpoint (plain HTTP on 127.0.0.1): only the host URL swapped
+    host_url = f"https://{sb.account}.dkr.ecr.{sb.region}.amazonaws.com/v2/{PREFIX}"
+    assert f'[host."{host_url}"]' in users_copy
+    hosts_dir = tmp_path / "certs.d"
+    (hosts_dir / "docker.io").mkdir(parents=True)
+    (hosts_dir / "docker.io" / "hosts.toml").write_text(users_copy.replace(host_url, f"{sb.ecr_url}/v2/{PREFIX}"))
+    before = sb.ecr.counters[("GET", "manifest")]
+    # When containerd fetches the image by its upstream name, every platform, with ECR's login
+    done = containerd.ctr(
+        [
+            "content", "fetch", "--hosts-dir", str(hosts_dir), "--user", f"AWS:{sb.ecr_password}",
+            "--all-platforms", "docker.io/library/busybox:1.36",
+        ]
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Then it resolved the index the upstream has, and holds every manifest and blob of it
+    listed = containerd.ctr(["content", "ls", "--quiet"]).stdout.split()
+    assert pushed.digest in listed
+    assert set(pushed.platforms.values()) | set(pushed.blob_digests) <= set(listed)
+    # And it got them through ECR: the endpoint served the manifests, ECR holds the tag in the cache repository
+    assert sb.ecr.counters[("GET", "manifest")] > before
+    described = boto3.client("ecr").describe_images(repositoryName=f"{PREFIX}/library/busybox")["imageDetails"]
+    assert (pushed.digest, ["1.36"]) in [(d["imageDigest"], d.get("imageTags")) for d in described]
