@@ -76,8 +76,10 @@ def test_urls_lists_the_registry_bases_and_the_ecr_uri_of_each_warm_image(config
 
 def test_urls_asks_sts_for_the_account_when_none_is_given(config_file: str) -> None:
     with fake_aws("eu-west-1"):
-        ran = run("urls", "--json", "--config", config_file)
+        ran = run("urls", "--json", "--config", config_file, progress=True)
     document = ran.document("urls")
+    # What it is waiting for is said on stderr; stdout stays the one JSON document
+    assert ran.err.splitlines() == ["asking STS for the account id of your credentials (or give --account)..."]
     # moto's account: the caller's account as GetCallerIdentity reports it
     assert document["target"]["account"] == "123456789012"
     assert document["target"]["registry"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"

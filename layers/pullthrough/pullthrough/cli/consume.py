@@ -21,6 +21,7 @@ from pullthrough import consumers
 from pullthrough.cli import documents
 from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.consumers import Artefact, Target
+from pullthrough.consumers.images import compose_base
 from pullthrough.errors import PullthroughError
 from pullthrough.settings import Settings
 
@@ -65,12 +66,13 @@ def _account_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def target_of(args: argparse.Namespace, settings: Settings) -> Target:
+def target_of(args: argparse.Namespace, settings: Settings, io: Io) -> Target:
     """The registry's account and region: --account, or STS GetCallerIdentity; --region or the environment's."""
     account = args.account
     if account is None:
         from pullthrough.aws import identity
 
+        io.progress("asking STS for the account id of your credentials (or give --account)...")
         account = identity.account_id(settings.region)
     try:
         return Target.of(account, settings.region)
@@ -82,7 +84,7 @@ def target_of(args: argparse.Namespace, settings: Settings) -> Target:
 def urls_command(args: argparse.Namespace, io: Io) -> int:
     """Print the registry bases and the image URIs."""
     settings, config = environment(args)
-    target = target_of(args, settings)
+    target = target_of(args, settings, io)
     images = consumers.cached_images(config, target)
     bases = consumers.registry_bases(config, target)
     document = documents.UrlsDocument(
@@ -103,8 +105,10 @@ def _urls_lines(
         f"--password-stdin {target.registry_host}"
     )
     yield "registry bases (replace the upstream registry in an image name with its base):"
+    compose = compose_base(list(bases))
     for base in bases:
-        yield f"  {base.upstream:<28} -> {base.base}   ({base.variable})"
+        variables = f"{consumers.COMPOSE_VARIABLE}, {base.variable}" if base is compose else base.variable
+        yield f"  {base.upstream:<28} -> {base.base}   ({variables})"
     yield f"warm-list images ({len(images)}):"
     for image in images:
         yield f"  {image.uri}" + (f"   ({image.selection})" if image.selection else "")
@@ -114,7 +118,7 @@ def _urls_lines(
 def pull_config_command(args: argparse.Namespace, io: Io) -> int:
     """Print the artefacts, or write them under --output-dir."""
     settings, config = environment(args)
-    target = target_of(args, settings)
+    target = target_of(args, settings, io)
     formats = consumers.FORMATS if args.format == ALL else (args.format,)
     built = consumers.artefacts(config, target, formats)
     written = _write(args.output_dir, built) if args.output_dir is not None else None

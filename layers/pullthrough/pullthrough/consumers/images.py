@@ -100,6 +100,12 @@ def _variable(rule: Rule) -> str:
     return re.sub(r"[^A-Z0-9]+", "_", rule.prefix.upper()).strip("_") + "_REGISTRY_BASE"
 
 
+def compose_base(bases: list[RegistryBase]) -> RegistryBase | None:
+    """The base CONTAINER_REGISTRY_BASE names: the Docker Hub rule's, when there is exactly one."""
+    hub = [b for b in bases if b.upstream == upstreams.CATALOGUE["docker-hub"].domains[0]]
+    return hub[0] if len(hub) == 1 else None
+
+
 def env_text(config: Config, target: Target) -> str:
     """The `.env` lines a compose file reads: one base per rule, and CONTAINER_REGISTRY_BASE for Docker Hub.
 
@@ -114,9 +120,9 @@ def env_text(config: Config, target: Target) -> str:
         "# library/ (nginx:1.27 -> ${" + COMPOSE_VARIABLE + "}/library/nginx:1.27).",
         *textwrap.wrap(DOCKER_NOTE, 116, initial_indent="# ", subsequent_indent="# "),
     ]
-    hub = [b for b in bases if b.upstream == upstreams.CATALOGUE["docker-hub"].domains[0]]
-    if len(hub) == 1:
-        lines.append(f'{COMPOSE_VARIABLE}="{hub[0].base}"')
+    compose = compose_base(bases)
+    if compose is not None:
+        lines.append(f'{COMPOSE_VARIABLE}="{compose.base}"')
     for b in bases:
         lines.extend((f"# rule {b.rule}: {b.upstream_title} ({b.upstream})", f'{b.variable}="{b.base}"'))
     return "\n".join(lines) + "\n"
