@@ -13,6 +13,8 @@ import re
 import tomllib
 from typing import Any
 
+import jmespath
+import jmespath.functions
 import pytest
 import yaml
 
@@ -259,34 +261,54 @@ def kyverno_images(image: str) -> dict[str, str]:
     return {"registry": registry, "path": path, "tag": tag}
 
 
+class KyvernoFunctions(jmespath.functions.Functions):
+    """The two Kyverno JMESPath functions the policy uses (writing-policies/jmespath): regex_match(regex, src) and
+    regex_replace_all_literal(regex, src, replacement), Go's RE2 syntax (the same as Python's for these patterns)."""
+
+    @jmespath.functions.signature({"types": ["string"]}, {"types": ["string", "number"]})
+    def _func_regex_match(self, pattern: str, source: Any) -> bool:
+        return re.search(pattern, str(source)) is not None
+
+    @jmespath.functions.signature(
+        {"types": ["string"]}, {"types": ["string", "number"]}, {"types": ["string", "number"]}
+    )
+    def _func_regex_replace_all_literal(self, pattern: str, source: Any, replacement: Any) -> str:
+        return re.sub(pattern, lambda _: str(replacement), str(source))
+
+
+KYVERNO = jmespath.Options(custom_functions=KyvernoFunctions())
+VARIABLE = re.compile(r"\{\{([^{}]*)\}\}")  # a variable with no variable inside: the innermost is resolved first
+
+
+def substitute(text: Any, context: dict[str, Any]) -> Any:
+    """Kyverno's variable substitution: innermost {{ }} first; a value that is one whole variable keeps its type."""
+    while isinstance(text, str) and (match := VARIABLE.search(text)) is not None:
+        value = jmespath.search(match.group(1).strip(), context, options=KYVERNO)
+        if match.span() == (0, len(text)):
+            return value
+        text = text[: match.start()] + str(value) + text[match.end() :]
+    return text
+
+
+def holds(condition: dict[str, Any], context: dict[str, Any]) -> bool:
+    key, value = substitute(condition["key"], context), substitute(condition["value"], context)
+    if condition["operator"] == "AnyIn":
+        return key in value
+    assert condition["operator"] == "Equals"
+    return bool(key == value)
+
+
 def apply_kyverno(policy: dict[str, Any], image: str, field: str = "containers") -> str:
-    """Replay the policy's rules on one container's image, in order, as Kyverno's foreach would."""
+    """Run the policy's rules on one container (named my-app) in order, as Kyverno's foreach evaluates them."""
     for rule in policy["spec"]["rules"]:
         (loop,) = rule["mutate"]["foreach"]
         if loop["list"] != f"request.object.spec.{field}":
             continue
-        info = kyverno_images(image)
-        key = loop["preconditions"]["all"][0]["key"]
-        pinned = "@" in image
-        if "images." in key:
-            applies = info["registry"] in loop["preconditions"]["all"][0]["value"] and not pinned
-        else:
-            (pattern,) = re.findall(r"regex_match\('([^']*)'", key)
-            applies = re.search(pattern, image) is not None and not pinned
-        if not applies:
-            continue
-        template = loop["patchStrategicMerge"]["spec"][field][0]["image"]
-        if "regex_replace_all_literal" in template:
-            pattern, replacement = re.findall(
-                r"regex_replace_all_literal\('([^']*)', element.image, '([^']*)'\)", template
-            )[0]
-            image = re.sub(pattern, lambda _, new=replacement: new, image)
-        else:
-            image = re.sub(
-                r"\{\{ images\.[a-zA-Z]+\.\"\{\{element\.name\}\}\"\.(\w+) \}\}",
-                lambda m, values=info: values[m.group(1)],
-                template,
-            )
+        context = {"element": {"name": "my-app", "image": image}, "images": {field: {"my-app": kyverno_images(image)}}}
+        if all(holds(c, context) for c in loop["preconditions"]["all"]):
+            (patch,) = loop["patchStrategicMerge"]["spec"][field]
+            assert substitute(patch["name"], context) == "my-app"
+            image = substitute(patch["image"], context)
     return image
 
 
