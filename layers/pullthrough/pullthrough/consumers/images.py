@@ -18,7 +18,9 @@ from pullthrough.reference import image_uri
 
 # The variable OLake's compose file reads (seed 000: CONTAINER_REGISTRY_BASE="<account>.dkr.ecr.<region>...").
 COMPOSE_VARIABLE = "CONTAINER_REGISTRY_BASE"
-# Docker Engine's daemon.json registry-mirrors (the dockerd reference, "registry mirrors"): Docker Hub only, a root URL.
+# Docker Engine's daemon.json registry-mirrors: "Only the central Hub can be mirrored" (Docker docs, "Mirror the Docker
+# Hub library"), and "The URL of a pull-through registry mirror must be the root of a domain. No path components other
+# than an optional trailing slash" (distribution.github.io, "Registry as a pull through cache").
 DOCKER_NOTE = (
     "Docker Engine cannot use the cache as a mirror: daemon.json registry-mirrors only mirrors Docker Hub and takes "
     "a registry root without a path, while ECR serves each rule under /<prefix>. What works: name images by their "

@@ -10,7 +10,7 @@ runtime whose mirror can carry a path can use it:
 - containerd (docs/hosts.md, "hosts.toml Content Description"): `certs.d/<host namespace>/hosts.toml`, `server` the
   upstream and `[host."<url>"]` the mirrors tried first; `override_path = true` says the URL already is the API root
   (containerd then does not add `/v2`), which is what `https://<registry>/v2/<prefix>` needs.
-- Docker Engine's `registry-mirrors` (daemon.json; the dockerd reference, "registry mirrors") mirrors Docker Hub only
+- Docker Engine's `registry-mirrors` (daemon.json; sources beside images.DOCKER_NOTE) mirrors Docker Hub only
   and takes a registry root, no path: it cannot point at an ECR prefix (images.DOCKER_NOTE says what works).
 """
 
