@@ -24,11 +24,13 @@ from pullthrough.consumers.images import upstream_namespace
 from pullthrough.consumers.target import Target
 from pullthrough.reference import ROOT_PREFIX
 
+# The kubelet asks a credential provider only for images its matchImages patterns match (Kubernetes docs, "Configure a
+# kubelet image credential provider"), and the ECR provider's patterns name ECR hosts, not docker.io.
 CONTAINERD_CREDENTIALS_NOTE = (
-    "containerd sends a mirror the credentials it has for the image's own registry: make sure the node authenticates "
-    "to the ECR host (an ECR token lasts 12 hours; on Kubernetes the kubelet's ECR credential provider only answers "
-    "for images named with an ECR host, so check that pulls through the mirror are authorised, or use the Kyverno "
-    "policy, which names the ECR host outright)."
+    "The node must authenticate to the ECR host for pulls through these mirrors (an ECR token lasts 12 hours). On "
+    "Kubernetes the kubelet's ECR credential provider is asked only for images whose names match its matchImages "
+    "(ECR hosts), not for docker.io/...: give containerd ECR credentials for the mirror host, or use the Kyverno "
+    "policy, which names the ECR host so the usual ECR login applies."
 )
 # Docker Hub's host namespace is docker.io; its registry API answers on registry-1.docker.io (containerd's own
 # docs/hosts.md example: server = "https://registry-1.docker.io" under certs.d/docker.io).
@@ -48,6 +50,7 @@ def _toml(value: str) -> str:
     return json.dumps(value)
 
 
+# "The authorization token is valid for 12 hours" (the ECR API reference, GetAuthorizationToken).
 def _login(target: Target, client: str) -> str:
     return (
         f"aws ecr get-login-password --region {target.region} | "
