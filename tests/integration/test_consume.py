@@ -119,6 +119,19 @@ def test_pull_config_prints_one_format_as_the_file_itself_with_notes_on_stderr(c
     ]
 
 
+def test_pull_config_prints_several_files_each_under_its_path(config_file: str) -> None:
+    ran = run(*offline("pull-config", "--format", "containerd", config=config_file))
+    assert ran.code == 0
+    sections = ran.out.split("# ==> ")[1:]
+    assert [section.split(" <==\n", 1)[0] for section in sections] == [
+        "certs.d/docker.io/hosts.toml",
+        "certs.d/registry.k8s.io/hosts.toml",
+    ]
+    for section in sections:
+        assert tomllib.loads(section.split(" <==\n", 1)[1])["host"]
+    assert ran.err.startswith("note (containerd): The node must authenticate to the ECR host")
+
+
 def test_pull_config_writes_every_artefact_under_the_output_dir(config_file: str, tmp_path: Path) -> None:
     out = tmp_path / "consumers"
     ran = run(*offline("pull-config", "--output-dir", str(out), "--json", config=config_file))
