@@ -17,7 +17,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from pullthrough.aws import ecr
+from pullthrough.aws import clients, ecr
 from sandbox import Sandbox
 from sandbox import containerd as containerd_process
 from sandbox.containerd import Containerd
@@ -83,6 +83,25 @@ def test_urls_asks_sts_for_the_account_when_none_is_given(config_file: str) -> N
     # moto's account: the caller's account as GetCallerIdentity reports it
     assert document["target"]["account"] == "123456789012"
     assert document["target"]["registry"] == "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+
+
+def test_without_credentials_or_account_the_message_offers_account(
+    config_file: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clients.clear()
+    try:
+        ran = run("urls", "--config", config_file, "--region", "us-east-1")
+    finally:
+        clients.clear()
+    assert (ran.code, ran.out) == (2, "")
+    (line,) = ran.err.splitlines()
+    assert "sts:GetCallerIdentity" in line
+    assert line.endswith("or give the registry's account id with --account")
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from pullthrough.cli import documents
 from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.consumers import Artefact, Target
 from pullthrough.consumers.images import compose_base
-from pullthrough.errors import PullthroughError
+from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.settings import Settings
 
 ALL = "all"
@@ -73,7 +73,10 @@ def target_of(args: argparse.Namespace, settings: Settings, io: Io) -> Target:
         from pullthrough.aws import identity
 
         io.progress("asking STS for the account id of your credentials (or give --account)...")
-        account = identity.account_id(settings.region)
+        try:
+            account = identity.account_id(settings.region)
+        except AwsError as exc:
+            raise PullthroughError(f"{exc}; or give the registry's account id with --account") from None
     try:
         return Target.of(account, settings.region)
     except consumers.TargetError as exc:
