@@ -49,10 +49,10 @@ schema: venv ## regenerate config/pullthrough.schema.json and docs/cli/*.schema.
 	$(PY) -m pullthrough.config --schema > config/pullthrough.schema.json
 	$(PY) -c 'from pullthrough.cli.documents import main; main(["docs/cli"])'
 
-system: ## Debian packages: the CNCF distribution registry and skopeo (apt-get when missing)
-	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { \
+system: ## Debian packages: the CNCF distribution registry, skopeo and containerd (real clients; apt-get when missing)
+	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null && command -v containerd >/dev/null || { \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq docker-registry skopeo containerd >/dev/null; }
 
 venv: $(VENV)/.stamp ## the virtualenv with pinned dev dependencies and the library installed editable
 $(VENV)/.stamp: requirements-dev.txt layers/pullthrough/pyproject.toml

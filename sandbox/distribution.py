@@ -105,6 +105,11 @@ def _spawn(argv: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=cwd)
 
 
+def spawn(argv: list[str], log_path: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start a process from the launcher thread under pdeathsig (see the module docstring), output to `log_path`."""
+    return _launcher.submit(_spawn, argv, log_path, cwd).result()
+
+
 def start_registry(
     name: str,
     workdir: Path,

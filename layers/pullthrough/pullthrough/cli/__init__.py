@@ -5,6 +5,8 @@
     pullthrough plan                      what a reconcile and a warm run would do now, writing nothing
     pullthrough reconcile [--dry-run]     reconcile rules and templates from here
     pullthrough status                    rules, warm-list images and recent runs as the account has them
+    pullthrough urls                      ECR URIs of the warm list and each rule's registry base
+    pullthrough pull-config               consumer configuration: .env, registries.conf, containerd, Kyverno, IAM, VPC
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
 one module and one list entry. Every command takes --config, --region, --profile and --json (common.py); exit
@@ -34,6 +36,7 @@ from pullthrough.cli.common import (
     emit,
     environment,
 )
+from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.plan import add_plan_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
@@ -63,6 +66,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_plan_commands,
     add_reconcile_commands,
     add_status_commands,
+    add_consume_commands,
 ]
 
 
