@@ -1073,7 +1073,8 @@ class Config(_Model):
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
             )
-        subject = self.notifications.subject_prefix or f"[Pullthrough {self.stack}]"
+        # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
+        subject = self.notifications.subject_prefix or "pullthrough (the default)"
         lines.append(f"reports: success {self.notifications.success}; subject prefix {subject}")
         return lines
 
