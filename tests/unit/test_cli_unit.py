@@ -1,4 +1,4 @@
-"""The `pullthrough` command (pullthrough/cli.py): parsing, reading the token, and what is printed.
+"""The `pullthrough` command (pullthrough/cli/): parsing, reading the token, and what is printed.
 
 No AWS and no upstream here: the check and the secret lookup are replaced, so these tests are about the command.
 """
@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from pullthrough import cli
+from pullthrough.cli import credentials as cli_credentials
 from pullthrough.credentials import CredentialCheck
 from pullthrough.registry import RateLimit
 
@@ -84,8 +85,8 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             rate_limit=RateLimit(200, 187, 21600, creds.username) if valid else None,
         )
 
-    monkeypatch.setattr(cli.credentials, "check_credentials", check_credentials)
-    monkeypatch.setattr(cli, "_existing", lambda name, settings: None)
+    monkeypatch.setattr(cli_credentials.credentials, "check_credentials", check_credentials)
+    monkeypatch.setattr(cli_credentials, "_existing", lambda name, settings: None)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     return seen
 

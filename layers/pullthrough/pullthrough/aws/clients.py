@@ -78,3 +78,20 @@ def clear() -> None:
     """Forget every cached client (tests that switch credentials, endpoints or moto state between cases)."""
     with _lock:
         _clients.clear()
+
+
+def use_profile(name: str) -> None:
+    """Take credentials (and the default region) from this named profile from now on (the CLI's --profile)."""
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    from pullthrough.errors import PullthroughError
+
+    try:
+        boto3.setup_default_session(profile_name=name)
+    except ProfileNotFound:
+        raise PullthroughError(
+            f"--profile {name}: no such profile in the AWS config files; fix: `aws configure list-profiles` lists "
+            "them, or `aws configure --profile NAME` creates one"
+        ) from None
+    clear()

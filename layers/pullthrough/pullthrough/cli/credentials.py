@@ -1,64 +1,27 @@
-"""The `pullthrough` command: operator tasks that need a person at a terminal.
+"""`pullthrough credentials set|check`: store, test and check upstream credentials secrets.
 
     pullthrough credentials set docker-hub           # token from a hidden prompt (or stdin), tested, then stored
     pullthrough credentials check [docker-hub]       # validity and remaining pull budget of each rule's secret
 
-Each command family registers itself in COMMANDS (`add_<family>_commands(subparsers)`); a new family is one
-function and one list entry. Commands get an `Io` (streams and the hidden prompt) so tests drive them without a
-terminal. A token is read, tested and stored; it is never printed, logged or put in an error.
+A token is read, tested and stored; it is never printed, logged or put in an error (nor in --json output).
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
-import logging
-import os
-import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import dataclasses
+import io as std_io
 from datetime import date
-from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from pullthrough import config as config_module
 from pullthrough import credentials, rotation
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
-from pullthrough.config import Config, Rule
+from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Io, add_common_options, emit, environment, find_rule
+from pullthrough.config import Rule
 from pullthrough.credentials import CredentialCheck
-from pullthrough.errors import AwsAlreadyExists, AwsError, AwsNotFound, PullthroughError, SecretError
-from pullthrough.observability import logger
+from pullthrough.errors import AwsError, AwsNotFound, PullthroughError, SecretError
 from pullthrough.registry import Credentials
 from pullthrough.settings import Settings
-
-DEFAULT_CONFIG = "config/pullthrough.yaml"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-@dataclass
-class Io:
-    """Where a command reads and writes; the real terminal by default."""
-
-    stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    stdout: TextIO = field(default_factory=lambda: sys.stdout)
-    stderr: TextIO = field(default_factory=lambda: sys.stderr)
-    getpass: Callable[[str], str] = getpass.getpass
-    prompt: Callable[[str], str] = input
-
-    def interactive(self) -> bool:
-        """True when stdin is a terminal (then a token is asked for with a hidden prompt)."""
-        return bool(getattr(self.stdin, "isatty", lambda: False)())
-
-    def say(self, text: str) -> None:
-        print(text, file=self.stdout)
-
-    def warn(self, text: str) -> None:
-        print(text, file=self.stderr)
-
-
-Handler = Callable[[argparse.Namespace, Io], int]
-
 
 # --- credentials ---------------------------------------------------------------------------------------------------
 
@@ -96,27 +59,44 @@ def add_credentials_commands(commands: Any) -> None:
         help=f"stage the value under {CANDIDATE} and start no rotation: the secret's next rotation takes it",
     )
     _common(set_)
-    set_.set_defaults(handler=credentials_set)
+    set_.set_defaults(handler=credentials_set, schema_name="credentials-set")
 
     check = actions.add_parser("check", help="check each rule's secret upstream: validity and pull budget")
     check.add_argument("rule", nargs="?", help="only this rule (prefix); default: every rule with credentials")
     _common(check)
-    check.set_defaults(handler=credentials_check)
+    check.set_defaults(handler=credentials_check, schema_name="credentials-check")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", help=f"the config document (default: {DEFAULT_CONFIG} if present, else PULLTHROUGH_CONFIG)"
-    )
+    add_common_options(parser)
     parser.add_argument("--timeout", type=float, default=credentials.CHECK_TIMEOUT, help="seconds per upstream call")
 
 
 def credentials_set(args: argparse.Namespace, io: Io) -> int:
     """Test a token upstream, then create the secret or stage the value as AWSPENDING and rotate to it."""
+    if not args.json:
+        return _set(args, io, {})
+    lines = std_io.StringIO()
+    found: dict[str, Any] = {}
+    code = _set(args, dataclasses.replace(io, stdout=lines), found)
+    check: CredentialCheck | None = found.get("check")
+    document = {
+        "rule": args.rule,
+        "secret": check.secret if check else None,
+        "check": check_document(args.rule, check) if check else None,
+        "stored": found.get("stored"),
+        "lines": lines.getvalue().splitlines(),
+        "exit_code": code,
+    }
+    emit(io, args, document, ())
+    return code
+
+
+def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
     from pullthrough.aws import secrets
 
-    settings, config = _environment(args)
-    rule = _rule(config, args.rule)
+    settings, config = environment(args)
+    rule = find_rule(config, args.rule)
     name = rule.secret_name
     if name is None:
         raise PullthroughError(f"rule {rule.prefix} ({rule.entry.title}) takes no credentials; nothing to set")
@@ -133,6 +113,7 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
         rule=rule.prefix,
         timeout=args.timeout,
     )
+    found["check"] = check
     io.say(f"{rule.prefix}: {_verdict(check)}")
     if not check.valid:
         io.warn(f"nothing stored. Fix: {check.fix}")
@@ -150,10 +131,15 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
             tags=tags,
             region=settings.region,
         )
+        found["stored"] = "created"
         io.say(f"created secret {name} ({arn})")
         io.say("ECR uses it once the rule points at it: deploy, or wait for the next reconcile")
         return EXIT_OK
-    return _stage_and_rotate(args, io, settings, existing, value)
+    found["stored"] = "staged"
+    code = _stage_and_rotate(args, io, settings, existing, value)
+    if code == EXIT_OK and not args.stage_only:
+        found["stored"] = "rotating" if _via(args, existing) == "lambda" else "current"
+    return code
 
 
 def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, existing: SecretInfo, value: str) -> int:
@@ -171,9 +157,7 @@ def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, exis
         )
         return EXIT_OK
     version = rotation.new_token()
-    via = args.via
-    if via == "auto":
-        via = "lambda" if existing.rotation_lambda_arn or args.rotation_function else "local"
+    via = _via(args, existing)
     if via == "lambda":
         _end_unfinished_rotation(io, settings, existing)
         try:
@@ -206,6 +190,12 @@ def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, exis
     return EXIT_OK
 
 
+def _via(args: argparse.Namespace, existing: SecretInfo) -> str:
+    if args.via != "auto":
+        return str(args.via)
+    return "lambda" if existing.rotation_lambda_arn or args.rotation_function else "local"
+
+
 def _end_unfinished_rotation(io: Io, settings: Settings, existing: SecretInfo) -> None:
     """Take AWSPENDING off a version that is not AWSCURRENT's: a rotation that failed and never finished.
 
@@ -227,25 +217,45 @@ def _end_unfinished_rotation(io: Io, settings: Settings, existing: SecretInfo) -
 
 def credentials_check(args: argparse.Namespace, io: Io) -> int:
     """Check each rule's secret (or one) upstream and print its validity and remaining pull budget."""
-    settings, config = _environment(args)
-    rules = [_rule(config, args.rule)] if args.rule else [r for r in config.rules if r.secret_name]
-    if not rules:
-        io.say("no rule in the config uses credentials")
-        return EXIT_OK
+    settings, config = environment(args)
+    rules = [find_rule(config, args.rule)] if args.rule else [r for r in config.rules if r.secret_name]
+    lines: list[str] = [] if rules else ["no rule in the config uses credentials"]
+    checks: list[dict[str, Any]] = []
     worst = EXIT_OK
     for rule in rules:
         name = rule.secret_name
         if name is None:
-            io.say(f"{rule.prefix}: {rule.entry.title} takes no credentials")
+            lines.append(f"{rule.prefix}: {rule.entry.title} takes no credentials")
             continue
+        io.progress(f"checking {name} upstream ({rule.entry.title})...")
         check = credentials.check_secret(
             name, rule.entry, rule.upstream_url, settings, rule=rule.prefix, timeout=args.timeout
         )
-        io.say(f"{rule.prefix}: {_verdict(check)}")
+        checks.append(check_document(rule.prefix, check))
+        lines.append(f"{rule.prefix}: {_verdict(check)}")
         if not check.valid:
-            io.say(f"  fix: {check.fix}")
+            lines.append(f"  fix: {check.fix}")
             worst = EXIT_FAILED
+    emit(io, args, {"rules": checks, "exit_code": worst}, lines)
     return worst
+
+
+def check_document(rule: str, check: CredentialCheck) -> dict[str, Any]:
+    """One credentials check for --json: the verdict and the pull budget, never the token."""
+    rate = check.rate_limit
+    return {
+        "rule": rule,
+        "secret": check.secret,
+        "status": check.status,
+        "valid": check.valid,
+        "username": check.username,
+        "message": check.message,
+        "fix": None if check.valid else check.fix,
+        "reason_code": check.reason_code,
+        "pulls_limit": rate.limit if rate else None,
+        "pulls_remaining": rate.remaining if rate else None,
+        "window_seconds": rate.window_seconds if rate else None,
+    }
 
 
 def _verdict(check: CredentialCheck) -> str:
@@ -257,21 +267,6 @@ def _verdict(check: CredentialCheck) -> str:
         window = f" per {rate.window_seconds // 3600}h" if rate.window_seconds else ""
         budget = f" ({rate.remaining}{limit} pulls left{window})"
     return f"{head}{budget}: {check.message}"
-
-
-def _environment(args: argparse.Namespace) -> tuple[Settings, Config]:
-    settings = Settings.from_env()
-    path = args.config or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else settings.config_path)
-    settings = settings.model_copy(update={"config_path": path})
-    return settings, config_module.load(path)
-
-
-def _rule(config: Config, prefix: str) -> Rule:
-    for rule in config.rules:
-        if rule.prefix == prefix:
-            return rule
-    known = ", ".join(r.prefix for r in config.rules) or "none"
-    raise PullthroughError(f"no rule with prefix {prefix!r} in the config (rules: {known})")
 
 
 def _existing(name: str, settings: Settings) -> SecretInfo | None:
@@ -318,115 +313,3 @@ def _read_token(io: Io, rule: Rule) -> str:
     if not token:
         raise PullthroughError("no token given: type it at the prompt, or pipe it on stdin")
     return token
-
-
-# --- warm ------------------------------------------------------------------------------------------------------------
-
-
-def add_warm_commands(commands: Any) -> None:
-    """`pullthrough warm [--image REF]`."""
-    warm = commands.add_parser(
-        "warm",
-        help="warm the warm list (or some images) through ECR from here, and print the report",
-        description=(
-            "Plans and warms in this process with your AWS credentials: the same decisions (what ECR holds, the "
-            "upstream pull budget) and outcomes as a scheduled run, without the queue and the ledger. To start a "
-            "run of the deployed stack instead: aws lambda invoke --function-name <the PlanWarmingFunctionName "
-            'output> --cli-binary-format raw-in-base64-out --payload \'{"images": ["nginx:1.27"]}\' out.json'
-        ),
-    )
-    warm.add_argument(
-        "--image",
-        action="append",
-        metavar="REF",
-        help="warm only this image (repeatable): name:tag, or a name from warm.images for all its tags",
-    )
-    warm.add_argument("--dry-run", action="store_true", help="decide and report, pull nothing")
-    warm.add_argument(
-        "--config", help=f"the config document (default: {DEFAULT_CONFIG} if present, else PULLTHROUGH_CONFIG)"
-    )
-    warm.set_defaults(handler=warm_command)
-
-
-def warm_command(args: argparse.Namespace, io: Io) -> int:
-    """Warm here and print one line per image; exit 1 when any image failed."""
-    from pullthrough import planning
-    from pullthrough.report import Status
-
-    settings, config = _environment(args)
-    request = planning.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
-    report = planning.run_here(config, settings, request, dry_run=args.dry_run)
-    io.say(report.headline())
-    for item in report.items:
-        line = f"  {item.outcome.label:<14} {item.subject}" + (f": {item.reason}" if item.reason else "")
-        io.say(line)
-        if item.fix and item.outcome.severity.value != "ok":
-            io.say(f"  {'':<14} fix: {item.fix}")
-    totals = report.totals
-    io.say(f"{totals.bytes_moved} bytes moved, {totals.pulls_spent} upstream pulls spent")
-    for note in report.notes:
-        io.say(f"note: {note}")
-    return EXIT_FAILED if report.status is Status.FAILED else EXIT_OK
-
-
-# --- the command -----------------------------------------------------------------------------------------------------
-
-COMMANDS: list[Callable[[Any], None]] = [add_credentials_commands, add_warm_commands]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered command family."""
-    parser = argparse.ArgumentParser(
-        prog="pullthrough", description="Keep ECR pull-through cache configured, authenticated and warm."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the library's log lines")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in COMMANDS:
-        register(commands)
-    return parser
-
-
-@contextmanager
-def _terminal_output(verbose: bool) -> Iterator[None]:
-    """The library logs JSON lines and writes metrics for CloudWatch; at a terminal neither belongs on stdout.
-
-    Both are process-wide, so they are put back afterwards (main() may run inside another program or a test).
-    """
-    level = logger.log_level
-    disabled = os.environ.get(_METRICS_DISABLED)
-    logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
-    os.environ[_METRICS_DISABLED] = "true"
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-        if disabled is None:
-            os.environ.pop(_METRICS_DISABLED, None)
-        else:
-            os.environ[_METRICS_DISABLED] = disabled
-
-
-_METRICS_DISABLED = "POWERTOOLS_METRICS_DISABLED"
-
-
-def main(argv: Sequence[str] | None = None, io: Io | None = None) -> int:
-    """Run one command; returns the exit code (0 fine, 1 a check or step failed, 2 bad input)."""
-    io = io or Io()
-    args = build_parser().parse_args(argv)
-    handler: Handler = args.handler
-    try:
-        with _terminal_output(args.verbose):
-            return handler(args, io)
-    except AwsAlreadyExists as exc:
-        io.warn(f"error: {exc}")
-        return EXIT_FAILED
-    except PullthroughError as exc:
-        io.warn(f"error: {exc}")
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        io.warn("interrupted: nothing more was stored")
-        return EXIT_FAILED
-
-
-if __name__ == "__main__":
-    sys.exit(main())
