@@ -869,7 +869,11 @@ class WarmImage(_Model):
         None,
         ge=1,
         le=100,
-        description="Warm the N highest semantic versions (among tags matching tag_pattern, when given).",
+        description=(
+            "Warm the N highest versions (1.27.3, 1.2.3.4, 2024.01.15): of the plain tags, or with tag_pattern of "
+            "each suffix family it matches (1.27.3-alpine orders among -alpine tags). Tags it cannot order are "
+            "named in the report."
+        ),
     )
     platforms: tuple[Platform, ...] | None = Field(
         None, min_length=1, description="Platforms for this image; warm.platforms when left out."
