@@ -377,6 +377,15 @@ class Planner:
             run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes), verified=tuple(self._learned)
         )
 
+    def candidates(self, request: WarmRequest) -> tuple[list[Candidate], list[Decided]]:
+        """The image tags the request names (tag patterns and latest-N expanded upstream), and the targets that
+        failed to expand; decides nothing (`pullthrough status` looks at each itself). Closes its clients."""
+        try:
+            targets, decided = self._targets(request)
+            return self._expand(targets, decided), decided
+        finally:
+            self._close()
+
     # --- expansion ---------------------------------------------------------------------------------------------
 
     def _targets(self, request: WarmRequest) -> tuple[list[WarmTarget], list[Decided]]:
@@ -1148,6 +1157,27 @@ def _report_whole_run(
     ledger.reported_run(
         plan.run_id, trigger=trigger, stack=config.stack, started=started, jobs=entries, notes=plan.notes
     )
+
+
+def preview(config: Config, settings: Settings, request: WarmRequest) -> tuple[Plan, Report]:
+    """What a warm run would do now, writing nothing (`pullthrough plan`): with a ledger (settings.ledger_table) it
+    recalls verified images, leaves images open runs are warming to them and reads, never draws, their allowances."""
+    if not settings.account_id:
+        from pullthrough.aws import ecr
+
+        settings = settings.model_copy(update={"account_id": ecr.registry_account(settings.region)})
+    started = datetime.now(UTC)
+    looked = ledger_for(settings) if settings.ledger_table else None
+    plan = make_plan(
+        config,
+        settings,
+        request,
+        new_run_id(started),
+        memory=looked,
+        allowances=_Looking(looked) if looked is not None else None,
+        in_flight=in_flight(looked) if looked is not None else None,
+    )
+    return plan, dry_run_report(plan, config, settings, request.trigger, started)
 
 
 def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_run: bool = False) -> Report:

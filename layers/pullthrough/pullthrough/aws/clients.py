@@ -10,6 +10,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_cloudwatch import CloudWatchClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_ecr import ECRClient
@@ -29,6 +30,8 @@ _lock = threading.Lock()
 _clients: dict[tuple[str, str | None], Any] = {}
 
 
+@overload
+def client(service: Literal["cloudformation"], region: str | None = None) -> CloudFormationClient: ...
 @overload
 def client(service: Literal["cloudwatch"], region: str | None = None) -> CloudWatchClient: ...
 @overload

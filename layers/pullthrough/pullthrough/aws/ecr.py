@@ -56,6 +56,8 @@ class EcrImage:
     size: int | None = None
     pushed_at: datetime | None = None
     status: str | None = None  # ImageStatus: ACTIVE, ARCHIVED (the archive storage class) or ACTIVATING (restoring)
+    # lastRecordedPullTime: botocore's ImageDetail says ECR refreshes it at least once every 24 hours
+    last_pulled: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,7 @@ def _image(repository: str, detail: ImageDetailTypeDef) -> EcrImage:
         size=detail.get("imageSizeInBytes"),
         pushed_at=detail.get("imagePushedAt"),
         status=detail.get("imageStatus"),
+        last_pulled=detail.get("lastRecordedPullTime"),
     )
 
 

@@ -447,6 +447,25 @@ class Ledger:
                 runs.append(state)
         return sorted(runs, key=lambda run: run.started)
 
+    def recent_runs(self, since: datetime) -> list[RunState]:
+        """Every run started at or after `since`, newest first: a Scan of the META items (the table has no index on
+        time; items expire after RETENTION, so it stays small). For `pullthrough status`, never a function's path."""
+        runs: list[RunState] = []
+        params: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :meta AND begins_with(pk, :run)",
+            "ExpressionAttributeValues": {":meta": _s(META), ":run": _s(RUN_PREFIX)},
+        }
+        while True:
+            with aws_call("dynamodb:Scan", f"{self.table} {RUN_PREFIX}*"):
+                response = self._ddb().scan(**params)
+            runs += [_run_state(item) for item in response.get("Items") or []]
+            start = response.get("LastEvaluatedKey")
+            if not start:
+                break
+            params["ExclusiveStartKey"] = start
+        return sorted((run for run in runs if run.started >= since), key=lambda run: run.started, reverse=True)
+
     def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]:
         """The unexpired verifications of these (repository, tag) keys (BatchGetItem, 100 at a time)."""
         now = self.clock()

@@ -35,6 +35,9 @@ from pullthrough.cli.common import (
     environment,
 )
 from pullthrough.cli.credentials import add_credentials_commands
+from pullthrough.cli.plan import add_plan_commands
+from pullthrough.cli.reconcile import add_reconcile_commands
+from pullthrough.cli.status import add_status_commands
 from pullthrough.cli.warm import add_warm_commands
 from pullthrough.errors import AwsAlreadyExists, PullthroughError
 from pullthrough.observability import logger
@@ -54,7 +57,13 @@ __all__ = [
     "main",
 ]
 
-COMMANDS: list[Callable[[Any], None]] = [add_credentials_commands, add_warm_commands]
+COMMANDS: list[Callable[[Any], None]] = [
+    add_credentials_commands,
+    add_warm_commands,
+    add_plan_commands,
+    add_reconcile_commands,
+    add_status_commands,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

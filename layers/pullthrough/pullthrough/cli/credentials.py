@@ -17,6 +17,7 @@ from typing import Any
 from pullthrough import credentials, rotation
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
 from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Io, add_common_options, emit, environment, find_rule
+from pullthrough.cli.documents import CredentialCheckDoc, CredentialsCheckDocument, CredentialsSetDocument, dump
 from pullthrough.config import Rule
 from pullthrough.credentials import CredentialCheck
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError, SecretError
@@ -80,15 +81,15 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
     found: dict[str, Any] = {}
     code = _set(args, dataclasses.replace(io, stdout=lines), found)
     check: CredentialCheck | None = found.get("check")
-    document = {
-        "rule": args.rule,
-        "secret": check.secret if check else None,
-        "check": check_document(args.rule, check) if check else None,
-        "stored": found.get("stored"),
-        "lines": lines.getvalue().splitlines(),
-        "exit_code": code,
-    }
-    emit(io, args, document, ())
+    document = CredentialsSetDocument(
+        rule=args.rule,
+        secret=check.secret if check else None,
+        check=check_document(args.rule, check) if check else None,
+        stored=found.get("stored"),
+        lines=lines.getvalue().splitlines(),
+        exit_code=code,
+    )
+    emit(io, args, dump(document), ())
     return code
 
 
@@ -220,7 +221,7 @@ def credentials_check(args: argparse.Namespace, io: Io) -> int:
     settings, config = environment(args)
     rules = [find_rule(config, args.rule)] if args.rule else [r for r in config.rules if r.secret_name]
     lines: list[str] = [] if rules else ["no rule in the config uses credentials"]
-    checks: list[dict[str, Any]] = []
+    checks: list[CredentialCheckDoc] = []
     worst = EXIT_OK
     for rule in rules:
         name = rule.secret_name
@@ -236,26 +237,26 @@ def credentials_check(args: argparse.Namespace, io: Io) -> int:
         if not check.valid:
             lines.append(f"  fix: {check.fix}")
             worst = EXIT_FAILED
-    emit(io, args, {"rules": checks, "exit_code": worst}, lines)
+    emit(io, args, dump(CredentialsCheckDocument(rules=checks, exit_code=worst)), lines)
     return worst
 
 
-def check_document(rule: str, check: CredentialCheck) -> dict[str, Any]:
+def check_document(rule: str, check: CredentialCheck) -> CredentialCheckDoc:
     """One credentials check for --json: the verdict and the pull budget, never the token."""
     rate = check.rate_limit
-    return {
-        "rule": rule,
-        "secret": check.secret,
-        "status": check.status,
-        "valid": check.valid,
-        "username": check.username,
-        "message": check.message,
-        "fix": None if check.valid else check.fix,
-        "reason_code": check.reason_code,
-        "pulls_limit": rate.limit if rate else None,
-        "pulls_remaining": rate.remaining if rate else None,
-        "window_seconds": rate.window_seconds if rate else None,
-    }
+    return CredentialCheckDoc(
+        rule=rule,
+        secret=check.secret,
+        status=check.status,
+        valid=check.valid,
+        username=check.username,
+        message=check.message,
+        fix=None if check.valid else check.fix,
+        reason_code=check.reason_code,
+        pulls_limit=rate.limit if rate else None,
+        pulls_remaining=rate.remaining if rate else None,
+        window_seconds=rate.window_seconds if rate else None,
+    )
 
 
 def _verdict(check: CredentialCheck) -> str:

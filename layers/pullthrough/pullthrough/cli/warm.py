@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.documents import WarmDocument, dump
 
 if TYPE_CHECKING:
     from pullthrough.report import Report
@@ -46,7 +46,7 @@ def warm_command(args: argparse.Namespace, io: Io) -> int:
     io.progress("planning the warm run (asks ECR and the upstreams)..." if not args.dry_run else "planning...")
     report = planning.run_here(config, settings, request, dry_run=args.dry_run)
     code = EXIT_FINDINGS if report.status is Status.FAILED else EXIT_OK
-    emit(io, args, {"report": json.loads(report.to_json()), "exit_code": code}, report_lines(report))
+    emit(io, args, dump(WarmDocument(report=report, exit_code=code)), report_lines(report))
     return code
 
 

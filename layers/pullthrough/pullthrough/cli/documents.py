@@ -1,0 +1,240 @@
+"""The JSON documents `--json` prints, as models: one per command, and the schemas published in docs/cli/.
+
+Each document is `{"schema": "pullthrough/<command>/v1", ...}`. Versioning: a change that only adds fields (or
+values of an open set) keeps v1; a consumer ignores what it does not know. Renaming, removing or retyping a field, or
+changing its meaning, is v2. `python -m pullthrough.cli.documents DIR` writes the schemas; a test keeps them current.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pullthrough.cli.common import SCHEMA_VERSION
+from pullthrough.report import Report
+
+JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+class _Doc(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Ended(_Doc):
+    exit_code: int = Field(description="The command's exit status: 0 ok, 1 findings, 2 usage or config error.")
+
+
+# --- credentials -----------------------------------------------------------------------------------------------------
+
+
+class CredentialCheckDoc(_Doc):
+    """One secret checked upstream; never its token."""
+
+    rule: str
+    secret: str
+    status: str = Field(description="valid, invalid, unreachable, ...")
+    valid: bool
+    username: str | None = None
+    message: str
+    fix: str | None = None
+    reason_code: str | None = None
+    pulls_limit: int | None = None
+    pulls_remaining: int | None = None
+    window_seconds: int | None = None
+
+
+class CredentialsCheckDocument(Ended):
+    """`pullthrough credentials check --json`."""
+
+    rules: list[CredentialCheckDoc]
+
+
+class CredentialsSetDocument(Ended):
+    """`pullthrough credentials set --json`: the check, what was stored, and the lines a person would have read."""
+
+    rule: str
+    secret: str | None = None
+    check: CredentialCheckDoc | None = None
+    stored: Literal["created", "staged", "rotating", "current"] | None = Field(
+        None,
+        description="created: a new secret; staged: under the candidate label only; rotating: the rotation "
+        "function was started; current: promoted here. None: nothing stored.",
+    )
+    lines: list[str]
+
+
+# --- warm, plan, reconcile -------------------------------------------------------------------------------------------
+
+
+class WarmDocument(Ended):
+    """`pullthrough warm --json`: the run's report, as the SNS message's JSON block carries it."""
+
+    report: Report
+
+
+class ChangeDoc(_Doc):
+    """What a reconcile does (or would do) with one rule or repository creation template."""
+
+    kind: Literal["rule", "template"]
+    prefix: str
+    action: str = Field(description="create, update, replace, delete, keep, conflict, foreign, forget or blocked")
+    writes: bool = Field(description="Whether the action changes ECR.")
+    differences: list[str] = Field(description='Field-level differences, e.g. "credentialArn: <now> -> <wanted>".')
+    reason: str | None = None
+    outcome: str | None = Field(None, description="The report's outcome for it (created, unchanged, skipped, ...).")
+    valid: bool | None = Field(None, description="ValidatePullThroughCacheRule's isValid, when it was asked.")
+    fix: str | None = None
+
+
+class WarmImageDoc(_Doc):
+    """What a warm run would do with one image tag."""
+
+    subject: str
+    action: Literal["warm", "refresh", "complete", "defer", "keep", "fail", "skip"] = Field(
+        description="warm: ECR lacks it; refresh: the upstream tag moved; complete: blobs are missing; defer: over "
+        "the pull budget; keep: ECR holds it; fail: cannot be warmed; skip: not attempted"
+    )
+    outcome: str
+    cost: int = Field(0, description="Upstream pulls the job is budgeted (0 for decided images).")
+    repository: str | None = None
+    digest: str | None = None
+    previous_digest: str | None = None
+    platforms: list[str] = []
+    reason: str | None = None
+    fix: str | None = None
+
+
+class WarmPlanDoc(_Doc):
+    images: list[WarmImageDoc]
+    pulls: int = Field(description="Upstream pulls the run would spend in all.")
+    notes: list[str]
+
+
+class PlanDocument(Ended):
+    """`pullthrough plan --json`: what a reconcile and a warm run would do now; nothing was written."""
+
+    stack: str
+    region: str
+    account: str
+    rules: list[ChangeDoc]
+    warm: WarmPlanDoc | None = Field(None, description="None with --rules-only.")
+    changes: int = Field(description="Rule and template writes plus images to pull: 0 means nothing to do.")
+    notes: list[str]
+
+
+class ReconcileDocument(Ended):
+    """`pullthrough reconcile --json`."""
+
+    dry_run: bool
+    rules: list[ChangeDoc]
+    changes: int = Field(description="Writes made (or, with --dry-run, that would be made).")
+    report: Report
+
+
+# --- status ----------------------------------------------------------------------------------------------------------
+
+
+class RuleStatusDoc(_Doc):
+    prefix: str
+    upstream: str
+    in_account: bool = Field(description="ECR has the rule.")
+    valid: bool | None = Field(None, description="ValidatePullThroughCacheRule's isValid (None: not asked).")
+    failure: str | None = None
+    secret: str | None = None
+    secret_exists: bool | None = None
+    expires: str | None = Field(None, description="The token's known expiry (YYYY-MM-DD).")
+    days_left: int | None = None
+    problems: list[str]
+
+
+class ImageStatusDoc(_Doc):
+    subject: str
+    repository: str
+    tag: str
+    ecr_digest: str | None = None
+    upstream_digest: str | None = None
+    current: bool | None = Field(None, description="ECR holds what the upstream tag points at (None: unknown).")
+    pushed_at: str | None = Field(None, description="imagePushedAt: when ECR imported it.")
+    last_pulled: str | None = Field(None, description="lastRecordedPullTime (ECR updates it about once a day).")
+    platforms_verified: list[str] = []
+    verified_at: str | None = None
+    last_outcome: str | None = None
+    last_reason: str | None = None
+    last_run: str | None = None
+    problems: list[str]
+
+
+class RunStatusDoc(_Doc):
+    run_id: str
+    status: str
+    trigger: str
+    started: str
+    planned: int
+    done: int
+    counts: dict[str, int]
+    pulls_spent: int
+    bytes_moved: int
+    open: bool
+
+
+class StatusDocument(Ended):
+    """`pullthrough status --json`."""
+
+    stack: str
+    region: str
+    account: str
+    rules: list[RuleStatusDoc]
+    images: list[ImageStatusDoc]
+    runs: list[RunStatusDoc]
+    notes: list[str]
+
+
+DOCUMENTS: dict[str, type[BaseModel]] = {
+    "credentials-check": CredentialsCheckDocument,
+    "credentials-set": CredentialsSetDocument,
+    "warm": WarmDocument,
+    "plan": PlanDocument,
+    "reconcile": ReconcileDocument,
+    "status": StatusDocument,
+}
+
+
+def schema(name: str) -> dict[str, Any]:
+    """The published JSON Schema (2020-12) of a command's document."""
+    model = DOCUMENTS[name]
+    body = _open(model.model_json_schema(mode="serialization"))
+    body["properties"] = {"schema": {"const": f"pullthrough/{name}/{SCHEMA_VERSION}"}, **body["properties"]}
+    body["required"] = ["schema", *body.get("required", [])]
+    return {"$schema": JSON_SCHEMA_DIALECT, "$id": f"urn:pullthrough:cli:{name}:{SCHEMA_VERSION}", **body}
+
+
+def _open(node: Any) -> Any:
+    """Drop additionalProperties: false: additive changes keep v1, so a v1 consumer must accept unknown fields."""
+    if isinstance(node, dict):
+        return {k: _open(v) for k, v in node.items() if not (k == "additionalProperties" and v is False)}
+    if isinstance(node, list):
+        return [_open(v) for v in node]
+    return node
+
+
+def dump(document: BaseModel) -> dict[str, Any]:
+    """A document as emit() takes it."""
+    data: dict[str, Any] = document.model_dump(mode="json")
+    return data
+
+
+def main(argv: list[str]) -> int:
+    """Write every schema to DIR/<command>.schema.json (default docs/cli)."""
+    target = Path(argv[0] if argv else "docs/cli")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in DOCUMENTS:
+        (target / f"{name}.schema.json").write_text(json.dumps(schema(name), indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
