@@ -5,6 +5,7 @@
     pullthrough plan                      what a reconcile and a warm run would do now, writing nothing
     pullthrough reconcile [--dry-run]     reconcile rules and templates from here
     pullthrough status                    rules, warm-list images and recent runs as the account has them
+    pullthrough uninstall [--dry-run]     after `sam delete`: list and remove what Pullthrough owns
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
 one module and one list entry. Every command takes --config, --region, --profile and --json (common.py); exit
@@ -38,6 +39,7 @@ from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.plan import add_plan_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
 from pullthrough.cli.status import add_status_commands
+from pullthrough.cli.uninstall import add_uninstall_commands
 from pullthrough.cli.warm import add_warm_commands
 from pullthrough.errors import AwsAlreadyExists, PullthroughError
 from pullthrough.observability import logger
@@ -63,6 +65,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_plan_commands,
     add_reconcile_commands,
     add_status_commands,
+    add_uninstall_commands,
 ]
 
 
