@@ -45,8 +45,9 @@ bench: system venv ## performance figures and ratios (not part of test)
 build: venv ## sam build (makefile build method; no local Python 3.13 or Docker needed)
 	$(BIN)/sam build --template template.yaml
 
-schema: venv ## regenerate config/pullthrough.schema.json from the config model
+schema: venv ## regenerate config/pullthrough.schema.json and docs/cli/*.schema.json from their models
 	$(PY) -m pullthrough.config --schema > config/pullthrough.schema.json
+	$(PY) -c 'from pullthrough.cli.documents import main; main(["docs/cli"])'
 
 system: ## Debian packages: the CNCF distribution registry and skopeo (apt-get when missing)
 	@command -v docker-registry >/dev/null && command -v skopeo >/dev/null || { \

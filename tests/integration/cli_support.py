@@ -74,3 +74,51 @@ def recorded() -> Iterator[AwsCalls]:
     finally:
         session.events.unregister("before-parameter-build", record)
         clients.clear()
+
+
+@contextmanager
+def moto_server() -> Iterator[str]:
+    """moto's server in a thread of this process, so a child process reaches the same moto state over HTTP.
+
+    ThreadedMotoServer serves moto's backends, the ones mock_aws() fills in this process (moto's "Server mode"
+    documentation); the sandbox's moto patches (sandbox/moto_ecr.py) apply to it for the same reason.
+    """
+    import socket
+
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def run_process(*args: str, endpoint: str, cwd: Path) -> Ran:
+    """`python -m pullthrough.cli ARGS` in a child process: this environment, AWS pointed at `endpoint`."""
+    import os
+    import subprocess
+    import sys
+
+    import pullthrough
+
+    library = str(Path(pullthrough.__path__[0]).parent)
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": endpoint,
+        "PYTHONPATH": os.pathsep.join([library, str(SCHEMAS.parents[1])]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pullthrough.cli", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Ran(done.returncode, done.stdout, done.stderr)

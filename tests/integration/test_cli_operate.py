@@ -7,6 +7,7 @@ function role. --json output is validated against docs/cli/<command>.schema.json
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 import yaml
 
 from sandbox import PushedImage, Sandbox
-from tests.integration.cli_support import recorded, run
+from tests.integration.cli_support import moto_server, recorded, run, run_process
 from tests.integration.warm_support import WarmHarness, secret_of, unique
 
 pytestmark = pytest.mark.sandbox
@@ -53,6 +54,18 @@ def terminal(world: Operate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     return world
 
 
+@pytest.fixture
+def quay(terminal: Operate) -> Iterator[str]:
+    """A rule prefix the test may create; afterwards neither the rule nor its ownership record is left for others."""
+    from pullthrough.aws import ownership
+
+    prefix = unique("op-quay")
+    yield prefix
+    with contextlib.suppress(boto3.client("ecr").exceptions.PullThroughCacheRuleNotFoundException):
+        boto3.client("ecr").delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+    ownership.forget(terminal.stack.environment("ReconcileRulesFunction")["LEDGER_TABLE"], ownership.Kind.RULE, prefix)
+
+
 def config(world: Operate, images: list[Any], extra_rules: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
     document = world.document(images)
     document["rules"] += list(extra_rules)
@@ -68,10 +81,9 @@ def subject(image: PushedImage) -> str:
 # --- plan ------------------------------------------------------------------------------------------------------------
 
 
-def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(terminal: Operate) -> None:
+def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(quay: str, terminal: Operate) -> None:
     # Given a config with a rule ECR lacks and an image ECR does not hold
     image = terminal.push(unique("plan/app"))
-    quay = unique("op-quay")
     path = config(terminal, [f"{image.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}])
     pulls = terminal.pulls()
     # When `pullthrough plan` runs (every AWS call recorded)
@@ -82,7 +94,7 @@ def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(
     assert f"create rule {quay}: Quay (quay.io)" in ran.out
     assert f"warm     {subject(image)} (1 pull(s))" in ran.out
     assert "Images: 1 to pull through ECR, 1 upstream pull(s)" in ran.out
-    assert "change(s) to apply: pullthrough reconcile; pullthrough warm" in ran.out
+    assert "To apply: pullthrough reconcile (1 rule/template change(s)); then pullthrough warm (1 image(s))" in ran.out
     assert "planning" in ran.err  # progress, on stderr only
     assert aws.calls
     assert aws.writes() == []
@@ -94,9 +106,8 @@ def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(
     }
 
 
-def test_plan_json_matches_its_schema_and_carries_the_differences_and_costs(terminal: Operate) -> None:
+def test_plan_json_matches_its_schema_and_carries_the_differences_and_costs(quay: str, terminal: Operate) -> None:
     image = terminal.push(unique("plan/json"))
-    quay = unique("op-quay")
     path = config(terminal, [f"{image.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}])
     ran = run("plan", "--config", path, "--json")
     document = ran.document("plan")
@@ -114,8 +125,9 @@ def test_plan_json_matches_its_schema_and_carries_the_differences_and_costs(term
 # --- reconcile -------------------------------------------------------------------------------------------------------
 
 
-def test_reconcile_dry_run_writes_nothing_then_reconcile_creates_and_owns_the_rule(terminal: Operate) -> None:
-    quay = unique("op-quay")
+def test_reconcile_dry_run_writes_nothing_then_reconcile_creates_and_owns_the_rule(
+    quay: str, terminal: Operate
+) -> None:
     path = config(terminal, [], [{"prefix": quay, "upstream": "quay"}])
     # When --dry-run runs: it plans, exits 1 (drift to apply), writes nothing
     with recorded() as aws:
@@ -210,3 +222,66 @@ def test_status_rules_only_is_ok_when_every_rule_is_valid(terminal: Operate) -> 
     document = ran.document("status")
     assert ran.code == 0, json.dumps(document, indent=1)
     assert (document["images"], document["runs"]) == ([], [])
+
+
+# --- as a process: `python -m pullthrough.cli`, AWS reached over HTTP ------------------------------------------------
+
+
+@pytest.fixture
+def server(terminal: Operate) -> Iterator[str]:
+    with moto_server() as endpoint:
+        yield endpoint
+
+
+def test_status_as_a_process(terminal: Operate, server: str, tmp_path: Path) -> None:
+    image = terminal.push(unique("proc/status"))
+    path = config(terminal, [f"{image.repository}:1.0"])
+    ran = run_process("status", "--config", path, "--json", endpoint=server, cwd=tmp_path)
+    document = ran.document("status")
+    assert ran.code == 1, ran.err
+    assert ran.err == ""
+    (found,) = [i for i in document["images"] if i["subject"] == subject(image)]
+    assert (found["ecr_digest"], found["upstream_digest"]) == (None, image.digest)
+
+
+def test_plan_as_a_process(quay: str, terminal: Operate, server: str, tmp_path: Path) -> None:
+    path = config(terminal, [], [{"prefix": quay, "upstream": "quay"}])
+    ran = run_process("plan", "--config", path, endpoint=server, cwd=tmp_path)
+    assert ran.code == 1, ran.err
+    assert f"create rule {quay}: Quay (quay.io)" in ran.out
+    assert ran.err == ""  # progress is for terminals; a pipe gets none
+    held = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert quay not in {rule["ecrRepositoryPrefix"] for rule in held}
+
+
+def test_reconcile_as_a_process(quay: str, terminal: Operate, server: str, tmp_path: Path) -> None:
+    path = config(terminal, [], [{"prefix": quay, "upstream": "quay"}])
+    ran = run_process("reconcile", "--config", path, "--json", endpoint=server, cwd=tmp_path)
+    document = ran.document("reconcile")
+    assert ran.code == 0, ran.err
+    (created,) = [c for c in document["rules"] if c["prefix"] == quay]
+    assert (created["action"], created["outcome"]) == ("create", "created")
+    held = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+    assert quay in {rule["ecrRepositoryPrefix"] for rule in held}
+
+
+# --- warm and credentials check: their --json documents -------------------------------------------------------------
+
+
+def test_warm_json_is_the_report_and_matches_its_schema(terminal: Operate) -> None:
+    image = terminal.push(unique("warm/json"))
+    path = config(terminal, [f"{image.repository}:1.0"])
+    ran = run("warm", "--config", path, "--json")
+    document = ran.document("warm")
+    assert ran.code == 0, ran.err
+    (item,) = document["report"]["items"]
+    assert (item["subject"], item["outcome"]) == (subject(image), "warmed")
+
+
+def test_credentials_check_json_matches_its_schema_and_never_holds_the_token(terminal: Operate) -> None:
+    path = config(terminal, [])
+    ran = run("credentials", "check", "--config", path, "--json")
+    document = ran.document("credentials-check")
+    assert ran.code == 0, ran.out
+    assert {(r["rule"], r["valid"]) for r in document["rules"]} == {(Operate.HUB, True), (Operate.GHCR, True)}
+    assert terminal.sb.users[terminal.user] not in ran.out

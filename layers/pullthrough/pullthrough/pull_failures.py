@@ -106,7 +106,8 @@ def fix_for(failure: PullFailure, config: Config | None) -> str:
             "or pin a tag that exists"
         )
     return (
-        "look at the ECR Pull Through Cache Action event in EventBridge and the rule's validation (`pullthrough plan`)"
+        "look at the ECR Pull Through Cache Action event in EventBridge, and whether ECR validates the rule "
+        "(`pullthrough status`)"
     )
 
 

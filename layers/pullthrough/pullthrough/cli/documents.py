@@ -2,13 +2,12 @@
 
 Each document is `{"schema": "pullthrough/<command>/v1", ...}`. Versioning: a change that only adds fields (or
 values of an open set) keeps v1; a consumer ignores what it does not know. Renaming, removing or retyping a field, or
-changing its meaning, is v2. `python -m pullthrough.cli.documents DIR` writes the schemas; a test keeps them current.
+changing its meaning, is v2. `make schema` writes the schemas (main() below); a test keeps them current.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any, Literal
 
@@ -271,7 +270,3 @@ def main(argv: list[str]) -> int:
     for name in DOCUMENTS:
         (target / f"{name}.schema.json").write_text(json.dumps(schema(name), indent=2) + "\n")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -130,4 +130,14 @@ def plan_lines(
         notes = [*notes, *warm.notes]
     for note in notes:
         yield f"note: {note}"
-    yield "Nothing to do." if not pending else f"{pending} change(s) to apply: pullthrough reconcile; pullthrough warm"
+    yield _next_step(len(writes), pending - len(writes))
+
+
+def _next_step(rule_writes: int, images: int) -> str:
+    if not rule_writes and not images:
+        return "Nothing to do."
+    steps = [
+        *([f"pullthrough reconcile ({rule_writes} rule/template change(s))"] if rule_writes else []),
+        *([f"pullthrough warm ({images} image(s))"] if images else []),
+    ]
+    return "To apply: " + "; then ".join(steps)
