@@ -283,10 +283,10 @@ def test_a_rule_that_cannot_be_removed_keeps_its_secret_its_repositories_and_the
     # Given ECR refuses to delete the hub rule
     delete_rule = ptc.delete_rule
 
-    def refuse(prefix: str) -> None:
+    def refuse(prefix: str, region: str | None = None) -> None:
         if prefix == "hub":
             raise AwsError("ecr:DeletePullThroughCacheRule", f"rule {prefix}", "AccessDeniedException", "denied")
-        delete_rule(prefix)
+        delete_rule(prefix, region)
 
     monkeypatch.setattr(ptc, "delete_rule", refuse)
     # When uninstall runs
@@ -306,3 +306,13 @@ def test_a_rule_that_cannot_be_removed_keeps_its_secret_its_repositories_and_the
     assert account.secret_deleted(HUB_SECRET) is False
     assert account.tables() == [TABLE]
     assert ownership.owned(TABLE).rules == {"hub"}
+
+
+def test_region_decides_every_call_not_only_some(account: Account) -> None:
+    # Given everything lives in us-east-1 (the environment's region)
+    # When the operator names another region
+    code, out, _ = account.run("--dry-run", "--region", "eu-west-1")
+    # Then rules, templates, repositories, secrets and the ledger are all looked for there: nothing is Pullthrough's
+    assert code == 0
+    assert out.splitlines()[0] == "Nothing of Pullthrough's to remove here."
+    assert "hub" not in out

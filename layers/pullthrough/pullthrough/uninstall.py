@@ -103,8 +103,8 @@ def survey(config: Config, table: str | None, options: Options = Options(), regi
             "removed; pass --ledger-table NAME (the stack's retained LedgerTable)"
         )
     else:
-        owned = ownership.owned(table)
-    snapshot = ptc.snapshot()
+        owned = ownership.owned(table, region)
+    snapshot = ptc.snapshot(region)
     removals: list[Removal] = []
     kept: list[Kept] = []
     configured = {rule.prefix for rule in config.rules}
@@ -249,12 +249,12 @@ def _remove_one(removal: Removal, table: str | None, options: Options, region: s
         rule = removal.kind is Resource.RULE
         kind = ownership.Kind.RULE if rule else ownership.Kind.TEMPLATE
         try:
-            (ptc.delete_rule if rule else ptc.delete_template)(removal.name)
+            (ptc.delete_rule if rule else ptc.delete_template)(removal.name, region)
         except AwsNotFound:
-            _forget(table, kind, removal.name)  # a stale record: the rule is gone already
+            _forget(table, kind, removal.name, region)  # a stale record: the rule is gone already
             raise
         # The record goes with the rule, so a second run after a partial failure does not look for it again.
-        _forget(table, kind, removal.name)
+        _forget(table, kind, removal.name, region)
     elif removal.kind is Resource.REPOSITORY:
         repositories.delete(removal.name, region)
     elif removal.kind is Resource.SECRET:
@@ -265,6 +265,6 @@ def _remove_one(removal: Removal, table: str | None, options: Options, region: s
         ledger_table.delete(removal.name, region)
 
 
-def _forget(table: str | None, kind: ownership.Kind, prefix: str) -> None:
+def _forget(table: str | None, kind: ownership.Kind, prefix: str, region: str | None) -> None:
     if table is not None:
-        ownership.forget(table, kind, prefix)
+        ownership.forget(table, kind, prefix, region)
