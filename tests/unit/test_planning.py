@@ -500,6 +500,17 @@ def test_a_manual_request_warms_only_what_it_names_and_fails_what_no_rule_caches
     }
 
 
+def test_a_requested_image_without_a_tag_is_told_to_add_one_to_itself() -> None:
+    # Given a manual request naming an image without a tag that the warm list does not have
+    plan = planner(config_with(["listed:1"]), FakeEcr(), FakeUpstream()).plan(
+        WarmRequest(trigger="manual", images=("ghcr.io/acme/tool",)), RUN
+    )
+    # Then the failure shows that image with a tag to fill in, not a generic example
+    (decided,) = plan.decided
+    assert decided.item.outcome is Outcome.FAILED
+    assert "give a tag (ghcr.io/acme/tool:<tag>)" in (decided.item.reason or "")
+
+
 def test_a_rules_reconciled_request_plans_only_the_images_of_those_rules() -> None:
     ecr, upstream = FakeEcr(), FakeUpstream()
     upstream.serve("library/nginx", "1", digest_of("nginx"))

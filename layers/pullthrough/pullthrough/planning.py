@@ -400,7 +400,8 @@ class Planner:
                 listed = [t for t in config.targets() if t.image.image.name == reference.name]
                 if reference.tag is None:
                     if not listed:
-                        raise InvalidReference(text, "give a tag (name:tag): the image is not in warm.images")
+                        hint = f"give a tag ({text}:<tag>): the image is not in warm.images, so no tag is known"
+                        raise InvalidReference(text, hint)
                     targets.extend(listed)
                     continue
                 base = listed[0] if listed else None
