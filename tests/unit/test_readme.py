@@ -74,3 +74,19 @@ def test_the_lambda_arithmetic_is_what_the_row_says() -> None:
     gb_seconds = Decimal(seconds) / 2
     assert f"{gb_seconds:,.0f} GB-s" in row[1]
     assert dollars(row[2]) == (gb_seconds * Decimal("0.0000133334")).quantize(Decimal("0.01"))
+
+
+def test_every_link_of_the_readme_leads_somewhere() -> None:
+    text = README.read_text(encoding="utf-8")
+    headings = {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
+        for line in text.splitlines()
+        if line.startswith("## ")
+    }
+    for target in re.findall(r"\]\(([^)]+)\)", text):
+        if target.startswith("https://"):
+            continue
+        if target.startswith("#"):
+            assert target[1:] in headings, target
+        else:
+            assert (README.parent / target).is_file(), target
