@@ -60,6 +60,13 @@ def query(call: Call) -> list[Authorization]:
     return [call.ask("dynamodb:Query", _table_arn(call, table), "", {"dynamodb:LeadingKeys": leading})]
 
 
+def scan(call: Call) -> list[Authorization]:
+    # A Scan reads every partition, so the request names no partition key values (no dynamodb:LeadingKeys; Developer
+    # Guide, "Using IAM policy conditions for fine-grained access control"). Only the CLI scans, as the operator.
+    table = str(call.params["TableName"])
+    return [call.ask("dynamodb:Scan", _table_arn(call, table))]
+
+
 def batch(action: str, request: str, keys: Callable[[Mapping[str, Any]], list[Mapping[str, Any]]]) -> Mapper:
     def mapper(call: Call) -> list[Authorization]:
         asked = []

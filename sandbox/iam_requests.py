@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from sandbox.iam import Authorization, Principal
-from sandbox.iam_dynamodb import batch, item, query, transact_write, write_keys
+from sandbox.iam_dynamodb import batch, item, query, scan, transact_write, write_keys
 
 # Service-linked roles ECR creates on the caller's behalf: name and service principal (ECR User Guide, "Amazon ECR
 # service-linked role for pull through cache" and "... for repository creation templates").
@@ -335,6 +335,7 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("dynamodb", "UpdateItem"): item("dynamodb:UpdateItem", "Key"),
     ("dynamodb", "DeleteItem"): item("dynamodb:DeleteItem", "Key"),
     ("dynamodb", "Query"): query,
+    ("dynamodb", "Scan"): scan,
     ("dynamodb", "BatchWriteItem"): batch("dynamodb:BatchWriteItem", "RequestItems", write_keys),
     ("dynamodb", "BatchGetItem"): batch("dynamodb:BatchGetItem", "RequestItems", lambda entries: entries["Keys"]),
     ("dynamodb", "TransactWriteItems"): transact_write,
@@ -342,7 +343,6 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("dynamodb", "ListTables"): lambda call: [call.ask("dynamodb:ListTables", "*")],
     ("dynamodb", "DescribeTable"): lambda call: [call.ask("dynamodb:DescribeTable", _table(call))],
     ("dynamodb", "DeleteTable"): lambda call: [call.ask("dynamodb:DeleteTable", _table(call))],
-    ("dynamodb", "Scan"): lambda call: [call.ask("dynamodb:Scan", _table(call))],  # the ledger's reads (status)
     ("sns", "Publish"): _publish,
     ("sqs", "SendMessage"): _on_queue("sqs:SendMessage"),
     ("sqs", "SendMessageBatch"): _on_queue("sqs:SendMessage"),

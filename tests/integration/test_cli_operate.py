@@ -82,9 +82,14 @@ def subject(image: PushedImage) -> str:
 
 
 def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(quay: str, terminal: Operate) -> None:
-    # Given a config with a rule ECR lacks and an image ECR does not hold
+    # Given a config with a rule ECR lacks, an image ECR does not hold, and one it holds (a run would verify it and
+    # remember that in the ledger)
     image = terminal.push(unique("plan/app"))
-    path = config(terminal, [f"{image.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}])
+    held = terminal.push(unique("plan/held"), platforms=("linux/amd64", "linux/arm64"))
+    assert run("warm", "--config", config(terminal, [f"{held.repository}:1.0"])).code == 0
+    path = config(
+        terminal, [f"{image.repository}:1.0", f"{held.repository}:1.0"], [{"prefix": quay, "upstream": "quay"}]
+    )
     pulls = terminal.pulls()
     # When `pullthrough plan` runs (every AWS call recorded)
     with recorded() as aws:
@@ -94,6 +99,7 @@ def test_plan_shows_the_rule_to_create_and_the_image_to_warm_and_writes_nothing(
     assert f"create rule {quay}: Quay (quay.io)" in ran.out
     assert f"warm     {subject(image)} (1 pull(s))" in ran.out
     assert "Images: 1 to pull through ECR, 1 upstream pull(s)" in ran.out
+    assert f"keep     {subject(held)}" in ran.out
     assert "To apply: pullthrough reconcile (1 rule/template change(s)); then pullthrough warm (1 image(s))" in ran.out
     assert "planning" in ran.err  # progress, on stderr only
     assert aws.calls
@@ -285,3 +291,22 @@ def test_credentials_check_json_matches_its_schema_and_never_holds_the_token(ter
     assert ran.code == 0, ran.out
     assert {(r["rule"], r["valid"]) for r in document["rules"]} == {(Operate.HUB, True), (Operate.GHCR, True)}
     assert terminal.sb.users[terminal.user] not in ran.out
+
+
+def test_a_moved_upstream_tag_is_a_refresh_in_the_plan_and_a_problem_in_status(terminal: Operate) -> None:
+    # Given an image ECR holds, then the upstream tag moves to a new build
+    name = unique("moved/app")
+    old = terminal.push(name)
+    path = config(terminal, [f"{name}:1.0"])
+    assert run("warm", "--config", path).code == 0
+    new = terminal.push(name, seed="rebuilt")
+    # When plan and status run
+    plan = run("plan", "--config", path)
+    status = run("status", "--config", path, "--json")
+    # Then plan refreshes it, naming both digests, and status says the tag moved
+    assert plan.code == 1
+    assert f"  refresh  docker.io/{name}:1.0 (1 pull(s)): {old.digest[:19]} -> {new.digest[:19]}" in plan.out
+    (image,) = status.document("status")["images"]
+    assert (image["ecr_digest"], image["upstream_digest"], image["current"]) == (old.digest, new.digest, False)
+    assert image["problems"] == ["the upstream tag moved: the next warm run refreshes it"]
+    assert status.code == 1

@@ -123,14 +123,21 @@ def plan_lines(
         todo = [image for image in warm.images if image.action in ("warm", "refresh", "complete")]
         yield f"Images: {len(todo)} to pull through ECR, {warm.pulls} upstream pull(s)"
         for image in warm.images:
-            cost = f" ({image.cost} pull(s))" if image.cost else ""
-            yield f"  {image.action:<8} {image.subject}{cost}" + (f": {image.reason}" if image.reason else "")
+            yield f"  {image.action:<8} {image.subject}{_image_detail(image)}"
             if image.fix and image.action in ("fail", "defer", "skip"):
                 yield f"  {'':<8} fix: {image.fix}"
         notes = [*notes, *warm.notes]
     for note in notes:
         yield f"note: {note}"
     yield _next_step(len(writes), pending - len(writes))
+
+
+def _image_detail(image: WarmImageDoc) -> str:
+    """A job's cost (and, for a refresh, the digests); a decided image's reason."""
+    if image.action not in ("warm", "refresh", "complete"):
+        return f": {image.reason}" if image.reason else ""
+    moved = f": {image.previous_digest[:19]} -> {(image.digest or '?')[:19]}" if image.previous_digest else ""
+    return f" ({image.cost} pull(s)){moved}"
 
 
 def _next_step(rule_writes: int, images: int) -> str:
