@@ -316,3 +316,22 @@ def test_region_decides_every_call_not_only_some(account: Account) -> None:
     assert code == 0
     assert out.splitlines()[0] == "Nothing of Pullthrough's to remove here."
     assert "hub" not in out
+
+
+def test_uninstall_as_a_process(account: Account, tmp_path: Path) -> None:
+    # Given the same account behind moto's server, and `pullthrough` run as a user runs it, in its own process
+    from tests.integration.cli_support import moto_server, run_process
+
+    with moto_server() as endpoint:
+        # When the user lists, then confirms with --yes
+        listed = run_process("uninstall", "--dry-run", "--config", str(account.config), endpoint=endpoint, cwd=tmp_path)
+        removed = run_process(
+            "uninstall", "--yes", "--json", "--config", str(account.config), endpoint=endpoint, cwd=tmp_path
+        )
+    # Then the listing is text on stdout and nothing on stderr, and the removal's document says every item went
+    assert (listed.code, listed.err) == (0, "")
+    assert listed.out.startswith("Pullthrough owns 8 item(s), removed in this order:\n")
+    document = removed.document("uninstall")
+    assert removed.code == 0, removed.err
+    assert {item["status"] for item in document["remove"]} == {"removed"}
+    assert account.rules() == {"adopted", "theirs"}
