@@ -279,6 +279,11 @@ def _on_queue(action: str) -> Mapper:
     return lambda call: [call.ask(action, _queue_arn(call))]
 
 
+def _table(call: Call) -> str:
+    table = str(call.params["TableName"])
+    return table if table.startswith("arn:") else f"arn:aws:dynamodb:{call.region}:{call.account}:table/{table}"
+
+
 def _put_events(call: Call) -> list[Authorization]:
     # One authorization per entry, on its bus, with events:source and events:detail-type (EventBridge User Guide,
     # "Using IAM policy conditions in Amazon EventBridge").
@@ -310,6 +315,9 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("ecr", "BatchGetImage"): _on_repository("ecr:BatchGetImage"),
     ("ecr", "BatchCheckLayerAvailability"): _on_repository("ecr:BatchCheckLayerAvailability"),
     ("ecr", "GetDownloadUrlForLayer"): _on_repository("ecr:GetDownloadUrlForLayer"),
+    # DescribeRepositories without names lists every repository: the request is on all of them.
+    ("ecr", "DescribeRepositories"): lambda call: [call.ask("ecr:DescribeRepositories", _repository(call, "*"))],
+    ("ecr", "DeleteRepository"): _on_repository("ecr:DeleteRepository"),
     ("ecr", "CreateRepository"): lambda call: _create_repository(
         call, _repository(call), call.params.get("tags"), "ecr:CreateRepository"
     ),
@@ -319,6 +327,7 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("secretsmanager", "UpdateSecretVersionStage"): _on_secret("secretsmanager:UpdateSecretVersionStage"),
     ("secretsmanager", "TagResource"): _on_secret("secretsmanager:TagResource"),
     ("secretsmanager", "UntagResource"): _on_secret("secretsmanager:UntagResource"),
+    ("secretsmanager", "DeleteSecret"): _on_secret("secretsmanager:DeleteSecret"),
     ("secretsmanager", "CreateSecret"): _create_secret,
     ("secretsmanager", "RotateSecret"): _rotate_secret,
     ("dynamodb", "GetItem"): item("dynamodb:GetItem", "Key"),
@@ -330,6 +339,10 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("dynamodb", "BatchWriteItem"): batch("dynamodb:BatchWriteItem", "RequestItems", write_keys),
     ("dynamodb", "BatchGetItem"): batch("dynamodb:BatchGetItem", "RequestItems", lambda entries: entries["Keys"]),
     ("dynamodb", "TransactWriteItems"): transact_write,
+    # The IAM service reference: ListTables has no resource type ("*"); DescribeTable and DeleteTable are on the table.
+    ("dynamodb", "ListTables"): lambda call: [call.ask("dynamodb:ListTables", "*")],
+    ("dynamodb", "DescribeTable"): lambda call: [call.ask("dynamodb:DescribeTable", _table(call))],
+    ("dynamodb", "DeleteTable"): lambda call: [call.ask("dynamodb:DeleteTable", _table(call))],
     ("sns", "Publish"): _publish,
     ("sqs", "SendMessage"): _on_queue("sqs:SendMessage"),
     ("sqs", "SendMessageBatch"): _on_queue("sqs:SendMessage"),

@@ -29,7 +29,9 @@ KEY = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-aaaa-bbbb-cccc-0000111122
 
 def operations() -> list[str]:
     """The ECR operations aws/ptc.py calls, by their API names."""
-    names = set(re.findall(r"_ecr\(\)\.(\w+)\(", PTC_SOURCE)) | set(re.findall(r'get_paginator\("(\w+)"\)', PTC_SOURCE))
+    names = set(re.findall(r"_ecr\([a-z]*\)\.(\w+)\(", PTC_SOURCE)) | set(
+        re.findall(r'get_paginator\("(\w+)"\)', PTC_SOURCE)
+    )
     names.discard("get_paginator")
     by_method = {re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower(): name for name in MODEL.operation_names}
     return sorted(by_method[name] for name in names)

@@ -463,8 +463,8 @@ BAD_DOCUMENTS = [
         hub("warm: {images: [nginx]}\n"),
         [
             (
-                "warm.images[0]: nothing to warm: give a tag (olakego/source-mysql:v0.1.8) or, in the "
-                "object form, tags, tag_pattern or latest (got 'nginx')"
+                "warm.images[0]: nothing to warm: give a tag (nginx:<tag>) or, in the object form, tags, "
+                "tag_pattern or latest ({image: nginx, latest: 3}) (got 'nginx')"
             ),
         ],
         id="image-no-tag",
@@ -474,17 +474,31 @@ BAD_DOCUMENTS = [
         [
             (
                 "warm.images[0]: ECR does not cache an image first pulled by digest; give the tag too "
-                "(name:tag@sha256:...) (got 'nginx@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...)"
+                "(nginx:<tag>@sha256:...) (got 'nginx@sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...)"
             ),
         ],
         id="image-digest-only",
     ),
     pytest.param(
+        "version: 1\nrules: [{prefix: ghcr, upstream: github-container-registry, credentials: ecr-pullthroughcache/g}]"
+        "\n"
+        "warm: {images: [ghcr.io/fluxcd/source-controller]}\n",
+        [
+            (
+                "warm.images[0]: nothing to warm: give a tag (ghcr.io/fluxcd/source-controller:<tag>) or, in the "
+                "object form, tags, tag_pattern or latest ({image: ghcr.io/fluxcd/source-controller, latest: 3}) "
+                "(got 'ghcr.io/fluxcd/source-controller')"
+            ),
+        ],
+        id="image-no-tag-shows-the-image-at-hand",
+    ),
+    pytest.param(
         hub("warm: {images: [{image: olakego/source-mysql}]}\n"),
         [
             (
-                "warm.images[0]: nothing to warm: give a tag (olakego/source-mysql:v0.1.8) or, in the "
-                "object form, tags, tag_pattern or latest (got {image: 'olakego/source-mysql'})"
+                "warm.images[0]: nothing to warm: give a tag (olakego/source-mysql:<tag>) or, in the object form, "
+                "tags, tag_pattern or latest ({image: olakego/source-mysql, latest: 3}) "
+                "(got {image: 'olakego/source-mysql'})"
             ),
         ],
         id="image-object-nothing",
@@ -745,6 +759,57 @@ warm:
     # When it is parsed
     # Then only the prefix is reported: "add a rule" would send the user the wrong way
     assert [p.split(":", 1)[0] for p in problems_of(text)] == ["rules[0].prefix"]
+
+
+def test_a_misspelt_upstream_is_one_problem_not_one_per_image() -> None:
+    # Given a rule whose upstream is misspelt and three Docker Hub images that depend on it
+    text = """version: 1
+rules:
+  - {prefix: docker-hub, upstream: dockerhub}
+warm:
+  images: ['docker.io/library/alpine:3.20', 'docker.io/library/nginx:1.27', 'docker.io/library/redis:7.4']
+"""
+    # When it is parsed
+    found = problems_of(text)
+    # Then the rule's upstream is the one problem, with the fix; the images wait for it
+    assert found == [
+        "rules[0].upstream: unknown upstream (did you mean 'docker-hub'?); valid: azure-container-registry, "
+        "chainguard, docker-hub, ecr, ecr-public, github-container-registry, gitlab-container-registry, k8s, quay "
+        "(got 'dockerhub')"
+    ]
+
+
+def test_images_stranded_by_one_missing_upstream_share_one_problem() -> None:
+    # Given images of two upstreams no rule caches and of one registry ECR cannot cache, several of each
+    text = hub(
+        """warm:
+  images:
+    - ghcr.io/org/a:1
+    - registry.example.com/team/a:1
+    - ghcr.io/org/b:1
+    - docker.io/library/alpine:3.20
+    - registry.example.com/team/b:1
+    - ghcr.io/org/c:1
+"""
+    )
+    # When it is parsed
+    found = problems_of(text)
+    # Then each cause is one problem, at its first image, naming every other image it strands
+    assert [p.split(": ", 1)[0] for p in found] == ["warm.images[0]", "warm.images[1]"]
+    assert found[0] == (
+        "warm.images[0]: no rule caches ghcr.io images; add a rule with upstream: github-container-registry; "
+        "the same for warm.images[2], warm.images[5] (got 'ghcr.io/org/a:1')"
+    )
+    assert found[1].startswith("warm.images[1]: ECR pull-through cache cannot cache images from registry.example.com;")
+    assert "; the same for warm.images[4] (got 'registry.example.com/team/a:1')" in found[1]
+
+
+def test_a_long_list_of_stranded_images_is_bounded() -> None:
+    images = "".join(f"    - ghcr.io/org/app-{i}:1\n" for i in range(9))
+    (only,) = problems_of(hub("warm:\n  images:\n" + images))
+    assert "the same for warm.images[1], warm.images[2], warm.images[3], warm.images[4], warm.images[5] and 3 more" in (
+        only
+    )
 
 
 def test_the_load_error_names_the_file(tmp_path: Path) -> None:

@@ -162,8 +162,8 @@ def test_an_allowed_call_reaches_moto_and_threads_act_as_the_function(aws: None)
 
 
 def test_an_operation_the_sandbox_cannot_map_is_never_let_through(aws: None) -> None:
-    with iam.acting_as(principal(allow("*"))), pytest.raises(iam_requests.Unmapped, match="ecr:DeleteRepository"):
-        boto3.client("ecr", region_name=REGION).delete_repository(repositoryName="x")
+    with iam.acting_as(principal(allow("*"))), pytest.raises(iam_requests.Unmapped, match="ecr:DeleteLifecyclePolicy"):
+        boto3.client("ecr", region_name=REGION).delete_lifecycle_policy(repositoryName="xy")
 
 
 # --- the evaluation logic --------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ ADAPTERS = {
     "secrets.py": "secretsmanager",
     "ledger.py": "dynamodb",
     "ownership.py": "dynamodb",
+    "ledger_table.py": "dynamodb",
+    "repositories.py": "ecr",
     "sns.py": "sns",
     "queue.py": "sqs",
     "events.py": "events",

@@ -25,7 +25,7 @@ from pullthrough.errors import (
     RegistryNotFound,
     RegistryRateLimited,
 )
-from pullthrough.planning import InFlight, Planner, Version, WarmRequest, latest_versions, select_tags
+from pullthrough.planning import InFlight, Planner, WarmRequest, select_tags
 from pullthrough.registry import ManifestHead, RateLimit
 from pullthrough.report import Outcome, Severity
 from pullthrough.warming import MOVED_TAG_NOTE
@@ -172,43 +172,6 @@ def outcomes(plan: Any) -> dict[str, tuple[Outcome, str | None]]:
 
 
 # --- versions and tags -------------------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("lower", "higher"),
-    [
-        ("1.2.3", "1.2.4"),
-        ("1.2.9", "1.10.0"),
-        ("v1.9.0", "v2.0.0"),
-        ("2.0.0-rc.1", "2.0.0"),
-        ("2.0.0-alpha", "2.0.0-alpha.1"),
-        ("2.0.0-alpha.1", "2.0.0-alpha.beta"),
-        ("2.0.0-beta.2", "2.0.0-beta.11"),
-        ("1.27", "1.27.1"),
-    ],
-)
-def test_versions_order_as_semver_says(lower: str, higher: str) -> None:
-    # Given two tags read as versions, Then they order as semantic versioning says
-    low, high = Version.parse(lower), Version.parse(higher)
-    assert low is not None
-    assert high is not None
-    assert low < high
-
-
-@pytest.mark.parametrize("tag", ["latest", "1", "v1.2.3.4", "1.02.3", "stable-1.2", "1.2.3_rc"])
-def test_tags_that_are_not_versions_are_not_read_as_versions(tag: str) -> None:
-    assert Version.parse(tag) is None
-
-
-def test_latest_n_picks_the_highest_releases_and_skips_prereleases_unless_asked() -> None:
-    # Given a tag list with releases, pre-releases and non-versions
-    tags = ["latest", "1.9.0", "1.10.0", "2.0.0-rc.1", "1.10.1", "alpine", "0.9.9"]
-    # When the latest 2 are picked, with and without pre-releases
-    releases = latest_versions(tags, 2)
-    with_pre = latest_versions(tags, 2, prereleases=True)
-    # Then releases rank by version and pre-releases count only when asked for
-    assert releases == ["1.10.1", "1.10.0"]
-    assert with_pre == ["2.0.0-rc.1", "1.10.1"]
 
 
 def test_select_tags_joins_named_tags_with_pattern_and_latest() -> None:
@@ -480,6 +443,21 @@ def test_tag_patterns_and_latest_n_expand_over_the_upstreams_tag_list() -> None:
     assert [job.tag for job in plan.jobs] == ["v1.2.0", "v1.1.0"]
 
 
+def test_tags_latest_n_cannot_order_become_a_note_of_the_plan() -> None:
+    # Given an entry for the latest release of an upstream whose tags include floating ones and an -alpine family
+    ecr, upstream = FakeEcr(), FakeUpstream()
+    upstream.tag_lists["acme/app"] = ["2024.01.15", "2024.01.09", "latest", "edge", "2024.01.15-alpine"]
+    upstream.serve("acme/app", "2024.01.15", digest_of("cal"))
+    # When the run is planned
+    plan = planner(config_with([{"image": "acme/app", "latest": 1}]), ecr, upstream).plan(WarmRequest(trigger="t"), RUN)
+    # Then the calendar version is picked and the plan's notes say what latest-N left out
+    assert [job.tag for job in plan.jobs] == ["2024.01.15"]
+    assert plan.notes[0].startswith(
+        "docker.io/acme/app (latest 1): 2 tag(s) name no version it can order: latest, edge; "
+        "tags with a suffix were left out: -alpine (1)."
+    )
+
+
 def test_a_tag_list_failure_fails_the_entry_once_and_spares_the_others() -> None:
     ecr, upstream = FakeEcr(), FakeUpstream()
     upstream.tag_lists["acme/app"] = RegistryAuthError("registry-1.docker.io", "acme/app", "refused", 401)
@@ -520,6 +498,17 @@ def test_a_manual_request_warms_only_what_it_names_and_fails_what_no_rule_caches
         "example.com/x/y:1": (Outcome.FAILED, "no_rule"),
         "Not A Ref": (Outcome.FAILED, "invalid_reference"),
     }
+
+
+def test_a_requested_image_without_a_tag_is_told_to_add_one_to_itself() -> None:
+    # Given a manual request naming an image without a tag that the warm list does not have
+    plan = planner(config_with(["listed:1"]), FakeEcr(), FakeUpstream()).plan(
+        WarmRequest(trigger="manual", images=("ghcr.io/acme/tool",)), RUN
+    )
+    # Then the failure shows that image with a tag to fill in, not a generic example
+    (decided,) = plan.decided
+    assert decided.item.outcome is Outcome.FAILED
+    assert "give a tag (ghcr.io/acme/tool:<tag>)" in (decided.item.reason or "")
 
 
 def test_a_rules_reconciled_request_plans_only_the_images_of_those_rules() -> None:

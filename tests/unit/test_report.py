@@ -683,6 +683,54 @@ def test_a_subject_prefix_follows_the_status() -> None:
     assert report.message(prefix="[ACME]").subject.startswith("FAILED [ACME] warm ")  # type: ignore[union-attr]
 
 
+_STATUS_OUTCOMES = {Status.OK: "warmed", Status.WARNING: "deferred", Status.FAILED: "failed"}
+
+
+def _first_line_verdict(body: str) -> str:
+    # A summary body is the headline plus ". Run <id>."; a full body's first line is the headline itself.
+    return body.splitlines()[0].split(". Run ")[0]
+
+
+@pytest.mark.parametrize("success", ["full", "summary"])
+@pytest.mark.parametrize("prefix", [None, "[ACME]", "[ACME registry cache]"])
+@pytest.mark.parametrize("dry_run", [False, True])
+@pytest.mark.parametrize("kind", list(Kind))
+@pytest.mark.parametrize("status", list(Status))
+def test_the_subject_and_the_bodys_first_line_agree(
+    status: Status, kind: Kind, dry_run: bool, prefix: str | None, success: str
+) -> None:
+    # Given a report of every status, kind and mode, with or without the config's subject prefix
+    items = (
+        ReportItem(subject="docker.io/library/alpine:3.20", outcome=_STATUS_OUTCOMES[status]),
+        ReportItem(subject="docker.io/library/nginx:1.27", outcome="warmed"),
+    )
+    report = make_report(kind=kind, dry_run=dry_run, items=items)
+    assert report.status is status
+    # When it is turned into the message a subscriber receives
+    message = report.message(success, prefix)  # type: ignore[arg-type]
+    assert message is not None
+    # Then the body opens with exactly the subject's verdict: same status, same prefix, same counts
+    assert _first_line_verdict(message.body) == message.subject
+    assert message.subject.startswith(f"{status.value} {prefix or 'pullthrough'} {kind.value}")
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_shortened_subject_is_the_first_line_with_its_tail_cut(case: str) -> None:
+    # Given a report whose headline is longer than a subject may be (a long stack name, a long prefix)
+    report = CASES[case]().model_copy(update={"stack": "pullthrough-" + "x" * 80})
+    prefix = "[ACME registry cache]"
+    # When it is published in full
+    message = report.message("full", prefix)
+    assert message is not None
+    first = message.body.splitlines()[0]
+    assert len(first) > MAX_SUBJECT_CHARS
+    # Then the subject keeps the first line's verdict and its leading counts; only the stack name and later counts give
+    subject_head, subject_counts = message.subject.split(": ", 1)
+    first_head, first_counts = first.split(": ", 1)
+    assert first_head.startswith(subject_head.removesuffix("..."))
+    assert first_counts.startswith(subject_counts)
+
+
 def test_only_successes_too_many_for_one_message_are_counted() -> None:
     # Given 20,000 warmed images, listed one by one
     items = tuple(

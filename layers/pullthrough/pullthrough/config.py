@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -869,7 +869,11 @@ class WarmImage(_Model):
         None,
         ge=1,
         le=100,
-        description="Warm the N highest semantic versions (among tags matching tag_pattern, when given).",
+        description=(
+            "Warm the N highest versions (1.27.3, 1.2.3.4, 2024.01.15): of the plain tags, or with tag_pattern of "
+            "each suffix family it matches (1.27.3-alpine orders among -alpine tags). Tags it cannot order are "
+            "named in the report."
+        ),
     )
     platforms: tuple[Platform, ...] | None = Field(
         None, min_length=1, description="Platforms for this image; warm.platforms when left out."
@@ -880,14 +884,16 @@ class WarmImage(_Model):
 
     @model_validator(mode="after")
     def _selects_something(self) -> WarmImage:
+        # The hints show the image at hand, written as its author would write it (nginx, ghcr.io/org/app).
+        name = ImageReference(self.image.domain, self.image.path).familiar
         if self.image.tag is None and self.image.digest is not None:
             raise ValueError(
-                "ECR does not cache an image first pulled by digest; give the tag too (name:tag@sha256:...)"
+                f"ECR does not cache an image first pulled by digest; give the tag too ({name}:<tag>@sha256:...)"
             )
         if self.image.tag is None and not self.tags and self.tag_pattern is None and self.latest is None:
             raise ValueError(
-                "nothing to warm: give a tag (olakego/source-mysql:v0.1.8) or, in the object form, "
-                "tags, tag_pattern or latest"
+                f"nothing to warm: give a tag ({name}:<tag>) or, in the object form, tags, tag_pattern or "
+                f"latest ({{image: {name}, latest: 3}})"
             )
         return self
 
@@ -1073,7 +1079,8 @@ class Config(_Model):
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
             )
-        subject = self.notifications.subject_prefix or f"[Pullthrough {self.stack}]"
+        # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
+        subject = self.notifications.subject_prefix or "pullthrough (the default)"
         lines.append(f"reports: success {self.notifications.success}; subject prefix {subject}")
         return lines
 
@@ -1622,7 +1629,7 @@ def _document_checks(raw: dict[str, Any], config: Config | None, source: str) ->
                 rule = Rule.model_validate(item)
             except ValidationError:
                 if isinstance(item, dict):
-                    broken_upstreams.add(str(item.get("upstream")))
+                    broken_upstreams.update(_meant_upstreams(item.get("upstream")))
                     broken_prefixes.add(str(item.get("prefix")))
                     raw_prefix = item.get("prefix")
                     if isinstance(raw_prefix, str):
@@ -1663,6 +1670,8 @@ def _document_checks(raw: dict[str, Any], config: Config | None, source: str) ->
                 )
 
     seen: dict[tuple[str, tuple[str, ...], str | None, int | None], int] = {}
+    # One cause, one problem: every image a missing or unsupported upstream strands is named in the first's problem.
+    stranded: dict[str, tuple[int, list[str]]] = {}
     for index, image in images:
         key = (str(image.image), image.tags or (), image.tag_pattern, image.latest)
         if key in seen:
@@ -1672,14 +1681,36 @@ def _document_checks(raw: dict[str, Any], config: Config | None, source: str) ->
         if resolved is None:
             continue
         if isinstance(resolved, str):
+            if resolved in stranded:
+                stranded[resolved][1].append(f"warm.images[{index}]")
+                continue
             loc = ("warm", "images", index, "rule") if image.rule else ("warm", "images", index)
             problem(loc, image.rule or str(image.image), resolved)
+            stranded[resolved] = (len(problems) - 1, [])
             continue
         try:
             resolved.cache_repository(image.image)
         except InvalidReference as exc:
             problem(("warm", "images", index), str(image.image), exc.reason)
+    for position, others in stranded.values():
+        if others:
+            first = problems[position]
+            problems[position] = replace(first, message=f"{first.message}; the same for {_listing(others)}")
     return problems
+
+
+def _listing(names: Sequence[str], limit: int = 5) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _meant_upstreams(value: Any) -> set[str]:
+    """The upstream a broken rule names, and the catalogue entry a misspelt one most likely means.
+
+    Images from that upstream wait for the rule's own problem to be fixed instead of each reporting a missing rule.
+    """
+    text = str(value)
+    return {text, *difflib.get_close_matches(text, list(upstreams.CATALOGUE), n=1, cutoff=0.6)}
 
 
 _IMAGE_ADAPTER: TypeAdapter[WarmImage] = TypeAdapter(WarmImageField)

@@ -16,20 +16,18 @@ earlier run that can no longer complete (jobs in the dead-letter queue).
 from __future__ import annotations
 
 import math
-import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from functools import total_ordering
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pullthrough import config as config_module
-from pullthrough import manifests
+from pullthrough import manifests, versions
 from pullthrough.budget import Budget, Shared, allowance_key
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
 from pullthrough.errors import (
@@ -47,6 +45,7 @@ from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.registry import ManifestHead
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
 from pullthrough.settings import Settings, SettingsError
+from pullthrough.versions import Version, latest_versions
 from pullthrough.warming import (
     MOVED_TAG_NOTE,
     TAG_MOVED,
@@ -84,73 +83,45 @@ DRAW_ATTEMPTS = 5
 RECONCILED_DETAIL_TYPE = "Pullthrough Rules Reconciled"
 
 
-# --- semantic versions -----------------------------------------------------------------------------------------------
-
-_VERSION = re.compile(
-    r"v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)(?:\.(?P<patch>0|[1-9]\d*))?"
-    r"(?:-(?P<pre>[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*))?(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
-)
+# --- tags ----------------------------------------------------------------------------------------------------------
 
 
-@total_ordering
 @dataclass(frozen=True)
-class Version:
-    """A tag read as a semantic version (`v1.2.3`, `1.27`, `2.0.0-rc.1`); ordered by the semver rules."""
+class TagChoice:
+    """The tags of one warm-list entry, and a note when latest-N had to leave tags out (report notes)."""
 
-    major: int
-    minor: int
-    patch: int
-    prerelease: tuple[int | str, ...] = ()
-
-    @classmethod
-    def parse(cls, tag: str) -> Version | None:
-        """The version a tag names, or None when it is not MAJOR.MINOR[.PATCH][-PRE][+BUILD] (with an optional v)."""
-        match = _VERSION.fullmatch(tag)
-        if match is None:
-            return None
-        pre = match.group("pre")
-        identifiers: tuple[int | str, ...] = ()
-        if pre:
-            identifiers = tuple(int(p) if p.isdigit() else p for p in pre.split("."))
-        return cls(int(match.group("major")), int(match.group("minor")), int(match.group("patch") or 0), identifiers)
-
-    @property
-    def is_prerelease(self) -> bool:
-        return bool(self.prerelease)
-
-    def _key(self) -> tuple[Any, ...]:
-        # A release ranks above its pre-releases; numeric identifiers rank below alphanumeric ones (semver 11.4).
-        pre = tuple((0, p, "") if isinstance(p, int) else (1, 0, p) for p in self.prerelease)
-        return (self.major, self.minor, self.patch, not self.prerelease, pre)
-
-    def __lt__(self, other: object) -> bool:
-        if not isinstance(other, Version):
-            return NotImplemented
-        return self._key() < other._key()
+    tags: list[str]
+    note: str | None = None
 
 
-def latest_versions(tags: Sequence[str], count: int, *, prereleases: bool = False) -> list[str]:
-    """The `count` tags with the highest semantic versions, highest first; tags that are not versions are ignored.
-
-    Pre-releases count only when asked for (a tag pattern chose them on purpose).
-    """
-    versions = [(Version.parse(tag), tag) for tag in tags]
-    ranked = [(v, tag) for v, tag in versions if v is not None and (prereleases or not v.is_prerelease)]
-    ranked.sort(key=lambda pair: (pair[0], pair[1]), reverse=True)
-    return [tag for _, tag in ranked[:count]]
-
-
-def select_tags(image: WarmImage, upstream_tags: Sequence[str] | None) -> list[str]:
+def choose_tags(image: WarmImage, upstream_tags: Sequence[str] | None) -> TagChoice:
     """The tags of one warm-list entry: its named tags, then what its pattern and latest-N pick from the upstream's."""
     chosen = list(image.fixed_tags)
+    note = None
     if upstream_tags is not None and (image.tag_pattern is not None or image.latest is not None):
         matching = [tag for tag in upstream_tags if image.matches(tag)]
         if image.latest is not None:
-            picked = latest_versions(matching, image.latest, prereleases=image.tag_pattern is not None)
+            picked = versions.latest(matching, image.latest, families=image.tag_pattern is not None)
+            note = picked.note(_selection_text(image))
+            found = picked.tags
         else:
-            picked = sorted(matching, key=lambda tag: (Version.parse(tag) or Version(-1, 0, 0), tag), reverse=True)
-        chosen += [tag for tag in picked if tag not in chosen]
-    return chosen
+            found = versions.highest_first(matching)
+        chosen += [tag for tag in found if tag not in chosen]
+    return TagChoice(chosen, note)
+
+
+def select_tags(image: WarmImage, upstream_tags: Sequence[str] | None) -> list[str]:
+    """The tags `choose_tags` picks, without its note."""
+    return choose_tags(image, upstream_tags).tags
+
+
+def _selection_text(image: WarmImage) -> str:
+    parts = []
+    if image.tag_pattern is not None:
+        parts.append(f"tags matching {image.tag_pattern}")
+    if image.latest is not None:
+        parts.append(f"latest {image.latest}")
+    return f"{image.image.name} ({', '.join(parts)})"
 
 
 # --- what triggered the run ----------------------------------------------------------------------------------------
@@ -376,10 +347,12 @@ class Planner:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _learned: list[Verified] = field(default_factory=list)
     _children: dict[tuple[str, str | None], int] = field(default_factory=dict)
+    _notes: list[str] = field(default_factory=list)  # what expanding the warm list could not decide
 
     def plan(self, request: WarmRequest, run_id: str) -> Plan:
         """The whole plan for one run."""
         budget = Budget(self.config.warm.budget_share)
+        self._notes = []
         try:
             targets, decided = self._targets(request)
             candidates = self._leave_in_flight(self._expand(targets, decided), decided)
@@ -396,7 +369,7 @@ class Planner:
             else:
                 decided.append(outcome)
         jobs, deferred, notes = self._draw(wanted, budget, run_id)
-        notes = self._in_flight_notes(decided) + notes
+        notes = self._notes + self._in_flight_notes(decided) + notes
         decided.extend(deferred)
         if any(d.item.reason_code == TAG_MOVED for d in decided) or any(j.action == "refresh" for j in jobs):
             notes.append(MOVED_TAG_NOTE)
@@ -427,7 +400,8 @@ class Planner:
                 listed = [t for t in config.targets() if t.image.image.name == reference.name]
                 if reference.tag is None:
                     if not listed:
-                        raise InvalidReference(text, "give a tag (name:tag): the image is not in warm.images")
+                        hint = f"give a tag ({text}:<tag>): the image is not in warm.images, so no tag is known"
+                        raise InvalidReference(text, hint)
                     targets.extend(listed)
                     continue
                 base = listed[0] if listed else None
@@ -473,7 +447,10 @@ class Planner:
                 except PullthroughError as exc:
                     decided.append(self._expansion_failed(target, exc))
                     upstream_tags = None
-            tags = select_tags(image, upstream_tags)
+            choice = choose_tags(image, upstream_tags)
+            tags = choice.tags
+            if choice.note is not None:
+                self._notes.append(choice.note)
             if not tags and upstream_tags is not None:
                 decided.append(self._nothing_matches(target, len(upstream_tags)))
             for tag in tags:
@@ -499,13 +476,7 @@ class Planner:
         return list(by_key.values())
 
     def _selection(self, target: WarmTarget) -> str:
-        image = target.image
-        parts = []
-        if image.tag_pattern is not None:
-            parts.append(f"tags matching {image.tag_pattern}")
-        if image.latest is not None:
-            parts.append(f"latest {image.latest}")
-        return f"{image.image.name} ({', '.join(parts)})"
+        return _selection_text(target.image)
 
     def _expansion_failed(self, target: WarmTarget, error: PullthroughError) -> Decided:
         subject = self._selection(target)
@@ -1344,10 +1315,12 @@ __all__ = [
     "Plan",
     "Planner",
     "RunSummary",
+    "TagChoice",
     "Upstream",
     "Version",
     "Wanted",
     "WarmRequest",
+    "choose_tags",
     "dry_run_report",
     "handle",
     "in_flight",

@@ -326,8 +326,12 @@ class Report(BaseModel):
     # --- rendering -----------------------------------------------------------------------------------------------
 
     def headline(self, prefix: str | None = None) -> str:
-        """The one-line verdict, unshortened: status, kind, where, and the counts (`prefix`: see `subject`)."""
-        return f"{self._subject_head(prefix)} {self.stack}/{self.region}: {', '.join(self._summary_parts())}"
+        """The one-line verdict, unshortened: status, kind, where, and the counts (`prefix`: see `subject`).
+
+        The body's first line; `subject` is this line fitted into SNS's limit, so the two always agree.
+        """
+        head, where, parts = self._verdict(prefix)
+        return _one_line(f"{head} {where}: {', '.join(parts)}")
 
     def subject(self, prefix: str | None = None) -> str:
         """The SNS subject: the headline fitted into 99 characters, status first, no line breaks.
@@ -335,9 +339,9 @@ class Report(BaseModel):
         `prefix` (config: notifications.subject_prefix) replaces the word "pullthrough" after the status, so a
         reader and a mail filter still see the status first.
         """
-        head = self._subject_head(prefix)
-        where = f"{self.stack}/{self.region}"
-        parts = self._summary_parts()
+        head, where, parts = self._verdict(prefix)
+        if len(headline := self.headline(prefix)) <= MAX_SUBJECT_CHARS:
+            return headline
         room = MAX_SUBJECT_CHARS - len(head) - len(": ") - 1 - len(parts[0])
         if len(where) > room:
             # A long stack name gives way first: the status and the first count are what a reader scans for.
@@ -357,17 +361,20 @@ class Report(BaseModel):
             "stack": {"DataType": "String", "StringValue": self.stack},
         }
 
-    def body(self, limit: int = MAX_MESSAGE_BYTES) -> str:
-        """The full plain-text body, summarised when the message would exceed `limit` bytes."""
+    def body(self, limit: int = MAX_MESSAGE_BYTES, prefix: str | None = None) -> str:
+        """The full plain-text body, summarised when the message would exceed `limit` bytes.
+
+        Its first line is `headline(prefix)`: give the prefix the subject was rendered with.
+        """
         budget = limit - _attributes_size(self.attributes())
-        full = _render(self, summarised=False)
+        full = _render(self, summarised=False, prefix=prefix)
         if _size(full) <= budget:
             return full
         problems = self.problems()
 
         def summary(bound: int) -> str:
             short, collapsed = self._shortened(problems[:bound])
-            return _render(short, summarised=True, collapsed=collapsed)
+            return _render(short, summarised=True, collapsed=collapsed, prefix=prefix)
 
         # The largest number of listed problems that fits: a binary search, about ten renderings at most.
         fits, low, high = summary(0), 0, min(len(problems), SUMMARY_PROBLEM_LIMIT)
@@ -389,7 +396,7 @@ class Report(BaseModel):
         if self.status is Status.OK and success == "summary":
             body = _one_line(f"{self.headline(prefix)}. Run {self.run_id}.")
         else:
-            body = self.body()
+            body = self.body(prefix=prefix)
         return Message(subject=self.subject(prefix), body=body, attributes=self.attributes())
 
     def to_json(self) -> str:
@@ -428,10 +435,12 @@ class Report(BaseModel):
 
     # --- internals -----------------------------------------------------------------------------------------------
 
-    def _subject_head(self, prefix: str | None = None) -> str:
+    def _verdict(self, prefix: str | None) -> tuple[str, str, list[str]]:
+        """The headline's pieces: `<STATUS> <prefix> <kind>[ dry-run]`, `<stack>/<region>`, the counts."""
         label = _one_line(prefix or "") or "pullthrough"
         mode = " dry-run" if self.dry_run else ""
-        return f"{self.status.value} {label} {self.kind.value}{mode}"
+        head = f"{self.status.value} {label} {self.kind.value}{mode}"
+        return head, f"{self.stack}/{self.region}", self._summary_parts()
 
     def _summary_parts(self) -> list[str]:
         counts = self.counts
@@ -715,8 +724,8 @@ def _short_digest(digest: str) -> str:
     return f"{algorithm}:{value[:12]}" if value else digest[:19]
 
 
-def _render(report: Report, *, summarised: bool, collapsed: Sequence[Collapsed] = ()) -> str:
-    lines: list[str] = [report.headline(), ""]
+def _render(report: Report, *, summarised: bool, collapsed: Sequence[Collapsed] = (), prefix: str | None = None) -> str:
+    lines: list[str] = [report.headline(prefix), ""]
     lines += _header(report)
     lines += _summary_table(report)
     problems = report.problems()

@@ -710,7 +710,7 @@ class Run:
             status=report.status.value,
             dry_run=report.dry_run,
             trigger=report.trigger,
-            headline=report.headline(),
+            headline=report.headline(self.config.notifications.subject_prefix),
             counts={outcome.value: count for outcome, count in report.counts.items()},
             items=[_item_line(item) for item in report.items],
             notes=list(report.notes),

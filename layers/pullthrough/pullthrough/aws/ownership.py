@@ -49,17 +49,17 @@ def sort_key(kind: Kind, prefix: str) -> str:
     return f"{kind.value}#{prefix}"
 
 
-def _dynamodb() -> DynamoDBClient:
-    return clients.client("dynamodb")
+def _dynamodb(region: str | None = None) -> DynamoDBClient:
+    return clients.client("dynamodb", region)
 
 
-def owned(table: str) -> Owned:
+def owned(table: str, region: str | None = None) -> Owned:
     """Every ownership record of the table, read consistently: a run right after another must see its records."""
     rules: set[str] = set()
     templates: set[str] = set()
     with aws_call("dynamodb:Query", f"table {table} (pk {PARTITION})"):
         pages = (
-            _dynamodb()
+            _dynamodb(region)
             .get_paginator("query")
             .paginate(
                 TableName=table,
@@ -102,7 +102,9 @@ def record(table: str, kind: Kind, prefix: str, stack: str, now: datetime | None
     return True
 
 
-def forget(table: str, kind: Kind, prefix: str) -> None:
+def forget(table: str, kind: Kind, prefix: str, region: str | None = None) -> None:
     """Drop the record of a rule or template Pullthrough deleted (or that is gone and no longer configured)."""
     with aws_call("dynamodb:DeleteItem", f"table {table} ({sort_key(kind, prefix)})"):
-        _dynamodb().delete_item(TableName=table, Key={"pk": {"S": PARTITION}, "sk": {"S": sort_key(kind, prefix)}})
+        _dynamodb(region).delete_item(
+            TableName=table, Key={"pk": {"S": PARTITION}, "sk": {"S": sort_key(kind, prefix)}}
+        )

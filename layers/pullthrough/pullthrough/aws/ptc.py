@@ -88,25 +88,25 @@ def upstream_prefix_of(upstream_prefix: str | None) -> str:
     return normalise_prefix(upstream_prefix) if upstream_prefix else ROOT
 
 
-def _ecr() -> ECRClient:
-    return clients.client("ecr")
+def _ecr(region: str | None = None) -> ECRClient:
+    return clients.client("ecr", region)
 
 
 # --- reading -------------------------------------------------------------------------------------------------------
 
 
-def snapshot() -> Snapshot:
-    """Every pull-through cache rule and repository creation template of this account and region."""
+def snapshot(region: str | None = None) -> Snapshot:
+    """Every pull-through cache rule and repository creation template of this account and region (or `region`)."""
     registry_id: str | None = None
     rules: list[RuleSpec] = []
     with aws_call("ecr:DescribePullThroughCacheRules", "the registry's pull through cache rules"):
-        for page in _ecr().get_paginator("describe_pull_through_cache_rules").paginate():
+        for page in _ecr(region).get_paginator("describe_pull_through_cache_rules").paginate():
             for rule in page.get("pullThroughCacheRules", []):
                 registry_id = registry_id or rule.get("registryId")
                 rules.append(_rule(rule))
     templates: list[TemplateSpec] = []
     with aws_call("ecr:DescribeRepositoryCreationTemplates", "the registry's repository creation templates"):
-        for template_page in _ecr().get_paginator("describe_repository_creation_templates").paginate():
+        for template_page in _ecr(region).get_paginator("describe_repository_creation_templates").paginate():
             registry_id = registry_id or template_page.get("registryId")
             templates.extend(_template(t) for t in template_page.get("repositoryCreationTemplates", []))
     return Snapshot(registry_id, tuple(rules), tuple(templates))
@@ -199,10 +199,10 @@ def update_rule(prefix: str, *, credential_arn: str | None = None, custom_role_a
         _ecr().update_pull_through_cache_rule(**params)
 
 
-def delete_rule(prefix: str) -> None:
+def delete_rule(prefix: str, region: str | None = None) -> None:
     """DeletePullThroughCacheRule (the cache repositories stay); AwsNotFound without the rule."""
     with aws_call("ecr:DeletePullThroughCacheRule", f"rule {prefix}"):
-        _ecr().delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
+        _ecr(region).delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
 
 
 def validate_rule(prefix: str) -> Validation:
@@ -258,10 +258,10 @@ def update_template(spec: TemplateSpec) -> None:
         _ecr().update_repository_creation_template(**template_params(spec))
 
 
-def delete_template(prefix: str) -> None:
+def delete_template(prefix: str, region: str | None = None) -> None:
     """DeleteRepositoryCreationTemplate (repositories it created keep their settings); AwsNotFound without it."""
     with aws_call("ecr:DeleteRepositoryCreationTemplate", f"template {prefix}"):
-        _ecr().delete_repository_creation_template(prefix=prefix)
+        _ecr(region).delete_repository_creation_template(prefix=prefix)
 
 
 def policy_equal(left: str | None, right: str | None) -> bool:

@@ -241,6 +241,21 @@ def start_rotation(
     return version if isinstance(version, str) else None
 
 
+def delete(secret_id: str, *, recovery_days: int = 30, force: bool = False, region: str | None = None) -> None:
+    """DeleteSecret: scheduled after `recovery_days` (7 to 30; RestoreSecret undoes it until then), or at once.
+
+    botocore's DeleteSecret: RecoveryWindowInDays and ForceDeleteWithoutRecovery cannot be combined; without either,
+    Secrets Manager waits 30 days.
+    """
+    params: dict[str, Any] = {"SecretId": secret_id}
+    if force:
+        params["ForceDeleteWithoutRecovery"] = True
+    else:
+        params["RecoveryWindowInDays"] = recovery_days
+    with aws_call("secretsmanager:DeleteSecret", secret_id):
+        _client(region or region_of(secret_id)).delete_secret(**params)
+
+
 __all__ = [
     "CANDIDATE",
     "CURRENT",
@@ -249,6 +264,7 @@ __all__ = [
     "SecretInfo",
     "SecretVersion",
     "create",
+    "delete",
     "describe",
     "get_value",
     "has_value",

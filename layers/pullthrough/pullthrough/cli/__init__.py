@@ -7,6 +7,7 @@
     pullthrough status                    rules, warm-list images and recent runs as the account has them
     pullthrough urls                      ECR URIs of the warm list and each rule's registry base
     pullthrough pull-config               consumer configuration: .env, registries.conf, containerd, Kyverno, IAM, VPC
+    pullthrough uninstall [--dry-run]     after `sam delete`: list and remove what Pullthrough owns
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
 one module and one list entry. Every command takes --config, --region, --profile and --json (common.py); exit
@@ -41,6 +42,7 @@ from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.plan import add_plan_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
 from pullthrough.cli.status import add_status_commands
+from pullthrough.cli.uninstall import add_uninstall_commands
 from pullthrough.cli.warm import add_warm_commands
 from pullthrough.errors import AwsAlreadyExists, PullthroughError
 from pullthrough.observability import logger
@@ -67,6 +69,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_reconcile_commands,
     add_status_commands,
     add_consume_commands,
+    add_uninstall_commands,
 ]
 
 

@@ -254,6 +254,42 @@ class PullConfigDocument(Ended):
     written: list[str] | None = Field(None, description="With --output-dir: the files written, in order")
 
 
+# --- uninstall -------------------------------------------------------------------------------------------------------
+
+
+class RemovalDoc(_Doc):
+    """One thing uninstall removes (or would remove), in the order it does."""
+
+    kind: Literal["rule", "template", "repository", "secret", "ledger-table"]
+    name: str
+    detail: str = ""
+    status: str = Field(
+        description="planned (a dry run, or not confirmed), removed, gone (was absent already), failed or skipped"
+    )
+    reason: str | None = Field(None, description="why it failed or was skipped")
+
+
+class KeptDoc(_Doc):
+    """One thing uninstall leaves alone, and why (not Pullthrough's, still in use, or kept on request)."""
+
+    kind: Literal["rule", "template", "repository", "secret", "ledger-table"]
+    name: str
+    reason: str
+
+
+class UninstallDocument(Ended):
+    """`pullthrough uninstall --json`: what Pullthrough owns in the account, and what became of it."""
+
+    dry_run: bool
+    confirmed: bool = Field(description="true when the removal was confirmed (typed stack name or --yes)")
+    stack: str = Field(description="the CloudFormation stack name the confirmation asks for")
+    region: str
+    ledger_table: str | None = Field(description="the ledger table whose ownership records were read")
+    remove: list[RemovalDoc]
+    keep: list[KeptDoc]
+    notes: list[str]
+
+
 DOCUMENTS: dict[str, type[BaseModel]] = {
     "credentials-check": CredentialsCheckDocument,
     "credentials-set": CredentialsSetDocument,
@@ -263,6 +299,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "status": StatusDocument,
     "urls": UrlsDocument,
     "pull-config": PullConfigDocument,
+    "uninstall": UninstallDocument,
 }
 
 
