@@ -270,6 +270,32 @@ def test_a_stack_still_deployed_is_refused_until_sam_delete(account: Account) ->
     assert account.run("--dry-run")[0] == 0
 
 
+def test_a_stack_that_cannot_be_looked_up_is_not_taken_for_deleted(
+    account: Account, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the operator may not call cloudformation:DescribeStackResources (the stack may well be deployed)
+    denied = ClientError({"Error": {"Code": "AccessDenied", "Message": "not authorized"}}, "DescribeStackResources")
+    client = clients.client
+
+    def refuse(**_: Any) -> None:
+        raise denied
+
+    def refusing(service: str, region: str | None = None) -> Any:
+        made = client(service, region)  # type: ignore[call-overload]
+        if service == "cloudformation":
+            monkeypatch.setattr(made, "describe_stack_resources", refuse)
+        return made
+
+    monkeypatch.setattr(clients, "client", refusing)
+    # When uninstall is asked to remove
+    code, out, err = account.run("--yes")
+    # Then it stops as AWS refused a call it cannot do without, naming the call, and removes nothing
+    assert (code, out) == (2, "")
+    assert "cloudformation:DescribeStackResources" in err
+    assert account.writes() == []
+    assert account.rules() == {"hub", "quay", "adopted", "theirs"}
+
+
 def test_json_without_yes_or_dry_run_is_a_usage_error(account: Account) -> None:
     code, out, err = account.run("--json")
     assert (code, out) == (2, "")

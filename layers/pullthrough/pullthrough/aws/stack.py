@@ -13,13 +13,20 @@ from pullthrough.errors import AwsError
 
 
 def physical_ids(stack: str, region: str | None = None) -> dict[str, str]:
-    """Logical id -> physical id of every resource of `stack`; empty when there is no such stack (or no access)."""
+    """Logical id -> physical id of every resource of `stack`; empty when there is no such stack.
+
+    Any other refusal (access denied, throttling, no credentials) raises AwsError: "no stack" must mean that, since
+    `pullthrough uninstall` removes what a deployed stack would put back only when there is none.
+    """
     try:
         with aws_call("cloudformation:DescribeStackResources", f"stack {stack}"):
             response = clients.client("cloudformation", region).describe_stack_resources(StackName=stack)
-    except AwsError:
-        # "Stack with id X does not exist" is a ValidationError: the caller says what it could not find, and how.
-        return {}
+    except AwsError as exc:
+        # CloudFormation API reference: a stack that does not exist is a ValidationError, "Stack with id X does not
+        # exist"; the caller says what it could not find, and how.
+        if exc.code == "ValidationError" and "does not exist" in exc.message:
+            return {}
+        raise
     return {
         resource["LogicalResourceId"]: resource["PhysicalResourceId"]
         for resource in response.get("StackResources") or []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from pullthrough.errors import AwsError
 from pullthrough.settings import Settings
 
 LEDGER_TABLE = "LedgerTable"  # template.yaml's logical ids
@@ -37,14 +38,18 @@ def deployed(settings: Settings, args: argparse.Namespace) -> tuple[Settings, li
         return settings, []
     from pullthrough.aws import stack as cloudformation
 
-    ids = cloudformation.physical_ids(stack, settings.region)
+    notes = []
+    try:
+        ids = cloudformation.physical_ids(stack, settings.region)
+    except AwsError as exc:
+        ids = {}
+        notes.append(f"stack {stack}: CloudFormation could not be read ({exc})")
     update: dict[str, str] = {}
     if not settings.ledger_table and LEDGER_TABLE in ids:
         update["ledger_table"] = ids[LEDGER_TABLE]
     if not settings.template_role_arn and TEMPLATE_ROLE in ids and settings.account_id:
         update["template_role_arn"] = role_arn(settings.region, settings.account_id, ids[TEMPLATE_ROLE])
     settings = settings.model_copy(update=update)
-    notes = []
     if not settings.ledger_table:
         notes.append(
             f"stack {stack}: no ledger table found (CloudFormation has no stack {stack} here, or no access): ownership "
