@@ -182,6 +182,15 @@ def run() -> int:
         say(f"{processed} job(s) processed")
         reports.print_new()
 
+        step("The operator's view: `pullthrough status`, then `pullthrough plan` (it writes nothing)")
+        _cli(stack, sb, ["status", "--config", str(config_path)], shown=24)
+        _cli(stack, sb, ["plan", "--config", str(config_path)], shown=12)
+
+        step("What consumers need: `pullthrough pull-config` (.env, registries.conf, containerd, Kyverno, IAM, VPC)")
+        _cli(stack, sb, ["pull-config", "--format", "env", "--config", str(config_path)], shown=12)
+        consumer = Path(workdir) / "pull-config"
+        _cli(stack, sb, ["pull-config", "--output-dir", str(consumer), "--config", str(config_path)], shown=12)
+
         step("Offline: stopping the upstream, then pulling every warmed image with skopeo through the ECR endpoint")
         sb.stop_upstream()
         ecr_api = boto3.client("ecr")
@@ -206,6 +215,7 @@ def run() -> int:
                     )
                     pulled, failed = pulled + done.ok, failed + (not done.ok)
         say(f"{pulled} platform image(s) pulled by skopeo with the upstream down, {failed} failed")
+        _pull_by_upstream_names(sb, cfg, consumer)
         sb.start_upstream()
 
         step("A consumer pulls a tag the upstream does not have: ECR's event -> report_pull_failures")
@@ -267,19 +277,87 @@ def _rotate_staged(stack: Any, secret_name: str, user: str, token: str) -> None:
 
 def _credentials_set(stack: Any, sb: Any, config_path: Path, rule: str, user: str, token: str) -> None:
     """`pullthrough credentials set <rule>`, as a person runs it, the token on stdin; its output shown."""
+    _cli(stack, sb, ["credentials", "set", rule, "--username", user, "--config", str(config_path)], stdin=token)
+
+
+def _cli(stack: Any, sb: Any, argv: list[str], *, stdin: str = "", shown: int = 40) -> int:
+    """`pullthrough <argv>` in an operator's shell: the sandbox's endpoints, the account, the stack's ledger table
+    and template role (what `--stack` finds in CloudFormation on AWS); its output shown, at most `shown` lines."""
     import io
 
     from pullthrough import cli
     from sandbox.stack import environment_set
 
     out = io.StringIO()
-    terminal = cli.Io(stdin=io.StringIO(token + "\n"), stdout=out, stderr=out)
-    environment = {**sb.env(), "ACCOUNT_ID": stack.account, "AWS_REGION": stack.region}
+    terminal = cli.Io(stdin=io.StringIO(stdin + "\n"), stdout=out, stderr=out)
+    function = stack.environment("ReconcileRulesFunction")
+    environment = {
+        **sb.env(),
+        "ACCOUNT_ID": stack.account,
+        "AWS_REGION": stack.region,
+        "LEDGER_TABLE": function["LEDGER_TABLE"],
+        "TEMPLATE_ROLE_ARN": function["TEMPLATE_ROLE_ARN"],
+    }
     with environment_set(environment):
-        code = cli.main(["credentials", "set", rule, "--username", user, "--config", str(config_path)], terminal)
-    for line in out.getvalue().splitlines():
-        say(f"$ {line}")
+        code = cli.main(argv, terminal)
+    say(f"$ pullthrough {' '.join(Path(a).name if a.startswith('/') else a for a in argv)}")
+    lines = out.getvalue().splitlines()
+    for line in lines[:shown]:
+        say(f"  {line}")
+    if len(lines) > shown:
+        say(f"  ... ({len(lines) - shown} more lines)")
     say(f"exit status {code}")
+    return code
+
+
+def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
+    """One warmed image per rule, pulled by the name people write (docker.io/library/nginx:1.27), through the
+    generated registries.conf: what a podman or CRI-O node with that file sees while the upstream is down. Each is
+    pulled for a platform the config verifies: ECR imports every child manifest of an index, but the layers of the
+    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py)."""
+    from pullthrough.consumers import Target, cached_images
+
+    registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
+    platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}
+    first: dict[str, tuple[str, str]] = {}
+    for image in cached_images(cfg, Target.of(sb.account, sb.region)):
+        if image.selection is None:  # a named tag, not one chosen at warm time
+            first.setdefault(image.rule, (image.upstream, platforms[image.repository][0]))
+    for upstream, platform in first.values():
+        with tempfile.TemporaryDirectory(prefix="demo-by-name-") as workdir:
+            ok = _pull_by_upstream_name(sb, registries_conf, upstream, platform, Path(workdir))
+        outcome = "pulled" if ok else "FAILED"
+        say(f"skopeo copy docker://{upstream} ({platform}) with only the generated registries.conf: {outcome}")
+
+
+def _pull_by_upstream_name(sb: Any, registries_conf: str, image: str, platform: str, workdir: Path) -> bool:
+    """skopeo pulls `image` by its upstream name (docker.io/library/nginx:1.27) with only the registries.conf
+    `pullthrough pull-config` generated; the demo's copy points the mirror at the sandbox's ECR endpoint (plain HTTP
+    on 127.0.0.1), as tests/integration/test_consume.py does."""
+    import base64
+    import subprocess
+
+    os_name, arch = platform.split("/")[:2]
+    host = f"{sb.account}.dkr.ecr.{sb.region}.amazonaws.com"
+    local = sb.ecr_url.split("://", 1)[1]
+    conf = workdir / "registries.conf"
+    conf.write_text(registries_conf.replace(f'location = "{host}/', f'insecure = true\nlocation = "{local}/'))
+    auth = base64.b64encode(f"AWS:{sb.ecr_password}".encode()).decode()
+    (workdir / "auth.json").write_text(json.dumps({"auths": {local: {"auth": auth}}}))
+    done = subprocess.run(
+        [
+            *("skopeo", "--registries-conf", str(conf), "--override-os", os_name, "--override-arch", arch),
+            *("copy", "--quiet"),
+            *("--authfile", str(workdir / "auth.json")),
+            *(f"docker://{image}", f"dir:{workdir / 'pulled'}"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "HOME": str(workdir), "CONTAINERS_REGISTRIES_CONF": str(conf)},
+        check=False,
+    )
+    return done.returncode == 0
 
 
 def _run_rotations(stack: Any, secret_name: str, before: str) -> None:

@@ -53,6 +53,31 @@ def test_the_cache_serves_every_warmed_platform_to_skopeo_with_the_upstream_down
     assert (int(match.group(1)), int(match.group(2))) == (20, 0)
 
 
+def test_the_operator_sees_status_and_an_empty_plan_after_the_warm_run(demo_output: str) -> None:
+    # Then `pullthrough status` finds every image current in ECR and the run closed, and `pullthrough plan` has
+    # nothing to apply: both exit 0, as the README's Operate section says
+    status = demo_output.split("$ pullthrough status", 1)[1].split("$ pullthrough plan", 1)[0]
+    assert "Images (11):" in status
+    assert status.count("(current)") == 11
+    assert "closed 11/11 (11 warmed)" in status
+    assert status.rstrip().endswith("exit status 0")
+    plan = demo_output.split("$ pullthrough plan", 1)[1].split("$ pullthrough pull-config", 1)[0]
+    assert "Rules and templates: 0 to change" in plan
+    assert "Images: 0 to pull through ECR, 0 upstream pull(s)" in plan
+    assert "exit status 0" in plan
+
+
+def test_images_pull_by_their_upstream_names_through_the_generated_registries_conf(demo_output: str) -> None:
+    # Then `pullthrough pull-config` wrote every consumer artefact, and with only its registries.conf skopeo pulls
+    # images by the names people write while the upstream is down
+    for written in (".env", "registries.conf", "certs.d/docker.io/hosts.toml", "kyverno-policy.yaml"):
+        assert f"pull-config/{written}" in demo_output
+    pulls = r"skopeo copy docker://(\S+) \(\S+\) with only the generated registries.conf: (\w+)"
+    by_name = re.findall(pulls, demo_output)
+    assert ("docker.io/olakego/source-mysql:v0.1.8", "pulled") in by_name
+    assert [outcome for _, outcome in by_name] == ["pulled"] * 3  # one named tag per rule that has one
+
+
 def test_a_consumers_failed_pull_is_reported_from_ecrs_event(demo_output: str) -> None:
     # Then the typo'd pull was refused, and one pull-failures report names it with ECR's failure code
     assert "skopeo: refused, as it should be" in demo_output
