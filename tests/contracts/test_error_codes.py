@@ -97,6 +97,9 @@ CODES: dict[str, Source] = {
     "ConnectionClosedError": Documented("botocore/exceptions.py, as EndpointConnectionError"),
     "ReadTimeoutError": Documented("botocore/exceptions.py, as EndpointConnectionError"),
     "ProxyConnectionError": Documented("botocore/exceptions.py, as EndpointConnectionError"),
+    # aws/stack.py: CloudFormation answers a stack that does not exist with this Query-API common error (boto/boto3
+    # issue #2807, confirmed by AWS: "ValidationError with a message `Stack with id XXX does not exist`").
+    "ValidationError": Documented("https://github.com/boto/boto3/issues/2807 (CloudFormation, stack does not exist)"),
     # rules.py: which fix a failed reconcile call gets.
     "AccessDeniedException": Common(),
     "AccessDenied": Documented(
