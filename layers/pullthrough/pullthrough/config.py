@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +54,9 @@ from pullthrough.reference import (
     validate_tag,
 )
 from pullthrough.sources.model import SOURCE_KINDS, Source
+
+if TYPE_CHECKING:
+    from pullthrough import sources
 
 __all__ = [
     "CREATE_ROLE",
@@ -1022,6 +1025,8 @@ class WarmTarget:
     rule: Rule
     cache_repository: str
     platforms: tuple[str, ...]
+    source: str | None = None  # the warm.sources entry that names the image; None for warm.images
+    place: str | None = None  # where in that source: file:line, or file → service / workload → container
 
 
 class Config(_Model):
@@ -1052,14 +1057,40 @@ class Config(_Model):
             raise ConfigError([Problem(location=str(reference), value=str(reference), message=message)])
         return rule
 
-    def targets(self) -> list[WarmTarget]:
-        """Every warm image with its rule, cache repository and platforms."""
+    def targets(self, reading: sources.Reading | None = None) -> list[WarmTarget]:
+        """Every warm image with its rule, cache repository and platforms; then each reference warm.sources name
+        (`reading`, else the files read now; ecs sources only through a given reading) that warm.images does not."""
         result = []
         for image in self.warm.images:
             rule = self.rule_for(image.image, image.rule)
             result.append(
                 WarmTarget(image, rule, rule.cache_repository(image.image), image.platforms or self.warm.platforms)
             )
+        if reading is None:
+            if not self.warm.sources:
+                return result
+            from pullthrough import sources as source_files
+
+            reading = source_files.read(self)
+        return result + self._source_targets(reading)
+
+    def _source_targets(self, reading: sources.Reading) -> list[WarmTarget]:
+        """The sources' references as targets; warm.images wins: its tags are not repeated, its settings apply."""
+        listed: dict[str, WarmImage] = {}
+        for image in self.warm.images:
+            listed.setdefault(image.image.name, image)
+        result = []
+        for item in reading.unique():
+            ref = ImageReference.parse(item.reference)
+            entry = listed.get(ref.name)
+            if entry is not None and ref.tag in entry.fixed_tags:
+                continue
+            image = WarmImage(
+                image=ref, platforms=entry.platforms if entry else None, rule=entry.rule if entry else None
+            )
+            rule = self.rule_for(ref, image.rule)
+            platforms = image.platforms or self.warm.platforms
+            result.append(WarmTarget(image, rule, rule.cache_repository(ref), platforms, item.source, item.place))
         return result
 
     def explain(self) -> list[str]:
@@ -1092,6 +1123,7 @@ class Config(_Model):
                 f"image {image.image.name} -> {target.cache_repository} (rule {target.rule.prefix}): "
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
+                + (f"; from {target.source} ({target.place})" if target.source else "")
             )
         # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
         subject = self.notifications.subject_prefix or "pullthrough (the default)"

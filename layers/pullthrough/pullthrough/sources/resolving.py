@@ -90,10 +90,12 @@ def resolve(text: str, config: Config) -> Resolved:
     if ref.tag is None:
         ref = ref.with_tag("latest")  # what docker pull and Kubernetes pull for a reference without a tag
     try:
-        config.rule_for(ref)
+        config.rule_for(ref).cache_repository(ref)
     except ConfigError as exc:
         reason = exc.problems[0].message if exc.problems else "no rule caches it"
         return Resolved(problem=f"{reason}; or drop it from this source")
+    except InvalidReference as exc:
+        return Resolved(problem=exc.reason)
     return Resolved(reference=ref)
 
 
