@@ -102,7 +102,7 @@ def test_a_source_problem_is_a_failed_item_naming_the_file_and_place(tmp_path: P
         item.reason
         == "images.txt:1: no rule caches quay.io images; add a rule with upstream: quay; or drop it from this source"
     )
-    assert item.details.source == "images.txt:1"
+    assert item.details.source == "connectors"
 
 
 def test_the_ecs_reader_s_references_join_the_plan(tmp_path: Path) -> None:

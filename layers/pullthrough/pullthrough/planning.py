@@ -130,7 +130,7 @@ def _source_problems(reading: sources.Reading) -> list[Decided]:
             reason=f"{problem.location}: {problem.message}",
             fix=f"fix {problem.location.split(' ', 1)[0]} (or the config's warm.sources entry) as the reason says",
             reason_code="source",
-            details=Details(source=problem.location),
+            details=Details(source=problem.source if isinstance(problem, sources.SourceProblem) else None),
         )
         decided.append(Decided(f"source#{index}", item))
     return decided

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING
 from pullthrough.errors import ConfigError, Problem
 from pullthrough.sources import compose, kubernetes, text
 from pullthrough.sources.model import ComposeSource, EcsSource, KubernetesSource, Source, TextSource
-from pullthrough.sources.resolving import Reading, Yielded
+from pullthrough.sources.resolving import Reading, SourceProblem, Yielded
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
 
-__all__ = ["EcsReader", "Reading", "SourceError", "Yielded", "read", "references", "source_files"]
+__all__ = ["EcsReader", "Reading", "SourceError", "SourceProblem", "Yielded", "read", "references", "source_files"]
 
 # The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, its references out.
 EcsReader = Callable[[EcsSource], Iterable[Yielded]]
@@ -48,7 +48,10 @@ def read(config: Config, *, ecs: EcsReader | None = None, directory: Path | str 
             if ecs is not None:
                 reading.references.extend(ecs(source))
             continue
-        reading.extend(_read_files(source, config, base))
+        found = _read_files(source, config, base)
+        found.problems = [_attributed(problem, source.label) for problem in found.problems]
+        found.notes = [_attributed(note, source.label) for note in found.notes]
+        reading.extend(found)
     return reading
 
 
@@ -70,6 +73,10 @@ def config_directory(config: Config) -> Path:
     """The folder source paths are relative to: where the config file was loaded from, else the current one."""
     origin = config.origin
     return origin.parent if origin is not None else Path.cwd()
+
+
+def _attributed(problem: Problem, label: str) -> SourceProblem:
+    return SourceProblem(location=problem.location, value=problem.value, message=problem.message, source=label)
 
 
 def _read_files(source: Source, config: Config, base: Path) -> Reading:

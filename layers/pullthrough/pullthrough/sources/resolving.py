@@ -16,7 +16,7 @@ from pullthrough.reference import DEFAULT_DOMAIN, ROOT_PREFIX, ImageReference, u
 if TYPE_CHECKING:
     from pullthrough.config import Config, Rule
 
-__all__ = ["Reading", "Resolved", "Yielded", "resolve"]
+__all__ = ["Reading", "Resolved", "SourceProblem", "Yielded", "resolve"]
 
 # An ECR private registry host (ECR user guide, "Amazon ECR private registry": aws_account_id.dkr.ecr.region
 # .amazonaws.com).
@@ -30,6 +30,13 @@ class Yielded:
     reference: str  # the upstream reference, fully qualified: docker.io/olakego/source-mysql:v0.1.8
     source: str  # the source's label: its name, or its kind and first file
     place: str  # file:line, or file → service / workload → container
+
+
+@dataclass(frozen=True)
+class SourceProblem(Problem):
+    """A problem with the label of the source it is in (reports attribute it as they attribute references)."""
+
+    source: str = ""
 
 
 @dataclass
