@@ -1272,16 +1272,20 @@ def _without_kind(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return loc
 
 
+def _kind_message(tag: Any) -> str:
+    """A warm.sources item without a kind, or with one that does not exist."""
+    kinds = ", ".join(SOURCE_KINDS)
+    if tag is None:
+        return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
+    return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+
+
 def _message(error: Any, loc: tuple[Any, ...]) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error["input"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = ctx.get("tag")
-        kinds = ", ".join(SOURCE_KINDS)
-        if tag is None:
-            return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
-        return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+        return _kind_message(ctx.get("tag"))
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "missing":

@@ -120,6 +120,10 @@ def _target_details(target: WarmTarget) -> Details:
     return Details(rule=rule.prefix, upstream=rule.upstream, repository=target.cache_repository, source=target.source)
 
 
+def _candidate_details(c: Candidate, **facts: Any) -> Details:
+    return Details(rule=c.rule.prefix, upstream=c.rule.upstream, repository=c.repository, source=c.source, **facts)
+
+
 def _source_problems(reading: sources.Reading) -> list[Decided]:
     """A failed item for each reference a source names that cannot be warmed (the file, the place and the fix)."""
     decided = []
@@ -841,9 +845,7 @@ class Planner:
             reason=reason,
             fix=fix,
             reason_code=reason_code,
-            details=Details(
-                rule=c.rule.prefix, upstream=c.rule.upstream, repository=c.repository, source=c.source, **facts
-            ),
+            details=_candidate_details(c, **facts),
             **extra,
         )
         return Decided(c.key, item)
@@ -922,14 +924,7 @@ class Planner:
                     reason=_deferral(budget, key, c.rule.entry.title, want.cost),
                     fix=fix_for(Reason.BUDGET, image=c.subject),
                     reason_code=Reason.BUDGET.value,
-                    details=Details(
-                        rule=c.rule.prefix,
-                        upstream=c.rule.upstream,
-                        repository=c.repository,
-                        digest=want.expected_digest,
-                        pulls_remaining=remaining,
-                        source=c.source,
-                    ),
+                    details=_candidate_details(c, digest=want.expected_digest, pulls_remaining=remaining),
                 )
                 deferred.append(Decided(c.key, item))
                 continue
