@@ -1734,7 +1734,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     print("\n".join(config.explain()))
-    return 0
+    from pullthrough import sources as source_files
+
+    problems = source_files.read(config).problems  # what warm.sources name that cannot be warmed
+    for problem in problems:
+        print(f"warm.sources: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
