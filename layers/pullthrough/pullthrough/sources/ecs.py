@@ -1,0 +1,103 @@
+"""The `ecs` source: the images the account's ACTIVE task definitions run, read at plan time through the adapter.
+
+Each container definition's image is resolved as every source's reference is (`resolving.resolve`): an image that
+points at the cache already (`<account>.dkr.ecr.<region>.amazonaws.com/<prefix>/...`, what a task definition
+pulling through the cache names) is mapped back to its upstream; a digest-only one, or one no rule caches, is a
+problem naming the revision and the container. An image of an ECR private repository that is not a cache
+repository (pushed there by its owner, not pulled through a rule) is no upstream of Pullthrough's: it is skipped and
+counted in a note, not reported as a problem on every run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from pullthrough.aws.ecs import TaskDefinitions
+from pullthrough.errors import InvalidReference, Problem
+from pullthrough.reference import ImageReference
+from pullthrough.sources.resolving import Yielded, from_cache, resolve
+
+if TYPE_CHECKING:
+    from pullthrough.config import Config
+    from pullthrough.sources.model import EcsSource
+
+__all__ = ["EcsReading", "Lister", "ecs_references", "read"]
+
+# The adapter, bound to a region: family prefix (None: every family) in, the ACTIVE revisions read out.
+Lister = Callable[[str | None], TaskDefinitions]
+
+# An ECR private registry host (ECR User Guide, "Amazon ECR private registry": aws_account_id.dkr.ecr.region
+# .amazonaws.com, .com.cn in China).
+_ECR_HOST = re.compile(r"[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
+# How many revisions a note names before it says "and N more".
+NAMED = 5
+
+
+@dataclass(frozen=True)
+class EcsReading:
+    """What an ecs source yields: references (each image once, at its first place), problems, and notes."""
+
+    references: list[Yielded] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def read(source: EcsSource, config: Config, lister: Lister) -> EcsReading:
+    """Every image of the source's task definitions, resolved; AwsError when ECS refuses the listing or a describe."""
+    found = lister(source.family_prefix)
+    references: dict[str, Yielded] = {}
+    problems: list[Problem] = []
+    private: dict[str, str] = {}
+    for definition in found.read:
+        for container in definition.containers:
+            place = f"{definition.name} → {container.name}"
+            if _private(container.image, config):
+                private.setdefault(container.image, place)
+                continue
+            resolved = resolve(container.image, config)
+            if resolved.reference is not None:
+                text = str(resolved.reference)
+                references.setdefault(text, Yielded(text, source.label, f"task definition {place}"))
+            else:
+                location = f"warm.sources {source.label}: task definition {place}"
+                problems.append(Problem(location, container.image, resolved.problem or "cannot be warmed"))
+    return EcsReading(list(references.values()), problems, _notes(source, found, private))
+
+
+def ecs_references(source: EcsSource, lister: Lister, config: Config) -> list[Yielded]:
+    """The references only (what `sources.read`'s ecs reader yields); problems and notes are `read`'s."""
+    return read(source, config, lister).references
+
+
+def _private(image: str, config: Config) -> bool:
+    """An image of an ECR private repository that is neither a cache repository nor what a rule pulls through."""
+    try:
+        ref = ImageReference.parse(image)
+    except InvalidReference:
+        return False
+    if not _ECR_HOST.fullmatch(ref.domain.lower()) or any(rule.caches(ref) for rule in config.rules):
+        return False
+    return from_cache(ref, config) is None
+
+
+def _notes(source: EcsSource, found: TaskDefinitions, private: dict[str, str]) -> list[str]:
+    notes = []
+    if private:
+        first = ", ".join(f"{image} ({place})" for image, place in list(private.items())[:NAMED])
+        more = f" and {len(private) - NAMED} more" if len(private) > NAMED else ""
+        notes.append(
+            f"{source.label}: {len(private)} image(s) of ECR private repositories skipped, no rule pulls them "
+            f"through (pushed there, not cached): {first}{more}"
+        )
+    if found.unread:
+        first = ", ".join(found.unread[:NAMED])
+        more = f" and {len(found.unread) - NAMED} more" if len(found.unread) > NAMED else ""
+        notes.append(
+            f"{source.label}: {len(found.unread)} older ACTIVE task definition revision(s) not read this run (each "
+            f"family's newest are read first, {len(found.read)} a run): {first}{more}; deregister the revisions no "
+            "service runs any more (aws ecs deregister-task-definition)"
+        )
+    return notes
