@@ -54,7 +54,8 @@ def test_images_become_upstream_references_attributed_to_revision_and_container(
         ("docker.io/olakego/source-mysql:v0.1.8", "ecs olake-", "task definition olake-worker:7 → c0"),
         ("ghcr.io/datazip/olake-ui:v1", "ecs olake-", "task definition olake-worker:7 → c1"),
     ]
-    assert found.problems == [] and found.notes == []
+    assert found.problems == []
+    assert found.notes == []
 
 
 def test_digest_only_and_uncached_images_are_problems_naming_the_place() -> None:
@@ -80,7 +81,8 @@ def test_images_of_private_ecr_repositories_are_skipped_and_counted() -> None:
     # When read
     found = ecs_source.read(SOURCE, CONFIG, lister)
     # Then none is warmed or a problem; one note counts them
-    assert found.references == [] and found.problems == []
+    assert found.references == []
+    assert found.problems == []
     (note,) = found.notes
     assert note.startswith("ecs olake-: 2 image(s) of ECR private repositories skipped")
     assert own in note

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 from pullthrough.aws.ecs import TaskDefinitions
 from pullthrough.errors import InvalidReference, Problem
 from pullthrough.reference import ImageReference
-from pullthrough.sources.resolving import Yielded, from_cache, resolve
+from pullthrough.sources.resolving import Yielded, resolve
+from pullthrough.sources.resolving import _from_cache as from_cache  # H-S: public once its name settles
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
