@@ -45,6 +45,9 @@ from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.registry import ManifestHead
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
 from pullthrough.settings import Settings, SettingsError
+from pullthrough.sources import ecs as ecs_source
+from pullthrough.sources import plan_time
+from pullthrough.sources.model import EcsSource
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warming import (
     MOVED_TAG_NOTE,
@@ -341,6 +344,7 @@ class Planner:
     allowances: Allowances | None = None  # None: this run's own share, shared with no other run (the CLI, tests)
     in_flight: Mapping[str, InFlight] = field(default_factory=dict)  # images (by key) open runs are warming
     keeps_clients: bool = False  # the clients outlive the plan (kept_upstream_client): not closed at its end
+    ecs: ecs_source.Lister | None = None  # reads the `ecs` sources' task definitions (None: they yield nothing)
     workers: int = PLAN_WORKERS
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _clients: dict[str, Upstream | PullthroughError | None] = field(default_factory=dict)
@@ -391,7 +395,12 @@ class Planner:
     def _targets(self, request: WarmRequest) -> tuple[list[WarmTarget], list[Decided]]:
         config = self.config
         if not request.images:
-            return [t for t in config.targets() if request.rules is None or t.rule.prefix in request.rules], []
+            listed = config.targets()
+            # The sources read at plan time (ecs): their images join the list, their problems are decided already.
+            read = plan_time.read(config, self.ecs, listed)
+            self._notes.extend(read.notes)
+            wanted = [t for t in listed + read.targets if request.rules is None or t.rule.prefix in request.rules]
+            return wanted, [Decided(key, item) for key, item in read.decided]
         targets: list[WarmTarget] = []
         decided: list[Decided] = []
         for index, text in enumerate(request.images):
@@ -1022,6 +1031,7 @@ def make_plan(
     memory: Memory | None = None,
     allowances: Allowances | None = None,
     in_flight: Mapping[str, InFlight] | None = None,
+    ecs: ecs_source.Lister | None = None,
 ) -> Plan:
     """Plan one run against ECR and the upstreams the settings point at (what `memory` recalls, what open runs hold
     and drew)."""
@@ -1035,8 +1045,18 @@ def make_plan(
         allowances=allowances,
         in_flight=in_flight or {},
         keeps_clients=upstream_for is None,
+        ecs=ecs if ecs is not None else ecs_lister(config, settings),
     )
     return planner.plan(request, run_id)
+
+
+def ecs_lister(config: Config, settings: Settings) -> ecs_source.Lister | None:
+    """The ECS adapter in the settings' region when the config has an ecs source (no ECS call otherwise)."""
+    if not any(isinstance(source, EcsSource) for source in config.warm.sources):
+        return None
+    from pullthrough.aws import ecs
+
+    return lambda prefix: ecs.task_definitions(prefix, settings.region)
 
 
 def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> RunSummary:
