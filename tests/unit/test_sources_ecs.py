@@ -50,7 +50,7 @@ def test_images_become_upstream_references_attributed_to_revision_and_container(
     found = ecs_source.read(SOURCE, CONFIG, lister)
     # Then the family prefix was asked for, each image is there once (at its newest place), the cache URI mapped back
     assert lister.asked == ["olake-"]  # type: ignore[attr-defined]
-    assert [(y.reference, y.source, y.place) for y in found.references] == [
+    assert [(y.reference, y.source, y.place) for y in found.unique()] == [
         ("docker.io/olakego/source-mysql:v0.1.8", "ecs olake-", "task definition olake-worker:7 → c0"),
         ("ghcr.io/datazip/olake-ui:v1", "ecs olake-", "task definition olake-worker:7 → c1"),
     ]
@@ -67,8 +67,8 @@ def test_digest_only_and_uncached_images_are_problems_naming_the_place() -> None
     # Then both are problems naming the revision and container, with the image and a fix
     assert found.references == []
     assert [(p.location, p.value) for p in found.problems] == [
-        ("warm.sources ecs olake-: task definition olake-ui:3 → c0", f"busybox@{digest}"),
-        ("warm.sources ecs olake-: task definition olake-ui:3 → c1", "quay.io/prometheus/node-exporter:v1.8.2"),
+        ("task definition olake-ui:3 → c0", f"busybox@{digest}"),
+        ("task definition olake-ui:3 → c1", "quay.io/prometheus/node-exporter:v1.8.2"),
     ]
     assert "digest" in found.problems[0].message
     assert "rule" in found.problems[1].message
@@ -84,15 +84,16 @@ def test_images_of_private_ecr_repositories_are_skipped_and_counted() -> None:
     assert found.references == []
     assert found.problems == []
     (note,) = found.notes
-    assert note.startswith("ecs olake-: 2 image(s) of ECR private repositories skipped")
-    assert own in note
+    assert (note.location, note.value) == ("warm.sources ecs olake-", "2 image(s)")
+    assert note.message.startswith("skipped: ECR private repositories no rule pulls through")
+    assert own in note.message
 
 
 def test_revisions_left_unread_are_named_in_a_note() -> None:
     lister = lister_of(definition("olake-api:9", "nginx:1.27"), unread=("olake-api:8", "olake-api:7"))
     (note,) = ecs_source.read(SOURCE, CONFIG, lister).notes
-    assert "2 older ACTIVE task definition revision(s) not read" in note
-    assert "olake-api:8, olake-api:7" in note
+    assert note.value == "2 older ACTIVE revision(s)"
+    assert "olake-api:8, olake-api:7" in note.message
 
 
 @pytest.fixture

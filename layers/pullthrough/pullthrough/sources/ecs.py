@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from pullthrough.aws.ecs import TaskDefinitions
 from pullthrough.errors import InvalidReference, Problem
 from pullthrough.reference import ImageReference
-from pullthrough.sources.resolving import Yielded, resolve
+from pullthrough.sources.resolving import Reading, Yielded
 from pullthrough.sources.resolving import _from_cache as from_cache  # H-S: public once its name settles
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
     from pullthrough.sources.model import EcsSource
 
-__all__ = ["EcsReading", "Lister", "ecs_references", "read"]
+__all__ = ["Lister", "ecs_references", "read"]
 
 # The adapter, bound to a region: family prefix (None: every family) in, the ACTIVE revisions read out.
 Lister = Callable[[str | None], TaskDefinitions]
@@ -37,40 +36,26 @@ _ECR_HOST = re.compile(r"[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?"
 NAMED = 5
 
 
-@dataclass(frozen=True)
-class EcsReading:
-    """What an ecs source yields: references (each image once, at its first place), problems, and notes."""
-
-    references: list[Yielded] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-
-def read(source: EcsSource, config: Config, lister: Lister) -> EcsReading:
-    """Every image of the source's task definitions, resolved; AwsError when ECS refuses the listing or a describe."""
+def read(source: EcsSource, config: Config, lister: Lister) -> Reading:
+    """Every image of the source's task definitions, resolved, with problems and notes (as every source's reading);
+    AwsError when ECS refuses the listing or a describe."""
     found = lister(source.family_prefix)
-    references: dict[str, Yielded] = {}
-    problems: list[Problem] = []
+    reading = Reading()
     private: dict[str, str] = {}
     for definition in found.read:
         for container in definition.containers:
-            place = f"{definition.name} → {container.name}"
+            place = f"task definition {definition.name} → {container.name}"
             if _private(container.image, config):
                 private.setdefault(container.image, place)
-                continue
-            resolved = resolve(container.image, config)
-            if resolved.reference is not None:
-                text = str(resolved.reference)
-                references.setdefault(text, Yielded(text, source.label, f"task definition {place}"))
             else:
-                location = f"warm.sources {source.label}: task definition {place}"
-                problems.append(Problem(location, container.image, resolved.problem or "cannot be warmed"))
-    return EcsReading(list(references.values()), problems, _notes(source, found, private))
+                reading.add(container.image, config, source=source.label, place=place)
+    reading.notes.extend(_notes(source, found, private))
+    return reading
 
 
 def ecs_references(source: EcsSource, lister: Lister, config: Config) -> list[Yielded]:
-    """The references only (what `sources.read`'s ecs reader yields); problems and notes are `read`'s."""
-    return read(source, config, lister).references
+    """Each reference once (what `sources.read`'s ecs reader yields); problems and notes are `read`'s."""
+    return read(source, config, lister).unique()
 
 
 def _private(image: str, config: Config) -> bool:
@@ -84,21 +69,20 @@ def _private(image: str, config: Config) -> bool:
     return from_cache(ref, config) is None
 
 
-def _notes(source: EcsSource, found: TaskDefinitions, private: dict[str, str]) -> list[str]:
+def _notes(source: EcsSource, found: TaskDefinitions, private: dict[str, str]) -> list[Problem]:
     notes = []
+    where = f"warm.sources {source.label}"
     if private:
         first = ", ".join(f"{image} ({place})" for image, place in list(private.items())[:NAMED])
         more = f" and {len(private) - NAMED} more" if len(private) > NAMED else ""
-        notes.append(
-            f"{source.label}: {len(private)} image(s) of ECR private repositories skipped, no rule pulls them "
-            f"through (pushed there, not cached): {first}{more}"
-        )
+        message = f"skipped: ECR private repositories no rule pulls through (pushed there, not cached): {first}{more}"
+        notes.append(Problem(location=where, value=f"{len(private)} image(s)", message=message))
     if found.unread:
         first = ", ".join(found.unread[:NAMED])
         more = f" and {len(found.unread) - NAMED} more" if len(found.unread) > NAMED else ""
-        notes.append(
-            f"{source.label}: {len(found.unread)} older ACTIVE task definition revision(s) not read this run (each "
-            f"family's newest are read first, {len(found.read)} a run): {first}{more}; deregister the revisions no "
-            "service runs any more (aws ecs deregister-task-definition)"
+        message = (
+            f"not read this run (each family's newest revisions first, {len(found.read)} a run): {first}{more}; "
+            "deregister the revisions no service runs any more (aws ecs deregister-task-definition)"
         )
+        notes.append(Problem(location=where, value=f"{len(found.unread)} older ACTIVE revision(s)", message=message))
     return notes

@@ -64,7 +64,7 @@ def _read_one(
     except AwsError as exc:
         result.decided.append((key, _refused(source, exc)))
         return
-    for yielded in reading.references:
+    for yielded in reading.unique():
         ref = ImageReference.parse(yielded.reference)
         if (ref.name, ref.tag) not in named:
             named.add((ref.name, ref.tag))
@@ -73,16 +73,16 @@ def _read_one(
         item = ReportItem(
             subject=problem.value,
             outcome=Outcome.SKIPPED,
-            reason=f"{problem.location}: {problem.message}",
+            reason=f"{source.label}, {problem.location}: {problem.message}",
             fix=IMAGE_FIX,
             reason_code=SOURCE_REASON,
         )
         result.decided.append((f"{key}#{number}", item))
     result.notes.append(
-        f"{source.label}: {len(reading.references)} image(s) named by the account's ACTIVE task definitions"
+        f"{source.label}: {len(reading.unique())} image(s) named by the account's ACTIVE task definitions"
         + (f", {len(reading.problems)} that cannot be warmed" if reading.problems else "")
     )
-    result.notes.extend(reading.notes)
+    result.notes.extend(f"{note.location}: {note.value} {note.message}" for note in reading.notes)
 
 
 def _refused(source: EcsSource, exc: AwsError) -> ReportItem:
