@@ -30,7 +30,7 @@ __all__ = ["DESCRIBE_LIMIT", "LIST_PAGE", "Container", "TaskDefinition", "TaskDe
 # ListTaskDefinitions returns at most 100 ARNs a page (botocore: maxResults "between 1 and 100").
 LIST_PAGE = 100
 # DescribeTaskDefinition calls a run makes at most, one at a time (no burst into the account's shared bucket; the
-# clients' standard retry mode waits out a ThrottlingException).
+# clients' standard retry mode waits out a ThrottlingException): well under a minute of plan_warming's 300 seconds.
 DESCRIBE_LIMIT = 500
 
 

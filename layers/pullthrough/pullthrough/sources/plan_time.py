@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pullthrough.errors import AwsError
+from pullthrough.errors import AwsAccessDenied, AwsError
 from pullthrough.reference import ImageReference
 from pullthrough.report import Outcome, ReportItem
 from pullthrough.sources import ecs
@@ -93,7 +93,7 @@ def _refused(source: EcsSource, exc: AwsError) -> ReportItem:
         fix=(
             "let plan_warming's role call ecs:ListTaskDefinitions and ecs:DescribeTaskDefinition on Resource '*' "
             "(template.yaml ReadTaskDefinitions, granted when the config has an ecs source; check SCPs too)"
-            if exc.code.endswith("AccessDeniedException") or "AccessDenied" in exc.code
+            if isinstance(exc, AwsAccessDenied)
             else "nothing if it happens once: the next run reads the task definitions again"
         ),
         reason_code=SOURCE_REASON,
