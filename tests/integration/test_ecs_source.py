@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from pullthrough.report import Outcome
-from pullthrough.sources.plan_time import SOURCE_REASON
 from sandbox import Sandbox
 from tests.integration.test_iam_grants import statement_of
 from tests.integration.warm_support import WarmHarness, unique
@@ -61,12 +60,9 @@ def test_a_registered_task_definition_is_warmed_and_the_report_names_the_source(
     register(world, unique("other-"), f"docker.io/{unique('elsewhere/app')}:1.0")
     # When a whole run is planned (plan_warming's own role asks ECS) and drained
     summary, report = world.run()
-    # Then the task definition's image was warmed into the cache, and nothing else
-    assert [(item.subject, item.outcome) for item in report.items] == [(f"docker.io/{name}:v0.1.8", Outcome.WARMED)], (
-        report.items
-    )
-    # And the report names the source
-    assert any(note.startswith(f"ecs {FAMILY}: 1 image(s) named by") for note in report.notes), report.notes
+    # Then the task definition's image was warmed into the cache, and nothing else, the report naming its source
+    found = [(item.subject, item.outcome, item.details.source) for item in report.items]
+    assert found == [(f"docker.io/{name}:v0.1.8", Outcome.WARMED, f"ecs {FAMILY}")], report.items
     assert summary["run_id"] == report.run_id
 
 
@@ -88,7 +84,7 @@ def test_a_refused_ecs_call_is_a_clear_problem_and_not_a_failed_run(world: Ecs) 
     report = world.report_of(result["run_id"])
     # Then the run completed, and its report fails the source saying what to grant
     (item,) = [i for i in report.items if i.subject == f"source ecs {FAMILY}"]
-    assert (item.outcome, item.reason_code) == (Outcome.FAILED, SOURCE_REASON)
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "source")
     assert "ecs:ListTaskDefinitions" in (item.reason or "")
     assert "AccessDeniedException" in (item.reason or "")
     assert "ReadTaskDefinitions" in (item.fix or "")

@@ -1,4 +1,5 @@
-"""The planner with an `ecs` source: task definition images join the run; what ECS refuses fails the source only."""
+"""The planner with an `ecs` source: task definition images join the run attributed to the source; what ECS refuses
+fails the source only."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pullthrough.aws.ecs import Container, TaskDefinition, TaskDefinitions
 from pullthrough.errors import AwsAccessDenied
 from pullthrough.planning import Planner, WarmRequest
 from pullthrough.report import Outcome
-from pullthrough.sources.plan_time import SOURCE_REASON
+from pullthrough.sources import ecs as ecs_source
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, digest_of
 
 CONFIG = config_module.parse(
@@ -30,12 +31,13 @@ def served() -> tuple[FakeEcr, FakeUpstream]:
     return FakeEcr(), upstream
 
 
-def lister(*definitions: TaskDefinition) -> object:
-    return lambda prefix: TaskDefinitions(definitions) if prefix == "olake-" else TaskDefinitions(())
+def planner(ecr: FakeEcr, upstream: FakeUpstream, lister: ecs_source.Lister) -> Planner:
+    return Planner(CONFIG, ecr, lambda rule: upstream, workers=2, ecs=ecs_source.reader(CONFIG, lister))
 
 
-def test_task_definition_images_join_the_run_and_the_report_names_the_source() -> None:
-    # Given an ecs source whose task definition runs warm.images' nginx and a connector, and one digest-only image
+def test_task_definition_images_join_the_run_attributed_to_the_source() -> None:
+    # Given an ecs source whose task definition runs warm.images' nginx, a connector, and a digest-only image, and
+    # an older revision no longer read (the describe limit)
     ecr, upstream = served()
     worker = TaskDefinition(
         "olake-worker",
@@ -46,20 +48,31 @@ def test_task_definition_images_join_the_run_and_the_report_names_the_source() -
             Container("pinned", "busybox@sha256:" + "c" * 64),
         ),
     )
-    planner = Planner(CONFIG, ecr, lambda rule: upstream, workers=2, ecs=lister(worker))  # type: ignore[arg-type]
+    asked: list[str | None] = []
+
+    def lister(prefix: str | None) -> TaskDefinitions:
+        asked.append(prefix)
+        return TaskDefinitions((worker,), unread=("olake-worker:3",))
+
     # When the run is planned
-    plan = planner.plan(WarmRequest(trigger="t"), RUN)
-    # Then nginx is warmed once, the connector too, the digest-only image is skipped naming revision and container
-    assert sorted(job.subject for job in plan.jobs) == [
-        "docker.io/library/nginx:1.27",
-        "docker.io/olakego/source-mysql:v0.1.8",
+    plan = planner(ecr, upstream, lister).plan(WarmRequest(trigger="t"), RUN)
+    # Then the family prefix was asked for; nginx is warmed once, as warm.images', the connector as the source's
+    assert asked == ["olake-"]
+    assert sorted((job.subject, job.source) for job in plan.jobs) == [
+        ("docker.io/library/nginx:1.27", None),
+        ("docker.io/olakego/source-mysql:v0.1.8", "ecs olake-"),
     ]
-    (skipped,) = plan.decided
-    assert (skipped.item.outcome, skipped.item.reason_code) == (Outcome.SKIPPED, SOURCE_REASON)
-    assert "task definition olake-worker:4 → pinned" in (skipped.item.reason or "")
-    # And the notes name the source and what it yielded
-    note = "ecs olake-: 2 image(s) named by the account's ACTIVE task definitions, 1 that cannot be warmed"
-    assert note in plan.notes
+    # And the digest-only image fails, naming revision and container, with a fix for the task definition
+    (failed,) = plan.decided
+    assert (failed.item.outcome, failed.item.reason_code, failed.item.details.source) == (
+        Outcome.FAILED,
+        "source",
+        "ecs olake-",
+    )
+    assert "task definition olake-worker:4 → pinned" in (failed.item.reason or "")
+    assert "register a revision of olake-worker" in (failed.item.fix or "")
+    # And the revision left unread is noted
+    assert any("olake-worker:3" in note for note in plan.notes), plan.notes
 
 
 def test_a_refused_ecs_call_fails_the_source_and_the_rest_still_warms() -> None:
@@ -69,9 +82,8 @@ def test_a_refused_ecs_call_fails_the_source_and_the_rest_still_warms() -> None:
     def refused(prefix: str | None) -> TaskDefinitions:
         raise AwsAccessDenied("ecs:ListTaskDefinitions", "task definitions", "AccessDeniedException", "not authorized")
 
-    planner = Planner(CONFIG, ecr, lambda rule: upstream, workers=2, ecs=refused)
     # When the run is planned
-    plan = planner.plan(WarmRequest(trigger="t"), RUN)
+    plan = planner(ecr, upstream, refused).plan(WarmRequest(trigger="t"), RUN)
     # Then warm.images still warms, and the source is a failed item saying what to grant
     assert [job.subject for job in plan.jobs] == ["docker.io/library/nginx:1.27"]
     (failed,) = plan.decided
@@ -81,7 +93,7 @@ def test_a_refused_ecs_call_fails_the_source_and_the_rest_still_warms() -> None:
     assert "ReadTaskDefinitions" in (failed.item.fix or "")
 
 
-def test_without_a_lister_an_ecs_source_yields_nothing() -> None:
+def test_without_a_reader_an_ecs_source_yields_nothing() -> None:
     ecr, upstream = served()
     plan = Planner(CONFIG, ecr, lambda rule: upstream, workers=2).plan(WarmRequest(trigger="t"), RUN)
     assert [job.subject for job in plan.jobs] == ["docker.io/library/nginx:1.27"]

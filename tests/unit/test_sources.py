@@ -181,9 +181,9 @@ def test_ecs_sources_yield_nothing_without_a_reader_and_the_reader_s_answer_with
     assert sources.references(config) == []
     seen: list[EcsSource] = []
 
-    def reader(source: EcsSource) -> list[sources.Yielded]:
+    def reader(source: EcsSource) -> sources.Reading:
         seen.append(source)
-        return [sources.Yielded("docker.io/olakego/ui:v1", source.label, "olake-ui:3 → ui")]
+        return sources.Reading(references=[sources.Yielded("docker.io/olakego/ui:v1", source.label, "olake-ui:3 → ui")])
 
     assert sources.references(config, ecs=reader) == [
         sources.Yielded("docker.io/olakego/ui:v1", "ecs olake-", "olake-ui:3 → ui")
@@ -209,3 +209,17 @@ def test_source_files_lists_what_the_config_layer_ships() -> None:
         "other.yml",
         "images.txt",
     ]
+
+
+def test_check_explains_the_source_images_and_exits_1_on_a_source_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pullthrough.config import main
+
+    (tmp_path / "images.txt").write_text("nginx:1.27\nnginx@sha256:" + "c" * 64 + "\n")
+    write_config(tmp_path, "    - {kind: text, name: extra, files: [images.txt]}\n")
+    assert main(["--check", str(tmp_path / "pullthrough.yaml")]) == 1
+    out, err = capsys.readouterr()
+    assert "image docker.io/library/nginx -> dockerhub/library/nginx (rule dockerhub): 1.27" in out
+    assert "from extra (images.txt:1)" in out
+    assert err.startswith("warm.sources: images.txt:2: a digest-only reference")

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -54,6 +54,9 @@ from pullthrough.reference import (
     validate_tag,
 )
 from pullthrough.sources.model import SOURCE_KINDS, Source
+
+if TYPE_CHECKING:
+    from pullthrough import sources
 
 __all__ = [
     "CREATE_ROLE",
@@ -1022,6 +1025,8 @@ class WarmTarget:
     rule: Rule
     cache_repository: str
     platforms: tuple[str, ...]
+    source: str | None = None  # the warm.sources entry that names the image; None for warm.images
+    place: str | None = None  # where in that source: file:line, or file → service / workload → container
 
 
 class Config(_Model):
@@ -1052,14 +1057,40 @@ class Config(_Model):
             raise ConfigError([Problem(location=str(reference), value=str(reference), message=message)])
         return rule
 
-    def targets(self) -> list[WarmTarget]:
-        """Every warm image with its rule, cache repository and platforms."""
+    def targets(self, reading: sources.Reading | None = None) -> list[WarmTarget]:
+        """Every warm image with its rule, cache repository and platforms; then each reference warm.sources name
+        (`reading`, else the files read now; ecs sources only through a given reading) that warm.images does not."""
         result = []
         for image in self.warm.images:
             rule = self.rule_for(image.image, image.rule)
             result.append(
                 WarmTarget(image, rule, rule.cache_repository(image.image), image.platforms or self.warm.platforms)
             )
+        if reading is None:
+            if not self.warm.sources:
+                return result
+            from pullthrough import sources as source_files
+
+            reading = source_files.read(self)
+        return result + self._source_targets(reading)
+
+    def _source_targets(self, reading: sources.Reading) -> list[WarmTarget]:
+        """The sources' references as targets; warm.images wins: its tags are not repeated, its settings apply."""
+        listed: dict[str, WarmImage] = {}
+        for image in self.warm.images:
+            listed.setdefault(image.image.name, image)
+        result = []
+        for item in reading.unique():
+            ref = ImageReference.parse(item.reference)
+            entry = listed.get(ref.name)
+            if entry is not None and ref.tag in entry.fixed_tags:
+                continue
+            image = WarmImage(
+                image=ref, platforms=entry.platforms if entry else None, rule=entry.rule if entry else None
+            )
+            rule = self.rule_for(ref, image.rule)
+            platforms = image.platforms or self.warm.platforms
+            result.append(WarmTarget(image, rule, rule.cache_repository(ref), platforms, item.source, item.place))
         return result
 
     def explain(self) -> list[str]:
@@ -1092,6 +1123,7 @@ class Config(_Model):
                 f"image {image.image.name} -> {target.cache_repository} (rule {target.rule.prefix}): "
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
+                + (f"; from {target.source} ({target.place})" if target.source else "")
             )
         # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
         subject = self.notifications.subject_prefix or "pullthrough (the default)"
@@ -1240,16 +1272,20 @@ def _without_kind(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return loc
 
 
+def _kind_message(tag: Any) -> str:
+    """A warm.sources item without a kind, or with one that does not exist."""
+    kinds = ", ".join(SOURCE_KINDS)
+    if tag is None:
+        return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
+    return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+
+
 def _message(error: Any, loc: tuple[Any, ...]) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error["input"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = ctx.get("tag")
-        kinds = ", ".join(SOURCE_KINDS)
-        if tag is None:
-            return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
-        return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+        return _kind_message(ctx.get("tag"))
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "missing":
@@ -1698,7 +1734,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     print("\n".join(config.explain()))
-    return 0
+    from pullthrough import sources as source_files
+
+    problems = source_files.read(config).problems  # what warm.sources name that cannot be warmed
+    for problem in problems:
+        print(f"warm.sources: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

@@ -9,22 +9,23 @@ pruning wants: never delete what a broken source might still name). ecs sources 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pullthrough.errors import ConfigError, Problem
 from pullthrough.sources import compose, kubernetes, text
 from pullthrough.sources.model import ComposeSource, EcsSource, KubernetesSource, Source, TextSource
-from pullthrough.sources.resolving import Reading, Yielded
+from pullthrough.sources.resolving import Reading, SourceProblem, Yielded
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
 
-__all__ = ["EcsReader", "Reading", "SourceError", "Yielded", "read", "references", "source_files"]
+__all__ = ["EcsReader", "Reading", "SourceError", "SourceProblem", "Yielded", "read", "references", "source_files"]
 
-# The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, its references out.
-EcsReader = Callable[[EcsSource], Iterable[Yielded]]
+# The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, what it yields out
+# (references, problems, notes: `ecs.reader`; an ECS refusal is a problem of the source, never a failed run).
+EcsReader = Callable[[EcsSource], Reading]
 
 
 class SourceError(ConfigError):
@@ -45,10 +46,14 @@ def read(config: Config, *, ecs: EcsReader | None = None, directory: Path | str 
     reading = Reading()
     for source in config.warm.sources:
         if isinstance(source, EcsSource):
-            if ecs is not None:
-                reading.references.extend(ecs(source))
-            continue
-        reading.extend(_read_files(source, config, base))
+            if ecs is None:
+                continue
+            found = ecs(source)
+        else:
+            found = _read_files(source, config, base)
+        found.problems = [_attributed(problem, source.label) for problem in found.problems]
+        found.notes = [_attributed(note, source.label) for note in found.notes]
+        reading.extend(found)
     return reading
 
 
@@ -70,6 +75,10 @@ def config_directory(config: Config) -> Path:
     """The folder source paths are relative to: where the config file was loaded from, else the current one."""
     origin = config.origin
     return origin.parent if origin is not None else Path.cwd()
+
+
+def _attributed(problem: Problem, label: str) -> SourceProblem:
+    return SourceProblem(location=problem.location, value=problem.value, message=problem.message, source=label)
 
 
 def _read_files(source: Source, config: Config, base: Path) -> Reading:

@@ -131,7 +131,8 @@ def _yield(project: _Project, service: _Service, active: set[str]) -> None:
     place = f"{service.file} → {service.name}"
     try:
         keys = _extended(project, service.file, service.keys, 0)
-        profiles = [_text(project, str(p)) for p in keys.get("profiles") or []]
+        listed = keys.get("profiles") or []
+        profiles = [_text(project, str(p)) for p in (listed if isinstance(listed, list) else [listed])]
         if profiles and not active.intersection(profiles):
             return  # compose-spec: a service with profiles starts only when one of them is active
         image = keys.get("image")

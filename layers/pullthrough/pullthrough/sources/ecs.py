@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pullthrough.aws.ecs import TaskDefinitions
-from pullthrough.errors import InvalidReference, Problem
+from pullthrough.errors import AwsError, InvalidReference, Problem
 from pullthrough.reference import ImageReference
 from pullthrough.sources.resolving import Reading, Yielded
 from pullthrough.sources.resolving import _from_cache as from_cache  # H-S: public once its name settles
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from pullthrough.config import Config
     from pullthrough.sources.model import EcsSource
 
-__all__ = ["Lister", "ecs_references", "read"]
+__all__ = ["ECS_LOCATION", "PLACE", "Lister", "ecs_references", "fix_for", "read", "reader"]
 
 # The adapter, bound to a region: family prefix (None: every family) in, the ACTIVE revisions read out.
 Lister = Callable[[str | None], TaskDefinitions]
@@ -34,6 +34,18 @@ Lister = Callable[[str | None], TaskDefinitions]
 _ECR_HOST = re.compile(r"[0-9]{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?")
 # How many revisions a note names before it says "and N more".
 NAMED = 5
+# Where an ecs source's problems are: a container of a task definition revision, or the ECS API itself.
+PLACE = "task definition "
+ECS_LOCATION = "ECS ListTaskDefinitions / DescribeTaskDefinition"
+IMAGE_FIX = (
+    "register a revision of {family} that names the image by tag, under a rule's upstream, and deregister {revision}; "
+    "or narrow the source's family_prefix"
+)
+REFUSED_FIX = (
+    "if ECS refused access: let plan_warming's role call ecs:ListTaskDefinitions and ecs:DescribeTaskDefinition on "
+    "Resource '*' (template.yaml ReadTaskDefinitions, granted when the config has an ecs source; check SCPs too); "
+    "else nothing: the next run reads the task definitions again"
+)
 
 
 def read(source: EcsSource, config: Config, lister: Lister) -> Reading:
@@ -44,13 +56,37 @@ def read(source: EcsSource, config: Config, lister: Lister) -> Reading:
     private: dict[str, str] = {}
     for definition in found.read:
         for container in definition.containers:
-            place = f"task definition {definition.name} → {container.name}"
+            place = f"{PLACE}{definition.name} → {container.name}"
             if _private(container.image, config):
                 private.setdefault(container.image, place)
             else:
                 reading.add(container.image, config, source=source.label, place=place)
     reading.notes.extend(_notes(source, found, private))
     return reading
+
+
+def reader(config: Config, lister: Lister) -> Callable[[EcsSource], Reading]:
+    """`read` bound to the config and the adapter (sources.EcsReader): what ECS refuses is the source's problem, so
+    the run still warms every other image and its report says what to grant."""
+
+    def read_one(source: EcsSource) -> Reading:
+        try:
+            return read(source, config, lister)
+        except AwsError as exc:
+            refused = Problem(location=ECS_LOCATION, value=f"source {source.label}", message=f"not read: {exc}")
+            return Reading(problems=[refused])
+
+    return read_one
+
+
+def fix_for(problem: Problem) -> str | None:
+    """The fix of an ecs source's problem (None for another source's)."""
+    if problem.location == ECS_LOCATION:
+        return REFUSED_FIX
+    if problem.location.startswith(PLACE):
+        revision = problem.location.removeprefix(PLACE).split(" ", 1)[0]
+        return IMAGE_FIX.format(family=revision.rpartition(":")[0], revision=revision)
+    return None
 
 
 def ecs_references(source: EcsSource, lister: Lister, config: Config) -> list[Yielded]:

@@ -16,7 +16,7 @@ from pullthrough.reference import DEFAULT_DOMAIN, ROOT_PREFIX, ImageReference, u
 if TYPE_CHECKING:
     from pullthrough.config import Config, Rule
 
-__all__ = ["Reading", "Resolved", "Yielded", "resolve"]
+__all__ = ["Reading", "Resolved", "SourceProblem", "Yielded", "resolve"]
 
 # An ECR private registry host (ECR user guide, "Amazon ECR private registry": aws_account_id.dkr.ecr.region
 # .amazonaws.com).
@@ -30,6 +30,13 @@ class Yielded:
     reference: str  # the upstream reference, fully qualified: docker.io/olakego/source-mysql:v0.1.8
     source: str  # the source's label: its name, or its kind and first file
     place: str  # file:line, or file → service / workload → container
+
+
+@dataclass(frozen=True)
+class SourceProblem(Problem):
+    """A problem with the label of the source it is in (reports attribute it as they attribute references)."""
+
+    source: str = ""
 
 
 @dataclass
@@ -90,10 +97,12 @@ def resolve(text: str, config: Config) -> Resolved:
     if ref.tag is None:
         ref = ref.with_tag("latest")  # what docker pull and Kubernetes pull for a reference without a tag
     try:
-        config.rule_for(ref)
+        config.rule_for(ref).cache_repository(ref)
     except ConfigError as exc:
         reason = exc.problems[0].message if exc.problems else "no rule caches it"
         return Resolved(problem=f"{reason}; or drop it from this source")
+    except InvalidReference as exc:
+        return Resolved(problem=exc.reason)
     return Resolved(reference=ref)
 
 
