@@ -351,6 +351,10 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("sqs", "DeleteMessageBatch"): _on_queue("sqs:DeleteMessage"),
     ("sqs", "GetQueueAttributes"): _on_queue("sqs:GetQueueAttributes"),
     ("events", "PutEvents"): _put_events,
+    # The IAM service reference ("Actions, resources, and condition keys for Amazon ECS"): neither task definition
+    # read names a resource type, so both are asked on "*" (a statement naming a task-definition ARN grants neither).
+    ("ecs", "ListTaskDefinitions"): lambda call: [call.ask("ecs:ListTaskDefinitions", "*")],
+    ("ecs", "DescribeTaskDefinition"): lambda call: [call.ask("ecs:DescribeTaskDefinition", "*")],
     # STS API Reference, GetCallerIdentity: "No permissions are required to perform this operation."
     ("sts", "GetCallerIdentity"): lambda call: [],
 }

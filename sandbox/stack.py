@@ -41,7 +41,7 @@ from typing import Any
 
 import boto3
 
-from sandbox import cloudformation, iam, iam_guard, iam_roles, lambdas, moto_secrets
+from sandbox import cloudformation, iam, iam_guard, iam_roles, lambdas, moto_ecs, moto_secrets
 from sandbox.template import REPO_ROOT, load_template
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
@@ -102,6 +102,7 @@ class Stack:
         for logical_id in [i for i in resources if i not in redriving] + redriving:
             self._create(logical_id, resources[logical_id])
         moto_secrets.install()
+        moto_ecs.install()  # ListTaskDefinitions sorted and paged as AWS documents
         moto_secrets.register_functions(
             self.account, self.region, [self.physical[f"{f}.Arn"] for f in self.functions()]
         )

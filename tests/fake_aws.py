@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from pullthrough.aws import clients
-from sandbox import moto_secrets
+from sandbox import moto_ecs, moto_secrets
 
 
 @contextmanager
@@ -36,6 +36,8 @@ def fake_aws(region: str, **environment: str) -> Iterator[None]:
         clients.clear()
         # Secrets Manager's RotateSecret rule and label moves as AWS documents them (moto diverges: moto_secrets.py)
         moto_secrets.install()
+        # ECS's ListTaskDefinitions sorted and paged as AWS documents (moto ignores both: moto_ecs.py)
+        moto_ecs.install()
         try:
             with mock_aws():
                 yield

@@ -5,8 +5,9 @@ function runs as Lambda would run it, through the template's own routes:
 - a deploy (CloudFormation CREATE_COMPLETE) reconciles: rules, templates (one with tags and a lifecycle policy),
   ownership records, validation, a report, and the "rules reconciled" event;
 - a consumer's pull puts one image into the cache before the planner runs, so the planner verifies what ECR holds;
-- plan_warming queues the rest; warm_images imports them through the ECR endpoint (one image meets a 429 storm, so
-  the warmer asks the upstream why, with the rule's credentials);
+- plan_warming reads the account's task definitions (an ecs source) and queues the rest; warm_images imports them
+  through the ECR endpoint (one image meets a 429 storm, so the warmer asks the upstream why, with the rule's
+  credentials);
 - a planner run whose jobs never come back is closed and reported by the next one;
 - a secret change (CloudTrail PutSecretValue) and the daily schedule check credentials;
 - a staged rotation and a docker-hub-api rotation (the Hub API mints, tags and revokes tokens);
@@ -88,6 +89,12 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                     "PULLTHROUGH_CONFIG": str(config),
                 },
             ).deploy()
+            # A task definition of the pass's family runs an image warm.images names too: the ecs source reads it
+            # (ListTaskDefinitions, DescribeTaskDefinition) and the planner keeps one target for the image.
+            boto3.client("ecs", region_name=sb.region).register_task_definition(
+                family=f"{ns}-worker",
+                containerDefinitions=[{"name": "app", "image": f"docker.io/{ns}/app:1.0", "memory": 128}],
+            )
             later = _rules(hub, ghcr, None, description="second", ghcr_secret=f"ecr-pullthroughcache/{ghcr}-next")
             steps = {
                 "deploy and warm": lambda: _deploy_and_warm(stack, sb, hub, ns, images),
@@ -175,6 +182,9 @@ def _write(
         "warm": {
             "platforms": ["linux/amd64", "linux/arm64"],
             "images": warm,
+            # The account's task definitions of this pass's family (registered in recorded_pass): plan_warming reads
+            # them as its own role, which exercises ReadTaskDefinitions.
+            "sources": [{"kind": "ecs", "family_prefix": f"{ns}-"}],
             **({"imports": imports} if imports else {}),
         },
         "notifications": {"success": "full"},

@@ -6,6 +6,10 @@ rotations, a reconcile that updates and deletes) with IAM enforced and every dec
 replayed against the recorded requests, which costs no second run. A grant nothing needs is a finding: it leaves
 template.yaml, or it is listed in NOT_EXERCISED with the reason AWS needs it although this pass cannot show it.
 
+Statements a config turns on are turned on in the pass's config: PlanWarmingFunction's ReadTaskDefinitions (an `ecs`
+source; ConfigFacts grants it only then) is exercised by the pass's task definition, and its refusal is reported as
+tests/integration/test_ecs_source.py shows.
+
 Only the statements template.yaml writes are judged here. What SAM adds (AWSLambdaBasicExecutionRole, the X-Ray
 policy, the dead-letter queue's sqs:SendMessage) is used by the Lambda service itself, which the sandbox does not
 run; tests/template/test_security.py pins those to exactly what SAM attaches.

@@ -37,7 +37,8 @@ from tests.template.cfn import (
 REGION = "eu-west-3"
 ACCOUNT = "111122223333"
 # The config the template is evaluated with: not the shipped one, with a nested prefix, so an ARN that ignores the
-# config (or takes only its first rule) is caught; one template asks for the repository creation role with a KMS key.
+# config (or takes only its first rule) is caught; one template asks for the repository creation role with a KMS key;
+# an ecs source opens plan_warming's task definition reads.
 PREFIXES = ["alpha", "team/beta"]
 ROLE_PREFIXES = ["alpha"]  # the templates with role: create
 KMS_KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
@@ -50,6 +51,9 @@ rules:
     template: {{tags: {{team: a}}, role: create, encryption: {{type: KMS, key: "{KMS_KEY}"}}}}
   - prefix: team/beta
     upstream: quay
+warm:
+  sources:
+    - {{kind: ecs}}
 """
 FACTS = config_facts(CONFIG)
 
@@ -84,6 +88,9 @@ UNSCOPABLE = {
     "ecr:CreateRepositoryCreationTemplate": "repository creation templates",
     "ecr:UpdateRepositoryCreationTemplate": "repository creation templates",
     "ecr:DeleteRepositoryCreationTemplate": "repository creation templates",
+    # ECS: reading task definitions (an `ecs` warm source); neither action names a resource type.
+    "ecs:ListTaskDefinitions": "task definitions (the ecs source)",
+    "ecs:DescribeTaskDefinition": "task definitions (the ecs source)",
     # X-Ray (Tracing: Active): segments and telemetry belong to no resource.
     "xray:PutTraceSegments": "X-Ray segments",
     "xray:PutTelemetryRecords": "X-Ray telemetry",

@@ -7,9 +7,11 @@ import json
 import shutil
 from pathlib import Path
 
+import boto3
 import jsonschema
 
 from pullthrough import cli
+from tests.fake_aws import fake_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "sources"
@@ -78,3 +80,22 @@ def test_without_sources_images_says_only_warm_images_are_warmed(tmp_path: Path)
     config = tmp_path / "pullthrough.yaml"
     config.write_text("version: 1\nrules: [{prefix: quay, upstream: quay}]\n")
     assert run("images", "--config", str(config)) == (0, "warm.sources is empty: only warm.images are warmed\n")
+
+
+def test_an_ecs_source_lists_the_task_definitions_images_by_revision_and_container(tmp_path: Path) -> None:
+    # Given a config with an ecs source, and a task definition registered in the account (moto)
+    config = tmp_path / "pullthrough.yaml"
+    config.write_text(
+        "version: 1\nrules: [{prefix: dockerhub, upstream: docker-hub, credentials: ecr-pullthroughcache/hub}]\n"
+        "warm:\n  sources:\n    - {kind: ecs, family_prefix: olake-}\n"
+    )
+    with fake_aws("eu-west-1"):
+        boto3.client("ecs").register_task_definition(
+            family="olake-worker",
+            containerDefinitions=[{"name": "mysql", "image": "olakego/source-mysql:v0.1.8", "memory": 128}],
+        )
+        # When the operator asks for the images
+        code, text = run("images", "--config", str(config))
+    # Then the task definition's image is listed with its revision and container
+    assert code == 0
+    assert "  docker.io/olakego/source-mysql:v0.1.8  <- task definition olake-worker:1 → mysql" in text.splitlines()

@@ -35,6 +35,7 @@ def test_the_shipped_config_gives_its_prefixes_secrets_schedule_and_role_needs()
         "WarmSchedule": shipped.warm.schedule,
         "TemplateRoleRepositoryPatterns": "docker-hub/*",
         "TemplateRoleKeyArns": facts.NO_KEY,
+        "EcsResourcePrefix": "",
     }
 
 
@@ -166,3 +167,13 @@ def test_a_delete_succeeds_whatever_the_config(tmp_path: Path) -> None:
     answer, sent = handle(lambdas.sample_event("config_facts", "delete"), tmp_path / "missing.yaml")
     assert answer.status == "SUCCESS"
     assert sent[0]["PhysicalResourceId"] == facts.PHYSICAL_ID
+
+
+def test_an_ecs_source_opens_the_task_definition_reads_and_nothing_else_does() -> None:
+    # Given a config with a no source with an ecs source
+    rules = "  - {prefix: docker-hub, upstream: docker-hub, credentials: ecr-pullthroughcache/docker-hub}\n"
+    without = parse(rules)
+    with_ecs = parse(rules, "warm:\n  sources:\n    - {kind: ecs, family_prefix: olake-}\n")
+    # Then only the ecs source puts "*" in front of the statement's resource that names nothing
+    assert facts.derive(without).attributes()["EcsResourcePrefix"] == ""
+    assert facts.derive(with_ecs).attributes()["EcsResourcePrefix"] == "*,"

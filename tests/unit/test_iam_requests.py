@@ -35,6 +35,7 @@ ADAPTERS = {
     "sns.py": "sns",
     "queue.py": "sqs",
     "events.py": "events",
+    "ecs.py": "ecs",
 }
 PRINCIPAL = Principal(Role("r", ()), "f", "123456789012", "us-east-1")
 

@@ -10,7 +10,7 @@ from pullthrough import config as config_module
 from pullthrough.planning import Planner, WarmRequest, dry_run_report
 from pullthrough.report import Outcome
 from pullthrough.settings import Settings
-from pullthrough.sources import Yielded
+from pullthrough.sources import Reading, Yielded
 from pullthrough.sources.model import EcsSource
 from pullthrough.warming import details_of
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, digest_of, image_manifest
@@ -110,8 +110,8 @@ def test_the_ecs_reader_s_references_join_the_plan(tmp_path: Path) -> None:
     upstream = FakeUpstream(remaining=100)
     upstream.serve("library/redis", "7.4", digest_of("redis"))
 
-    def tasks(source: EcsSource) -> list[Yielded]:
-        return [Yielded("docker.io/library/redis:7.4", source.label, "olake-cache:4 → redis")]
+    def tasks(source: EcsSource) -> Reading:
+        return Reading(references=[Yielded("docker.io/library/redis:7.4", source.label, "olake-cache:4 → redis")])
 
     planner = Planner(config, FakeEcr(), lambda rule: upstream, workers=2, ecs=tasks)
     jobs = {job.subject: job for job in planner.plan(WarmRequest(trigger="t", images=()), RUN).jobs}

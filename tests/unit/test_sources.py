@@ -181,9 +181,9 @@ def test_ecs_sources_yield_nothing_without_a_reader_and_the_reader_s_answer_with
     assert sources.references(config) == []
     seen: list[EcsSource] = []
 
-    def reader(source: EcsSource) -> list[sources.Yielded]:
+    def reader(source: EcsSource) -> sources.Reading:
         seen.append(source)
-        return [sources.Yielded("docker.io/olakego/ui:v1", source.label, "olake-ui:3 → ui")]
+        return sources.Reading(references=[sources.Yielded("docker.io/olakego/ui:v1", source.label, "olake-ui:3 → ui")])
 
     assert sources.references(config, ecs=reader) == [
         sources.Yielded("docker.io/olakego/ui:v1", "ecs olake-", "olake-ui:3 → ui")

@@ -21,6 +21,7 @@ from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
 from pullthrough.reference import ROOT_PREFIX
 from pullthrough.settings import Settings
+from pullthrough.sources.model import EcsSource
 
 __all__ = ["NOTHING", "PHYSICAL_ID", "Facts", "derive", "handle", "repository_pattern"]
 
@@ -45,6 +46,9 @@ class Facts:
     # what the repository creation role (templates with role: create) may act on: their repositories and KMS keys
     role_repository_patterns: tuple[str, ...]
     role_key_arns: tuple[str, ...]
+    # an `ecs` source reads the account's task definitions at plan time: plan_warming needs ListTaskDefinitions and
+    # DescribeTaskDefinition, which take only Resource "*" (the IAM service reference)
+    reads_ecs: bool = False
 
     def attributes(self) -> dict[str, str]:
         """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads."""
@@ -54,6 +58,9 @@ class Facts:
             "WarmSchedule": self.warm_schedule,
             "TemplateRoleRepositoryPatterns": ",".join(self.role_repository_patterns or (NOTHING,)),
             "TemplateRoleKeyArns": ",".join(self.role_key_arns or (NO_KEY,)),
+            # Put in front of a task-definition ARN that names nothing: "*" joins the statement's resources only when
+            # a source reads ECS (CloudFormation conditions cannot read a custom resource's answer).
+            "EcsResourcePrefix": "*," if self.reads_ecs else "",
         }
 
 
@@ -75,6 +82,7 @@ def derive(config: Config) -> Facts:
         warm_schedule=config.warm.schedule,
         role_repository_patterns=tuple(repository_pattern(rule.prefix) for rule in with_role),
         role_key_arns=tuple(key for key in keys if key),
+        reads_ecs=any(isinstance(source, EcsSource) for source in config.warm.sources),
     )
 
 

@@ -45,6 +45,8 @@ from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.registry import ManifestHead
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
 from pullthrough.settings import Settings, SettingsError
+from pullthrough.sources import ecs as ecs_source
+from pullthrough.sources.model import EcsSource
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warming import (
     MOVED_TAG_NOTE,
@@ -132,7 +134,8 @@ def _source_problems(reading: sources.Reading) -> list[Decided]:
             subject=problem.value,
             outcome=Outcome.FAILED,
             reason=f"{problem.location}: {problem.message}",
-            fix=f"fix {problem.location.split(' ', 1)[0]} (or the config's warm.sources entry) as the reason says",
+            fix=ecs_source.fix_for(problem)
+            or f"fix {problem.location.split(' ', 1)[0]} (or the config's warm.sources entry) as the reason says",
             reason_code="source",
             details=Details(source=problem.source if isinstance(problem, sources.SourceProblem) else None),
         )
@@ -419,6 +422,7 @@ class Planner:
         config = self.config
         reading = sources.read(config, ecs=self.ecs)
         every = config.targets(reading)
+        self._notes.extend(text for text in map(str, reading.notes) if text not in self._notes)
         if not request.images:
             wanted = [t for t in every if request.rules is None or t.rule.prefix in request.rules]
             return wanted, _source_problems(reading) if request.rules is None else []
@@ -1049,6 +1053,7 @@ def make_plan(
     memory: Memory | None = None,
     allowances: Allowances | None = None,
     in_flight: Mapping[str, InFlight] | None = None,
+    ecs: sources.EcsReader | None = None,
 ) -> Plan:
     """Plan one run against ECR and the upstreams the settings point at (what `memory` recalls, what open runs hold
     and drew)."""
@@ -1062,8 +1067,18 @@ def make_plan(
         allowances=allowances,
         in_flight=in_flight or {},
         keeps_clients=upstream_for is None,
+        ecs=ecs if ecs is not None else ecs_reader(config, settings),
     )
     return planner.plan(request, run_id)
+
+
+def ecs_reader(config: Config, settings: Settings) -> sources.EcsReader | None:
+    """The ecs sources' reader over the ECS adapter in the settings' region; None without an ecs source (no call)."""
+    if not any(isinstance(source, EcsSource) for source in config.warm.sources):
+        return None
+    from pullthrough.aws import ecs
+
+    return ecs_source.reader(config, lambda prefix: ecs.task_definitions(prefix, settings.region))
 
 
 def handle(event: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> RunSummary:

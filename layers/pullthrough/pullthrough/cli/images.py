@@ -1,7 +1,8 @@
 """`pullthrough images`: what warm.sources yield, each reference with its source and place, and the problems.
 
-Reads the files as the deployed functions do (paths relative to the config file), with no AWS call: ecs sources are
-read at plan time (`pullthrough plan`). Exit 1 when a source names something that cannot be warmed.
+Reads the files as the deployed functions do (paths relative to the config file), with no AWS call; an ecs source asks
+the account (ListTaskDefinitions, DescribeTaskDefinition) with the operator's credentials, as plan_warming does at
+plan time. Exit 1 when a source names something that cannot be warmed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def add_images_commands(commands: Any) -> None:
             "Reads the compose, kubernetes and text sources of the config (paths relative to the config file, as "
             "the deployed functions read them from the config layer) and prints each image reference with the "
             "source and the place that name it, the problems (a digest-only reference, a reference no rule caches, "
-            "an unreadable file, an unset variable), and notes (a service built from source). No AWS call: ecs "
-            "sources are read by pullthrough plan. Exit status 1 when there is a problem."
+            "an unreadable file, an unset variable), and notes (a service built from source). No AWS call, except "
+            "for an ecs source: the account's ACTIVE task definitions (ecs:ListTaskDefinitions, "
+            "ecs:DescribeTaskDefinition). Exit status 1 when there is a problem."
         ),
     )
     add_common_options(images)
@@ -39,9 +41,10 @@ def add_images_commands(commands: Any) -> None:
 def images_command(args: argparse.Namespace, io: Io) -> int:
     """Print what the sources yield; exit 1 on a problem."""
     from pullthrough import sources
+    from pullthrough.planning import ecs_reader
 
-    _, config = environment(args)
-    reading = sources.read(config)
+    settings, config = environment(args)
+    reading = sources.read(config, ecs=ecs_reader(config, settings))
     code = EXIT_FINDINGS if reading.problems else EXIT_OK
     document = images_document(config, reading, code)
     emit(io, args, dump(document), images_lines(config, document))
@@ -86,8 +89,6 @@ def images_lines(config: Config, document: ImagesDocument) -> Iterator[str]:
             yield f"{current}:"
         also = " (also in warm.images)" if item.warm_images else ""
         yield f"  {item.reference}  <- {item.place}{also}"
-    if any(source.kind == "ecs" for source in sources):
-        yield "ecs sources are read at plan time: see pullthrough plan"
     for problem in document.problems:
         yield f"problem: {problem.location}: {problem.message} (got {problem.value})"
     for note in document.notes:

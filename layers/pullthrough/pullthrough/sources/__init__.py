@@ -9,7 +9,7 @@ pruning wants: never delete what a broken source might still name). ecs sources 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EcsReader", "Reading", "SourceError", "SourceProblem", "Yielded", "read", "references", "source_files"]
 
-# The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, its references out.
-EcsReader = Callable[[EcsSource], Iterable[Yielded]]
+# The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, what it yields out
+# (references, problems, notes: `ecs.reader`; an ECS refusal is a problem of the source, never a failed run).
+EcsReader = Callable[[EcsSource], Reading]
 
 
 class SourceError(ConfigError):
@@ -45,10 +46,11 @@ def read(config: Config, *, ecs: EcsReader | None = None, directory: Path | str 
     reading = Reading()
     for source in config.warm.sources:
         if isinstance(source, EcsSource):
-            if ecs is not None:
-                reading.references.extend(ecs(source))
-            continue
-        found = _read_files(source, config, base)
+            if ecs is None:
+                continue
+            found = ecs(source)
+        else:
+            found = _read_files(source, config, base)
         found.problems = [_attributed(problem, source.label) for problem in found.problems]
         found.notes = [_attributed(note, source.label) for note in found.notes]
         reading.extend(found)
