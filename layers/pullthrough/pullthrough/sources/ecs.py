@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 from pullthrough.aws.ecs import TaskDefinitions
 from pullthrough.errors import AwsError, InvalidReference, Problem
 from pullthrough.reference import ImageReference
-from pullthrough.sources.resolving import Reading, Yielded
-from pullthrough.sources.resolving import _from_cache as from_cache  # H-S: public once its name settles
+from pullthrough.sources.resolving import Reading, Yielded, from_cache
 
 if TYPE_CHECKING:
     from pullthrough.config import Config

@@ -16,7 +16,7 @@ from pullthrough.reference import DEFAULT_DOMAIN, ROOT_PREFIX, ImageReference, u
 if TYPE_CHECKING:
     from pullthrough.config import Config, Rule
 
-__all__ = ["Reading", "Resolved", "SourceProblem", "Yielded", "resolve"]
+__all__ = ["Reading", "Resolved", "SourceProblem", "Yielded", "from_cache", "resolve"]
 
 # An ECR private registry host (ECR user guide, "Amazon ECR private registry": aws_account_id.dkr.ecr.region
 # .amazonaws.com).
@@ -85,7 +85,7 @@ def resolve(text: str, config: Config) -> Resolved:
     except InvalidReference as exc:
         return Resolved(problem=f"not an image reference: {exc.reason}; fix the reference or the variable behind it")
     if not _cached_by_some_rule(ref, config):
-        ref = _from_cache(ref, config) or ref
+        ref = from_cache(ref, config) or ref
     ref = _canonical(ref)
     if ref.tag is None and ref.digest is not None:
         return Resolved(
@@ -119,7 +119,7 @@ def _cached_by_some_rule(ref: ImageReference, config: Config) -> bool:
     return any(rule.caches(ref) for rule in config.rules)
 
 
-def _from_cache(ref: ImageReference, config: Config) -> ImageReference | None:
+def from_cache(ref: ImageReference, config: Config) -> ImageReference | None:
     """`ref` mapped back to its upstream when it names a cache repository (`<ecr host>/<prefix>/<path>`)."""
     if not _ECR_HOST.fullmatch(ref.domain.lower()):
         return None
