@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -35,6 +36,7 @@ class Cache:
     other: str  # a rule of the account the config does not name
     ns: str
     calls: list[str]
+    directory: Path  # where the config file is written (warm.sources files are relative to it)
 
     def pull(self, image: PushedImage, prefix: str | None = None, reference: str | None = None) -> None:
         repository = f"{prefix or self.prefix}/{image.repository}"
@@ -53,16 +55,18 @@ class Cache:
     def later(self, days: float) -> None:
         self.sb.registry.clock.advance(days=days)
 
-    def prune(self, warm: list[Any], **prune: Any) -> Report:
+    def prune(self, warm: list[Any], sources: list[Any] | None = None, **prune: Any) -> Report:
         document = {
             "version": 1,
             "rules": [
                 {"prefix": self.prefix, "upstream": "docker-hub", "credentials": f"ecr-pullthroughcache/{self.prefix}"}
             ],
-            "warm": {"images": warm},
+            "warm": {"images": warm, "sources": sources or []},
             "prune": {"unused_for_days": DAYS, **prune},
         }
-        config = config_module.parse(json.dumps(document))
+        path = self.directory / "pullthrough.yaml"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        config = config_module.load(path)
         settings = Settings.from_env({"AWS_REGION": self.sb.region})
         return pruning.run(
             config,
@@ -76,7 +80,7 @@ class Cache:
 
 
 @pytest.fixture
-def cache(sandbox: Sandbox) -> Iterator[Cache]:
+def cache(sandbox: Sandbox, tmp_path: Path) -> Iterator[Cache]:
     from sandbox import moto_ecr
 
     with fake_aws(sandbox.region):
@@ -93,7 +97,7 @@ def cache(sandbox: Sandbox) -> Iterator[Cache]:
         clients.client("ecr", sandbox.region).meta.events.register(
             "before-call.ecr.*", lambda model, **_: calls.append(model.name)
         )
-        yield Cache(sandbox, ecr, prefix, other, unique("team"), calls)
+        yield Cache(sandbox, ecr, prefix, other, unique("team"), calls, tmp_path)
     sandbox.registry.imports.clear()
     sandbox.registry.clock.reset()
     sandbox.registry.events.take()
@@ -219,3 +223,26 @@ def test_untagged_images_stay_while_an_index_might_list_them(cache: Cache) -> No
     report = cache.prune([f"{ns}/held:1"], dry_run=False)
     assert cache.digests(named) == {named.digest, *named.platforms.values()}
     assert report.counts == {Outcome.KEPT: 1}
+
+
+def test_what_a_source_names_is_kept_and_a_broken_source_stops_the_run(cache: Cache) -> None:
+    # Given two old images, one named by a text source's file
+    sb, ns = cache.sb, cache.ns
+    listed = sb.push_image(f"{ns}/from-file", "1")
+    other = sb.push_image(f"{ns}/unnamed", "1")
+    for image in (listed, other):
+        cache.pull(image)
+    cache.later(DAYS + 1)
+    (cache.directory / "images.txt").write_text(f"{ns}/from-file:1\n", encoding="utf-8")
+    text = {"kind": "text", "files": ["images.txt"]}
+    # When a source cannot be read, Then prune deletes nothing and says why
+    refused = cache.prune([], sources=[text, {"kind": "text", "files": ["missing.txt"]}], dry_run=False)
+    assert cache.digests(other) == {other.digest}
+    (item,) = refused.items
+    assert item.outcome is Outcome.SKIPPED
+    assert "missing.txt" in (item.reason or "")
+    # When the sources read, Then what the file names stays and the rest goes
+    report = cache.prune([], sources=[text], dry_run=False)
+    assert cache.digests(listed) == {listed.digest}
+    assert cache.digests(other) == set()
+    assert outcomes(report)[f"{cache.prefix}/{ns}/from-file:1"] == "kept"

@@ -33,6 +33,7 @@ from pydantic import (
     JsonValue,
     PlainSerializer,
     PlainValidator,
+    PrivateAttr,
     Strict,
     TypeAdapter,
     ValidationError,
@@ -53,6 +54,7 @@ from pullthrough.reference import (
     upstream_for,
     validate_tag,
 )
+from pullthrough.sources.model import SOURCE_KINDS, Source
 
 __all__ = [
     "CREATE_ROLE",
@@ -980,6 +982,13 @@ class Warm(_Model):
         ),
     )
     images: tuple[WarmImageField, ...] = Field((), description="The images to keep warm.")
+    sources: tuple[Source, ...] = Field(
+        (),
+        description=(
+            "Files (compose, kubernetes or helm template output, text) and ECS task definitions whose images are "
+            "warmed too, each attributed to its source; warm.images wins for an image both name."
+        ),
+    )
     imports: Imports = Field(
         default_factory=lambda: Imports(),
         description="How long to wait for ECR's import of an image, and when to download a layer as a last resort.",
@@ -1070,6 +1079,12 @@ class Config(_Model):
     prune: Prune | None = Field(
         None, description="Delete cached images nobody pulled for a while; left out, nothing is ever deleted."
     )
+    _origin: Path | None = PrivateAttr(None)  # the file load() read: warm.sources paths are relative to its folder
+
+    @property
+    def origin(self) -> Path | None:
+        """The config file this was loaded from (None for a parsed text): source file paths are relative to it."""
+        return self._origin
 
     def rule_for(self, ref: ImageReference | str, pin: str | None = None) -> Rule:
         """The one rule that caches `ref` (the rule with prefix `pin` when given); ConfigError says what to fix."""
@@ -1200,7 +1215,9 @@ def load(path: str | Path) -> Config:
         raise ConfigError(
             [Problem(location=str(path), value=str(path), message=f"cannot read the config file: {reason}")]
         ) from None
-    return parse(text, source=str(path))
+    config = parse(text, source=str(path))
+    config._origin = path
+    return config
 
 
 def parse(text: str, source: str = "<config>") -> Config:
@@ -1392,17 +1409,33 @@ def _translate(exc: ValidationError, source: str, raw: Any) -> list[Problem]:
             continue  # pydantic counts only the valid items; the broken ones are reported already
         if loc and loc[-1] in ("secret", "image") and isinstance(_raw_at(raw, loc[:-1]), str):
             loc = loc[:-1]  # the short string form: point at the string the user wrote
-        found, value = _raw_lookup(raw, loc)
+        shown_loc = _without_kind(loc)
+        found, value = _raw_lookup(raw, shown_loc)
         absent = error["type"] == "missing" or (not found and error["input"] is None)
         shown = "nothing" if absent else _show(value if found else error["input"])
-        problems.append(Problem(location=f"{source}: {_format_loc(loc)}", value=shown, message=_message(error, loc)))
+        message = _message(error, loc)
+        problems.append(Problem(location=f"{source}: {_format_loc(shown_loc)}", value=shown, message=message))
     return problems
+
+
+def _without_kind(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    """`loc` without the kind pydantic puts after a warm.sources item (the user wrote no such key)."""
+    for at in range(len(loc) - 2):
+        if loc[at] == "sources" and isinstance(loc[at + 1], int) and loc[at + 2] in SOURCE_KINDS:
+            return loc[: at + 2] + loc[at + 3 :]
+    return loc
 
 
 def _message(error: Any, loc: tuple[Any, ...]) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error["input"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = ctx.get("tag")
+        kinds = ", ".join(SOURCE_KINDS)
+        if tag is None:
+            return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
+        return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "missing":
@@ -1522,10 +1555,22 @@ def _strip(tp: Any) -> Any:
         return tp
 
 
+def _kind_of(model: type[BaseModel]) -> tuple[Any, ...]:
+    """The values a model's `kind` field admits (its Literal's arguments); () without such a field."""
+    field = model.model_fields.get("kind")
+    return get_args(field.annotation) if field is not None else ()
+
+
 def _type_at(loc: Sequence[Any]) -> Any:
     tp: Any = Config
     for part in loc:
         tp = _strip(tp)
+        members = [m for m in get_args(tp) if isinstance(m, type) and issubclass(m, BaseModel)]
+        if members and isinstance(part, str):  # a discriminated union: pydantic's loc names the member's kind
+            chosen = [m for m in members if _kind_of(m) == (part,)]
+            if chosen:
+                tp = chosen[0]
+                continue
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             field = tp.model_fields.get(part) if isinstance(part, str) else None
             if field is None:

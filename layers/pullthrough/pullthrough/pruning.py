@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
+from pullthrough.keeping import WHOLE_REPOSITORY, protected, unreadable_sources
 from pullthrough.observability import logger
 from pullthrough.reference import ROOT_PREFIX
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
@@ -42,7 +43,6 @@ INDEX_TYPES = frozenset(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     }
 )
-WHOLE_REPOSITORY = "*"  # a keep that names a repository without a tag
 
 
 class Ecr(Protocol):
@@ -87,48 +87,6 @@ class Plan:
     untagged: dict[str, list[Candidate]] = field(default_factory=dict)
     fresh: int = 0  # images used within the window: not listed
     notes: list[str] = field(default_factory=list)
-
-
-# --- what the warm list still needs ----------------------------------------------------------------------------------
-
-
-def protected(config: Config, held: Mapping[str, Sequence[EcrImage]]) -> dict[str, dict[str, str]]:
-    """Per cache repository, the tags that must stay and why ({tag: reason}; WHOLE_REPOSITORY keeps every image).
-
-    `held`: the images ECR holds per repository, so tag patterns and latest-N pick from the tags ECR has.
-    """
-    from pullthrough.planning import choose_tags
-
-    kept: dict[str, dict[str, str]] = {}
-    for target in config.targets():
-        image = target.image
-        tags = [tag for ecr_image in held.get(target.cache_repository, ()) for tag in ecr_image.tags]
-        chosen = choose_tags(image, tags if image.tag_pattern is not None or image.latest is not None else None).tags
-        for tag in chosen:
-            kept.setdefault(target.cache_repository, {}).setdefault(tag, f"warm.images names it ({image.image.name})")
-    for name, tag in _source_tags(config):
-        kept.setdefault(name, {}).setdefault(tag, "a warm.sources file names it")
-    if config.prune is not None:
-        for ref in config.prune.keep:
-            repository = config.rule_for(ref).cache_repository(ref)
-            kept.setdefault(repository, {})[ref.tag or WHOLE_REPOSITORY] = f"prune.keep names it ({ref})"
-    return kept
-
-
-def _source_tags(config: Config) -> list[tuple[str, str]]:
-    """(cache repository, tag) of every reference warm.sources yields, once those exist (issue16-sources)."""
-    try:
-        from pullthrough import sources  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return []
-    from pullthrough.reference import ImageReference
-
-    found = []
-    for yielded in sources.references(config):
-        ref = ImageReference.parse(yielded.reference)
-        if ref.tag:
-            found.append((config.rule_for(ref).cache_repository(ref), ref.tag))
-    return found
 
 
 # --- the plan (pure) -------------------------------------------------------------------------------------------------
@@ -319,6 +277,10 @@ def run(
         raise ValueError("the config has no prune section")
     prune = config.prune
     prefixes, notes = managed_prefixes(config)
+    unreadable = unreadable_sources(config) if config.warm.sources else None
+    if unreadable is not None:
+        # Never delete what a source might still name: the run looks at nothing and says why.
+        return _refused(config, unreadable, now=now, run_id=run_id, trigger=trigger, settings=settings, account=account)
     held = {name: ecr.images(name) for name in ecr.repositories(prefixes)}
     decided = plan(
         held,
@@ -347,6 +309,28 @@ def run(
         dry_run=prune.dry_run,
         items=tuple(outcome.items),
         notes=tuple(notes[:50]),
+    )
+
+
+def _refused(
+    config: Config, why: str, *, now: datetime, run_id: str, trigger: str, settings: Settings, account: str
+) -> Report:
+    item = ReportItem(
+        subject="warm.sources",
+        outcome=Outcome.SKIPPED,
+        reason=f"nothing was pruned: {why}",
+        fix="fix the sources the reason names (or remove them); prune runs again on its schedule",
+    )
+    return Report(
+        kind=Kind.PRUNE,
+        stack=config.stack,
+        region=settings.region,
+        account=account,
+        run_id=run_id,
+        trigger=trigger,
+        started=now,
+        dry_run=config.prune.dry_run if config.prune else True,
+        items=(item,),
     )
 
 
@@ -421,7 +405,6 @@ def _rule_of(rules: Sequence[Rule]) -> Callable[[str], str | None]:
 
 __all__ = [
     "INDEX_TYPES",
-    "WHOLE_REPOSITORY",
     "AwsEcr",
     "Candidate",
     "Ecr",
@@ -432,6 +415,5 @@ __all__ = [
     "last_used",
     "managed_prefixes",
     "plan",
-    "protected",
     "run",
 ]
