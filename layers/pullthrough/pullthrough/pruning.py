@@ -182,32 +182,43 @@ def execute(plan_: Plan, ecr: Ecr, rules: Callable[[str], str | None], *, dry_ru
 def _delete_repository(
     repository: str, candidates: list[Candidate], untagged: list[Candidate], ecr: Ecr, rule: str | None
 ) -> list[ReportItem]:
-    """Indexes and images first, then the unused platform images of the deleted indexes (ECR refuses to delete a
-    manifest an index still lists: botocore's ImageFailureCode ImageReferencedByManifestList)."""
-    indexes = [c.image.digest for c in candidates if c.is_index]
+    """Tagged images and indexes first, then in a second call the unused untagged images: those of the deleted
+    indexes, and the loose ones of a repository left without an index (ECR refuses to delete a manifest an index
+    still lists: botocore's ImageFailureCode ImageReferencedByManifestList)."""
+    first = [c for c in candidates if c.image.tags or c.is_index]
+    loose = [c for c in candidates if not (c.image.tags or c.is_index)]
     # Read only what is about to go: BatchGetImage refreshes lastRecordedPullTime (containers-roadmap #2390).
+    indexes = [c.image.digest for c in first if c.is_index]
     listed = ecr.manifests(repository, indexes) if indexes else {}
-    children: dict[str, list[Candidate]] = {}
-    spare = {c.image.digest: c for c in untagged}
-    for digest, stored in listed.items():
-        parsed = stored.parsed()
-        entries = getattr(parsed, "entries", [])
-        children[digest] = [spare.pop(e.digest) for e in entries if e.digest in spare]
-    deleted = ecr.delete(repository, [c.image.digest for c in candidates])
-    following = [
-        child for c in candidates if c.image.digest in deleted.digests for child in children.get(c.image.digest, [])
-    ]
+    spare = {c.image.digest: c for c in [*untagged, *loose]}
+    children = {
+        digest: [spare.pop(e.digest) for e in getattr(stored.parsed(), "entries", []) if e.digest in spare]
+        for digest, stored in listed.items()
+    }
+    deleted = ecr.delete(repository, [c.image.digest for c in first])
+    stays = [d for d in children if d not in deleted.digests]
+    following = [child for d in children if d in deleted.digests for child in children[d]]
+    following += [c for c in loose if c.image.digest in spare]
     after = ecr.delete(repository, [c.image.digest for c in following]) if following else None
+    gone = set(after.digests) if after is not None else set()
     items = []
-    for candidate in candidates:
+    for candidate in first:
         digest = candidate.image.digest
         if digest in deleted.digests:
-            went = [c for c in children.get(digest, []) if after is not None and c.image.digest in after.digests]
+            went = [c for c in children.get(digest, []) if c.image.digest in gone]
             size = (candidate.image.size or 0) if not went else sum(c.image.size or 0 for c in went)
             reason = _reason(candidate) + (f"; {len(went)} platform image(s) with it" if went else "")
             items.append(_item(candidate, Outcome.PRUNED, rule, reason, size=size))
         else:
             code, text = deleted.failures.get(digest, ("Unknown", "ECR did not say"))
+            items.append(_failed(candidate, rule, code, text))
+    for candidate in loose:
+        if candidate.image.digest in gone:
+            items.append(_item(candidate, Outcome.PRUNED, rule, _reason(candidate)))
+        elif any(candidate in children[d] for d in stays):
+            items.append(_item(candidate, Outcome.KEPT, rule, "the index that lists it could not be deleted"))
+        elif after is not None:
+            code, text = after.failures.get(candidate.image.digest, ("Unknown", "ECR did not say"))
             items.append(_failed(candidate, rule, code, text))
     return items
 
