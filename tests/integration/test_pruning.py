@@ -26,6 +26,7 @@ from tests.integration.registry_http import docker_hub_rule, ecr_auth, manifest,
 pytestmark = pytest.mark.sandbox
 
 DAYS = 30
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -246,3 +247,33 @@ def test_what_a_source_names_is_kept_and_a_broken_source_stops_the_run(cache: Ca
     assert cache.digests(listed) == {listed.digest}
     assert cache.digests(other) == set()
     assert outcomes(report)[f"{cache.prefix}/{ns}/from-file:1"] == "kept"
+
+
+def test_the_handler_runs_dry_when_asked_and_does_nothing_without_a_prune_section(cache: Cache) -> None:
+    # Given an old, unlisted image and a config that deletes
+    old = cache.sb.push_image(f"{cache.ns}/old", "1")
+    cache.pull(old)
+    cache.sb.registry.age(days=DAYS + 1)  # the handler reads the real clock
+    cache.prune([], dry_run=False, max_deletions=1)  # writes the config file; deletes the image
+    assert cache.digests(old) == set()
+    cache.pull(old)
+    cache.sb.registry.age(days=DAYS + 1)
+    path = cache.directory / "pullthrough.yaml"
+    settings = Settings.from_env(
+        {"AWS_REGION": cache.sb.region, "ACCOUNT_ID": cache.sb.account, "PULLTHROUGH_CONFIG": str(path)}
+    )
+    # When the handler gets the sample event asking for a dry run
+    event = json.loads((ROOT / "events" / "prune_images" / "dry_run.json").read_text(encoding="utf-8"))
+    result = pruning.handle(event, settings)
+    # Then it only looked
+    assert result["dry_run"] is True
+    assert result["counts"] == {"would_prune": 1}
+    assert cache.digests(old) == {old.digest}
+    # And without a prune section it does nothing at all
+    document = json.loads(path.read_text(encoding="utf-8"))
+    del document["prune"]
+    path.write_text(json.dumps(document), encoding="utf-8")
+    cache.calls.clear()
+    schedule = json.loads((ROOT / "events" / "prune_images" / "schedule.json").read_text(encoding="utf-8"))
+    assert pruning.handle(schedule, settings)["disabled"] is True
+    assert cache.calls == []

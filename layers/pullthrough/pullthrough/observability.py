@@ -113,7 +113,7 @@ def report_metrics(report: Report) -> dict[MetricName, int]:
         values[MetricName.BYTES_MOVED] = report.totals.bytes_moved
         values[MetricName.UPSTREAM_PULLS_SPENT] = report.totals.pulls_spent
     if report.kind is Kind.PRUNE:
-        values[MetricName.BYTES_FREED] = report.totals.bytes_freed
+        values[MetricName.BYTES_FREED] = report.totals.bytes_freed or 0
     if report.totals.pulls_remaining:
         values[MetricName.UPSTREAM_PULLS_REMAINING] = min(report.totals.pulls_remaining.values())
     return values

@@ -398,7 +398,12 @@ def handle(event: Any, settings: Settings, ecr: Ecr | None = None) -> dict[str, 
     )
     warming.publish(report, config, settings)
     counts = {outcome.value: count for outcome, count in report.counts.items()}
-    return {"run_id": run_id, "dry_run": report.dry_run, "counts": counts, "bytes_freed": report.totals.bytes_freed}
+    return {
+        "run_id": run_id,
+        "dry_run": report.dry_run,
+        "counts": counts,
+        "bytes_freed": report.totals.bytes_freed or 0,
+    }
 
 
 def _trigger(event: Any) -> str:

@@ -204,7 +204,8 @@ class Totals(BaseModel):
     bytes_moved: int = Field(0, ge=0)
     pulls_spent: int = Field(0, ge=0)
     pulls_remaining: dict[str, int] = {}  # per upstream: the lowest remaining budget seen in the run
-    bytes_freed: int = Field(0, ge=0)  # prune: the sizes of the images deleted (or, in a dry run, that would be)
+    # prune only: the sizes of the images deleted (or, in a dry run, that would be); None for other runs
+    bytes_freed: int | None = Field(None, ge=0)
 
 
 class Link(BaseModel):
@@ -514,12 +515,13 @@ def _derive_status(data: dict[str, Any]) -> Status:
 
 def _derive_totals(data: dict[str, Any]) -> Totals:
     items: Iterable[ReportItem] = data.get("items", ())
-    moved = spent = freed = 0
+    moved = spent = 0
+    freed: int | None = None
     remaining: dict[str, int] = {}
     for item in items:
         details = item.details
         if item.outcome in (Outcome.PRUNED, Outcome.WOULD_PRUNE):
-            freed += details.size or 0
+            freed = (freed or 0) + (details.size or 0)
         moved += details.bytes_moved or 0
         spent += details.pulls_spent or 0
         if details.pulls_remaining is not None:
@@ -784,7 +786,8 @@ def _summary_table(report: Report) -> list[str]:
         figures.append(f"{totals.pulls_spent:,} upstream pulls spent")
     figures += [f"{left:,} pulls left on {upstream}" for upstream, left in sorted(totals.pulls_remaining.items())]
     if report.kind is Kind.PRUNE:
-        figures.append(f"{human_bytes(totals.bytes_freed)} {'would be freed' if report.dry_run else 'freed'}")
+        freed = human_bytes(totals.bytes_freed or 0)
+        figures.append(f"{freed} {'would be freed' if report.dry_run else 'freed'}")
     if figures:
         lines.append("  " + "; ".join(figures))
     return [*lines, ""]
