@@ -57,17 +57,7 @@ class Cache:
         self.sb.registry.clock.advance(days=days)
 
     def prune(self, warm: list[Any], sources: list[Any] | None = None, **prune: Any) -> Report:
-        document = {
-            "version": 1,
-            "rules": [
-                {"prefix": self.prefix, "upstream": "docker-hub", "credentials": f"ecr-pullthroughcache/{self.prefix}"}
-            ],
-            "warm": {"images": warm, "sources": sources or []},
-            "prune": {"unused_for_days": DAYS, **prune},
-        }
-        path = self.directory / "pullthrough.yaml"
-        path.write_text(json.dumps(document), encoding="utf-8")
-        config = config_module.load(path)
+        config = config_module.load(self.write(warm, sources, **prune))
         settings = Settings.from_env({"AWS_REGION": self.sb.region})
         return pruning.run(
             config,
@@ -78,6 +68,20 @@ class Cache:
             settings=settings,
             account=self.sb.account,
         )
+
+    def write(self, warm: list[Any], sources: list[Any] | None = None, **prune: Any) -> Path:
+        """The config file: the rule, the warm list and sources, and a prune section with `prune`."""
+        document = {
+            "version": 1,
+            "rules": [
+                {"prefix": self.prefix, "upstream": "docker-hub", "credentials": f"ecr-pullthroughcache/{self.prefix}"}
+            ],
+            "warm": {"images": warm, "sources": sources or []},
+            "prune": {"unused_for_days": DAYS, **prune},
+        }
+        path = self.directory / "pullthrough.yaml"
+        path.write_text(json.dumps(document), encoding="utf-8")
+        return path
 
 
 @pytest.fixture
@@ -277,3 +281,31 @@ def test_the_handler_runs_dry_when_asked_and_does_nothing_without_a_prune_sectio
     schedule = json.loads((ROOT / "events" / "prune_images" / "schedule.json").read_text(encoding="utf-8"))
     assert pruning.handle(schedule, settings)["disabled"] is True
     assert cache.calls == []
+
+
+def test_the_cli_lists_with_dry_run_then_prunes_and_prints_its_document(cache: Cache) -> None:
+    from tests.integration import cli_support
+
+    # Given an old, unlisted image and a config that deletes
+    old = cache.sb.push_image(f"{cache.ns}/old", "1")
+    cache.pull(old)
+    cache.sb.registry.age(days=DAYS + 1)  # the command reads the real clock
+    path = str(cache.write([], dry_run=False))
+    options = ("--config", path, "--region", cache.sb.region, "--json")
+    # When `pullthrough prune --dry-run`, Then nothing is deleted and the document lists what would go
+    dry = cli_support.run("prune", "--dry-run", *options)
+    document = dry.document("prune")
+    assert (dry.code, document["dry_run"]) == (0, True), dry.err
+    assert [item["outcome"] for item in document["report"]["items"]] == ["would_prune"]
+    assert cache.digests(old) == {old.digest}
+    # When `pullthrough prune`, Then it is deleted
+    done = cli_support.run("prune", *options)
+    assert (done.code, done.document("prune")["report"]["totals"]["bytes_freed"]) == (0, old.total_size), done.err
+    assert cache.digests(old) == set()
+    # And without a prune section the command says what to add
+    cache.directory.joinpath("pullthrough.yaml").write_text(
+        json.dumps({**json.loads(Path(path).read_text(encoding="utf-8")), "prune": None}), encoding="utf-8"
+    )
+    refused = cli_support.run("prune", *options)
+    assert refused.code == 2
+    assert "prune: {unused_for_days: 30}" in refused.err

@@ -40,6 +40,7 @@ from pullthrough.cli.common import (
 from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.plan import add_plan_commands
+from pullthrough.cli.prune import add_prune_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
 from pullthrough.cli.status import add_status_commands
 from pullthrough.cli.uninstall import add_uninstall_commands
@@ -70,6 +71,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_status_commands,
     add_consume_commands,
     add_uninstall_commands,
+    add_prune_commands,
 ]
 
 
