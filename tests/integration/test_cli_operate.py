@@ -128,6 +128,23 @@ def test_plan_json_matches_its_schema_and_carries_the_differences_and_costs(quay
     assert document["warm"]["pulls"] == 1
 
 
+def test_plan_attributes_an_image_a_source_names_to_that_source(terminal: Operate) -> None:
+    # Given a config whose only image comes from a text source beside it
+    image = terminal.push(unique("plan/sourced"))
+    folder = terminal.workdir / unique("sourced-")
+    folder.mkdir()
+    (folder / "images.txt").write_text(f"{image.repository}:1.0  # deployed by the batch team\n")
+    document = terminal.document([])
+    document["warm"]["sources"] = [{"kind": "text", "name": "batch", "files": ["images.txt"]}]
+    (folder / "pullthrough.yaml").write_text(yaml.safe_dump(document))
+    path = str(folder / "pullthrough.yaml")
+    # When `pullthrough plan` runs, Then the image to warm names its source, in text and in JSON
+    ran = run("plan", "--config", path)
+    assert f"warm     {subject(image)} [from batch] (1 pull(s))" in ran.out
+    (warm,) = [i for i in run("plan", "--config", path, "--json").document("plan")["warm"]["images"]]
+    assert (warm["subject"], warm["action"], warm["source"]) == (subject(image), "warm", "batch")
+
+
 # --- reconcile -------------------------------------------------------------------------------------------------------
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,7 +25,14 @@ from pullthrough.settings import Settings
 # Fields no consumer needs to read, each with its reason.
 VALIDATED_ONLY = {
     ("Config", "version"): "the format's version: validation refuses any other, so there is nothing left to decide",
+    ("EcsSource", "family_prefix"): "read by the ecs reader at plan time, which lands on branch issue16-ecs",
+    ("EcsSource", "name"): "the ecs reader's attribution (its label), which lands on branch issue16-ecs",
+    **{
+        (model, "kind"): "the discriminator: validation picks the model by it, and readers dispatch on the model"
+        for model in ("ComposeSource", "KubernetesSource", "TextSource", "EcsSource")
+    },
 }
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"
 
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
 EVERY_FIELD = f"""
@@ -50,6 +58,11 @@ rules:
       repository_policy: {{Statement: [{{Effect: Allow, Principal: "*", Action: "ecr:BatchGetImage"}}]}}
       tags: {{team: platform}}
       description: cached
+  - prefix: ghcr
+    upstream: github-container-registry
+    credentials: ecr-pullthroughcache/ghcr
+  - prefix: quay
+    upstream: quay
   - prefix: shared
     upstream: ecr
     url: 111122223333.dkr.ecr.eu-west-1.amazonaws.com
@@ -72,6 +85,16 @@ warm:
       rule: docker-hub
     - alpine:3.20  # warm.platforms
   imports: {{poll: 30 seconds, download_after: 10 minutes, give_up_after: 1 hour, download: false}}
+  sources:
+    - kind: compose
+      name: olake
+      files: [olake/docker-compose.yml]
+      env_file: olake/.env
+      profiles: [connectors]
+      variables: {{OLAKE_UI_VERSION: v0.2.3}}
+    - {{kind: kubernetes, name: exporter, files: [helm/prometheus-node-exporter-4.39.0.yaml]}}
+    - {{kind: text, name: extra, files: [images.txt]}}
+    - {{kind: ecs, name: tasks, family_prefix: olake-}}
 notifications:
   success: full
   subject_prefix: "[ACME]"
@@ -146,12 +169,13 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     credentials.secret_use("ecr-pullthroughcache/docker-hub", config, {})
     for target in config.targets():
         planning.select_tags(target.image, ["1.26", "1.27", "2.0"])
-    without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": ()})})
+    without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": (), "sources": ()})})
     planning.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
         planning.WarmRequest(trigger="test"), "run-1"
     )
+    # Without the sources (their ecs one stops a prune run before it reads anything: pullthrough/keeping.py)
     pruning.run(
-        config,
+        config.model_copy(update={"warm": config.warm.model_copy(update={"sources": ()})}),
         _EmptyRegistry(),
         now=datetime.now(UTC),
         run_id="run-1",
@@ -175,7 +199,8 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_every_config_field_is_read_by_something(reads: set[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:
-    # Given a config that sets every field (parsed before the reads are recorded)
+    # Given a config that sets every field (parsed before the reads are recorded), beside the source fixtures
+    monkeypatch.chdir(FIXTURES)
     reads_before = set(reads)
     config = config_module.parse(EVERY_FIELD)
     reads.clear()
@@ -207,4 +232,8 @@ def test_the_recorder_sees_a_field_nobody_reads() -> None:
         "Imports",
         "Notifications",
         "Prune",
+        "ComposeSource",
+        "KubernetesSource",
+        "TextSource",
+        "EcsSource",
     }

@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from pullthrough import config, keeping, pruning
 from pullthrough.aws.ecr import EcrImage
+from pullthrough.report import Outcome
+from pullthrough.settings import Settings
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 INDEX = "application/vnd.oci.image.index.v1+json"
@@ -95,3 +97,31 @@ def test_a_root_rule_is_never_pruned() -> None:
     prefixes, notes = pruning.managed_prefixes(parsed)
     assert prefixes == ["quay"]
     assert "ROOT" in notes[0]
+
+
+class _Untouchable:
+    """An ECR that must not be asked anything."""
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"prune asked ECR ({name}) although a source could not be read")
+
+
+def test_an_ecs_source_stops_the_run_before_ecr_is_asked() -> None:
+    # Given a config whose warm.sources name ECS task definitions (read at plan time only)
+    parsed = config.parse(
+        "version: 1\nrules:\n  - {prefix: quay, upstream: quay}\n"
+        "warm:\n  sources: [{kind: ecs, family_prefix: olake-}]\nprune: {unused_for_days: 30, dry_run: false}\n"
+    )
+    # When prune runs, Then it deletes nothing, asks ECR nothing, and says why
+    report = pruning.run(
+        parsed,
+        _Untouchable(),  # type: ignore[arg-type]
+        now=NOW,
+        run_id="prune-1",
+        trigger="test",
+        settings=Settings(),  # type: ignore[call-arg]
+        account="111122223333",
+    )
+    (item,) = report.items
+    assert item.outcome is Outcome.SKIPPED
+    assert "ecs" in (item.reason or "")

@@ -209,3 +209,17 @@ def test_source_files_lists_what_the_config_layer_ships() -> None:
         "other.yml",
         "images.txt",
     ]
+
+
+def test_check_explains_the_source_images_and_exits_1_on_a_source_problem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pullthrough.config import main
+
+    (tmp_path / "images.txt").write_text("nginx:1.27\nnginx@sha256:" + "c" * 64 + "\n")
+    write_config(tmp_path, "    - {kind: text, name: extra, files: [images.txt]}\n")
+    assert main(["--check", str(tmp_path / "pullthrough.yaml")]) == 1
+    out, err = capsys.readouterr()
+    assert "image docker.io/library/nginx -> dockerhub/library/nginx (rule dockerhub): 1.27" in out
+    assert "from extra (images.txt:1)" in out
+    assert err.startswith("warm.sources: images.txt:2: a digest-only reference")

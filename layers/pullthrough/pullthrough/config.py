@@ -20,9 +20,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -45,7 +44,7 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from pullthrough import tag_patterns, upstreams
+from pullthrough import safe_yaml, tag_patterns, upstreams
 from pullthrough.errors import ConfigError, InvalidReference, Problem
 from pullthrough.reference import (
     ROOT_PREFIX,
@@ -55,6 +54,9 @@ from pullthrough.reference import (
     validate_tag,
 )
 from pullthrough.sources.model import SOURCE_KINDS, Source
+
+if TYPE_CHECKING:
+    from pullthrough import sources
 
 __all__ = [
     "CREATE_ROLE",
@@ -1062,6 +1064,8 @@ class WarmTarget:
     rule: Rule
     cache_repository: str
     platforms: tuple[str, ...]
+    source: str | None = None  # the warm.sources entry that names the image; None for warm.images
+    place: str | None = None  # where in that source: file:line, or file → service / workload → container
 
 
 class Config(_Model):
@@ -1095,14 +1099,40 @@ class Config(_Model):
             raise ConfigError([Problem(location=str(reference), value=str(reference), message=message)])
         return rule
 
-    def targets(self) -> list[WarmTarget]:
-        """Every warm image with its rule, cache repository and platforms."""
+    def targets(self, reading: sources.Reading | None = None) -> list[WarmTarget]:
+        """Every warm image with its rule, cache repository and platforms; then each reference warm.sources name
+        (`reading`, else the files read now; ecs sources only through a given reading) that warm.images does not."""
         result = []
         for image in self.warm.images:
             rule = self.rule_for(image.image, image.rule)
             result.append(
                 WarmTarget(image, rule, rule.cache_repository(image.image), image.platforms or self.warm.platforms)
             )
+        if reading is None:
+            if not self.warm.sources:
+                return result
+            from pullthrough import sources as source_files
+
+            reading = source_files.read(self)
+        return result + self._source_targets(reading)
+
+    def _source_targets(self, reading: sources.Reading) -> list[WarmTarget]:
+        """The sources' references as targets; warm.images wins: its tags are not repeated, its settings apply."""
+        listed: dict[str, WarmImage] = {}
+        for image in self.warm.images:
+            listed.setdefault(image.image.name, image)
+        result = []
+        for item in reading.unique():
+            ref = ImageReference.parse(item.reference)
+            entry = listed.get(ref.name)
+            if entry is not None and ref.tag in entry.fixed_tags:
+                continue
+            image = WarmImage(
+                image=ref, platforms=entry.platforms if entry else None, rule=entry.rule if entry else None
+            )
+            rule = self.rule_for(ref, image.rule)
+            platforms = image.platforms or self.warm.platforms
+            result.append(WarmTarget(image, rule, rule.cache_repository(ref), platforms, item.source, item.place))
         return result
 
     def explain(self) -> list[str]:
@@ -1135,6 +1165,7 @@ class Config(_Model):
                 f"image {image.image.name} -> {target.cache_repository} (rule {target.rule.prefix}): "
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
+                + (f"; from {target.source} ({target.place})" if target.source else "")
             )
         if self.prune is not None:
             prune = self.prune
@@ -1240,149 +1271,14 @@ def schema_text() -> str:
     return json.dumps(Config.dump_schema(), indent=2, ensure_ascii=False) + "\n"
 
 
-# The real document is five levels deep and needs an alias or two at most (a merge key): these bounds only ever
-# stop a broken or hostile document, before it costs a RecursionError or minutes of expanding aliases.
-_MAX_DEPTH = 32
-_MAX_ALIAS_NODES = 10_000
-_MAX_NUMBER_LENGTH = 100
-_KINDS = {
-    "int": "a whole number",
-    "float": "a number",
-    "bool": "true or false",
-    "timestamp": "a date (a real day, written YYYY-MM-DD)",
-    "binary": "base64 data",
-}
-
-
-class _Refused(yaml.MarkedYAMLError):
-    """A document the loader will not build (too deep, recursive, aliases without bound, an unreadable value)."""
-
-    def __init__(self, message: str, mark: Any) -> None:
-        super().__init__(problem=message, problem_mark=mark)
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (plain YAML silently keeps the last one), bounds nesting and alias
-    expansion, and reports an unreadable scalar (`!!int abc`, a 5000-digit number) with its line, not a traceback."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self._open: list[str | None] = []  # anchors of the nodes being composed, outermost first
-        self._measured: dict[int, tuple[int, int]] = {}  # id(node) -> (nodes, depth) once expanded
-        self._expanded = 0
-
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        event: yaml.NodeEvent = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in types-PyYAML
-        if isinstance(event, yaml.AliasEvent):
-            node = self.anchors.get(event.anchor)
-            if node is not None:
-                self._count_alias(event, node)
-            return super().compose_node(parent, index)
-        if len(self._open) >= _MAX_DEPTH:
-            raise _Refused(
-                f"nested more than {_MAX_DEPTH} levels deep; the config needs five at most (check the brackets)",
-                event.start_mark,
-            )
-        self._open.append(event.anchor)
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._open.pop()
-
-    def _count_alias(self, event: yaml.AliasEvent, node: yaml.Node) -> None:
-        # PyYAML shares an aliased value, but validation and messages walk every copy: count the copies.
-        anchor = event.anchor
-        if anchor in self._open:
-            raise _Refused(
-                f"alias *{anchor} is inside its own anchor &{anchor}: a value cannot contain itself",
-                event.start_mark,
-            )
-        nodes, depth = self._measure(node)
-        self._expanded += nodes
-        if self._expanded > _MAX_ALIAS_NODES:
-            raise _Refused(
-                f"aliases expand to more than {_MAX_ALIAS_NODES} values (each alias copies its anchor's whole "
-                "value); write the repeated parts out or use fewer aliases",
-                event.start_mark,
-            )
-        if len(self._open) + depth > _MAX_DEPTH:
-            raise _Refused(
-                f"alias *{anchor} nests the document more than {_MAX_DEPTH} levels deep once expanded",
-                event.start_mark,
-            )
-
-    def _measure(self, node: yaml.Node) -> tuple[int, int]:
-        """How many nodes `node` stands for once its aliases are expanded, and how deep it goes."""
-        known = self._measured.get(id(node))
-        if known is not None:
-            return known
-        children: list[yaml.Node] = []
-        if isinstance(node, yaml.SequenceNode):
-            children = list(node.value)
-        elif isinstance(node, yaml.MappingNode):
-            children = [part for pair in node.value for part in pair]
-        # Children that are aliases were measured when composed, and composition is depth-bounded: no deep recursion.
-        sizes = [self._measure(child) for child in children]
-        measured = (1 + sum(n for n, _ in sizes), 1 + max((d for _, d in sizes), default=0))
-        self._measured[id(node)] = measured
-        return measured
-
-    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
-        kind = str(node.tag).rsplit(":", 1)[-1]
-        if kind == "int" and isinstance(node, yaml.ScalarNode) and len(node.value) > _MAX_NUMBER_LENGTH:
-            # Python refuses to print an integer of more than 4300 digits, and no setting needs more than a few.
-            message = f"a number {len(node.value)} characters long; no setting needs more than a few digits"
-            raise _Refused(message, node.start_mark)
-        try:
-            return super().construct_object(node, deep=deep)
-        except (ValueError, TypeError, AttributeError, KeyError, OverflowError):
-            # PyYAML's scalar constructors raise these for text their tag cannot hold (!!int abc, 2024-13-45).
-            message = f"cannot read this value as {_KINDS.get(kind, kind)}; write it in quotes to keep it text"
-            raise _Refused(message, node.start_mark) from None
-
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        if key_node.tag == "tag:yaml.org,2002:merge":
-            continue
-        key = loader.construct_object(key_node, deep=deep)
-        try:
-            duplicate = key in seen
-            seen.add(key)
-        except TypeError:  # an unhashable key: construct_mapping reports it
-            continue
-        if duplicate:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
-            )
-    return loader.construct_mapping(node, deep=deep)
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _read_yaml(text: str, source: str) -> dict[str, Any]:
-    loader: _Loader | None = None
     try:
-        loader = _Loader(text)  # the reader refuses control characters already here
-        raw = loader.get_single_data()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        where = f"{source}: line {mark.line + 1}, column {mark.column + 1}" if mark else source
-        message = "; ".join(str(p) for p in (exc.context, exc.problem) if p)
-        message = ("YAML: " if isinstance(exc, _Refused) else "YAML syntax: ") + message
-        if isinstance(exc, yaml.scanner.ScannerError | yaml.parser.ParserError):
-            message += " (check the indentation, and quote values holding : { } [ ] # or ?)"
-        problem = Problem(location=where, value=_show(_hide_tokens(line.strip())), message=message)
+        raw = safe_yaml.load_single(text)
+    except safe_yaml.YamlProblem as exc:
+        where = f"{source}: line {exc.line}, column {exc.column}" if exc.line is not None else source
+        value = _show(_hide_tokens(exc.text)) if exc.line is not None else exc.text
+        problem = Problem(location=where, value=value, message=exc.message)
         raise ConfigError(_without_tokens([problem], ())) from None
-    except yaml.YAMLError as exc:
-        problem = Problem(location=source, value="(unreadable)", message=f"YAML: {exc}")
-        raise ConfigError(_without_tokens([problem], ())) from None
-    finally:
-        if loader is not None:
-            loader.dispose()
     if raw is None:
         raise ConfigError([Problem(location=source, value="nothing", message="the document is empty")])
     if not isinstance(raw, dict):
@@ -1426,16 +1322,20 @@ def _without_kind(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     return loc
 
 
+def _kind_message(tag: Any) -> str:
+    """A warm.sources item without a kind, or with one that does not exist."""
+    kinds = ", ".join(SOURCE_KINDS)
+    if tag is None:
+        return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
+    return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+
+
 def _message(error: Any, loc: tuple[Any, ...]) -> str:
     kind: str = error["type"]
     ctx: dict[str, Any] = error.get("ctx") or {}
     value = error["input"]
     if kind in ("union_tag_invalid", "union_tag_not_found"):
-        tag = ctx.get("tag")
-        kinds = ", ".join(SOURCE_KINDS)
-        if tag is None:
-            return f"kind is required: one of {kinds} (e.g. kind: compose, files: [docker-compose.yml])"
-        return f"unknown kind {tag!r}{_did_you_mean(str(tag), SOURCE_KINDS)}; valid: {kinds}"
+        return _kind_message(ctx.get("tag"))
     if kind == "value_error":
         return str(ctx.get("error", error["msg"]))
     if kind == "missing":
@@ -1890,7 +1790,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc, file=sys.stderr)
         return 1
     print("\n".join(config.explain()))
-    return 0
+    from pullthrough import sources as source_files
+
+    problems = source_files.read(config).problems  # what warm.sources name that cannot be warmed
+    for problem in problems:
+        print(f"warm.sources: {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

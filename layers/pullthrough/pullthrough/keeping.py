@@ -30,7 +30,12 @@ def protected(config: Config, held: Mapping[str, Sequence[EcrImage]]) -> dict[st
         tags = [tag for ecr_image in held.get(target.cache_repository, ()) for tag in ecr_image.tags]
         chosen = choose_tags(image, tags if image.tag_pattern is not None or image.latest is not None else None).tags
         for tag in chosen:
-            kept.setdefault(target.cache_repository, {}).setdefault(tag, f"warm.images names it ({image.image.name})")
+            named = (
+                f"{target.source} names it ({target.place})"
+                if target.source
+                else f"warm.images names it ({image.image.name})"
+            )
+            kept.setdefault(target.cache_repository, {}).setdefault(tag, named)
     for name, tag in _source_tags(config):
         kept.setdefault(name, {}).setdefault(tag, "a warm.sources file names it")
     if config.prune is not None:

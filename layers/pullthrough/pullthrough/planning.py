@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pullthrough import config as config_module
-from pullthrough import manifests, versions
+from pullthrough import manifests, sources, versions
 from pullthrough.budget import Budget, Shared, allowance_key
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
 from pullthrough.errors import (
@@ -115,6 +115,31 @@ def select_tags(image: WarmImage, upstream_tags: Sequence[str] | None) -> list[s
     return choose_tags(image, upstream_tags).tags
 
 
+def _target_details(target: WarmTarget) -> Details:
+    rule = target.rule
+    return Details(rule=rule.prefix, upstream=rule.upstream, repository=target.cache_repository, source=target.source)
+
+
+def _candidate_details(c: Candidate, **facts: Any) -> Details:
+    return Details(rule=c.rule.prefix, upstream=c.rule.upstream, repository=c.repository, source=c.source, **facts)
+
+
+def _source_problems(reading: sources.Reading) -> list[Decided]:
+    """A failed item for each reference a source names that cannot be warmed (the file, the place and the fix)."""
+    decided = []
+    for index, problem in enumerate(reading.problems):
+        item = ReportItem(
+            subject=problem.value,
+            outcome=Outcome.FAILED,
+            reason=f"{problem.location}: {problem.message}",
+            fix=f"fix {problem.location.split(' ', 1)[0]} (or the config's warm.sources entry) as the reason says",
+            reason_code="source",
+            details=Details(source=problem.source if isinstance(problem, sources.SourceProblem) else None),
+        )
+        decided.append(Decided(f"source#{index}", item))
+    return decided
+
+
 def _selection_text(image: WarmImage) -> str:
     parts = []
     if image.tag_pattern is not None:
@@ -189,6 +214,7 @@ class Candidate:
     rule: Rule
     repository: str
     platforms: tuple[str, ...]
+    source: str | None = None  # the warm.sources entry naming it; None for warm.images (which wins when both do)
 
     @property
     def tag(self) -> str:
@@ -341,6 +367,7 @@ class Planner:
     allowances: Allowances | None = None  # None: this run's own share, shared with no other run (the CLI, tests)
     in_flight: Mapping[str, InFlight] = field(default_factory=dict)  # images (by key) open runs are warming
     keeps_clients: bool = False  # the clients outlive the plan (kept_upstream_client): not closed at its end
+    ecs: sources.EcsReader | None = None  # reads the ecs sources (plan time); None: they yield nothing
     workers: int = PLAN_WORKERS
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     _clients: dict[str, Upstream | PullthroughError | None] = field(default_factory=dict)
@@ -390,14 +417,17 @@ class Planner:
 
     def _targets(self, request: WarmRequest) -> tuple[list[WarmTarget], list[Decided]]:
         config = self.config
+        reading = sources.read(config, ecs=self.ecs)
+        every = config.targets(reading)
         if not request.images:
-            return [t for t in config.targets() if request.rules is None or t.rule.prefix in request.rules], []
+            wanted = [t for t in every if request.rules is None or t.rule.prefix in request.rules]
+            return wanted, _source_problems(reading) if request.rules is None else []
         targets: list[WarmTarget] = []
         decided: list[Decided] = []
         for index, text in enumerate(request.images):
             try:
                 reference = ImageReference.parse(text)
-                listed = [t for t in config.targets() if t.image.image.name == reference.name]
+                listed = [t for t in every if t.image.image.name == reference.name]
                 if reference.tag is None:
                     if not listed:
                         hint = f"give a tag ({text}:<tag>): the image is not in warm.images, so no tag is known"
@@ -460,6 +490,7 @@ class Planner:
                     target.rule,
                     target.cache_repository,
                     tuple(target.platforms),
+                    target.source,
                 )
                 known = by_key.get(candidate.key)
                 if known is None:
@@ -472,6 +503,7 @@ class Planner:
                         known.rule,
                         known.repository,
                         platforms,
+                        known.source,
                     )
         return list(by_key.values())
 
@@ -487,7 +519,7 @@ class Planner:
             reason=f"{found.text} (listing the upstream's tags)",
             fix=found.fix,
             reason_code=found.reason.value,
-            details=Details(rule=target.rule.prefix, upstream=target.rule.upstream, repository=target.cache_repository),
+            details=_target_details(target),
         )
         return Decided(f"{target.cache_repository}#{subject}", item)
 
@@ -499,7 +531,7 @@ class Planner:
             reason=f"unknown tag: none of the upstream's {listed} tags is selected",
             fix=fix_for(Reason.UNKNOWN_TAG, image=subject),
             reason_code=Reason.UNKNOWN_TAG.value,
-            details=Details(rule=target.rule.prefix, upstream=target.rule.upstream, repository=target.cache_repository),
+            details=_target_details(target),
         )
         return Decided(f"{target.cache_repository}#{subject}", item)
 
@@ -813,7 +845,7 @@ class Planner:
             reason=reason,
             fix=fix,
             reason_code=reason_code,
-            details=Details(rule=c.rule.prefix, upstream=c.rule.upstream, repository=c.repository, **facts),
+            details=_candidate_details(c, **facts),
             **extra,
         )
         return Decided(c.key, item)
@@ -892,13 +924,7 @@ class Planner:
                     reason=_deferral(budget, key, c.rule.entry.title, want.cost),
                     fix=fix_for(Reason.BUDGET, image=c.subject),
                     reason_code=Reason.BUDGET.value,
-                    details=Details(
-                        rule=c.rule.prefix,
-                        upstream=c.rule.upstream,
-                        repository=c.repository,
-                        digest=want.expected_digest,
-                        pulls_remaining=remaining,
-                    ),
+                    details=_candidate_details(c, digest=want.expected_digest, pulls_remaining=remaining),
                 )
                 deferred.append(Decided(c.key, item))
                 continue
@@ -921,6 +947,7 @@ class Planner:
                     cost=want.cost,
                     pulls_remaining=budget.left(key),
                     wait=wait,
+                    source=c.source,
                 )
             )
         notes: list[str] = []
@@ -1270,6 +1297,7 @@ def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str,
                     previous_digest=job.previous_digest if job.action == "refresh" else None,
                     platforms=job.platforms,
                     pulls_remaining=job.pulls_remaining,
+                    source=job.source,
                 ),
             )
         )

@@ -168,6 +168,7 @@ class Details(BaseModel):
     changes: tuple[ShortText, ...] | None = None  # e.g. ("credentialArn -> ...:secret:ecr-pullthroughcache/hub",)
     expires: AwareDatetime | None = None  # a token's known expiry
     seconds: float | None = Field(None, ge=0)  # how long the item took
+    source: ShortText | None = None  # the warm.sources entry that names the image (None: warm.images or a request)
 
 
 class ReportItem(BaseModel):
@@ -696,6 +697,8 @@ def _facts(item: ReportItem) -> str:
     d = item.details
     facts: list[str] = []
     # Facts the subject already states ("rule ghcr", "secret ecr-pullthroughcache/hub") are not repeated.
+    if d.source:
+        facts.append(f"from {d.source}")
     if d.rule and f"rule {d.rule}" not in item.subject:
         facts.append(f"rule {d.rule}")
     if d.upstream and d.upstream != d.rule:

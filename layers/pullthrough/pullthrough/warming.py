@@ -272,6 +272,7 @@ class WarmJob(BaseModel):
     pulls_remaining: int | None = Field(None, ge=0, description="The upstream's remaining pulls after this job.")
     wait: Wait = Field(default_factory=Wait, description="How long to wait for ECR's import (config warm.imports).")
     progress: Progress | None = Field(None, description="Where the import stands, once a look has been taken.")
+    source: str | None = Field(None, description="The warm.sources entry naming the image; None for warm.images.")
 
 
 Diagnose = Callable[[], PullthroughError | None]
@@ -279,7 +280,7 @@ Diagnose = Callable[[], PullthroughError | None]
 
 def details_of(job: WarmJob, **facts: Any) -> Details:
     """Details naming the job's rule, upstream and repository, plus `facts`."""
-    return Details(rule=job.rule, upstream=job.upstream, repository=job.repository, **facts)
+    return Details(rule=job.rule, upstream=job.upstream, repository=job.repository, source=job.source, **facts)
 
 
 Told = Callable[[str, datetime], list[tuple[str, str]]]

@@ -7,6 +7,7 @@
     pullthrough status                    rules, warm-list images and recent runs as the account has them
     pullthrough urls                      ECR URIs of the warm list and each rule's registry base
     pullthrough pull-config               consumer configuration: .env, registries.conf, containerd, Kyverno, IAM, VPC
+    pullthrough images                    what warm.sources yield: each image with its source and place
     pullthrough uninstall [--dry-run]     after `sam delete`: list and remove what Pullthrough owns
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
@@ -39,6 +40,7 @@ from pullthrough.cli.common import (
 )
 from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
+from pullthrough.cli.images import add_images_commands
 from pullthrough.cli.plan import add_plan_commands
 from pullthrough.cli.prune import add_prune_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
@@ -70,6 +72,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_reconcile_commands,
     add_status_commands,
     add_consume_commands,
+    add_images_commands,
     add_uninstall_commands,
     add_prune_commands,
 ]

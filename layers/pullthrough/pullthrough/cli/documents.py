@@ -112,6 +112,7 @@ class WarmImageDoc(_Doc):
     platforms: list[str] = []
     reason: str | None = None
     fix: str | None = None
+    source: str | None = Field(None, description="The warm.sources entry naming the image; None for warm.images.")
 
 
 class WarmPlanDoc(_Doc):
@@ -130,6 +131,35 @@ class PlanDocument(Ended):
     warm: WarmPlanDoc | None = Field(None, description="None with --rules-only.")
     changes: int = Field(description="Rule and template writes plus images to pull: 0 means nothing to do.")
     notes: list[str]
+
+
+# --- images -----------------------------------------------------------------------------------------------------------
+
+
+class SourceReferenceDoc(_Doc):
+    """One image reference a warm.sources entry names, and where."""
+
+    reference: str = Field(description="The upstream reference warmed, e.g. docker.io/olakego/ui:v0.2.3.")
+    source: str = Field(description="The source's name: its name, or its kind and first file.")
+    place: str = Field(description="file:line, or file → service, or file → Kind/name → container.")
+    repository: str | None = Field(None, description="The ECR cache repository it is warmed in.")
+    warm_images: bool = Field(description="Whether warm.images names this tag too (its settings win; warmed once).")
+
+
+class SourceProblemDoc(_Doc):
+    """Something a source names that cannot be warmed, or a note about what yields nothing on purpose."""
+
+    location: str = Field(description="The file and the place in it.")
+    value: str
+    message: str = Field(description="What is wrong and the fix.")
+
+
+class ImagesDocument(Ended):
+    """`pullthrough images --json`: what warm.sources yield (file sources; ecs sources are read at plan time)."""
+
+    references: list[SourceReferenceDoc]
+    problems: list[SourceProblemDoc]
+    notes: list[SourceProblemDoc]
 
 
 class ReconcileDocument(Ended):
@@ -305,6 +335,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "reconcile": ReconcileDocument,
     "status": StatusDocument,
     "urls": UrlsDocument,
+    "images": ImagesDocument,
     "pull-config": PullConfigDocument,
     "uninstall": UninstallDocument,
     "prune": PruneDocument,

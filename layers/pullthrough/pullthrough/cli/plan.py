@@ -107,6 +107,7 @@ def warm_document(plan: planning.Plan, report: Report) -> WarmPlanDoc:
                 platforms=list(details.platforms or ()),
                 reason=item.reason,
                 fix=item.fix,
+                source=details.source,
             )
         )
     return WarmPlanDoc(images=images, pulls=sum(job.cost for job in plan.jobs), notes=list(report.notes))
@@ -134,10 +135,11 @@ def plan_lines(
 
 def _image_detail(image: WarmImageDoc) -> str:
     """A job's cost (and, for a refresh, the digests); a decided image's reason."""
+    source = f" [from {image.source}]" if image.source else ""
     if image.action not in ("warm", "refresh", "complete"):
-        return f": {image.reason}" if image.reason else ""
+        return source + (f": {image.reason}" if image.reason else "")
     moved = f": {image.previous_digest[:19]} -> {(image.digest or '?')[:19]}" if image.previous_digest else ""
-    return f" ({image.cost} pull(s)){moved}"
+    return f"{source} ({image.cost} pull(s)){moved}"
 
 
 def _next_step(rule_writes: int, images: int) -> str:

@@ -10,19 +10,18 @@ pruning wants: never delete what a broken source might still name). ecs sources 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pullthrough.errors import ConfigError, Problem
-from pullthrough.sources import text
+from pullthrough.sources import compose, kubernetes, text
 from pullthrough.sources.model import ComposeSource, EcsSource, KubernetesSource, Source, TextSource
-from pullthrough.sources.resolving import Yielded
+from pullthrough.sources.resolving import Reading, SourceProblem, Yielded
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
 
-__all__ = ["EcsReader", "Reading", "SourceError", "Yielded", "read", "references", "source_files"]
+__all__ = ["EcsReader", "Reading", "SourceError", "SourceProblem", "Yielded", "read", "references", "source_files"]
 
 # The ecs source's reader, bound to the AWS adapter by the caller (plan time): the source in, its references out.
 EcsReader = Callable[[EcsSource], Iterable[Yielded]]
@@ -37,38 +36,23 @@ class SourceError(ConfigError):
         self.args = (f"{len(problems)} problem(s) in warm.sources:\n{lines}",)
 
 
-@dataclass(frozen=True)
-class Reading:
-    """What the sources yield: every reference at every place that names it (config order), and the problems."""
-
-    references: list[Yielded] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
-
-    def unique(self) -> list[Yielded]:
-        """Each reference once, attributed to the first place that names it."""
-        seen: dict[str, Yielded] = {}
-        for item in self.references:
-            seen.setdefault(item.reference, item)
-        return list(seen.values())
-
-
 def read(config: Config, *, ecs: EcsReader | None = None, directory: Path | str | None = None) -> Reading:
     """Every reference the sources name and every problem; file paths are relative to `directory`.
 
     `directory` defaults to the folder of the file the config was loaded from (the current one for a parsed text).
     """
     base = Path(directory) if directory is not None else config_directory(config)
-    found: list[Yielded] = []
-    problems: list[Problem] = []
+    reading = Reading()
     for source in config.warm.sources:
         if isinstance(source, EcsSource):
             if ecs is not None:
-                found.extend(ecs(source))
+                reading.references.extend(ecs(source))
             continue
-        yielded, trouble = _read_files(source, config, base)
-        found.extend(yielded)
-        problems.extend(trouble)
-    return Reading(found, problems)
+        found = _read_files(source, config, base)
+        found.problems = [_attributed(problem, source.label) for problem in found.problems]
+        found.notes = [_attributed(note, source.label) for note in found.notes]
+        reading.extend(found)
+    return reading
 
 
 def references(config: Config, *, ecs: EcsReader | None = None, directory: Path | str | None = None) -> list[Yielded]:
@@ -91,15 +75,15 @@ def config_directory(config: Config) -> Path:
     return origin.parent if origin is not None else Path.cwd()
 
 
-def _read_files(source: Source, config: Config, base: Path) -> tuple[list[Yielded], list[Problem]]:
+def _attributed(problem: Problem, label: str) -> SourceProblem:
+    return SourceProblem(location=problem.location, value=problem.value, message=problem.message, source=label)
+
+
+def _read_files(source: Source, config: Config, base: Path) -> Reading:
+    if isinstance(source, ComposeSource):
+        return compose.read(source, config, base)
+    if isinstance(source, KubernetesSource):
+        return kubernetes.read(source, config, base)
     if isinstance(source, TextSource):
         return text.read(source, config, base)
-    if isinstance(source, ComposeSource | KubernetesSource):
-        # Step 1 of issue 16 reads text sources; compose and kubernetes readers follow on this branch.
-        problem = Problem(
-            location=f"source {source.label}",
-            value=source.kind,
-            message=f"this build cannot read {source.kind} sources yet; list the images in a text source meanwhile",
-        )
-        return [], [problem]
-    return [], []
+    return Reading()

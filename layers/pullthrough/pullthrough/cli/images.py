@@ -1,0 +1,104 @@
+"""`pullthrough images`: what warm.sources yield, each reference with its source and place, and the problems.
+
+Reads the files as the deployed functions do (paths relative to the config file), with no AWS call: ecs sources are
+read at plan time (`pullthrough plan`). Exit 1 when a source names something that cannot be warmed.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.documents import ImagesDocument, SourceProblemDoc, SourceReferenceDoc, dump
+
+if TYPE_CHECKING:
+    from pullthrough.config import Config
+    from pullthrough.errors import Problem
+    from pullthrough.sources import Reading
+
+
+def add_images_commands(commands: Any) -> None:
+    """`pullthrough images`."""
+    images = commands.add_parser(
+        "images",
+        help="what warm.sources yield: each image with its source and place, and what cannot be warmed",
+        description=(
+            "Reads the compose, kubernetes and text sources of the config (paths relative to the config file, as "
+            "the deployed functions read them from the config layer) and prints each image reference with the "
+            "source and the place that name it, the problems (a digest-only reference, a reference no rule caches, "
+            "an unreadable file, an unset variable), and notes (a service built from source). No AWS call: ecs "
+            "sources are read by pullthrough plan. Exit status 1 when there is a problem."
+        ),
+    )
+    add_common_options(images)
+    images.set_defaults(handler=images_command)
+
+
+def images_command(args: argparse.Namespace, io: Io) -> int:
+    """Print what the sources yield; exit 1 on a problem."""
+    from pullthrough import sources
+
+    _, config = environment(args)
+    reading = sources.read(config)
+    code = EXIT_FINDINGS if reading.problems else EXIT_OK
+    document = images_document(config, reading, code)
+    emit(io, args, dump(document), images_lines(config, document))
+    return code
+
+
+def images_document(config: Config, reading: Reading, code: int) -> ImagesDocument:
+    """Every reference at every place, with the cache repository it is warmed in; problems and notes."""
+    listed = {(str(image.image.name), tag) for image in config.warm.images for tag in image.fixed_tags}
+    references = []
+    for item in reading.references:
+        reference = _parsed(item.reference)
+        rule = config.rule_for(reference)
+        references.append(
+            SourceReferenceDoc(
+                reference=item.reference,
+                source=item.source,
+                place=item.place,
+                repository=rule.cache_repository(reference),
+                warm_images=(reference.name, reference.tag or "") in listed,
+            )
+        )
+    return ImagesDocument(
+        references=references,
+        problems=[_problem(p) for p in reading.problems],
+        notes=[_problem(p) for p in reading.notes],
+        exit_code=code,
+    )
+
+
+def images_lines(config: Config, document: ImagesDocument) -> Iterator[str]:
+    """For people: a line per reference grouped by source, then problems with their fix, then notes."""
+    sources = config.warm.sources
+    if not sources:
+        yield "warm.sources is empty: only warm.images are warmed"
+        return
+    yield f"{len(document.references)} image reference(s) from {len(sources)} source(s)"
+    current = None
+    for item in document.references:
+        if item.source != current:
+            current = item.source
+            yield f"{current}:"
+        also = " (also in warm.images)" if item.warm_images else ""
+        yield f"  {item.reference}  <- {item.place}{also}"
+    if any(source.kind == "ecs" for source in sources):
+        yield "ecs sources are read at plan time: see pullthrough plan"
+    for problem in document.problems:
+        yield f"problem: {problem.location}: {problem.message} (got {problem.value})"
+    for note in document.notes:
+        yield f"note: {note.location}: {note.message} ({note.value})"
+
+
+def _parsed(text: str) -> Any:
+    from pullthrough.reference import ImageReference
+
+    return ImageReference.parse(text)
+
+
+def _problem(problem: Problem) -> SourceProblemDoc:
+    return SourceProblemDoc(location=problem.location, value=problem.value, message=problem.message)
