@@ -368,6 +368,19 @@ class EcrRegistry:
             if last is None or now - last >= PULL_TIME_REFRESH:
                 found.pulled_at[digest] = now
 
+    def age(self, **delta: float) -> None:
+        """Move every recorded time (imports, pulls, upstream checks) back by `delta`, as if that much time had
+        passed: for code that reads the real clock (prune_images' run in a function) rather than `self.clock`."""
+        shift = timedelta(**delta)
+        with self._lock:
+            held = list(self._repositories.values())
+        for repository in held:
+            with repository.lock:
+                for manifest in repository.manifests.values():
+                    manifest.imported_at -= shift
+                repository.pulled_at = {digest: at - shift for digest, at in repository.pulled_at.items()}
+                repository.tags = {tag: (digest, at - shift) for tag, (digest, at) in repository.tags.items()}
+
     def archive(self, repository: str, digest: str) -> None:
         """Move an image (and, for an index, its children) to the archive storage class (UpdateImageStorageClass)."""
         found = self.repository(repository)

@@ -313,6 +313,7 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("ecr", "DescribeImages"): _on_repository("ecr:DescribeImages"),
     ("ecr", "ListImages"): _on_repository("ecr:ListImages"),
     ("ecr", "BatchGetImage"): _on_repository("ecr:BatchGetImage"),
+    ("ecr", "BatchDeleteImage"): _on_repository("ecr:BatchDeleteImage"),
     ("ecr", "BatchCheckLayerAvailability"): _on_repository("ecr:BatchCheckLayerAvailability"),
     ("ecr", "GetDownloadUrlForLayer"): _on_repository("ecr:GetDownloadUrlForLayer"),
     # DescribeRepositories without names lists every repository: the request is on all of them.

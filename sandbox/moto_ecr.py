@@ -2,7 +2,7 @@
 
 `install()` adds the operations to moto's ECR response class, where moto dispatches a JSON action by its snake-case
 name (CreatePullThroughCacheRule -> create_pull_through_cache_rule), so boto3 under `mock_aws()` (or a moto server)
-calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage,
+calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage, BatchDeleteImage,
 BatchCheckLayerAvailability and GetDownloadUrlForLayer answer for repositories under a rule from the sandbox's
 registry model (`set_registry`, `sandbox.moto_ecr_images`).
 
@@ -63,6 +63,7 @@ _FROM_REGISTRY: dict[str, _ImageOperation] = {
     "batch_get_image": images.batch_get_image,
     "batch_check_layer_availability": images.batch_check_layer_availability,
     "get_download_url_for_layer": images.get_download_url_for_layer,
+    "batch_delete_image": images.batch_delete_image,
 }
 _MOTO_OWN: dict[str, Callable[[ECRResponse], Any]] = {}
 _INSTALLED_FLAG = "_pullthrough_installed"

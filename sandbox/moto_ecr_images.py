@@ -135,8 +135,9 @@ def batch_get_image(ecr: ECRBackend, params: dict[str, Any], cache: CacheView) -
         except _Failure as failure:
             failures.append({"imageId": dict(image_id), "failureCode": failure.code, "failureReason": failure.reason})
             continue
-        if tag:
-            cache.registry.record_pull(cache.name, image.digest)
+        # A pull, by tag or by digest: containers-roadmap #2390 shows `aws ecr batch-get-image --image-ids
+        # imageDigest=...` moving lastRecordedPullTime (ECR's own docs only say it records "the last image pull").
+        cache.registry.record_pull(cache.name, image.digest)
         found.append(
             {
                 "registryId": registry_id,
@@ -225,6 +226,45 @@ class _Failure(Exception):
 
 
 _NOT_FOUND = _Failure("ImageNotFound", "Requested image not found")
+
+
+def batch_delete_image(ecr: ECRBackend, params: dict[str, Any], cache: CacheView) -> dict[str, Any]:
+    """BatchDeleteImage (botocore's model): by tag, the tag goes (and the image with its last tag); by digest, the
+    image with all its tags. An id ECR does not hold fails ImageNotFound; a manifest a held index lists fails
+    ImageReferencedByManifestList (an ImageFailureCode of botocore's model; the reason's words are the sandbox's).
+    AWS does not say whether deleting an index deletes what it lists: the sandbox keeps them, untagged."""
+    _check_repository(ecr, params, cache)
+    held = cache.held
+    deleted: list[dict[str, Any]] = []
+    failures: list[dict[str, Any]] = []
+    for image_id in params.get("imageIds") or []:
+        image = _lookup(held, image_id)
+        if held is None or image is None:
+            failures.append(_delete_failure(image_id, "ImageNotFound", "Requested image not found"))
+            continue
+        with held.lock:
+            if any(image.digest in m.children for m in held.manifests.values() if m.digest != image.digest):
+                reason = "Requested image is referenced by a manifest list in the repository"
+                failures.append(_delete_failure(image_id, "ImageReferencedByManifestList", reason))
+                continue
+            tag = image_id.get("imageTag")
+            if tag and not image_id.get("imageDigest"):
+                held.tags.pop(tag, None)
+                gone = not any(digest == image.digest for digest, _ in held.tags.values())
+            else:
+                for name in [t for t, (digest, _) in held.tags.items() if digest == image.digest]:
+                    held.tags.pop(name)
+                gone = True
+            if gone:
+                held.manifests.pop(image.digest, None)
+                held.pulled_at.pop(image.digest, None)
+                held.archived.discard(image.digest)
+        deleted.append({"imageDigest": image.digest, **({"imageTag": tag} if tag else {})})
+    return {"imageIds": deleted, "failures": failures}
+
+
+def _delete_failure(image_id: dict[str, str], code: str, reason: str) -> dict[str, Any]:
+    return {"imageId": dict(image_id), "failureCode": code, "failureReason": reason}
 
 
 def _fetch(cache: CacheView, tag: str | None, digest: str | None) -> Manifest:

@@ -11,6 +11,7 @@ function runs as Lambda would run it, through the template's own routes:
 - a planner run whose jobs never come back is closed and reported by the next one;
 - a secret change (CloudTrail PutSecretValue) and the daily schedule check credentials;
 - a staged rotation and a docker-hub-api rotation (the Hub API mints, tags and revokes tokens);
+- prune (deployed with a prune section) deletes the aged, unlisted images, an index with its platform images;
 - a later reconcile updates a rule's secret and a template, and deletes a rule and a template no longer configured.
 `iam.recording()` keeps every (principal, decision) of the whole pass: the test of the grants replays them against
 the roles with one statement or one action taken away.
@@ -104,6 +105,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                     stack, sb, f"ecr-pullthroughcache/{ghcr}", f"ecr-pullthroughcache/{hub}", user, token
                 ),
                 "a failing import": lambda: _failing_import(stack, sb, config, ns, rules),
+                "prune": lambda: _prune(stack, sb, config, ns, rules),
                 "update and delete": lambda: (
                     _write(config, ns, later, ["app"]),
                     stack.update(),  # an edited config is deployed: the functions' IAM scopes follow it
@@ -172,7 +174,12 @@ def _rules(hub: str, ghcr: str, quay: str | None, *, description: str, ghcr_secr
 
 
 def _write(
-    path: Path, ns: str, rules: list[dict[str, Any]], images: list[str], imports: dict[str, Any] | None = None
+    path: Path,
+    ns: str,
+    rules: list[dict[str, Any]],
+    images: list[str],
+    imports: dict[str, Any] | None = None,
+    prune: dict[str, Any] | None = None,
 ) -> None:
     warm = [f"{image.format(ns=ns)}:1.0" if image.startswith("ghcr.io") else f"{ns}/{image}:1.0" for image in images]
     document = {
@@ -188,6 +195,7 @@ def _write(
             **({"imports": imports} if imports else {}),
         },
         "notifications": {"success": "full"},
+        **({"prune": prune} if prune else {}),
     }
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
 
@@ -232,6 +240,17 @@ def _failing_import(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: lis
         stack.drain("WarmImagesFunction")
     finally:
         sb.registry.imports.clear()
+
+
+def _prune(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: list[dict[str, Any]]) -> None:
+    # A config with prune is deployed (ConfigFacts grants deletion only then); everything in the cache ages past the
+    # window; only tool stays listed, so the multi-platform app goes: its index is read, then deleted with them.
+    _write(config, ns, rules, ["tool"], prune={"unused_for_days": 30, "dry_run": False})
+    stack.update()
+    sb.registry.age(days=31)
+    result = stack.fire_schedule("PruneImagesFunction")
+    if not result.get("counts", {}).get("pruned"):
+        raise AssertionError(f"prune deleted nothing: {result}")
 
 
 def _stale_run_closed(stack: Stack, config: Path, ns: str, rules: list[dict[str, Any]]) -> None:

@@ -90,6 +90,7 @@ reports = [
     report(Kind.CREDENTIALS, item(Outcome.VALID, pulls_remaining=80), item(Outcome.ROTATED, upstream=None),
            item(Outcome.ROTATION_FAILED, rule="ghcr", upstream="ghcr", valid=False)),
     report(Kind.PULLS, item(Outcome.FAILED, upstream=None)),
+    report(Kind.PRUNE, item(Outcome.PRUNED, upstream=None, size=10), item(Outcome.FAILED, upstream=None)),
 ]
 
 @metrics.log_metrics(capture_cold_start_metric=True)

@@ -54,6 +54,7 @@ rules:
 warm:
   sources:
     - {{kind: ecs}}
+prune: {{unused_for_days: 30}}
 """
 FACTS = config_facts(CONFIG)
 
@@ -98,6 +99,14 @@ UNSCOPABLE = {
     "cloudwatch:PutMetricData": "metric data, pinned by a cloudwatch:namespace condition",
 }
 NAMESPACE_CONDITION = "cloudwatch:namespace"
+
+# Repository actions asked on every repository of the registry, so no prefix-scoped ARN can grant them: each only on
+# repository/* of this account and region, in a statement of its own.
+REGISTRY_LISTINGS = {
+    # prune_images lists the repositories to find those under the rules' prefixes; without repositoryNames IAM is
+    # asked on repository/* (sandbox/iam_requests.py). It reads names only.
+    "ecr:DescribeRepositories": "listing the registry's repositories",
+}
 
 # Wildcard actions allowed, each naming one family of a single API.
 WILDCARD_ACTIONS = {
@@ -382,8 +391,11 @@ def test_ecr_repository_actions_are_scoped_to_the_cache_prefixes(
         assert not unknown, f"{sorted(unknown)}: classify it from ECR's service authorization reference"
         if not set(actions) & ECR_REPOSITORY_ACTIONS:
             continue
-        # Then a statement with repository actions names repositories under the prefixes only, and every prefix
         resources = evaluator.strings(statement["Resource"])
+        if set(actions) <= set(REGISTRY_LISTINGS):
+            assert resources == {f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/*"}, f"{role} {named(statement)}"
+            continue
+        # Then a statement with repository actions names repositories under the prefixes only, and every prefix
         assert resources <= allowed, f"{role} {named(statement)}: {sorted(resources - allowed)} outside the prefixes"
         covered = {resource.split(":repository/", 1)[1].removesuffix("/*") for resource in resources}
         assert covered == set(prefixes), f"{role} {named(statement)}: ARNs not built from every rule of the config"

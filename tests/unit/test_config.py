@@ -66,7 +66,7 @@ BAD_DOCUMENTS = [
         [
             (
                 "rule: unknown field (did you mean 'rules'?); valid here: version, stack, rules, warm, "
-                "notifications (got [])"
+                "notifications, prune (got [])"
             ),
         ],
         id="unknown-top-field",

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 from pullthrough import config as config_module
-from pullthrough import credentials, facts, planning, rules, warming
+from pullthrough import credentials, facts, planning, pruning, rules, warming
 from pullthrough.report import Kind, Report
 from pullthrough.settings import Settings
 
@@ -98,6 +98,12 @@ warm:
 notifications:
   success: full
   subject_prefix: "[ACME]"
+prune:
+  schedule: rate(2 days)
+  unused_for_days: 30
+  dry_run: false
+  max_deletions: 10
+  keep: [nginx:1.25]
 """
 
 
@@ -140,6 +146,22 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> set[tuple[str, str]]:
     return seen
 
 
+class _EmptyRegistry:
+    """An ECR with no repositories: prune reads its settings, finds nothing to delete."""
+
+    def repositories(self, prefixes: Any) -> list[str]:
+        return []
+
+    def images(self, repository: str) -> list[Any]:
+        return []
+
+    def manifests(self, repository: str, digests: Any) -> dict[str, Any]:
+        return {}
+
+    def delete(self, repository: str, digests: Any) -> Any:
+        raise AssertionError("nothing to delete")
+
+
 def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run what the library does with a config, without AWS or upstreams (the report's SNS call is caught)."""
     facts.derive(config)
@@ -150,6 +172,16 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": (), "sources": ()})})
     planning.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
         planning.WarmRequest(trigger="test"), "run-1"
+    )
+    # Without the sources (their ecs one stops a prune run before it reads anything: pullthrough/keeping.py)
+    pruning.run(
+        config.model_copy(update={"warm": config.warm.model_copy(update={"sources": ()})}),
+        _EmptyRegistry(),
+        now=datetime.now(UTC),
+        run_id="run-1",
+        trigger="test",
+        settings=Settings(),  # type: ignore[call-arg]
+        account="111122223333",
     )
     from pullthrough.aws import sns
 
@@ -199,6 +231,7 @@ def test_the_recorder_sees_a_field_nobody_reads() -> None:
         "WarmImage",
         "Imports",
         "Notifications",
+        "Prune",
         "ComposeSource",
         "KubernetesSource",
         "TextSource",

@@ -36,6 +36,9 @@ def test_the_shipped_config_gives_its_prefixes_secrets_schedule_and_role_needs()
         "TemplateRoleRepositoryPatterns": "docker-hub/*",
         "TemplateRoleKeyArns": facts.NO_KEY,
         "EcsResourcePrefix": "",
+        "PruneSchedule": shipped.prune.schedule if shipped.prune else facts.DEFAULT_PRUNE_SCHEDULE,
+        "PruneScheduleState": "ENABLED" if shipped.prune else "DISABLED",
+        "PruneRepositoryPatterns": "docker-hub/*,ghcr/*,quay/*,k8s/*,ecr-public/*" if shipped.prune else "NONE",
     }
 
 
@@ -56,6 +59,28 @@ def test_a_root_rule_covers_every_repository_and_keys_come_from_role_templates()
     assert derived.role_key_arns == (KEY,)
     assert derived.warm_schedule == "cron(0 3 * * ? *)"
     assert derived.secret_names == ()
+
+
+def test_prune_is_scheduled_only_with_a_prune_section_and_never_under_a_root_rule() -> None:
+    # Given a ROOT rule and a quay rule, without and then with a prune section
+    rules = (
+        "  - {prefix: ROOT, upstream: ecr, url: 111122223333.dkr.ecr.eu-west-1.amazonaws.com,"
+        " custom_role_arn: 'arn:aws:iam::444455556666:role/r'}\n"
+        "  - {prefix: quay, upstream: quay}\n"
+    )
+    without = facts.derive(parse(rules)).attributes()
+    with_prune = facts.derive(parse(rules, "prune: {unused_for_days: 30, schedule: 'cron(0 4 ? * SUN *)'}\n"))
+
+    # Then the schedule is disabled (with a valid expression) until prune is configured, then follows prune.schedule;
+    # and prune's repositories leave the ROOT rule's out (they cannot be told from the account's own)
+    assert (without["PruneScheduleState"], without["PruneSchedule"]) == ("DISABLED", "rate(1 day)")
+    assert without["PruneRepositoryPatterns"] == "NONE"  # no prune section: no function may delete an image
+    attributes = with_prune.attributes()
+    assert (attributes["PruneScheduleState"], attributes["PruneSchedule"]) == ("ENABLED", "cron(0 4 ? * SUN *)")
+    assert attributes["PruneRepositoryPatterns"] == "quay/*"
+    only_root = rules.split("\n")[0] + "\n"
+    root_pruned = facts.derive(parse(only_root, "prune: {unused_for_days: 30}\n")).attributes()
+    assert root_pruned["PruneRepositoryPatterns"] == "NONE"
 
 
 def test_empty_lists_name_nothing_rather_than_everything() -> None:

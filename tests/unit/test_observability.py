@@ -82,6 +82,9 @@ def test_metric_names_are_the_published_list() -> None:
         "RotationSucceeded",
         "RotationFailed",
         "PullFailures",
+        "ImagesPruned",
+        "ImagesPruneFailed",
+        "BytesFreed",
     )
     assert NAMESPACE == "Pullthrough"
 
@@ -195,6 +198,23 @@ def test_record_adds_run_wide_metrics_and_prints_the_breakdown(capsys: pytest.Ca
 def _single(value: object) -> object:
     # EMF allows a list of values per metric; Powertools keeps one until it flushes.
     return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+def test_prune_metrics_count_deletions_refusals_and_bytes_freed() -> None:
+    # Given a prune run: two images deleted (3 KiB in all), one ECR refused, one kept
+    report = make_report(
+        Kind.PRUNE,
+        image(Outcome.PRUNED, size=1024),
+        image(Outcome.PRUNED, size=2048),
+        image(Outcome.FAILED),
+        image(Outcome.KEPT, size=4096),
+    )
+    # Then its metrics say so, and what was kept frees nothing
+    assert report_metrics(report) == {
+        MetricName.IMAGES_PRUNED: 2,
+        MetricName.IMAGES_PRUNE_FAILED: 1,
+        MetricName.BYTES_FREED: 3072,
+    }
 
 
 def test_a_dry_run_records_no_metrics(capsys: pytest.CaptureFixture[str]) -> None:

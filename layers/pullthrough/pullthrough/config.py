@@ -66,6 +66,7 @@ __all__ = [
     "Imports",
     "Lifecycle",
     "Notifications",
+    "Prune",
     "Rule",
     "RuleCredentials",
     "Template",
@@ -1017,6 +1018,44 @@ class Notifications(_Model):
         return value
 
 
+class Prune(_Model):
+    """Deleting cached images nobody pulled for a while, under the rules' prefixes only (functions/prune_images).
+
+    Done by Pullthrough rather than an ECR lifecycle policy: ECR's `sinceImagePulled` count type only transitions
+    images to the archive storage class, it does not expire them (containers-roadmap #921, closed 2025-11-20 by AWS
+    with "paired with our new archival storage class"; #2728, open, asks for expiry), and no lifecycle rule can spare
+    the images the warm list still names.
+    """
+
+    schedule: Annotated[str, AfterValidator(_schedule)] = Field(
+        "rate(1 day)",
+        description="EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields).",
+        examples=["rate(1 day)", "cron(0 4 ? * SUN *)"],
+    )
+    # Strict: pydantic would read `unused_for_days: true` as 1.
+    unused_for_days: Annotated[int, Strict()] = Field(
+        ge=1,
+        le=3650,
+        description=(
+            "Delete a cached image nobody pulled for this many days (ECR's lastRecordedPullTime, which ECR refreshes "
+            "about once a day; the import time when it was never pulled), e.g. 30."
+        ),
+    )
+    dry_run: bool = Field(
+        True, description="true (the default): only report what would be deleted, with sizes; false: delete it."
+    )
+    max_deletions: Annotated[int, Strict()] = Field(
+        100, ge=1, le=10000, description="At most this many images deleted per run, the oldest first."
+    )
+    keep: tuple[ImageRef, ...] = Field(
+        (),
+        description=(
+            "Images never deleted besides the warm list: name:tag keeps that tag, a name without a tag keeps every "
+            "image of its cache repository."
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class WarmTarget:
     """A warm image resolved against the rules: what the planner needs to expand and warm it."""
@@ -1041,6 +1080,9 @@ class Config(_Model):
     rules: tuple[Rule, ...] = Field(description="The pull-through cache rules Pullthrough creates and keeps in shape.")
     warm: Warm = Field(default_factory=Warm, description="The images to keep warm.")
     notifications: Notifications = Field(default_factory=Notifications, description="What reports contain.")
+    prune: Prune | None = Field(
+        None, description="Delete cached images nobody pulled for a while; left out, nothing is ever deleted."
+    )
     _origin: Path | None = PrivateAttr(None)  # the file load() read: warm.sources paths are relative to its folder
 
     @property
@@ -1124,6 +1166,14 @@ class Config(_Model):
                 f"{'; '.join(selected)}; {', '.join(target.platforms)}"
                 + (f"; digest must stay {image.image.digest}" if image.image.digest else "")
                 + (f"; from {target.source} ({target.place})" if target.source else "")
+            )
+        if self.prune is not None:
+            prune = self.prune
+            lines.append(
+                f"prune on {prune.schedule}: images under the rules' prefixes unpulled for {prune.unused_for_days} "
+                f"day(s), at most {prune.max_deletions} a run"
+                + (", dry run (reported, not deleted)" if prune.dry_run else ", deleted")
+                + (f"; also kept: {', '.join(str(ref) for ref in prune.keep)}" if prune.keep else "")
             )
         # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
         subject = self.notifications.subject_prefix or "pullthrough (the default)"
@@ -1637,6 +1687,12 @@ def _document_checks(raw: dict[str, Any], config: Config | None, source: str) ->
             resolved.cache_repository(image.image)
         except InvalidReference as exc:
             problem(("warm", "images", index), str(image.image), exc.reason)
+    if config is not None and config.prune is not None:
+        for index, ref in enumerate(config.prune.keep):
+            kept = _resolve(ref, None, rules, broken_upstreams, broken_prefixes)
+            if isinstance(kept, str):
+                message = f"{kept}; prune only ever deletes under the rules' prefixes"
+                problem(("prune", "keep", index), str(ref), message)
     for position, others in stranded.values():
         if others:
             first = problems[position]

@@ -30,6 +30,8 @@ PHYSICAL_ID = "pullthrough-config-facts"  # one per stack, the same on every upd
 # key id can hold, so the ARN it ends names nothing (IAM needs at least one Resource in a statement).
 NOTHING = "NONE"
 NO_KEY = "arn:aws:kms:*:*:key/" + NOTHING
+# A schedule needs a valid expression even when DISABLED (no prune section).
+DEFAULT_PRUNE_SCHEDULE = "rate(1 day)"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,12 @@ class Facts:
     # an `ecs` source reads the account's task definitions at plan time: plan_warming needs ListTaskDefinitions and
     # DescribeTaskDefinition, which take only Resource "*" (the IAM service reference)
     reads_ecs: bool = False
+    # prune.schedule, and ENABLED only when the config has a prune section (the schedule's State)
+    prune_schedule: str = DEFAULT_PRUNE_SCHEDULE
+    prune_enabled: bool = False
+    # "<prefix>/*" of the rules prune may delete under: never a ROOT rule's (pullthrough.pruning); none unless the
+    # config has a prune section
+    prune_repository_patterns: tuple[str, ...] = ()
 
     def attributes(self) -> dict[str, str]:
         """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads."""
@@ -61,6 +69,9 @@ class Facts:
             # Put in front of a task-definition ARN that names nothing: "*" joins the statement's resources only when
             # a source reads ECS (CloudFormation conditions cannot read a custom resource's answer).
             "EcsResourcePrefix": "*," if self.reads_ecs else "",
+            "PruneSchedule": self.prune_schedule,
+            "PruneScheduleState": "ENABLED" if self.prune_enabled else "DISABLED",
+            "PruneRepositoryPatterns": ",".join(self.prune_repository_patterns or (NOTHING,)),
         }
 
 
@@ -83,6 +94,14 @@ def derive(config: Config) -> Facts:
         role_repository_patterns=tuple(repository_pattern(rule.prefix) for rule in with_role),
         role_key_arns=tuple(key for key in keys if key),
         reads_ecs=any(isinstance(source, EcsSource) for source in config.warm.sources),
+        prune_schedule=config.prune.schedule if config.prune else DEFAULT_PRUNE_SCHEDULE,
+        prune_enabled=config.prune is not None,
+        # None without a prune section: no function may delete images then (and fifty rules still fit 4096 bytes)
+        prune_repository_patterns=tuple(
+            dict.fromkeys(repository_pattern(rule.prefix) for rule in config.rules if rule.prefix != ROOT_PREFIX)
+        )
+        if config.prune is not None
+        else (),
     )
 
 

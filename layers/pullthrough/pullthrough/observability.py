@@ -69,11 +69,14 @@ class MetricName(StrEnum):
     ROTATION_SUCCEEDED = "RotationSucceeded"
     ROTATION_FAILED = "RotationFailed"
     PULL_FAILURES = "PullFailures"  # images whose pull failed in ECR (its action events), per report
+    IMAGES_PRUNED = "ImagesPruned"  # cached images prune deleted (a dry run emits nothing)
+    IMAGES_PRUNE_FAILED = "ImagesPruneFailed"  # deletions ECR refused
+    BYTES_FREED = "BytesFreed"  # the sizes DescribeImages gave for what prune deleted
 
 
 METRIC_NAMES: tuple[str, ...] = tuple(name.value for name in MetricName)
 
-_UNITS = {MetricName.BYTES_MOVED: MetricUnit.Bytes}
+_UNITS = {MetricName.BYTES_MOVED: MetricUnit.Bytes, MetricName.BYTES_FREED: MetricUnit.Bytes}
 
 _IMAGE_OUTCOMES = {
     MetricName.IMAGES_WARMED: Outcome.WARMED,
@@ -109,6 +112,8 @@ def report_metrics(report: Report) -> dict[MetricName, int]:
     if report.kind is Kind.WARM:
         values[MetricName.BYTES_MOVED] = report.totals.bytes_moved
         values[MetricName.UPSTREAM_PULLS_SPENT] = report.totals.pulls_spent
+    if report.kind is Kind.PRUNE:
+        values[MetricName.BYTES_FREED] = report.totals.bytes_freed or 0
     if report.totals.pulls_remaining:
         values[MetricName.UPSTREAM_PULLS_REMAINING] = min(report.totals.pulls_remaining.values())
     return values
@@ -161,6 +166,11 @@ def _kind_values(kind: Kind, items: Iterable[ReportItem], counts: dict[Outcome, 
         return {name: counts.get(outcome, 0) for name, outcome in _IMAGE_OUTCOMES.items()}
     if kind is Kind.PULLS:
         return {MetricName.PULL_FAILURES: counts.get(Outcome.FAILED, 0)}
+    if kind is Kind.PRUNE:
+        return {
+            MetricName.IMAGES_PRUNED: counts.get(Outcome.PRUNED, 0),
+            MetricName.IMAGES_PRUNE_FAILED: counts.get(Outcome.FAILED, 0),
+        }
     valid, invalid = _validity(items, counts)
     if kind is Kind.RULES:
         return {

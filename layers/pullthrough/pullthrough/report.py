@@ -54,6 +54,7 @@ class Kind(StrEnum):
     CREDENTIALS = "credentials"
     WARM = "warm"
     PULLS = "pulls"  # pulls that failed in ECR, from its "ECR Pull Through Cache Action" events
+    PRUNE = "prune"  # cached images nobody pulled for `prune.unused_for_days`, deleted (or, in a dry run, listed)
 
 
 class Status(StrEnum):
@@ -97,6 +98,10 @@ class Outcome(StrEnum):
     REFRESHED = "refreshed"
     DEFERRED = "deferred"  # did not fit this run's share of the upstream pull budget
     FAILED = "failed"
+    # prune
+    PRUNED = "pruned"  # deleted: nobody pulled it for prune.unused_for_days
+    WOULD_PRUNE = "would_prune"  # a dry run's deletion
+    KEPT = "kept"  # unpulled as long, but the warm list, prune.keep or an index still needs it
 
     @property
     def label(self) -> str:
@@ -200,6 +205,8 @@ class Totals(BaseModel):
     bytes_moved: int = Field(0, ge=0)
     pulls_spent: int = Field(0, ge=0)
     pulls_remaining: dict[str, int] = {}  # per upstream: the lowest remaining budget seen in the run
+    # prune only: the sizes of the images deleted (or, in a dry run, that would be); None for other runs
+    bytes_freed: int | None = Field(None, ge=0)
 
 
 class Link(BaseModel):
@@ -510,15 +517,18 @@ def _derive_status(data: dict[str, Any]) -> Status:
 def _derive_totals(data: dict[str, Any]) -> Totals:
     items: Iterable[ReportItem] = data.get("items", ())
     moved = spent = 0
+    freed: int | None = None
     remaining: dict[str, int] = {}
     for item in items:
         details = item.details
+        if item.outcome in (Outcome.PRUNED, Outcome.WOULD_PRUNE):
+            freed = (freed or 0) + (details.size or 0)
         moved += details.bytes_moved or 0
         spent += details.pulls_spent or 0
         if details.pulls_remaining is not None:
             upstream = details.upstream or "upstream"
             remaining[upstream] = min(remaining.get(upstream, details.pulls_remaining), details.pulls_remaining)
-    return Totals(bytes_moved=moved, pulls_spent=spent, pulls_remaining=remaining)
+    return Totals(bytes_moved=moved, pulls_spent=spent, pulls_remaining=remaining, bytes_freed=freed)
 
 
 def _ordered(outcomes: Iterable[Outcome]) -> list[Outcome]:
@@ -628,7 +638,7 @@ def _star(char: str) -> str:
 
 
 def _kind_page(report: Report) -> Link:
-    if report.kind in (Kind.WARM, Kind.PULLS):
+    if report.kind in (Kind.WARM, Kind.PULLS, Kind.PRUNE):
         return Link(title="ECR private repositories", url=console_repositories_url(report.region))
     return Link(title="ECR pull through cache rules", url=console_pull_through_cache_url(report.region))
 
@@ -778,6 +788,9 @@ def _summary_table(report: Report) -> list[str]:
     if totals.pulls_spent or report.kind is Kind.WARM:
         figures.append(f"{totals.pulls_spent:,} upstream pulls spent")
     figures += [f"{left:,} pulls left on {upstream}" for upstream, left in sorted(totals.pulls_remaining.items())]
+    if report.kind is Kind.PRUNE:
+        freed = human_bytes(totals.bytes_freed or 0)
+        figures.append(f"{freed} {'would be freed' if report.dry_run else 'freed'}")
     if figures:
         lines.append("  " + "; ".join(figures))
     return [*lines, ""]

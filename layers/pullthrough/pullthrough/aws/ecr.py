@@ -163,6 +163,47 @@ def describe_tags(repository: str, tags: Sequence[str], region: str | None = Non
             return found
 
 
+def list_images(repository: str, region: str | None = None) -> list[EcrImage]:
+    """Every image of `repository`, tagged or not (DescribeImages, a thousand a page); [] when it does not exist."""
+    found: list[EcrImage] = []
+    try:
+        with aws_call("ecr:DescribeImages", repository):
+            pages = (
+                _client(region)
+                .get_paginator("describe_images")
+                .paginate(repositoryName=repository, PaginationConfig={"PageSize": LIST_PAGE})
+            )
+            for page in pages:
+                found.extend(_image(repository, detail) for detail in page.get("imageDetails") or [])
+    except AwsNotFound:
+        return []
+    return found
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """What BatchDeleteImage did: the digests it deleted, and why it refused the others (ImageFailureCode, reason)."""
+
+    digests: tuple[str, ...]
+    failures: dict[str, tuple[str, str]]
+
+
+def delete_images(repository: str, digests: Sequence[str], region: str | None = None) -> Deleted:
+    """Delete images by digest (with all their tags), 100 a call (BatchDeleteImage's limit in botocore's model)."""
+    deleted: list[str] = []
+    failures: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(list(digests), BATCH_LIMIT):
+        with aws_call("ecr:BatchDeleteImage", repository):
+            response = _client(region).batch_delete_image(
+                repositoryName=repository, imageIds=[{"imageDigest": digest} for digest in chunk]
+            )
+        deleted.extend(str(i.get("imageDigest")) for i in response.get("imageIds") or [] if i.get("imageDigest"))
+        for failure in response.get("failures") or []:
+            digest = str((failure.get("imageId") or {}).get("imageDigest") or "")
+            failures[digest] = (str(failure.get("failureCode") or "Unknown"), str(failure.get("failureReason") or ""))
+    return Deleted(tuple(dict.fromkeys(deleted)), failures)
+
+
 def _image(repository: str, detail: ImageDetailTypeDef) -> EcrImage:
     return EcrImage(
         repository=repository,
@@ -289,18 +330,21 @@ __all__ = [
     "BATCH_LIMIT",
     "MISSING",
     "UNAVAILABLE",
+    "Deleted",
     "EcrImage",
     "ImageFailure",
     "Images",
     "StoredManifest",
     "authorization",
     "check_layers",
+    "delete_images",
     "describe_image",
     "describe_tags",
     "forget_authorization",
     "get_images",
     "get_manifests",
     "layer_states",
+    "list_images",
     "registry_account",
     "request_layer",
 ]

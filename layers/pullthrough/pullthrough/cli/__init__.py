@@ -42,6 +42,7 @@ from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.images import add_images_commands
 from pullthrough.cli.plan import add_plan_commands
+from pullthrough.cli.prune import add_prune_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
 from pullthrough.cli.status import add_status_commands
 from pullthrough.cli.uninstall import add_uninstall_commands
@@ -73,6 +74,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_consume_commands,
     add_images_commands,
     add_uninstall_commands,
+    add_prune_commands,
 ]
 
 

@@ -75,6 +75,13 @@ class WarmDocument(Ended):
     report: Report
 
 
+class PruneDocument(Ended):
+    """`pullthrough prune --json`: the run's report (kind prune), as the SNS message's JSON block carries it."""
+
+    dry_run: bool = Field(description="Whether the run only listed what would be deleted.")
+    report: Report
+
+
 class ChangeDoc(_Doc):
     """What a reconcile does (or would do) with one rule or repository creation template."""
 
@@ -331,6 +338,7 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "images": ImagesDocument,
     "pull-config": PullConfigDocument,
     "uninstall": UninstallDocument,
+    "prune": PruneDocument,
 }
 
 
