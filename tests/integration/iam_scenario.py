@@ -244,7 +244,9 @@ def _failing_import(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: lis
 
 def _prune(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: list[dict[str, Any]]) -> None:
     # A config with prune is deployed (ConfigFacts grants deletion only then); everything in the cache ages past the
-    # window; only tool stays listed, so the multi-platform app goes: its index is read, then deleted with them.
+    # window. tool stays (warm.images) and so does app (the pass's task definition: prune reads the ecs source as
+    # its own role, which exercises its ReadTaskDefinitions); the rest goes, a multi-platform image's index read
+    # first, then deleted with its platform images.
     _write(config, ns, rules, ["tool"], prune={"unused_for_days": 30, "dry_run": False})
     stack.update()
     sb.registry.age(days=31)

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from pullthrough import config as config_module
-from pullthrough import pruning
+from pullthrough import planning, pruning
 from pullthrough.aws import clients
 from pullthrough.report import Kind, Outcome, Report
 from pullthrough.settings import Settings
@@ -67,6 +67,7 @@ class Cache:
             trigger="test",
             settings=settings,
             account=self.sb.account,
+            ecs=planning.ecs_reader(config, settings),
         )
 
     def write(self, warm: list[Any], sources: list[Any] | None = None, **prune: Any) -> Path:
@@ -251,6 +252,28 @@ def test_what_a_source_names_is_kept_and_a_broken_source_stops_the_run(cache: Ca
     assert cache.digests(listed) == {listed.digest}
     assert cache.digests(other) == set()
     assert outcomes(report)[f"{cache.prefix}/{ns}/from-file:1"] == "kept"
+
+
+def test_what_an_ecs_task_definition_runs_is_kept(cache: Cache) -> None:
+    # Given two old images, one run by an ACTIVE task definition of the account's ECS
+    sb, ns = cache.sb, cache.ns
+    running = sb.push_image(f"{ns}/service", "1")
+    other = sb.push_image(f"{ns}/retired", "1")
+    for image in (running, other):
+        cache.pull(image)
+    cache.later(DAYS + 1)
+    boto3.client("ecs", region_name=sb.region).register_task_definition(
+        family=f"{ns}-api",
+        containerDefinitions=[{"name": "api", "image": f"docker.io/{ns}/service:1", "memory": 128}],
+    )
+    # When prune runs with an ecs source for that family
+    report = cache.prune([], sources=[{"kind": "ecs", "family_prefix": f"{ns}-"}], dry_run=False)
+    # Then the image the task definition runs stays, named with its task definition, and the other goes
+    assert cache.digests(running) == {running.digest}
+    assert cache.digests(other) == set()
+    kept = next(i for i in report.items if i.subject == f"{cache.prefix}/{ns}/service:1")
+    assert kept.outcome is Outcome.KEPT
+    assert f"{ns}-api:1" in (kept.reason or "")
 
 
 def test_the_handler_runs_dry_when_asked_and_does_nothing_without_a_prune_section(cache: Cache) -> None:

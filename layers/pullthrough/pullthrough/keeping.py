@@ -2,7 +2,7 @@
 
 Tag patterns and latest-N are evaluated on the tags ECR holds (the planner's own `choose_tags`), so an entry keeps
 exactly what a warm run would pick from them. A source that cannot be read in full keeps everything: pruning then
-deletes nothing (`unreadable_sources`).
+deletes nothing (`named_by_sources`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,18 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage
     from pullthrough.config import Config
+    from pullthrough.sources import EcsReader, Yielded
 
 WHOLE_REPOSITORY = "*"  # a keep that names a repository without a tag
 
 
-def protected(config: Config, held: Mapping[str, Sequence[EcrImage]]) -> dict[str, dict[str, str]]:
+def protected(
+    config: Config, held: Mapping[str, Sequence[EcrImage]], named: Sequence[Yielded] = ()
+) -> dict[str, dict[str, str]]:
     """Per cache repository, the tags that must stay and why ({tag: reason}; WHOLE_REPOSITORY keeps every image).
 
-    `held`: the images ECR holds per repository, so tag patterns and latest-N pick from the tags ECR has.
+    `held`: the images ECR holds per repository, so tag patterns and latest-N pick from the tags ECR has; `named`:
+    what warm.sources yield (`named_by_sources`).
     """
     from pullthrough.planning import choose_tags
 
@@ -30,14 +34,14 @@ def protected(config: Config, held: Mapping[str, Sequence[EcrImage]]) -> dict[st
         tags = [tag for ecr_image in held.get(target.cache_repository, ()) for tag in ecr_image.tags]
         chosen = choose_tags(image, tags if image.tag_pattern is not None or image.latest is not None else None).tags
         for tag in chosen:
-            named = (
+            reason = (
                 f"{target.source} names it ({target.place})"
                 if target.source
                 else f"warm.images names it ({image.image.name})"
             )
-            kept.setdefault(target.cache_repository, {}).setdefault(tag, named)
-    for name, tag in _source_tags(config):
-        kept.setdefault(name, {}).setdefault(tag, "a warm.sources file names it")
+            kept.setdefault(target.cache_repository, {}).setdefault(tag, reason)
+    for name, tag, reason in _source_tags(config, named):
+        kept.setdefault(name, {}).setdefault(tag, reason)
     if config.prune is not None:
         for ref in config.prune.keep:
             repository = config.rule_for(ref).cache_repository(ref)
@@ -45,36 +49,35 @@ def protected(config: Config, held: Mapping[str, Sequence[EcrImage]]) -> dict[st
     return kept
 
 
-def _source_tags(config: Config) -> list[tuple[str, str]]:
-    """(cache repository, tag) of every reference warm.sources yields.
-
-    Strict (`sources.references` raises SourceError on any problem): a source that cannot be read in full might
-    still name an image, so the run deletes nothing (`run` reports why).
-    """
-    from pullthrough import sources
+def _source_tags(config: Config, named: Sequence[Yielded]) -> list[tuple[str, str, str]]:
+    """(cache repository, tag, why) of every reference warm.sources yield."""
     from pullthrough.reference import ImageReference
 
     found = []
-    for yielded in sources.references(config):
+    for yielded in named:
         ref = ImageReference.parse(yielded.reference)
         if ref.tag:
-            found.append((config.rule_for(ref).cache_repository(ref), ref.tag))
+            reason = f"{yielded.source} names it ({yielded.place})"
+            found.append((config.rule_for(ref).cache_repository(ref), ref.tag, reason))
     return found
 
 
-def unreadable_sources(config: Config) -> str | None:
-    """Why the warm.sources cannot say everything they name now, or None when they can."""
+def named_by_sources(config: Config, ecs: EcsReader | None) -> tuple[list[Yielded], str | None]:
+    """Every reference warm.sources yield now, or why they cannot say everything they name (then none).
+
+    Strict (`sources.references` raises SourceError on any problem, a refused ECS call included): a source that
+    cannot be read in full might still name an image, so the run deletes nothing (`pruning.run` reports why).
+    `ecs`: the reader of the account's task definitions (`planning.ecs_reader`), None where there is none.
+    """
     from pullthrough import sources
     from pullthrough.sources.model import EcsSource
 
-    if any(isinstance(source, EcsSource) for source in config.warm.sources):
-        # ECS task definitions are read at plan time with the ECS adapter (issue16-ecs); prune has no reader yet.
-        return "an ecs source names the images of ECS task definitions, which prune cannot read yet"
+    if ecs is None and any(isinstance(source, EcsSource) for source in config.warm.sources):
+        return [], "an ecs source names the images of ECS task definitions, and no ECS reader was given"
     try:
-        sources.references(config)
+        return list(sources.references(config, ecs=ecs)), None
     except sources.SourceError as exc:
-        return str(exc)
-    return None
+        return [], str(exc)
 
 
-__all__ = ["WHOLE_REPOSITORY", "protected", "unreadable_sources"]
+__all__ = ["WHOLE_REPOSITORY", "named_by_sources", "protected"]

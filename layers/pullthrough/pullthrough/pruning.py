@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pullthrough.keeping import WHOLE_REPOSITORY, protected, unreadable_sources
+from pullthrough.keeping import WHOLE_REPOSITORY, named_by_sources, protected
 from pullthrough.observability import logger
 from pullthrough.reference import ROOT_PREFIX
 from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
@@ -36,6 +36,7 @@ from pullthrough.settings import Settings
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import Deleted, EcrImage, StoredManifest
     from pullthrough.config import Config, Rule
+    from pullthrough.sources import EcsReader
 
 INDEX_TYPES = frozenset(
     {
@@ -281,21 +282,32 @@ def managed_prefixes(config: Config) -> tuple[list[str], list[str]]:
 
 
 def run(
-    config: Config, ecr: Ecr, *, now: datetime, run_id: str, trigger: str, settings: Settings, account: str
+    config: Config,
+    ecr: Ecr,
+    *,
+    now: datetime,
+    run_id: str,
+    trigger: str,
+    settings: Settings,
+    account: str,
+    ecs: EcsReader | None = None,
 ) -> Report:
-    """One prune run over the config's prefixes: list, decide, delete (or, dry, list what would go), report."""
+    """One prune run over the config's prefixes: list, decide, delete (or, dry, list what would go), report.
+
+    `ecs` reads the task definitions an ecs source names (`planning.ecs_reader`); without it such a run deletes
+    nothing."""
     if config.prune is None:
         raise ValueError("the config has no prune section")
     prune = config.prune
     prefixes, notes = managed_prefixes(config)
-    unreadable = unreadable_sources(config) if config.warm.sources else None
+    named, unreadable = named_by_sources(config, ecs) if config.warm.sources else ([], None)
     if unreadable is not None:
         # Never delete what a source might still name: the run looks at nothing and says why.
         return _refused(config, unreadable, now=now, run_id=run_id, trigger=trigger, settings=settings, account=account)
     held = {name: ecr.images(name) for name in ecr.repositories(prefixes)}
     decided = plan(
         held,
-        protected(config, held),
+        protected(config, held, named),
         now=now,
         unused_for_days=prune.unused_for_days,
         max_deletions=prune.max_deletions,
@@ -375,7 +387,7 @@ class AwsEcr:
 def handle(event: Any, settings: Settings, ecr: Ecr | None = None) -> dict[str, Any]:
     """prune_images: on its schedule (or invoked by hand, `{"dry_run": true}` to only look), prune and report once."""
     from pullthrough import config as config_module
-    from pullthrough import warming
+    from pullthrough import planning, warming
 
     now = datetime.now(UTC)
     run_id = f"prune-{now:%Y-%m-%dT%H-%M-%SZ}"
@@ -395,6 +407,7 @@ def handle(event: Any, settings: Settings, ecr: Ecr | None = None) -> dict[str, 
         trigger=_trigger(event),
         settings=settings,
         account=warming.account_of(settings),
+        ecs=planning.ecs_reader(config, settings),
     )
     warming.publish(report, config, settings)
     counts = {outcome.value: count for outcome, count in report.counts.items()}

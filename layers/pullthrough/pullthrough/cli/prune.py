@@ -40,7 +40,7 @@ def add_prune_commands(commands: Any) -> None:
 
 def prune_command(args: argparse.Namespace, io: Io) -> int:
     """Prune (or list, dry) and print one line per image; exit 1 when a deletion failed or nothing could be read."""
-    from pullthrough import pruning
+    from pullthrough import planning, pruning
     from pullthrough.aws import ecr
     from pullthrough.report import Status
 
@@ -63,6 +63,7 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
         trigger="pullthrough prune (CLI)",
         settings=settings,
         account=ecr.registry_account(settings.region),
+        ecs=planning.ecs_reader(config, settings),
     )
     code = EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
     emit(io, args, dump(PruneDocument(dry_run=report.dry_run, report=report, exit_code=code)), prune_lines(report))
