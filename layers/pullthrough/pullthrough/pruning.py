@@ -303,7 +303,15 @@ def run(
     named, unreadable = named_by_sources(config, ecs) if config.warm.sources else ([], None)
     if unreadable is not None:
         # Never delete what a source might still name: the run looks at nothing and says why.
-        return _refused(config, unreadable, now=now, run_id=run_id, trigger=trigger, settings=settings, account=account)
+        refusal = ReportItem(
+            subject="warm.sources",
+            outcome=Outcome.SKIPPED,
+            reason=f"nothing was pruned: {unreadable}",
+            fix="fix the sources the reason names (or remove them); prune runs again on its schedule",
+        )
+        return _report(
+            config, [refusal], [], now=now, run_id=run_id, trigger=trigger, settings=settings, account=account
+        )
     held = {name: ecr.images(name) for name in ecr.repositories(prefixes)}
     decided = plan(
         held,
@@ -320,6 +328,23 @@ def run(
         "imageSizeInBytes, and layers other images share are not freed"
     )
     logger.info("prune decided", extra={"delete": len(decided.delete), "kept": len(decided.kept)})
+    return _report(
+        config, outcome.items, notes, now=now, run_id=run_id, trigger=trigger, settings=settings, account=account
+    )
+
+
+def _report(
+    config: Config,
+    items: Sequence[ReportItem],
+    notes: Sequence[str],
+    *,
+    now: datetime,
+    run_id: str,
+    trigger: str,
+    settings: Settings,
+    account: str,
+) -> Report:
+    """The run's one report, whichever way the run ended."""
     return Report(
         kind=Kind.PRUNE,
         stack=config.stack,
@@ -329,31 +354,9 @@ def run(
         trigger=trigger,
         started=now,
         finished=datetime.now(UTC),
-        dry_run=prune.dry_run,
-        items=tuple(outcome.items),
-        notes=tuple(notes[:50]),
-    )
-
-
-def _refused(
-    config: Config, why: str, *, now: datetime, run_id: str, trigger: str, settings: Settings, account: str
-) -> Report:
-    item = ReportItem(
-        subject="warm.sources",
-        outcome=Outcome.SKIPPED,
-        reason=f"nothing was pruned: {why}",
-        fix="fix the sources the reason names (or remove them); prune runs again on its schedule",
-    )
-    return Report(
-        kind=Kind.PRUNE,
-        stack=config.stack,
-        region=settings.region,
-        account=account,
-        run_id=run_id,
-        trigger=trigger,
-        started=now,
         dry_run=config.prune.dry_run if config.prune else True,
-        items=(item,),
+        items=tuple(items),
+        notes=tuple(notes[:50]),
     )
 
 
