@@ -225,14 +225,7 @@ class Rotation:
                 f"stage it again with {_set_command(self._rule_hint(use))}",
                 "malformed",
             )
-        secrets.put_value(
-            info.arn,
-            value,
-            (PENDING,),
-            token=self.event.token,
-            region=self.settings.region,
-            rotation_token=self.event.rotation_token,
-        )
+        self._put_pending(info.arn, value)
         logger.info("the staged candidate is AWSPENDING", extra={"token": self.event.token, "candidate": candidate})
         return self._result(
             "copied", f"the value staged under {CANDIDATE} (version {candidate}) is AWSPENDING, to be tested"
@@ -367,14 +360,7 @@ class Rotation:
             region=self.settings.region,
         )
         try:
-            secrets.put_value(
-                info.arn,
-                value,
-                (PENDING,),
-                token=self.event.token,
-                region=self.settings.region,
-                rotation_token=self.event.rotation_token,
-            )
+            self._put_pending(info.arn, value)
         except AwsError:
             # Not stored means never usable: take the minted token back rather than leave it live on Docker Hub.
             _revoke_quietly(hub, minted.id, use.organization)
@@ -483,6 +469,17 @@ class Rotation:
             if problem is not None:
                 logger.warning("ECR rules unknown", extra={"reason": problem.reason})
         return credentials.secret_use(info.name, self._config_now(), info.tags, ecr_rules=rules)
+
+    def _put_pending(self, arn: str, value: str) -> None:
+        """Store `value` as this rotation's AWSPENDING version (the event's token, RotateSecret's own request token)."""
+        secrets.put_value(
+            arn,
+            value,
+            (PENDING,),
+            token=self.event.token,
+            region=self.settings.region,
+            rotation_token=self.event.rotation_token,
+        )
 
     def _rule_hint(self, use: SecretUse | None = None) -> str | None:
         if use is not None:
