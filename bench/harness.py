@@ -189,7 +189,7 @@ class Rig:
 
     def reports(self) -> list[Any]:
         """Every report published since the last call (read from a queue subscribed to the report topic)."""
-        from pullthrough.report import Report
+        from pullthrough.reporting import Report
 
         sqs = self.session.client("sqs")
         found = []

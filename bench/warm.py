@@ -34,7 +34,7 @@ class WarmRun:
     plan_seconds: float
     drain_seconds: float
     summary: dict[str, Any]
-    report: Any  # pullthrough.report.Report
+    report: Any  # pullthrough.reporting.Report
     drain: DrainResult
     aws: Any  # Counter of (service, operation)
     registry: RegistryCalls

@@ -44,7 +44,7 @@ def sandbox(docker_registry: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(autouse=True)
 def fresh_upstream_clients() -> Iterator[None]:
     """Each test starts without upstream clients kept by an earlier one (a Lambda container's reuse, per test)."""
-    from pullthrough import warming
+    from pullthrough.warm import worker as warming
 
     warming.forget_kept_clients()
     yield

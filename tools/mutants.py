@@ -55,7 +55,7 @@ TARGETS: dict[str, Target] = {
         f"{LIBRARY}/redaction.py", ("tests/unit/test_redaction.py", "tests/unit/test_credentials_unit.py")
     ),
     "registry": Target(
-        f"{LIBRARY}/registry.py",
+        f"{LIBRARY}/registry/__init__.py",
         (
             "tests/unit/test_registry_unit.py",
             "tests/integration/test_registry_auth.py",
@@ -77,7 +77,7 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "config-secrets": Target(
-        f"{LIBRARY}/config.py",
+        f"{LIBRARY}/config/__init__.py",
         ("tests/unit/test_tag_patterns.py", "tests/unit/test_bad_input.py", "tests/unit/test_config.py"),
         (
             "_looks_secret",
@@ -95,7 +95,7 @@ TARGETS: dict[str, Target] = {
     ),
     "tag-patterns": Target(f"{LIBRARY}/tag_patterns.py", ("tests/unit/test_tag_patterns.py",)),
     "credentials-secrets": Target(
-        f"{LIBRARY}/credentials.py",
+        f"{LIBRARY}/credentials/__init__.py",
         ("tests/unit/test_credentials_unit.py", "tests/integration/test_registry_auth.py"),
         ("parse_value", "refuse_swapped", "check_credentials", "_scrub"),
     ),
@@ -108,7 +108,7 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "rules": Target(
-        f"{LIBRARY}/rules.py",
+        f"{LIBRARY}/rules/__init__.py",
         ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
         (
             "plan_rule",
@@ -127,7 +127,7 @@ TARGETS: dict[str, Target] = {
     ),
     # The ownership promise of rules.py alone: records read, written, forgotten (never in a dry run), the race check.
     "rules-ownership": Target(
-        f"{LIBRARY}/rules.py",
+        f"{LIBRARY}/rules/__init__.py",
         ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
         ("_owned", "_record", "_still_owned", "_forget", "dry_run", "_apply", "_settle_rule", "_settle_template"),
     ),
@@ -142,12 +142,14 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "rotation": Target(
-        f"{LIBRARY}/rotation.py", ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py")
+        f"{LIBRARY}/credentials/rotation.py", ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py")
     ),
     # The warm side: the import through ECR, the worker's outcomes and run closing, the budget runs share.
-    "importing": Target(f"{LIBRARY}/importing.py", ("tests/unit/test_importing.py", "tests/unit/test_warming_unit.py")),
+    "importing": Target(
+        f"{LIBRARY}/warm/importing.py", ("tests/unit/test_importing.py", "tests/unit/test_warming_unit.py")
+    ),
     "warming": Target(
-        f"{LIBRARY}/warming.py",
+        f"{LIBRARY}/warm/worker.py",
         (
             "tests/unit/test_warming_unit.py",
             "tests/unit/test_warming_closing.py",
@@ -172,11 +174,11 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "budget": Target(
-        f"{LIBRARY}/budget.py",
+        f"{LIBRARY}/warm/budget.py",
         ("tests/unit/test_budget.py", "tests/unit/test_planning.py", "tests/integration/test_ledger.py"),
     ),
     "planning-budget": Target(
-        f"{LIBRARY}/planning.py",
+        f"{LIBRARY}/warm/planner.py",
         ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
         (
             "_draw",
@@ -563,8 +565,8 @@ def _warm_up() -> None:
         "pullthrough.config",
         "pullthrough.credentials",
         "pullthrough.rules",
-        "pullthrough.warming",
-        "pullthrough.rotation",
+        "pullthrough.warm.worker",
+        "pullthrough.credentials.rotation",
         "pullthrough.cli",
         "tests.canary",
         "sandbox",

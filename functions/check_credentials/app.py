@@ -8,10 +8,10 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import credentials
+from pullthrough.env import Settings
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.rejection import rejects_malformed_events
-from pullthrough.report import Kind
-from pullthrough.settings import Settings
+from pullthrough.reporting import Kind
+from pullthrough.reporting.rejection import rejects_malformed_events
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)

@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import facts
+from pullthrough.env import Settings
 from pullthrough.observability import logger
-from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context(correlation_id_path="RequestId", clear_state=True)

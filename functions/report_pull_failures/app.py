@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import pull_failures
+from pullthrough.env import Settings
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.settings import Settings
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough import rotation
+from pullthrough.credentials import rotation
+from pullthrough.env import Settings
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.rejection import rejects_malformed_events
-from pullthrough.report import Kind
-from pullthrough.settings import Settings
+from pullthrough.reporting import Kind
+from pullthrough.reporting.rejection import rejects_malformed_events
 
 
 @logger.inject_lambda_context(correlation_id_path="ClientRequestToken", clear_state=True)

@@ -20,8 +20,8 @@ import boto3
 import pytest
 import yaml
 
+from pullthrough.credentials.rotation import RotationError
 from pullthrough.errors import EventError
-from pullthrough.rotation import RotationError
 from sandbox import Sandbox, moto_ecr
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws

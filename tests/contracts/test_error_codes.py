@@ -17,7 +17,7 @@ import pytest
 from botocore.retries.standard import ThrottledRetryableChecker
 
 from pullthrough.aws import errors
-from pullthrough.warming import IMAGE_FAILURES
+from pullthrough.warm.worker import IMAGE_FAILURES
 
 LIBRARY = Path(errors.__file__).resolve().parents[1]
 SESSION = botocore.session.get_session()
@@ -131,12 +131,9 @@ def modelled_codes(service: str, operations: tuple[str, ...] | None = None) -> s
 
 
 def library_literals() -> set[str]:
-    """Code-like string literals in the adapters and in rules.py, where the library compares codes."""
+    """Code-like string literals in the adapters, rules/ and warm/, where the library compares codes."""
     found: set[str] = set()
-    for path in [
-        *sorted((LIBRARY / "aws").glob("*.py")),
-        *(LIBRARY / n for n in ("rules.py", "warming.py", "importing.py")),
-    ]:
+    for path in (path for package in ("aws", "rules", "warm") for path in sorted((LIBRARY / package).rglob("*.py"))):
         found.update(_CODE_LITERAL.findall(path.read_text(encoding="utf-8")))
     return found
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
 from tests.fake_aws import fake_aws
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from pullthrough.report import Outcome, Report, ReportItem
+from pullthrough.reporting import Outcome, Report, ReportItem
 from sandbox import PushedImage
 from tests.integration.warm_support import WarmHarness
 

@@ -32,9 +32,9 @@ import boto3
 import yaml
 
 from pullthrough.aws import ecr
-from pullthrough.dockerhub import HubClient
+from pullthrough.credentials.rotation import TOKEN_ID_TAG
 from pullthrough.registry import Credentials, RegistryClient
-from pullthrough.rotation import TOKEN_ID_TAG
+from pullthrough.registry.dockerhub import HubClient
 from sandbox import Sandbox, iam, moto_ecr
 from sandbox.hub_api import HubApi
 from sandbox.iam import Decision, Principal

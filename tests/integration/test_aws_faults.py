@@ -25,10 +25,10 @@ import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
 from botocore.retries import standard
 
-from pullthrough import warming
 from pullthrough.aws import clients
-from pullthrough.report import Outcome
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
+from pullthrough.reporting import Outcome
+from pullthrough.warm import worker as warming
 from sandbox import PushedImage, Sandbox
 from tests.integration.fault_support import (
     GHCR,

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pullthrough import credentials
+from pullthrough.env import Settings
 from pullthrough.errors import EventError
-from pullthrough.report import Report
-from pullthrough.settings import Settings
+from pullthrough.reporting import Report
 from sandbox import lambdas
 from tests.integration.credentials_support import (
     ACCOUNT,

@@ -26,8 +26,9 @@ from typing import Literal
 
 import pytest
 
-from pullthrough import registry, warming
-from pullthrough.report import Outcome
+from pullthrough import registry
+from pullthrough.reporting import Outcome
+from pullthrough.warm import worker as warming
 from sandbox import Sandbox
 from sandbox.fault_proxy import FaultProxy
 from sandbox.upstream import Fault, Faults

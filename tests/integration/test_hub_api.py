@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from pullthrough.dockerhub import (
+from pullthrough.errors import RegistryAuthError
+from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.dockerhub import (
     HubAuthError,
     HubClient,
     HubRateLimited,
     HubUnavailable,
 )
-from pullthrough.errors import RegistryAuthError
-from pullthrough.registry import Credentials, RegistryClient
 from sandbox.hub_api import HubApi
 from tests.integration.credentials_support import unique
 

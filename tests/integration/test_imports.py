@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pullthrough.report import Outcome
+from pullthrough.reporting import Outcome
 from sandbox import Sandbox, skopeo
 from tests.integration.warm_support import WarmHarness, unique
 

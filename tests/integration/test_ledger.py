@@ -16,9 +16,9 @@ import boto3
 import pytest
 
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
-from pullthrough.budget import Budget
 from pullthrough.errors import AwsAlreadyExists, AwsError
 from pullthrough.registry import RateLimit
+from pullthrough.warm.budget import Budget
 from sandbox.moto_threads import serialised
 from sandbox.template import load_template
 from tests.fake_aws import fake_aws

@@ -28,9 +28,9 @@ import boto3
 import pytest
 
 from pullthrough.errors import EventError, PullthroughError
-from pullthrough.rejection import REASON_CODE
-from pullthrough.report import Kind, Outcome, Status
-from pullthrough.warming import MAX_RECEIVES
+from pullthrough.reporting import Kind, Outcome, Status
+from pullthrough.reporting.rejection import REASON_CODE
+from pullthrough.warm.worker import MAX_RECEIVES
 from sandbox import Sandbox
 from tests.integration.fault_support import HUB, World, accounted, by_subject, subject
 from tests.integration.warm_support import secret_of, unique

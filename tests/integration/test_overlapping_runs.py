@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pullthrough.report import Outcome, Report
+from pullthrough.reporting import Outcome, Report
 from sandbox import Sandbox
 from tests.integration.warm_support import WarmHarness, unique
 

@@ -15,10 +15,11 @@ import boto3
 import pytest
 
 from pullthrough import config as config_module
-from pullthrough import planning, pruning
+from pullthrough import prune as pruning
 from pullthrough.aws import clients
-from pullthrough.report import Kind, Outcome, Report
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
+from pullthrough.reporting import Kind, Outcome, Report
+from pullthrough.warm import planner as planning
 from sandbox import PushedImage, Sandbox
 from tests.fake_aws import fake_aws
 from tests.integration.registry_http import docker_hub_rule, ecr_auth, manifest, unique

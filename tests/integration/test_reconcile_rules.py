@@ -25,9 +25,9 @@ from moto.sns.models import sns_backends
 from pullthrough import config as config_module
 from pullthrough import rules
 from pullthrough.aws import clients, ownership, ptc
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError
-from pullthrough.report import Report
-from pullthrough.settings import Settings
+from pullthrough.reporting import Report
 from sandbox import Sandbox, moto_ecr
 from sandbox.lambdas import LambdaContext, invoke, sample_event
 from tests.fake_aws import fake_aws

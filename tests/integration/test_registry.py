@@ -16,7 +16,6 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import urllib3
 
-from pullthrough import manifests
 from pullthrough.errors import (
     DigestMismatch,
     RegistryAuthError,
@@ -25,7 +24,7 @@ from pullthrough.errors import (
     RegistryTimeout,
     RegistryUnavailable,
 )
-from pullthrough.registry import Credentials, RateLimit, RegistryClient
+from pullthrough.registry import Credentials, RateLimit, RegistryClient, manifests
 from tests.integration.local_registries import (
     BASIC_PASSWORD,
     BASIC_USER,

@@ -16,9 +16,9 @@ import pytest
 
 from pullthrough import upstreams
 from pullthrough.credentials import check_credentials
+from pullthrough.env import Settings
 from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
 from pullthrough.registry import Credentials, RegistryClient
-from pullthrough.settings import Settings
 from tests.integration.local_registries import Reply, Stub
 
 StubFactory = Callable[[Callable[[str, str, dict[str, str]], Reply]], Stub]

@@ -16,18 +16,17 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pullthrough import rotation
 from pullthrough.aws.secrets import CANDIDATE
-from pullthrough.credentials import RATE_LIMIT_REPOSITORY
-from pullthrough.dockerhub import HubClient
-from pullthrough.report import Report
-from pullthrough.rotation import (
+from pullthrough.credentials import RATE_LIMIT_REPOSITORY, rotation
+from pullthrough.credentials.rotation import (
     PENDING_TOKEN_ID_TAG,
     TOKEN_ID_TAG,
     RotationError,
     RotationResult,
 )
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
+from pullthrough.registry.dockerhub import HubClient
+from pullthrough.reporting import Report
 from sandbox import lambdas
 from sandbox.hub_api import HubApi
 from tests.integration.credentials_support import (

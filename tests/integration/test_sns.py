@@ -18,7 +18,7 @@ import pytest
 from pullthrough.aws import clients
 from pullthrough.aws.sns import publish
 from pullthrough.errors import AwsNotFound
-from pullthrough.report import MAX_MESSAGE_BYTES, Details, Kind, Outcome, Report, ReportItem, Status
+from pullthrough.reporting import MAX_MESSAGE_BYTES, Details, Kind, Outcome, Report, ReportItem, Status
 from tests.fake_aws import fake_aws
 
 if TYPE_CHECKING:

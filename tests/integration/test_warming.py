@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
-from pullthrough import warming
 from pullthrough.aws import ecr
-from pullthrough.report import Outcome, Report
+from pullthrough.reporting import Outcome, Report
+from pullthrough.warm import worker as warming
 from sandbox import PushedImage, Sandbox, skopeo
 from tests.canary import canary_token
 from tests.integration.warm_support import WANTED, WarmHarness, unique
@@ -451,7 +451,7 @@ def test_a_run_with_a_job_in_the_dead_letter_queue_is_closed_and_reported_by_the
 
 
 def _settings(world: Warm) -> Any:
-    from pullthrough.settings import Settings
+    from pullthrough.env import Settings
 
     return Settings.from_env(world.stack.environment("WarmImagesFunction"))
 

@@ -20,7 +20,7 @@ import boto3
 import yaml
 
 from pullthrough.aws import ecr
-from pullthrough.report import Kind, Report
+from pullthrough.reporting import Kind, Report
 from sandbox import PushedImage, Sandbox
 from sandbox.stack import Stack, sqs_record
 from tests.canary import canary_token

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pullthrough.budget import DRAW_GRACE, Budget, Draw, Shared
 from pullthrough.registry import RateLimit
+from pullthrough.warm.budget import DRAW_GRACE, Budget, Draw, Shared
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)
 

@@ -18,9 +18,12 @@ import pytest
 from pydantic import BaseModel
 
 from pullthrough import config as config_module
-from pullthrough import credentials, facts, planning, pruning, rules, warming
-from pullthrough.report import Kind, Report
-from pullthrough.settings import Settings
+from pullthrough import credentials, facts, rules
+from pullthrough import prune as pruning
+from pullthrough.env import Settings
+from pullthrough.reporting import Kind, Report
+from pullthrough.warm import planner as planning
+from pullthrough.warm import worker as warming
 
 # Fields no consumer needs to read, each with its reason.
 VALIDATED_ONLY = {

@@ -22,6 +22,7 @@ from pullthrough.credentials import (
     parse_value,
     secret_name,
 )
+from pullthrough.env import Settings
 from pullthrough.errors import (
     RegistryAuthError,
     RegistryError,
@@ -32,8 +33,7 @@ from pullthrough.errors import (
     SecretError,
 )
 from pullthrough.registry import Challenge, Credentials, RateLimit
-from pullthrough.report import Outcome, Severity
-from pullthrough.settings import Settings
+from pullthrough.reporting import Outcome, Severity
 
 TOKEN = "dckr_pat_unit-test-token-0123456789"
 CREDS = Credentials("pullthroughbot", TOKEN)

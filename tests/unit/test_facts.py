@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pullthrough import config, custom_resource, facts
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
 from sandbox import lambdas
 
 ROOT_DIR = Path(__file__).resolve().parents[2]

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pullthrough import manifests
 from pullthrough.aws.ecr import ImageFailure, Images, StoredManifest
 from pullthrough.errors import AwsAccessDenied, AwsError, AwsThrottled, RegistryUnavailable
-from pullthrough.importing import (
+from pullthrough.registry import Manifest, manifests
+from pullthrough.warm.importing import (
     Archived,
     ImageRefusal,
     Import,
@@ -28,7 +28,6 @@ from pullthrough.importing import (
     Wait,
     Waiting,
 )
-from pullthrough.registry import Manifest
 from tests.unit.test_planning import digest_of, image_manifest, index_manifest
 
 REPO = "docker-hub/library/app"

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 import pytest
 
-from pullthrough import manifests
 from pullthrough.errors import InvalidManifest, PullthroughError
-from pullthrough.manifests import Descriptor, ImageManifest, Index, PlatformEntry
+from pullthrough.registry import manifests
+from pullthrough.registry.manifests import Descriptor, ImageManifest, Index, PlatformEntry
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64

@@ -23,7 +23,7 @@ from pullthrough.observability import (
     record_report_metrics,
     report_metrics,
 )
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Totals
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Totals
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 

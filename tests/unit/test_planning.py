@@ -14,9 +14,7 @@ from typing import Any
 import pytest
 
 from pullthrough import config as config_module
-from pullthrough import manifests
 from pullthrough.aws.ecr import EcrImage, StoredManifest
-from pullthrough.budget import Draw, Shared
 from pullthrough.errors import (
     AwsError,
     EventError,
@@ -25,10 +23,11 @@ from pullthrough.errors import (
     RegistryNotFound,
     RegistryRateLimited,
 )
-from pullthrough.planning import InFlight, Planner, WarmRequest, select_tags
-from pullthrough.registry import ManifestHead, RateLimit
-from pullthrough.report import Outcome, Severity
-from pullthrough.warming import MOVED_TAG_NOTE
+from pullthrough.registry import ManifestHead, RateLimit, manifests
+from pullthrough.reporting import Outcome, Severity
+from pullthrough.warm.budget import Draw, Shared
+from pullthrough.warm.planner import InFlight, Planner, WarmRequest, select_tags
+from pullthrough.warm.worker import MOVED_TAG_NOTE
 from sandbox.lambdas import sample_event
 
 RUN = "warm-2026-11-23T10-00-00Z-abcdef"

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from pullthrough.aws.ecr import EcrImage
-from pullthrough.planning import Planner, WarmRequest
-from pullthrough.report import Outcome
+from pullthrough.reporting import Outcome
+from pullthrough.warm.planner import Planner, WarmRequest
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, config_with, image_manifest, index_manifest
 
 

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pullthrough import config as config_module
-from pullthrough.planning import Planner, WarmRequest, dry_run_report
-from pullthrough.report import Outcome
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
+from pullthrough.reporting import Outcome
 from pullthrough.sources import Reading, Yielded
 from pullthrough.sources.model import EcsSource
-from pullthrough.warming import details_of
+from pullthrough.warm.planner import Planner, WarmRequest, dry_run_report
+from pullthrough.warm.worker import details_of
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, digest_of, image_manifest
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sources"

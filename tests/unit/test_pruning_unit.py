@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pullthrough import config, keeping, pruning
+from pullthrough import config
+from pullthrough import prune as pruning
 from pullthrough.aws.ecr import EcrImage
-from pullthrough.report import Outcome
-from pullthrough.settings import Settings
+from pullthrough.env import Settings
+from pullthrough.prune import keeping
+from pullthrough.reporting import Outcome
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 INDEX = "application/vnd.oci.image.index.v1+json"

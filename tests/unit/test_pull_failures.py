@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from pullthrough import config as config_module
+from pullthrough.env import Settings
 from pullthrough.errors import EventError
 from pullthrough.pull_failures import PullFailure, fix_for, read_batch, report
-from pullthrough.report import Kind, Outcome
-from pullthrough.settings import Settings
+from pullthrough.reporting import Kind, Outcome
 
 CONFIG = config_module.parse(
     "version: 1\nstack: prod\nrules:\n"

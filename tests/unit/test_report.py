@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import pytest
 from pydantic import ValidationError
 
-from pullthrough.report import (
+from pullthrough.reporting import (
     JSON_BEGIN,
     JSON_END,
     MAX_MESSAGE_BYTES,

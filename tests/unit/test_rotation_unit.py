@@ -9,14 +9,14 @@ import json
 
 import pytest
 
-from pullthrough.errors import EventError, SecretError
-from pullthrough.rotation import (
+from pullthrough.credentials.rotation import (
     RotationError,
     RotationEvent,
     _admin_credentials,
     _int_tag,
     new_token,
 )
+from pullthrough.errors import EventError, SecretError
 from sandbox import lambdas
 
 ADMIN_PASSWORD = "hub-admin-unit-password"

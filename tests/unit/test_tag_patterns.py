@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from pullthrough.config import WarmImage, parse
 from pullthrough.errors import ConfigError
-from pullthrough.planning import select_tags
 from pullthrough.tag_patterns import MAX_TAG_LENGTH, PatternError, TagPattern, compile_pattern
+from pullthrough.warm.planner import select_tags
 
 # --- same meaning as re.fullmatch -----------------------------------------------------------------------------------
 

@@ -14,9 +14,9 @@ import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pullthrough.aws.ledger import JobRecord, Recorded
-from pullthrough.report import Details, Outcome, ReportItem
-from pullthrough.settings import Settings
-from pullthrough.warming import WarmJob, Worker
+from pullthrough.env import Settings
+from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.warm.worker import WarmJob, Worker
 
 
 @dataclass

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pullthrough import warming
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
-from pullthrough.importing import Progress, Waiting
-from pullthrough.report import Outcome, ReportItem
-from pullthrough.settings import Settings
-from pullthrough.warming import WarmJob, Worker
+from pullthrough.env import Settings
+from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.warm import worker as warming
+from pullthrough.warm.importing import Progress, Waiting
+from pullthrough.warm.worker import WarmJob, Worker
 from tests.unit.test_planning import config_with
 
 T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)

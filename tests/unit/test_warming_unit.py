@@ -16,6 +16,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pullthrough import config as config_module
 from pullthrough.aws.ecr import ImageFailure, Images
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
+from pullthrough.env import Settings
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -31,11 +32,10 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.importing import Progress, Wait, Waiting, decisive
 from pullthrough.registry import Manifest
-from pullthrough.report import Details, Outcome, ReportItem, Severity
-from pullthrough.settings import Settings
-from pullthrough.warming import (
+from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.warm.importing import Progress, Wait, Waiting, decisive
+from pullthrough.warm.worker import (
     MAX_RECEIVES,
     MOVED_TAG_NOTE,
     Reason,
@@ -355,7 +355,7 @@ def test_ecrs_api_refusals_name_their_own_culprit(error: AwsError, reason: str, 
 
 
 def warming_last_delivery(the_job: WarmJob, exc: Exception) -> ReportItem:
-    from pullthrough.warming import _last_delivery
+    from pullthrough.warm.worker import _last_delivery
 
     return _last_delivery(the_job, exc)
 

@@ -19,8 +19,8 @@ from typing import Any
 from pullthrough import config as config_module
 from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
+from pullthrough.env import Settings
 from pullthrough.reference import ROOT_PREFIX
-from pullthrough.settings import Settings
 from pullthrough.sources.model import EcsSource
 
 __all__ = ["NOTHING", "PHYSICAL_ID", "Facts", "derive", "handle", "repository_pattern"]
@@ -54,7 +54,7 @@ class Facts:
     # prune.schedule, and ENABLED only when the config has a prune section (the schedule's State)
     prune_schedule: str = DEFAULT_PRUNE_SCHEDULE
     prune_enabled: bool = False
-    # "<prefix>/*" of the rules prune may delete under: never a ROOT rule's (pullthrough.pruning); none unless the
+    # "<prefix>/*" of the rules prune may delete under: never a ROOT rule's (pullthrough.prune); none unless the
     # config has a prune section
     prune_repository_patterns: tuple[str, ...] = ()
 

@@ -30,7 +30,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from pullthrough import redaction
-from pullthrough.report import CHANGE_OUTCOMES, Kind, Outcome, Report, ReportItem, Severity, Status
+from pullthrough.reporting import CHANGE_OUTCOMES, Kind, Outcome, Report, ReportItem, Severity, Status
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Tracer

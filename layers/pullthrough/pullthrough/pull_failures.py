@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from pullthrough.env import Settings
 from pullthrough.errors import EventError
 from pullthrough.observability import logger
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem
-from pullthrough.settings import Settings
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
@@ -180,7 +180,7 @@ def read_batch(event: Any) -> tuple[list[PullFailure], int]:
 def handle(event: Any, settings: Settings) -> dict[str, Any]:
     """report_pull_failures: record a batch of failed pulls in the ledger and publish one report for it."""
     from pullthrough import config as config_module
-    from pullthrough import warming
+    from pullthrough.warm import worker as warming
 
     started = datetime.now(UTC)
     failures, unreadable = read_batch(event)

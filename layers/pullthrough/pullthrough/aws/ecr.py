@@ -20,11 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pullthrough import manifests
 from pullthrough.aws import clients
 from pullthrough.aws.errors import aws_call
 from pullthrough.errors import AwsError, AwsNotFound
-from pullthrough.registry import Credentials
+from pullthrough.registry import Credentials, manifests
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

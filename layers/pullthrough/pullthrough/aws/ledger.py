@@ -34,8 +34,8 @@ from pullthrough.errors import AwsAlreadyExists, AwsError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-    from pullthrough.budget import Shared
     from pullthrough.pull_failures import PullFailure
+    from pullthrough.warm.budget import Shared
 
 OPEN_PARTITION = "OPEN"
 META = "META"
@@ -380,7 +380,7 @@ class Ledger:
 
     def shared(self, keys: Sequence[str]) -> dict[str, Shared]:
         """The stored allowances of these keys, with only the draws of runs still open (budget.Shared.live)."""
-        from pullthrough.budget import Draw, Shared
+        from pullthrough.warm.budget import Draw, Shared
 
         if not keys:
             return {}

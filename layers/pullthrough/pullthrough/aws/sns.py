@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pullthrough.aws import clients
 from pullthrough.aws.errors import aws_call
-from pullthrough.report import Report, SuccessVerbosity
+from pullthrough.reporting import Report, SuccessVerbosity
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -18,8 +18,8 @@ from typing import Any, TextIO
 
 from pullthrough import config as config_module
 from pullthrough.config import Config, Rule
+from pullthrough.env import Settings
 from pullthrough.errors import PullthroughError
-from pullthrough.settings import Settings
 
 DEFAULT_CONFIG = "config/pullthrough.yaml"
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2

@@ -22,8 +22,8 @@ from pullthrough.cli import documents
 from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.consumers import Artefact, Target
 from pullthrough.consumers.images import compose_base
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError, PullthroughError
-from pullthrough.settings import Settings
 
 ALL = "all"
 

@@ -14,15 +14,15 @@ import io as std_io
 from datetime import date
 from typing import Any
 
-from pullthrough import credentials, rotation
+from pullthrough import credentials
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
 from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Io, add_common_options, emit, environment, find_rule
 from pullthrough.cli.documents import CredentialCheckDoc, CredentialsCheckDocument, CredentialsSetDocument, dump
 from pullthrough.config import Rule
-from pullthrough.credentials import CredentialCheck
+from pullthrough.credentials import CredentialCheck, rotation
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError, SecretError
 from pullthrough.registry import Credentials
-from pullthrough.settings import Settings
 
 # --- credentials ---------------------------------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError
-from pullthrough.settings import Settings
 
 LEDGER_TABLE = "LedgerTable"  # template.yaml's logical ids
 TEMPLATE_ROLE = "RepositoryCreationRole"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pullthrough.cli.common import SCHEMA_VERSION
-from pullthrough.report import Report
+from pullthrough.reporting import Report
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

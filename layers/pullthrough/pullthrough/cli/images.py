@@ -41,7 +41,7 @@ def add_images_commands(commands: Any) -> None:
 def images_command(args: argparse.Namespace, io: Io) -> int:
     """Print what the sources yield; exit 1 on a problem."""
     from pullthrough import sources
-    from pullthrough.planning import ecs_reader
+    from pullthrough.warm.planner import ecs_reader
 
     settings, config = environment(args)
     reading = sources.read(config, ecs=ecs_reader(config, settings))

@@ -18,8 +18,8 @@ from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, d
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
 
 if TYPE_CHECKING:
-    from pullthrough import planning
-    from pullthrough.report import Report
+    from pullthrough.reporting import Report
+    from pullthrough.warm import planner as planning
 
 _ACTIONS = {
     "already_cached": "keep",
@@ -52,7 +52,8 @@ def add_plan_commands(commands: Any) -> None:
 
 def plan_command(args: argparse.Namespace, io: Io) -> int:
     """Plan the reconcile and the warm run; print both; exit 1 when either has work or a problem."""
-    from pullthrough import planning, rules
+    from pullthrough import rules
+    from pullthrough.warm import planner as planning
 
     settings, config = environment(args)
     settings, notes = deployed(settings, args)

@@ -1,6 +1,6 @@
 """`pullthrough prune [--dry-run]`: prune the cache from here, with the config's prune section, and print the report.
 
-The same run as the deployed prune_images function (pullthrough.pruning.run): cached images under the rules'
+The same run as the deployed prune_images function (pullthrough.prune.run): cached images under the rules'
 prefixes that nobody pulled for `prune.unused_for_days` and nothing names are deleted, at most `max_deletions`, the
 oldest first. `prune.dry_run` (the default) or --dry-run only lists them, with sizes. The report is printed, not
 published to SNS.
@@ -18,7 +18,7 @@ from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
 
 if TYPE_CHECKING:
-    from pullthrough.report import Report
+    from pullthrough.reporting import Report
 
 
 def add_prune_commands(commands: Any) -> None:
@@ -40,9 +40,10 @@ def add_prune_commands(commands: Any) -> None:
 
 def prune_command(args: argparse.Namespace, io: Io) -> int:
     """Prune (or list, dry) and print one line per image; exit 1 when a deletion failed or nothing could be read."""
-    from pullthrough import planning, pruning
+    from pullthrough import prune as pruning
     from pullthrough.aws import ecr
-    from pullthrough.report import Status
+    from pullthrough.reporting import Status
+    from pullthrough.warm import planner as planning
 
     settings, config = environment(args)
     if config.prune is None:
@@ -72,7 +73,7 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
 
 def prune_lines(report: Report) -> Iterator[str]:
     """The prune report as lines for people: the headline, one line per image, what goes in bytes, the notes."""
-    from pullthrough.report import human_bytes
+    from pullthrough.reporting import human_bytes
 
     yield report.headline()
     for item in report.items:

@@ -18,7 +18,7 @@ from pullthrough.cli.documents import ChangeDoc, ReconcileDocument, dump
 from pullthrough.errors import PullthroughError
 
 if TYPE_CHECKING:
-    from pullthrough.report import Report
+    from pullthrough.reporting import Report
     from pullthrough.rules import Plan
 
 
@@ -66,7 +66,7 @@ def reconcile_command(args: argparse.Namespace, io: Io) -> int:
 
 def findings(report: Report) -> int:
     """EXIT_FINDINGS when any item needs the reader (failed, invalid, conflict, skipped), else EXIT_OK."""
-    from pullthrough.report import Status
+    from pullthrough.reporting import Status
 
     return EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
 

@@ -38,7 +38,7 @@ def add_status_commands(commands: Any) -> None:
 
 def status_command(args: argparse.Namespace, io: Io) -> int:
     """Read and print the status; exit 1 when any rule or image has a problem."""
-    from pullthrough.warming import ledger_for
+    from pullthrough.warm.worker import ledger_for
 
     settings, config = environment(args)
     settings, notes = deployed(settings, args)

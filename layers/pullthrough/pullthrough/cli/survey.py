@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
-from pullthrough.report import ReportItem
+from pullthrough.reporting import ReportItem
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage
     from pullthrough.aws.ledger import JobRecord, Ledger, RunState, Verified
     from pullthrough.config import Config, Rule
-    from pullthrough.planning import Candidate, Decided
+    from pullthrough.env import Settings
     from pullthrough.registry import RegistryClient
-    from pullthrough.settings import Settings
+    from pullthrough.warm.planner import Candidate, Decided
 
 RECENT = timedelta(days=7)  # runs started this long ago or later are "recent"
 RUNS_SHOWN = 10  # the newest runs whose jobs are read for each image's last outcome
@@ -104,8 +104,8 @@ def images_status(
     config: Config, settings: Settings, ledger: Ledger | None, runs: Sequence[RunState], progress: Progress
 ) -> list[ImageStatusDoc]:
     """Each warm-list image tag (patterns expanded upstream): ECR's and the upstream's digest, memory, last outcome."""
-    from pullthrough import planning
-    from pullthrough.warming import upstream_client
+    from pullthrough.warm import planner as planning
+    from pullthrough.warm.worker import upstream_client
 
     clients: dict[str, RegistryClient | PullthroughError | None] = {}
 

@@ -15,8 +15,8 @@ from typing import Any
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.deployment import LEDGER_TABLE, add_stack_option
 from pullthrough.cli.documents import KeptDoc, RemovalDoc, UninstallDocument, dump
+from pullthrough.env import Settings
 from pullthrough.errors import PullthroughError
-from pullthrough.settings import Settings
 from pullthrough.uninstall import DEFAULT_RECOVERY_DAYS, Done, Inventory, Options
 
 # botocore's DeleteSecret: RecoveryWindowInDays "can range from 7 to 30 days".

@@ -10,7 +10,7 @@ from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_option
 from pullthrough.cli.documents import WarmDocument, dump
 
 if TYPE_CHECKING:
-    from pullthrough.report import Report
+    from pullthrough.reporting import Report
 
 
 def add_warm_commands(commands: Any) -> None:
@@ -38,8 +38,8 @@ def add_warm_commands(commands: Any) -> None:
 
 def warm_command(args: argparse.Namespace, io: Io) -> int:
     """Warm here and print one line per image; exit 1 when any image failed."""
-    from pullthrough import planning
-    from pullthrough.report import Status
+    from pullthrough.reporting import Status
+    from pullthrough.warm import planner as planning
 
     settings, config = environment(args)
     request = planning.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))

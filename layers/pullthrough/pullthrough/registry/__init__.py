@@ -31,7 +31,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
 )
 
-from pullthrough import manifests, redaction
+from pullthrough import redaction
 from pullthrough.errors import (
     DigestMismatch,
     InvalidManifest,
@@ -44,6 +44,7 @@ from pullthrough.errors import (
     RegistryUnavailable,
 )
 from pullthrough.observability import logger
+from pullthrough.registry import manifests
 
 Method = Literal["GET", "HEAD"]
 Kind = Literal["manifest", "blob", "tags", "ping", "token"]

@@ -26,7 +26,7 @@ def protected(
     `held`: the images ECR holds per repository, so tag patterns and latest-N pick from the tags ECR has; `named`:
     what warm.sources yield (`named_by_sources`).
     """
-    from pullthrough.planning import choose_tags
+    from pullthrough.warm.planner import choose_tags
 
     kept: dict[str, dict[str, str]] = {}
     for target in config.targets():

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pullthrough import config as config_module
-from pullthrough import manifests, sources, versions
-from pullthrough.budget import Budget, Shared, allowance_key
+from pullthrough import sources, versions
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
+from pullthrough.env import Settings, SettingsError
 from pullthrough.errors import (
     AwsError,
     ConfigError,
@@ -39,16 +39,16 @@ from pullthrough.errors import (
     PullthroughError,
     RegistryError,
 )
-from pullthrough.importing import ARCHIVED, AVAILABLE, Wait
 from pullthrough.observability import logger
 from pullthrough.reference import ImageReference, upstream_repository
-from pullthrough.registry import ManifestHead
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
-from pullthrough.settings import Settings, SettingsError
+from pullthrough.registry import ManifestHead, manifests
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Severity
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.sources.model import EcsSource
 from pullthrough.versions import Version, latest_versions
-from pullthrough.warming import (
+from pullthrough.warm.budget import Budget, Shared, allowance_key
+from pullthrough.warm.importing import ARCHIVED, AVAILABLE, Wait
+from pullthrough.warm.worker import (
     MOVED_TAG_NOTE,
     TAG_MOVED,
     Reason,

@@ -44,7 +44,8 @@ from pydantic import (
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
-from pullthrough import safe_yaml, tag_patterns, upstreams
+from pullthrough import tag_patterns, upstreams
+from pullthrough.config import safe_yaml
 from pullthrough.errors import ConfigError, InvalidReference, Problem
 from pullthrough.reference import (
     ROOT_PREFIX,

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
-from pullthrough import manifests
 from pullthrough.errors import AwsAccessDenied, AwsError, InvalidManifest, PullthroughError, RegistryError
-from pullthrough.registry import Manifest
+from pullthrough.registry import Manifest, manifests
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import Images

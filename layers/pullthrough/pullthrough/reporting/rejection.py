@@ -23,10 +23,10 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError, EventError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.report import Kind, Outcome, Report, ReportItem
-from pullthrough.settings import Settings
+from pullthrough.reporting import Kind, Outcome, Report, ReportItem
 
 REASON_CODE = "rejected_event"
 FIX = (

@@ -1,7 +1,7 @@
 """Warming one image through ECR, the outcome model, and how a run's last job closes it and reports.
 
 One job (`WarmJob`, an SQS message the planner wrote) imports one image tag through ECR as ECR imports
-(`pullthrough.importing`: trigger with one manifest GET, ask ECR's control plane for what it lacks, wait for ECR).
+(`pullthrough.warm.importing`: trigger with one manifest GET, ask ECR's control plane for what it lacks, wait for ECR).
 An import that outlasts one invocation goes back to the queue with a delay and is looked at again; every job ends
 in one outcome: warmed, refreshed, already_cached, or failed with a `Reason`. The outcome is written to the run
 ledger exactly once; the job that completes the run closes it and publishes the report exactly once.
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pullthrough import rejection
+from pullthrough.env import Settings, SettingsError
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -42,7 +42,11 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.importing import (
+from pullthrough.observability import log_report, logger, record_report_metrics
+from pullthrough.registry import Manifest, RegistryClient
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Severity, rejection
+from pullthrough.upstreams import Auth
+from pullthrough.warm.importing import (
     Archived,
     EcrImports,
     ImageRefusal,
@@ -57,11 +61,6 @@ from pullthrough.importing import (
     Wait,
     Waiting,
 )
-from pullthrough.observability import log_report, logger, record_report_metrics
-from pullthrough.registry import Manifest, RegistryClient
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
-from pullthrough.settings import Settings, SettingsError
-from pullthrough.upstreams import Auth
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.batch import BatchProcessor
@@ -297,7 +296,7 @@ def warm_image(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> ReportItem | Waiting:
-    """Import one image tag through ECR (see pullthrough.importing): its outcome, or Waiting to look again later."""
+    """Import one image tag through ECR (see warm.importing): its outcome, or Waiting to look again later."""
     importer = Import(
         ecr,
         job.repository,

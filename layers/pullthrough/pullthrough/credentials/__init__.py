@@ -27,6 +27,7 @@ from pullthrough import config as config_module
 from pullthrough import redaction, upstreams
 from pullthrough.aws import ptc, sns
 from pullthrough.config import SECRET_PREFIX, Config, Rule
+from pullthrough.env import Settings
 from pullthrough.errors import (
     AwsAccessDenied,
     AwsError,
@@ -43,8 +44,7 @@ from pullthrough.errors import (
 )
 from pullthrough.observability import log_report, logger, record_report_metrics
 from pullthrough.registry import Credentials, RateLimit, RegistryClient
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem
-from pullthrough.settings import Settings
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
 from pullthrough.upstreams import Upstream
 
 Status = Literal["valid", "invalid", "missing", "malformed", "wrong_prefix", "unreachable"]

@@ -30,12 +30,12 @@ from pullthrough.aws.ownership import Kind, Owned
 from pullthrough.aws.ptc import RuleSpec, Snapshot, TemplateSpec
 from pullthrough.errors import AwsAlreadyExists, AwsError, AwsNotFound, EventError, PullthroughError
 from pullthrough.observability import log_report, logger, record_report_metrics
-from pullthrough.report import Details, Outcome, Report, ReportItem, Severity
-from pullthrough.report import Kind as ReportKind
+from pullthrough.reporting import Details, Outcome, Report, ReportItem, Severity
+from pullthrough.reporting import Kind as ReportKind
 
 if TYPE_CHECKING:
     from pullthrough.config import Config, Rule, Template
-    from pullthrough.settings import Settings
+    from pullthrough.env import Settings
 
 __all__ = [
     "Action",

@@ -1,4 +1,8 @@
-"""The environment a handler runs in, as one validated model (never `os.environ[...]` in logic).
+"""The environment a handler runs in, as one validated model per handler (never `os.environ[...]` in logic).
+
+`Settings` is what a terminal may know (the CLI fills in the rest from the deployed stack, or goes without); each
+function has its own model below, with what template.yaml gives that function required, so a missing variable is
+refused once in app.py (`<Model>.from_env()`), naming the variable and the fix, not deep in the logic.
 
 The same code runs in AWS and in the sandbox; only these values differ (docs/CONTRACTS.md, "Endpoints").
 """
@@ -8,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -47,7 +51,7 @@ class Settings(BaseModel):
         return value
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """Read and validate the environment; a bad value raises SettingsError naming the variable and the fix."""
         source = os.environ if environ is None else environ
         data = {k: v for k, v in source.items() if k in _ALIASES}
@@ -71,6 +75,53 @@ class Settings(BaseModel):
         return self.upstream_endpoints.get(host, f"https://{host}").rstrip("/")
 
 
+class FunctionEnv(Settings):
+    """What template.yaml's Globals give every function: the account (AWS::AccountId) and the report topic."""
+
+    account_id: str = Field(alias="ACCOUNT_ID")
+    topic_arn: str = Field(alias="REPORT_TOPIC_ARN")
+
+
+class ConfigFactsEnv(FunctionEnv):
+    """config_facts: the config file it derives the template's facts from."""
+
+
+class ReconcileEnv(FunctionEnv):
+    """reconcile_rules: the ledger that records ownership, and the role templates with `role: create` pass."""
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")
+    template_role_arn: str = Field(alias="TEMPLATE_ROLE_ARN")
+
+
+class RotateEnv(FunctionEnv):
+    """rotate_credentials: Secrets Manager's four steps, the upstreams it proves a token against."""
+
+
+class CheckEnv(FunctionEnv):
+    """check_credentials: a secret's change event, the upstreams it proves the value against."""
+
+
+class PlanEnv(FunctionEnv):
+    """plan_warming: the ledger it opens runs in and the queue it sends jobs to."""
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")
+    queue_url: str = Field(alias="WARM_QUEUE_URL")
+
+
+class WarmEnv(PlanEnv):
+    """warm_images: the ledger it records outcomes in and the queue a waiting import goes back to."""
+
+
+class PullFailuresEnv(FunctionEnv):
+    """report_pull_failures: the ledger that counts a failure once."""
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")
+
+
+class PruneEnv(FunctionEnv):
+    """prune_images: the config's prune section and the rules' prefixes."""
+
+
 _ALIASES = {field.alias for field in Settings.model_fields.values() if field.alias} | {"AWS_REGION"}
 
 
@@ -79,6 +130,7 @@ def _describe(exc: Exception) -> str:
         parts = []
         for err in exc.errors():
             name = ".".join(str(p) for p in err["loc"])
-            parts.append(f"environment variable {name}: {err['msg']}")
+            fix = "template.yaml sets it for this function" if err["type"] == "missing" else "fix its value"
+            parts.append(f"environment variable {name}: {err['msg']}; {fix}")
         return "; ".join(parts)
     return f"environment variable PULLTHROUGH_UPSTREAM_ENDPOINTS: not a JSON object ({exc}); fix: e.g. '{{}}'"

@@ -35,12 +35,12 @@ from pullthrough.aws import secrets
 from pullthrough.aws.secrets import CANDIDATE, CURRENT, PENDING, SecretInfo
 from pullthrough.config import SECRET_PREFIX, Config
 from pullthrough.credentials import SecretUse, Target
-from pullthrough.dockerhub import HUB_HOST, HubApiError, HubClient
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError, EventError, PullthroughError, SecretError
 from pullthrough.observability import logger
 from pullthrough.registry import Credentials
-from pullthrough.report import Details, Outcome, ReportItem, Severity
-from pullthrough.settings import Settings
+from pullthrough.registry.dockerhub import HUB_HOST, HubApiError, HubClient
+from pullthrough.reporting import Details, Outcome, ReportItem, Severity
 
 Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
 Strategy = Literal["staged", "docker-hub-api"]

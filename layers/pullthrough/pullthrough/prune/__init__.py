@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
-from pullthrough.keeping import WHOLE_REPOSITORY, named_by_sources, protected
+from pullthrough.env import Settings
 from pullthrough.observability import logger
+from pullthrough.prune.keeping import WHOLE_REPOSITORY, named_by_sources, protected
 from pullthrough.reference import ROOT_PREFIX
-from pullthrough.report import Details, Kind, Outcome, Report, ReportItem, Severity
-from pullthrough.settings import Settings
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Severity
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import Deleted, EcrImage, StoredManifest
@@ -390,7 +390,8 @@ class AwsEcr:
 def handle(event: Any, settings: Settings, ecr: Ecr | None = None) -> dict[str, Any]:
     """prune_images: on its schedule (or invoked by hand, `{"dry_run": true}` to only look), prune and report once."""
     from pullthrough import config as config_module
-    from pullthrough import planning, warming
+    from pullthrough.warm import planner as planning
+    from pullthrough.warm import worker as warming
 
     now = datetime.now(UTC)
     run_id = f"prune-{now:%Y-%m-%dT%H-%M-%SZ}"
