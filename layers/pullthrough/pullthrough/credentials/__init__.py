@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pullthrough import config as config_module
 from pullthrough import redaction, upstreams
-from pullthrough.aws import ptc, sns
+from pullthrough.aws import ptc
 from pullthrough.config import SECRET_PREFIX, Config, Rule
 from pullthrough.env import Settings
 from pullthrough.errors import (
@@ -42,9 +42,10 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.observability import log_report, logger, record_report_metrics
+from pullthrough.observability import logger
 from pullthrough.registry import Credentials, RateLimit, RegistryClient
 from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.publish import publish as reporting_publish
 from pullthrough.upstreams import Upstream
 
 Status = Literal["valid", "invalid", "missing", "malformed", "wrong_prefix", "unreachable"]
@@ -664,20 +665,8 @@ def publish(
         items=tuple(items),
         log_groups=(log_group,) if log_group else (),
     )
-    log_report(report)
-    record_report_metrics(report)
-    success = config.notifications.success if config is not None else "summary"
-    if settings.topic_arn:
-        try:
-            sns.publish(
-                report,
-                settings.topic_arn,
-                success=success,
-                subject_prefix=config.notifications.subject_prefix if config is not None else None,
-            )
-        except AwsError as exc:
-            # The run's outcome stands; a report that could not be sent must not turn it into a failure.
-            logger.error("report not published", extra={"run_id": run_id, "error": str(exc)})
+    # The run's outcome stands; a report that could not be sent must not turn it into a failure (publish logs it).
+    reporting_publish(report, settings.topic_arn, config.notifications if config else config_module.Notifications())
     return report
 
 

@@ -24,9 +24,10 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from pullthrough.env import Settings
-from pullthrough.errors import AwsError, EventError, PullthroughError
+from pullthrough.errors import EventError, PullthroughError
 from pullthrough.observability import logger
 from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.publish import publish
 
 REASON_CODE = "rejected_event"
 FIX = (
@@ -98,8 +99,6 @@ def _report(rejection: Rejection, kind: Kind, context: Context | None) -> None:
     settings = Settings.from_env()
     if not settings.topic_arn or not settings.account_id:
         return
-    from pullthrough.aws import sns
-
     report = Report(
         kind=kind,
         stack=settings.stack_name,
@@ -119,10 +118,7 @@ def _report(rejection: Rejection, kind: Kind, context: Context | None) -> None:
         ),
         log_groups=(context.log_group_name,) if context is not None else (),
     )
-    try:
-        sns.publish(report, settings.topic_arn)
-    except AwsError as exc:
-        logger.error("the rejection was not reported", extra={"run_id": rejection.run_id, "error": str(exc)})
+    publish(report, settings.topic_arn)
 
 
 def require_sqs_batch(event: object, function: str = "warm_images") -> None:

@@ -25,13 +25,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pullthrough import config as config_module
 from pullthrough import credentials, upstreams
-from pullthrough.aws import events, ownership, ptc, sns
+from pullthrough.aws import events, ownership, ptc
 from pullthrough.aws.ownership import Kind, Owned
 from pullthrough.aws.ptc import RuleSpec, Snapshot, TemplateSpec
 from pullthrough.errors import AwsAlreadyExists, AwsError, AwsNotFound, EventError, PullthroughError
-from pullthrough.observability import log_report, logger, record_report_metrics
+from pullthrough.observability import logger
 from pullthrough.reporting import Details, Outcome, Report, ReportItem, Severity
 from pullthrough.reporting import Kind as ReportKind
+from pullthrough.reporting.publish import publish
 
 if TYPE_CHECKING:
     from pullthrough.config import Config, Rule, Template
@@ -692,19 +693,7 @@ class Run:
         """Reconcile, log, count, publish; the summary the handler returns."""
         logger.append_keys(run_id=self.run_id)
         report = self.reconcile()
-        log_report(report)
-        record_report_metrics(report)
-        message_id = None
-        if self.settings.topic_arn:
-            try:
-                message_id = sns.publish(
-                    report,
-                    self.settings.topic_arn,
-                    success=self.config.notifications.success,
-                    subject_prefix=self.config.notifications.subject_prefix,
-                )
-            except AwsError as exc:
-                logger.error(f"the report could not be published: {exc}", extra={"run_id": self.run_id})
+        message_id = publish(report, self.settings.topic_arn, self.config.notifications)
         return Summary(
             run_id=self.run_id,
             status=report.status.value,

@@ -42,9 +42,10 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.observability import log_report, logger, record_report_metrics
+from pullthrough.observability import logger
 from pullthrough.registry import Manifest, RegistryClient
 from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Severity, rejection
+from pullthrough.reporting.publish import publish as reporting_publish
 from pullthrough.upstreams import Auth
 from pullthrough.warm.importing import (
     Archived,
@@ -1013,20 +1014,9 @@ def report_run(ledger: Ledger, state: RunState, config: Config, settings: Settin
 
 
 def publish(report: Report, config: Config, settings: Settings) -> str | None:
-    """Log the report, add its metrics, and send it to the report topic (when one is configured)."""
-    log_report(report, successes=False)
-    record_report_metrics(report)
-    if not settings.topic_arn:
-        logger.warning("REPORT_TOPIC_ARN is not set: the report is only logged", extra={"run_id": report.run_id})
-        return None
-    from pullthrough.aws import sns
-
-    return sns.publish(
-        report,
-        settings.topic_arn,
-        success=config.notifications.success,
-        subject_prefix=config.notifications.subject_prefix,
-    )
+    """Log the report, add its metrics, and send it to the report topic; an SNS error is raised, so the run's last
+    job is retried until its report is sent (the ledger marks the run reported only after this returns)."""
+    return reporting_publish(report, settings.topic_arn, config.notifications, strict=True, log_successes=False)
 
 
 __all__ = [
