@@ -7,7 +7,13 @@ endpoint comes from boto3's own resolution, so AWS_ENDPOINT_URL (the sandbox's m
 from __future__ import annotations
 
 import threading
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal, overload
+
+from botocore.exceptions import ProfileNotFound
+
+from pullthrough import redaction
+from pullthrough.errors import PullthroughError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -62,21 +68,17 @@ def client(service: str, region: str | None = None) -> Any:
     # boto3's default session is not thread-safe to create; BatchProcessor workers may ask at the same time.
     with _lock:
         if key not in _clients:
-            import boto3
-            from botocore.config import Config
-
-            from pullthrough import redaction
-
+            boto3 = _boto3()
             # botocore logs whole requests and responses at DEBUG: whoever uses an adapter gets them redacted.
             redaction.install()
 
-            config = Config(
+            config = boto3.session.Config(
                 retries={"mode": "standard", "total_max_attempts": RETRY_ATTEMPTS},
                 connect_timeout=CONNECT_TIMEOUT,
                 read_timeout=READ_TIMEOUT,
                 user_agent_extra="pullthrough",
             )
-            _clients[key] = boto3.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+            _clients[key] = boto3.client(service, region_name=region, config=config)
         return _clients[key]
 
 
@@ -88,16 +90,20 @@ def clear() -> None:
 
 def use_profile(name: str) -> None:
     """Take credentials (and the default region) from this named profile from now on (the CLI's --profile)."""
-    import boto3
-    from botocore.exceptions import ProfileNotFound
-
-    from pullthrough.errors import PullthroughError
-
     try:
-        boto3.setup_default_session(profile_name=name)
+        _boto3().setup_default_session(profile_name=name)
     except ProfileNotFound:
         raise PullthroughError(
             f"--profile {name}: no such profile in the AWS config files; fix: `aws configure list-profiles` lists "
             "them, or `aws configure --profile NAME` creates one"
         ) from None
     clear()
+
+
+def _boto3() -> ModuleType:
+    """boto3, imported on the first client, not with the adapters: it brings botocore's endpoint, loader and session
+    machinery, about 400 ms of import on this machine beyond the botocore exceptions every adapter needs (bench/
+    README.md, cold start), which a handler then pays at its first AWS call, inside the invocation that needs it."""
+    import boto3
+
+    return boto3
