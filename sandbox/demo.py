@@ -314,8 +314,11 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
     """One warmed image per rule, pulled by the name people write (docker.io/library/nginx:1.27), through the
     generated registries.conf: what a podman or CRI-O node with that file sees while the upstream is down. Each is
     pulled for a platform the config verifies: ECR imports every child manifest of an index, but the layers of the
-    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py)."""
+    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py). The copy of the file
+    skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/skopeo.py), as
+    tests/integration/test_consume.py does."""
     from pullthrough.consumers import Target, cached_images
+    from sandbox import skopeo
 
     registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
     platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}
@@ -325,39 +328,9 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
             first.setdefault(image.rule, (image.upstream, platforms[image.repository][0]))
     for upstream, platform in first.values():
         with tempfile.TemporaryDirectory(prefix="demo-by-name-") as workdir:
-            ok = _pull_by_upstream_name(sb, registries_conf, upstream, platform, Path(workdir))
-        outcome = "pulled" if ok else "FAILED"
+            done = skopeo.pull_by_upstream_name(sb, registries_conf, upstream, Path(workdir), platform=platform)
+        outcome = "pulled" if done.returncode == 0 else "FAILED"
         say(f"skopeo copy docker://{upstream} ({platform}) with only the generated registries.conf: {outcome}")
-
-
-def _pull_by_upstream_name(sb: Any, registries_conf: str, image: str, platform: str, workdir: Path) -> bool:
-    """skopeo pulls `image` by its upstream name (docker.io/library/nginx:1.27) with only the registries.conf
-    `pullthrough pull-config` generated; the demo's copy points the mirror at the sandbox's ECR endpoint (plain HTTP
-    on 127.0.0.1), as tests/integration/test_consume.py does."""
-    import base64
-    import subprocess
-
-    os_name, arch = platform.split("/")[:2]
-    host = f"{sb.account}.dkr.ecr.{sb.region}.amazonaws.com"
-    local = sb.ecr_url.split("://", 1)[1]
-    conf = workdir / "registries.conf"
-    conf.write_text(registries_conf.replace(f'location = "{host}/', f'insecure = true\nlocation = "{local}/'))
-    auth = base64.b64encode(f"AWS:{sb.ecr_password}".encode()).decode()
-    (workdir / "auth.json").write_text(json.dumps({"auths": {local: {"auth": auth}}}))
-    done = subprocess.run(
-        [
-            *("skopeo", "--registries-conf", str(conf), "--override-os", os_name, "--override-arch", arch),
-            *("copy", "--quiet"),
-            *("--authfile", str(workdir / "auth.json")),
-            *(f"docker://{image}", f"dir:{workdir / 'pulled'}"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(workdir), "CONTAINERS_REGISTRIES_CONF": str(conf)},
-        check=False,
-    )
-    return done.returncode == 0
 
 
 def _run_rotations(stack: Any, secret_name: str, before: str) -> None:
