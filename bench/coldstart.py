@@ -198,47 +198,10 @@ def on_python313(rounds: int) -> list[Figure]:
     progress(f"Python 3.13: building the layer for this machine, then {rounds} rounds with and without byte code")
     with tempfile.TemporaryDirectory(prefix="bench-py313-") as tmp:
         work = Path(tmp)
-        source = work / "src"
-        shutil.copytree(ROOT / "layers" / "pullthrough", source, ignore=shutil.ignore_patterns("__pycache__"))
-        pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-compile"]
-        platform = ["--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.13"]
-        for command, cwd in (
-            (
-                [
-                    "make",
-                    "build-PullthroughLayer",
-                    f"ARTIFACTS_DIR={work / 'layer'}",
-                    f"BUILD_PYTHON={sys.executable}",
-                    f"PYTHON313={python}",
-                    "PLATFORM=manylinux2014_x86_64",
-                ],
-                source,
-            ),
-            ([*pip, *platform, "--only-binary=:all:", "--target", str(work / "runtime"), "boto3"], work),
-            ([python, "-m", "compileall", "-q", "-j", "0", str(work / "runtime")], work),
-        ):
-            done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
-            if done.returncode != 0:
-                raise RuntimeError(f"{command[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
-        built = work / "layer" / "python"
+        built = _build_for_python313(work, python)
         plain = work / "source-only"
         shutil.copytree(built, plain, ignore=shutil.ignore_patterns("__pycache__"))
-        samples: dict[tuple[str, str], list[int]] = {}
-        runtime_env = {**os.environ, "PYTHONPATH": str(work / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
-        for round_ in range(rounds + 1):
-            took = import_microseconds("boto3", work, runtime_env, python)
-            if round_:
-                samples.setdefault((BASELINE, "byte code"), []).append(took)
-            for handler in handlers():
-                for kind, layer in (("byte code", built), ("source", plain)):
-                    env = {
-                        **lambda_environment(handler),
-                        "PYTHONPATH": f"{layer}{os.pathsep}{work / 'runtime'}",
-                        "PYTHONDONTWRITEBYTECODE": "1",
-                    }
-                    took = import_microseconds("app", ROOT / "functions" / handler.directory, env, python)
-                    if round_:  # the first round warms the disk cache
-                        samples.setdefault((handler.directory, kind), []).append(took)
+        samples = _python313_samples(rounds, work, python, {"byte code": built, "source": plain})
     boto3_ms = statistics.median(samples[(BASELINE, "byte code")]) / 1000
     figures = [Figure(section, "import boto3 alone (the runtime's, with its byte code)", f"{boto3_ms:.0f} ms")]
     for handler in handlers():
@@ -253,6 +216,57 @@ def on_python313(rounds: int) -> list[Figure]:
             )
         )
     return figures
+
+
+def _build_for_python313(work: Path, python: str) -> Path:
+    """The layer built for Python 3.13 on this machine (`make build-PullthroughLayer`), and the runtime's boto3 with
+    its byte code under `work`/runtime; returns the built layer's python/ directory."""
+    source = work / "src"
+    shutil.copytree(ROOT / "layers" / "pullthrough", source, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--quiet", "--no-compile"]
+    platform = ["--platform", "manylinux2014_x86_64", "--implementation", "cp", "--python-version", "3.13"]
+    for command, cwd in (
+        (
+            [
+                "make",
+                "build-PullthroughLayer",
+                f"ARTIFACTS_DIR={work / 'layer'}",
+                f"BUILD_PYTHON={sys.executable}",
+                f"PYTHON313={python}",
+                "PLATFORM=manylinux2014_x86_64",
+            ],
+            source,
+        ),
+        ([*pip, *platform, "--only-binary=:all:", "--target", str(work / "runtime"), "boto3"], work),
+        ([python, "-m", "compileall", "-q", "-j", "0", str(work / "runtime")], work),
+    ):
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    return work / "layer" / "python"
+
+
+def _python313_samples(
+    rounds: int, work: Path, python: str, layers: dict[str, Path]
+) -> dict[tuple[str, str], list[int]]:
+    """Import times in microseconds: boto3 alone, then each handler from each layer (kind -> its directory)."""
+    samples: dict[tuple[str, str], list[int]] = {}
+    runtime_env = {**os.environ, "PYTHONPATH": str(work / "runtime"), "PYTHONDONTWRITEBYTECODE": "1"}
+    for round_ in range(rounds + 1):
+        took = import_microseconds("boto3", work, runtime_env, python)
+        if round_:
+            samples.setdefault((BASELINE, "byte code"), []).append(took)
+        for handler in handlers():
+            for kind, layer in layers.items():
+                env = {
+                    **lambda_environment(handler),
+                    "PYTHONPATH": f"{layer}{os.pathsep}{work / 'runtime'}",
+                    "PYTHONDONTWRITEBYTECODE": "1",
+                }
+                took = import_microseconds("app", ROOT / "functions" / handler.directory, env, python)
+                if round_:  # the first round warms the disk cache
+                    samples.setdefault((handler.directory, kind), []).append(took)
+    return samples
 
 
 @dataclass(frozen=True)

@@ -282,89 +282,104 @@ class Rig:
         The run ends when the queue is empty and no batch is in flight.
         """
         source = self.event_source(function)
-        workers = concurrency or source.concurrency
-        sqs = self.session.client("sqs")
-        state = threading.Condition()
-        in_flight = [0]
-        result = DrainResult(source=source, workers=workers)
-        errors: list[BaseException] = []
-
-        def pending() -> bool:
-            # Read from moto's queue itself: its approximate counts are cached for a second (correct_moto), and a
-            # job sent back with a delay a moment ago must not be missed.
-            from moto.sqs.models import sqs_backends
-
-            queue = sqs_backends[self.stack.account][self.sb.region].queues[source.queue_url.rsplit("/", 1)[-1]]
-            return any(message.delayed or not message.visible for message in queue._messages)
-
-        def poll() -> None:
-            while not errors:
-                got = sqs.receive_message(
-                    QueueUrl=source.queue_url, MaxNumberOfMessages=min(source.batch_size, 10), AttributeNames=["All"]
-                ).get("Messages", [])
-                if not got and in_flight[0] == 0 and pending():
-                    # A job sent back to look again later (SQS DelaySeconds): the event source keeps polling, and
-                    # so does the bench, in real time (the delay is part of what a user waits).
-                    got = sqs.receive_message(
-                        QueueUrl=source.queue_url,
-                        MaxNumberOfMessages=min(source.batch_size, 10),
-                        AttributeNames=["All"],
-                        WaitTimeSeconds=1,
-                    ).get("Messages", [])
-                    if not got:
-                        continue
-                with state:
-                    if not got:
-                        if in_flight[0] == 0:
-                            state.notify_all()
-                            return
-                        # Another poller's batch may still come back (a failed record): wait for it to finish.
-                        state.wait(0.05)
-                        continue
-                    in_flight[0] += 1
-                try:
-                    records = [sqs_record(m, source.queue_arn, self.sb.region) for m in got]
-                    response = self.stack.invoke(function, {"Records": records}, "sqs") or {}
-                    failed = (
-                        {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-                        if source.partial
-                        else set()
-                    )
-                    # As the event source does: one DeleteMessageBatch for what succeeded; failures become visible.
-                    done = [m for m in got if m["MessageId"] not in failed]
-                    if done:
-                        sqs.delete_message_batch(
-                            QueueUrl=source.queue_url,
-                            Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
-                        )
-                    for message in got:
-                        if message["MessageId"] in failed:
-                            sqs.change_message_visibility(
-                                QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-                            )
-                    with state:
-                        result.batches += 1
-                        result.messages += len(got) - len(failed)
-                        result.failed += len(failed)
-                except BaseException as exc:
-                    errors.append(exc)
-                finally:
-                    with state:
-                        in_flight[0] -= 1
-                        state.notify_all()
-
+        pollers = Pollers(self, function, source, DrainResult(source=source, workers=concurrency or source.concurrency))
         with self.environment_of(function), contextlib.redirect_stdout(self.function_log):
             # Lambda's init phase: the handler module is imported once before any invocation (and loading it from
             # two threads at once would hand one of them a half-imported module).
             lambdas.load(self.stack.functions()[function])
-            threads = [threading.Thread(target=poll, name=f"poller-{i}") for i in range(workers)]
+            threads = [threading.Thread(target=pollers.poll, name=f"poller-{i}") for i in range(pollers.result.workers)]
             for thread in threads:
                 thread.start()
             for thread in threads:
                 thread.join()
-        if errors:
-            raise errors[0]
-        return result
+        if pollers.errors:
+            raise pollers.errors[0]
+        return pollers.result
+
+
+class Pollers:
+    """Lambda's SQS event source for one drain: pollers in threads, each receiving a batch and invoking the handler.
+
+    The run ends when the queue is empty and no batch is in flight; failed records of a partial batch response go
+    back to the queue.
+    """
+
+    def __init__(self, rig: Rig, function: str, source: EventSource, result: DrainResult) -> None:
+        self.rig, self.function, self.source, self.result = rig, function, source, result
+        self.sqs = rig.session.client("sqs")
+        self.state = threading.Condition()
+        self.in_flight = 0
+        self.errors: list[BaseException] = []
+
+    def pending(self) -> bool:
+        """A message delayed or in flight in the queue."""
+        # Read from moto's queue itself: its approximate counts are cached for a second (correct_moto), and a
+        # job sent back with a delay a moment ago must not be missed.
+        from moto.sqs.models import sqs_backends
+
+        name = self.source.queue_url.rsplit("/", 1)[-1]
+        queue = sqs_backends[self.rig.stack.account][self.rig.sb.region].queues[name]
+        return any(message.delayed or not message.visible for message in queue._messages)
+
+    def receive(self, wait: int = 0) -> list[dict[str, Any]]:
+        got: list[dict[str, Any]] = self.sqs.receive_message(
+            QueueUrl=self.source.queue_url,
+            MaxNumberOfMessages=min(self.source.batch_size, 10),
+            AttributeNames=["All"],
+            **({"WaitTimeSeconds": wait} if wait else {}),
+        ).get("Messages", [])
+        return got
+
+    def poll(self) -> None:
+        """One poller: receive, invoke, settle, until the queue is drained (or another poller failed)."""
+        while not self.errors:
+            got = self.receive()
+            if not got and self.in_flight == 0 and self.pending():
+                # A job sent back to look again later (SQS DelaySeconds): the event source keeps polling, and
+                # so does the bench, in real time (the delay is part of what a user waits).
+                got = self.receive(wait=1)
+                if not got:
+                    continue
+            with self.state:
+                if not got:
+                    if self.in_flight == 0:
+                        self.state.notify_all()
+                        return
+                    # Another poller's batch may still come back (a failed record): wait for it to finish.
+                    self.state.wait(0.05)
+                    continue
+                self.in_flight += 1
+            try:
+                self.process(got)
+            except BaseException as exc:
+                self.errors.append(exc)
+            finally:
+                with self.state:
+                    self.in_flight -= 1
+                    self.state.notify_all()
+
+    def process(self, got: list[dict[str, Any]]) -> None:
+        """Invoke the handler with one batch; delete what succeeded, make the failed records visible again."""
+        source = self.source
+        records = [sqs_record(m, source.queue_arn, self.rig.sb.region) for m in got]
+        response = self.rig.stack.invoke(self.function, {"Records": records}, "sqs") or {}
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])} if source.partial else set()
+        # As the event source does: one DeleteMessageBatch for what succeeded; failures become visible.
+        done = [m for m in got if m["MessageId"] not in failed]
+        if done:
+            self.sqs.delete_message_batch(
+                QueueUrl=source.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        for message in got:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(
+                    QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+        with self.state:
+            self.result.batches += 1
+            self.result.messages += len(got) - len(failed)
+            self.result.failed += len(failed)
 
 
 @dataclass(frozen=True)
@@ -484,29 +499,10 @@ def rig(workdir: Path) -> Iterator[Rig]:
         moto_ecr.install()
         sb.configure_rules()
         session = boto3.session.Session(region_name=sb.region)
-        secrets, registry = session.client("secretsmanager"), session.client("ecr")
-        for prefix, user in users.items():
-            arn = secrets.create_secret(
-                Name=f"ecr-pullthroughcache/{prefix}",
-                SecretString=json.dumps({"username": user, "accessToken": tokens[user]}),
-            )["ARN"]
-            registry.create_pull_through_cache_rule(
-                ecrRepositoryPrefix=prefix,
-                upstreamRegistryUrl="registry-1.docker.io",
-                upstreamRegistry="docker-hub",
-                credentialArn=arn,
-            )
+        _create_rules(session, users, tokens)
         stack = Stack(stack_name="pullthrough-bench", account=sb.account, region=sb.region, extra_env=sb.env())
         stack.deploy()
-        sqs, sns = session.client("sqs"), session.client("sns")
-        reader = sqs.create_queue(QueueName="bench-report-reader")["QueueUrl"]
-        reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(
-            TopicArn=stack.physical["ReportTopic"],
-            Protocol="sqs",
-            Endpoint=reader_arn,
-            Attributes={"RawMessageDelivery": "true"},
-        )
+        reader = _report_reader(session, stack.physical["ReportTopic"])
         # Count the library's calls: its clients come from boto3's default session, created after the hook.
         aws = AwsCalls()
         boto3.setup_default_session(region_name=sb.region)
@@ -525,3 +521,28 @@ def rig(workdir: Path) -> Iterator[Rig]:
         finally:
             clients.clear()
             ecr.forget_authorization()
+
+
+def _create_rules(session: Any, users: dict[str, str], tokens: dict[str, str]) -> None:
+    """One Docker Hub pull-through cache rule per prefix, its secret holding that prefix's upstream user."""
+    secrets, registry = session.client("secretsmanager"), session.client("ecr")
+    for prefix, user in users.items():
+        arn = secrets.create_secret(
+            Name=f"ecr-pullthroughcache/{prefix}",
+            SecretString=json.dumps({"username": user, "accessToken": tokens[user]}),
+        )["ARN"]
+        registry.create_pull_through_cache_rule(
+            ecrRepositoryPrefix=prefix,
+            upstreamRegistryUrl="registry-1.docker.io",
+            upstreamRegistry="docker-hub",
+            credentialArn=arn,
+        )
+
+
+def _report_reader(session: Any, topic_arn: str) -> str:
+    """A queue subscribed to the report topic (raw delivery): its URL."""
+    sqs, sns = session.client("sqs"), session.client("sns")
+    reader: str = sqs.create_queue(QueueName="bench-report-reader")["QueueUrl"]
+    reader_arn = sqs.get_queue_attributes(QueueUrl=reader, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=reader_arn, Attributes={"RawMessageDelivery": "true"})
+    return reader

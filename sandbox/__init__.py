@@ -20,12 +20,12 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
+from typing import Any, Unpack
 
 from sandbox.distribution import RegistryProcess, start_registry
 from sandbox.ecr_endpoint import EcrEndpoint, MotoCacheRules
 from sandbox.ecr_registry import EcrRegistry
-from sandbox.images import PushedImage, push_image
+from sandbox.images import ImageOptions, ImageSpec, PushedImage, push_image
 from sandbox.tokens import TokenIssuer
 from sandbox.upstream import UpstreamFront
 
@@ -180,18 +180,11 @@ class Sandbox:
         """Revoke a user's token: the realm answers 401 to it from now on."""
         self.users.pop(name, None)
 
-    def push_image(
-        self,
-        repository: str,
-        tag: str,
-        *,
-        platforms: Sequence[str] = ("linux/amd64",),
-        layer_sizes: Sequence[int] = (1024,),
-        media: str = "oci",
-        index: bool | None = None,
-        seed: int | str = 0,
-    ) -> PushedImage:
-        """Push a generated image straight into the upstream registry (not through the front: no counters)."""
+    def push_image(self, repository: str, tag: str, **options: Unpack[ImageOptions]) -> PushedImage:
+        """Push a generated image straight into the upstream registry (not through the front: no counters).
+
+        `options` are ImageSpec's (sandbox/images.py): platforms, layer_sizes, media, index, seed.
+        """
         issuer = self.issuer
         registry = self.upstream_registry
         if issuer is None or registry is None:
@@ -200,17 +193,7 @@ class Sandbox:
         def token_for(name: str) -> str:
             return issuer.sign(PUSHER, [{"type": "repository", "name": name, "actions": ["pull", "push"]}])
 
-        return push_image(
-            registry.url,
-            token_for,
-            repository,
-            tag,
-            platforms=platforms,
-            layer_sizes=layer_sizes,
-            media=media,
-            index=index,
-            seed=seed,
-        )
+        return push_image(registry.url, token_for, repository, tag, ImageSpec(**options))
 
     def stop_upstream(self) -> None:
         """Take the upstream down like Docker Hub down: the front's port refuses connections, the registry stops."""

@@ -69,29 +69,36 @@ def response_url() -> Iterator[tuple[str, Received]]:
         thread.join()
 
 
+@dataclass(frozen=True)
+class CustomResource:
+    """The custom resource a request is about: its logical id, type, ServiceToken and resolved properties."""
+
+    logical_id: str
+    resource_type: str
+    service_token: str
+    properties: dict[str, Any]
+
+
 def request(
     request_type: str,
+    resource: CustomResource,
     *,
     url: str,
     stack_id: str,
-    logical_id: str,
-    resource_type: str,
-    service_token: str,
-    properties: dict[str, Any],
     physical_id: str | None = None,
     old_properties: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The request event CloudFormation sends the provider."""
     event: dict[str, Any] = {
         "RequestType": request_type,
-        "ServiceToken": service_token,
+        "ServiceToken": resource.service_token,
         "ResponseURL": url,
         "StackId": stack_id,
         "RequestId": str(uuid.uuid4()),
-        "LogicalResourceId": logical_id,
-        "ResourceType": resource_type,
+        "LogicalResourceId": resource.logical_id,
+        "ResourceType": resource.resource_type,
         # CloudFormation hands every property over as a string (numbers included), ServiceToken among them.
-        "ResourceProperties": _strings(properties),
+        "ResourceProperties": _strings(resource.properties),
     }
     if physical_id is not None:
         event["PhysicalResourceId"] = physical_id

@@ -22,6 +22,7 @@ import uuid
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -111,15 +112,27 @@ class DemoStack(Stack):
             return super().invoke(function, event, kind)
 
 
+@dataclass
+class Demo:
+    """What the demo's steps share: the sandbox, the deployed stack, the report reader, the config."""
+
+    sb: Any  # sandbox.Sandbox
+    stack: DemoStack
+    reports: Reports
+    cfg: Any  # pullthrough.config.Config
+    config_path: Path
+    workdir: Path
+
+    @property
+    def functions(self) -> dict[str, str]:
+        """functions/ directory -> logical id."""
+        return {v: k for k, v in self.stack.functions().items()}
+
+
 def run() -> int:
     """The demo; returns the exit status."""
-    import boto3
-
-    from pullthrough import config as config_module
     from pullthrough.observability import logger
-    from pullthrough.reference import upstream_repository
-    from sandbox import Sandbox, skopeo
-    from sandbox.seed import seed
+    from sandbox import Sandbox
 
     log = FUNCTION_LOG.open("w", encoding="utf-8")
     for handler in logging.getLogger(logger.name).handlers:  # the functions' JSON logs go to FUNCTION_LOG
@@ -128,127 +141,184 @@ def run() -> int:
 
     step("Starting the sandbox: moto for AWS, CNCF distribution registries and the ECR endpoint on 127.0.0.1")
     with tempfile.TemporaryDirectory(prefix="pullthrough-demo-") as workdir, fake_aws(), Sandbox(workdir) as sb:
-        say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
-        say(f"ECR registry endpoint (imports through each rule as ECR does): {sb.ecr_url}")
-        config_path = _demo_config(Path(workdir))
-        stack = DemoStack(stack_name=STACK, extra_env={**sb.env(), "PULLTHROUGH_CONFIG": str(config_path)})
-        stack.log = log
-        stack.deploy()
-        functions = {v: k for k, v in stack.functions().items()}
-        say(f"template.yaml deployed into moto: {len(stack.physical)} resources, functions {sorted(functions)}")
-        reports = Reports(stack.physical["ReportTopic"])
-
-        step(f"Loading {CONFIG.relative_to(ROOT)}")
-        cfg = config_module.load(CONFIG)
-        for line in cfg.explain():
-            say(line)
-
-        step("Filling the upstream with the images the config warms (generated, multi-arch)")
-        seeded = seed(sb, cfg)
-        say(f"{len(seeded)} tags pushed across {len({s.repository for s in seeded})} repositories")
-
-        step("Storing upstream credentials in Secrets Manager (what `pullthrough credentials set` does)")
-        (user, token), *_ = sb.users.items()
-        secrets = boto3.client("secretsmanager")
-        for rule in cfg.rules:
-            if rule.secret_name:
-                value = json.dumps({"username": user, "accessToken": token})
-                secrets.create_secret(Name=rule.secret_name, SecretString=value)
-                say(f"{rule.secret_name} (for rule {rule.prefix}): stored, value not shown")
-
-        with stack.bus() as forward:
-            step("sam deploy: CloudFormation CREATE_COMPLETE -> reconcile_rules")
-            stack.put_event(
-                {
-                    "source": "aws.cloudformation",
-                    "detail-type": "CloudFormation Stack Status Change",
-                    "resources": [stack.stack_id],
-                    "detail": {
-                        "stack-id": stack.stack_id,
-                        "status-details": {"status": "CREATE_COMPLETE", "status-reason": ""},
-                        "logical-resource-id": STACK,
-                    },
-                }
-            )
-            rules = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
-            say(f"pull-through cache rules now in the account: {[r['ecrRepositoryPrefix'] for r in rules]}")
-            reports.print_new()
-
-            step('"Pullthrough Rules Reconciled" event -> plan_warming -> SQS jobs')
-            forwarded = forward()
-            say(f"{forwarded} event(s) routed from the bus")
-        step("SQS -> warm_images (batch size and partial batch responses from template.yaml)")
-        processed = stack.drain(functions["warm_images"])
-        say(f"{processed} job(s) processed")
-        reports.print_new()
-
-        step("The operator's view: `pullthrough status`, then `pullthrough plan` (it writes nothing)")
-        _cli(stack, sb, ["status", "--config", str(config_path)], shown=24)
-        _cli(stack, sb, ["plan", "--config", str(config_path)], shown=12)
-
-        step("What consumers need: `pullthrough pull-config` (.env, registries.conf, containerd, Kyverno, IAM, VPC)")
-        _cli(stack, sb, ["pull-config", "--format", "env", "--config", str(config_path)], shown=12)
-        consumer = Path(workdir) / "pull-config"
-        _cli(stack, sb, ["pull-config", "--output-dir", str(consumer), "--config", str(config_path)], shown=12)
-
-        step("Offline: stopping the upstream, then pulling every warmed image with skopeo through the ECR endpoint")
-        sb.stop_upstream()
-        ecr_api = boto3.client("ecr")
-        pulled = failed = 0
-        with tempfile.TemporaryDirectory(prefix="demo-pulls-") as pulls:
-            for n, s in enumerate(seeded):
-                repository = f"{s.target.rule.prefix}/{upstream_repository(s.target.image.image)}"
-                try:
-                    ecr_api.describe_images(repositoryName=repository, imageIds=[{"imageTag": s.tag}])
-                except ecr_api.exceptions.ClientError:
-                    continue  # not among the tags the config warms (a tag pattern picked others)
-                for platform in s.pushed.platforms:
-                    if platform not in s.target.platforms:
-                        continue
-                    done = skopeo.copy(
-                        sb.ecr_url,
-                        sb.ecr_password,
-                        f"{repository}:{s.tag}",
-                        Path(pulls) / f"{n}-{platform.replace('/', '-')}",
-                        multi_arch="system",
-                        platform=platform,
-                    )
-                    pulled, failed = pulled + done.ok, failed + (not done.ok)
-        say(f"{pulled} platform image(s) pulled by skopeo with the upstream down, {failed} failed")
-        _pull_by_upstream_names(sb, cfg, consumer)
-        sb.start_upstream()
-
-        step("A consumer pulls a tag the upstream does not have: ECR's event -> report_pull_failures")
-        prefix = cfg.rules[0].prefix
-        with tempfile.TemporaryDirectory(prefix="demo-typo-") as typo:
-            missed = skopeo.copy(sb.ecr_url, sb.ecr_password, f"{prefix}/library/nginx:1.99-typo", Path(typo))
-        say(f"skopeo: {'pulled' if missed.ok else 'refused, as it should be'}")
-        routed = 0
-        for event in sb.registry.events.take():
-            stack.put_event(event)
-            routed += 1
-        say(f"{routed} ECR Pull Through Cache Action event(s) put on the bus; the failed ones are queued")
-        stack.drain(functions["report_pull_failures"])
-        reports.print_new()
-
-        step("Rotation with a BAD token a pipeline staged: RotateSecret; testSecret proves it upstream and refuses it")
-        rule = next(r for r in cfg.rules if r.secret_name)
-        assert rule.secret_name is not None
-        _rotate_staged(stack, rule.secret_name, user, "dckr_pat_not-a-valid-token")
-        reports.print_new()
-
-        step("Rotation with a GOOD token: `pullthrough credentials set` tests it, stages it and rotates; promoted")
-        new_token = f"dckr_pat_{uuid.uuid4().hex}"
-        sb.add_user(user + "-rotated", new_token)
-        before = _current(rule.secret_name)
-        _credentials_set(stack, sb, config_path, rule.prefix, user + "-rotated", new_token)
-        _run_rotations(stack, rule.secret_name, before)
-        reports.print_new()
-
+        demo = _deploy(sb, Path(workdir), log)
+        seeded = _seed(demo)
+        _warm(demo)
+        _operate(demo)
+        _offline(demo, seeded)
+        _pull_failure(demo)
+        _rotations(demo)
         step("Stopping everything")
     log.close()
     print(f"\nDemo finished in {time.monotonic() - _started:.1f}s. The functions' logs: {FUNCTION_LOG}", flush=True)
     return 0
+
+
+def _deploy(sb: Any, workdir: Path, log: IO[str]) -> Demo:
+    """template.yaml into moto with the sandbox's endpoints; the config loaded and explained."""
+    from pullthrough import config as config_module
+
+    say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
+    say(f"ECR registry endpoint (imports through each rule as ECR does): {sb.ecr_url}")
+    config_path = _demo_config(workdir)
+    stack = DemoStack(stack_name=STACK, extra_env={**sb.env(), "PULLTHROUGH_CONFIG": str(config_path)})
+    stack.log = log
+    stack.deploy()
+    reports = Reports(stack.physical["ReportTopic"])
+    demo = Demo(sb, stack, reports, None, config_path, workdir)
+    say(f"template.yaml deployed into moto: {len(stack.physical)} resources, functions {sorted(demo.functions)}")
+
+    step(f"Loading {CONFIG.relative_to(ROOT)}")
+    demo.cfg = config_module.load(CONFIG)
+    for line in demo.cfg.explain():
+        say(line)
+    return demo
+
+
+def _seed(demo: Demo) -> list[Any]:
+    """The upstream filled with the images the config warms; the rules' secrets stored."""
+    import boto3
+
+    from sandbox.seed import seed
+
+    step("Filling the upstream with the images the config warms (generated, multi-arch)")
+    seeded = seed(demo.sb, demo.cfg)
+    say(f"{len(seeded)} tags pushed across {len({s.repository for s in seeded})} repositories")
+
+    step("Storing upstream credentials in Secrets Manager (what `pullthrough credentials set` does)")
+    (user, token), *_ = demo.sb.users.items()
+    secrets = boto3.client("secretsmanager")
+    for rule in demo.cfg.rules:
+        if rule.secret_name:
+            value = json.dumps({"username": user, "accessToken": token})
+            secrets.create_secret(Name=rule.secret_name, SecretString=value)
+            say(f"{rule.secret_name} (for rule {rule.prefix}): stored, value not shown")
+    return seeded
+
+
+def _warm(demo: Demo) -> None:
+    """sam deploy's event -> reconcile_rules -> plan_warming -> SQS -> warm_images, each report shown."""
+    import boto3
+
+    stack = demo.stack
+    with stack.bus() as forward:
+        step("sam deploy: CloudFormation CREATE_COMPLETE -> reconcile_rules")
+        stack.put_event(
+            {
+                "source": "aws.cloudformation",
+                "detail-type": "CloudFormation Stack Status Change",
+                "resources": [stack.stack_id],
+                "detail": {
+                    "stack-id": stack.stack_id,
+                    "status-details": {"status": "CREATE_COMPLETE", "status-reason": ""},
+                    "logical-resource-id": STACK,
+                },
+            }
+        )
+        rules = boto3.client("ecr").describe_pull_through_cache_rules()["pullThroughCacheRules"]
+        say(f"pull-through cache rules now in the account: {[r['ecrRepositoryPrefix'] for r in rules]}")
+        demo.reports.print_new()
+
+        step('"Pullthrough Rules Reconciled" event -> plan_warming -> SQS jobs')
+        forwarded = forward()
+        say(f"{forwarded} event(s) routed from the bus")
+    step("SQS -> warm_images (batch size and partial batch responses from template.yaml)")
+    processed = stack.drain(demo.functions["warm_images"])
+    say(f"{processed} job(s) processed")
+    demo.reports.print_new()
+
+
+def _operate(demo: Demo) -> None:
+    """What an operator and a consumer run: status, plan, pull-config (printed and written)."""
+    stack, sb, config = demo.stack, demo.sb, str(demo.config_path)
+    step("The operator's view: `pullthrough status`, then `pullthrough plan` (it writes nothing)")
+    _cli(stack, sb, ["status", "--config", config], shown=24)
+    _cli(stack, sb, ["plan", "--config", config], shown=12)
+
+    step("What consumers need: `pullthrough pull-config` (.env, registries.conf, containerd, Kyverno, IAM, VPC)")
+    _cli(stack, sb, ["pull-config", "--format", "env", "--config", config], shown=12)
+    consumer = demo.workdir / "pull-config"
+    _cli(stack, sb, ["pull-config", "--output-dir", str(consumer), "--config", config], shown=12)
+
+
+def _offline(demo: Demo, seeded: list[Any]) -> None:
+    """The upstream stopped; every warmed image pulled with skopeo through the ECR endpoint, then by upstream name."""
+    sb = demo.sb
+    step("Offline: stopping the upstream, then pulling every warmed image with skopeo through the ECR endpoint")
+    sb.stop_upstream()
+    with tempfile.TemporaryDirectory(prefix="demo-pulls-") as pulls:
+        pulled, failed = _pull_warmed(sb, seeded, Path(pulls))
+    say(f"{pulled} platform image(s) pulled by skopeo with the upstream down, {failed} failed")
+    _pull_by_upstream_names(sb, demo.cfg, demo.workdir / "pull-config")
+    sb.start_upstream()
+
+
+def _pull_warmed(sb: Any, seeded: list[Any], pulls: Path) -> tuple[int, int]:
+    """Each seeded tag ECR holds, every platform the config warms, pulled by skopeo; (pulled, failed)."""
+    import boto3
+
+    from pullthrough.reference import upstream_repository
+    from sandbox import skopeo
+
+    ecr_api = boto3.client("ecr")
+    pulled = failed = 0
+    for n, s in enumerate(seeded):
+        repository = f"{s.target.rule.prefix}/{upstream_repository(s.target.image.image)}"
+        try:
+            ecr_api.describe_images(repositoryName=repository, imageIds=[{"imageTag": s.tag}])
+        except ecr_api.exceptions.ClientError:
+            continue  # not among the tags the config warms (a tag pattern picked others)
+        for platform in s.pushed.platforms:
+            if platform not in s.target.platforms:
+                continue
+            done = skopeo.copy(
+                sb.ecr_url,
+                sb.ecr_password,
+                f"{repository}:{s.tag}",
+                pulls / f"{n}-{platform.replace('/', '-')}",
+                multi_arch="system",
+                platform=platform,
+            )
+            pulled, failed = pulled + done.ok, failed + (not done.ok)
+    return pulled, failed
+
+
+def _pull_failure(demo: Demo) -> None:
+    """A consumer's pull of a tag the upstream lacks: ECR's event -> report_pull_failures."""
+    from sandbox import skopeo
+
+    sb, stack = demo.sb, demo.stack
+    step("A consumer pulls a tag the upstream does not have: ECR's event -> report_pull_failures")
+    prefix = demo.cfg.rules[0].prefix
+    with tempfile.TemporaryDirectory(prefix="demo-typo-") as typo:
+        missed = skopeo.copy(sb.ecr_url, sb.ecr_password, f"{prefix}/library/nginx:1.99-typo", Path(typo))
+    say(f"skopeo: {'pulled' if missed.ok else 'refused, as it should be'}")
+    routed = 0
+    for event in sb.registry.events.take():
+        stack.put_event(event)
+        routed += 1
+    say(f"{routed} ECR Pull Through Cache Action event(s) put on the bus; the failed ones are queued")
+    stack.drain(demo.functions["report_pull_failures"])
+    demo.reports.print_new()
+
+
+def _rotations(demo: Demo) -> None:
+    """A bad staged token refused, then `pullthrough credentials set` with a good one promoted."""
+    sb, stack = demo.sb, demo.stack
+    (user, _), *_ = sb.users.items()
+    step("Rotation with a BAD token a pipeline staged: RotateSecret; testSecret proves it upstream and refuses it")
+    rule = next(r for r in demo.cfg.rules if r.secret_name)
+    assert rule.secret_name is not None
+    _rotate_staged(stack, rule.secret_name, user, "dckr_pat_not-a-valid-token")
+    demo.reports.print_new()
+
+    step("Rotation with a GOOD token: `pullthrough credentials set` tests it, stages it and rotates; promoted")
+    new_token = f"dckr_pat_{uuid.uuid4().hex}"
+    sb.add_user(user + "-rotated", new_token)
+    before = _current(rule.secret_name)
+    _credentials_set(stack, sb, demo.config_path, rule.prefix, user + "-rotated", new_token)
+    _run_rotations(stack, rule.secret_name, before)
+    demo.reports.print_new()
 
 
 def _demo_config(workdir: Path) -> Path:
@@ -314,8 +384,11 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
     """One warmed image per rule, pulled by the name people write (docker.io/library/nginx:1.27), through the
     generated registries.conf: what a podman or CRI-O node with that file sees while the upstream is down. Each is
     pulled for a platform the config verifies: ECR imports every child manifest of an index, but the layers of the
-    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py)."""
+    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py). The copy of the file
+    skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/skopeo.py), as
+    tests/integration/test_consume.py does."""
     from pullthrough.consumers import Target, cached_images
+    from sandbox import skopeo
 
     registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
     platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}
@@ -325,39 +398,9 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
             first.setdefault(image.rule, (image.upstream, platforms[image.repository][0]))
     for upstream, platform in first.values():
         with tempfile.TemporaryDirectory(prefix="demo-by-name-") as workdir:
-            ok = _pull_by_upstream_name(sb, registries_conf, upstream, platform, Path(workdir))
-        outcome = "pulled" if ok else "FAILED"
+            done = skopeo.pull_by_upstream_name(sb, registries_conf, upstream, Path(workdir), platform=platform)
+        outcome = "pulled" if done.returncode == 0 else "FAILED"
         say(f"skopeo copy docker://{upstream} ({platform}) with only the generated registries.conf: {outcome}")
-
-
-def _pull_by_upstream_name(sb: Any, registries_conf: str, image: str, platform: str, workdir: Path) -> bool:
-    """skopeo pulls `image` by its upstream name (docker.io/library/nginx:1.27) with only the registries.conf
-    `pullthrough pull-config` generated; the demo's copy points the mirror at the sandbox's ECR endpoint (plain HTTP
-    on 127.0.0.1), as tests/integration/test_consume.py does."""
-    import base64
-    import subprocess
-
-    os_name, arch = platform.split("/")[:2]
-    host = f"{sb.account}.dkr.ecr.{sb.region}.amazonaws.com"
-    local = sb.ecr_url.split("://", 1)[1]
-    conf = workdir / "registries.conf"
-    conf.write_text(registries_conf.replace(f'location = "{host}/', f'insecure = true\nlocation = "{local}/'))
-    auth = base64.b64encode(f"AWS:{sb.ecr_password}".encode()).decode()
-    (workdir / "auth.json").write_text(json.dumps({"auths": {local: {"auth": auth}}}))
-    done = subprocess.run(
-        [
-            *("skopeo", "--registries-conf", str(conf), "--override-os", os_name, "--override-arch", arch),
-            *("copy", "--quiet"),
-            *("--authfile", str(workdir / "auth.json")),
-            *(f"docker://{image}", f"dir:{workdir / 'pulled'}"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(workdir), "CONTAINERS_REGISTRIES_CONF": str(conf)},
-        check=False,
-    )
-    return done.returncode == 0
 
 
 def _run_rotations(stack: Any, secret_name: str, before: str) -> None:

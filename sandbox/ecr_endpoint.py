@@ -98,22 +98,28 @@ class _EcrHandler(ForwardingHandler):
         if path.startswith("/ecr-layers/"):
             self._presigned(endpoint)
             return
-        if not path.startswith("/v2"):
-            self.send_simple(404, error_body("NOT_FOUND", "not found"))
-            return
-        if not endpoint.authorized(self.headers.get("Authorization")):
-            self.send_simple(
-                401, error_body("UNAUTHORIZED", "Not Authorized"), {"Www-Authenticate": endpoint.challenge}
-            )
-            return
-        if kind == "ping":
-            self.send_simple(200, b"{}", {"Docker-Distribution-Api-Version": "registry/2.0"})
+        refused = self._before_api(endpoint, path, kind)
+        if refused is not None:
+            self.send_simple(*refused)
             return
         match = _API_PATH.match(path)
         if match is None:
             self.send_simple(404, error_body("UNSUPPORTED", f"{path} is not supported by this registry"))
             return
-        name, api = match["name"], match["api"]
+        self._api(endpoint, match["name"], match["api"], kind)
+
+    def _before_api(self, endpoint: EcrEndpoint, path: str, kind: str) -> tuple[int, bytes, dict[str, str]] | None:
+        """The answer to a request that never reaches a repository: not the API, not authorized, or the ping."""
+        if not path.startswith("/v2"):
+            return 404, error_body("NOT_FOUND", "not found"), {}
+        if not endpoint.authorized(self.headers.get("Authorization")):
+            return 401, error_body("UNAUTHORIZED", "Not Authorized"), {"Www-Authenticate": endpoint.challenge}
+        if kind == "ping":
+            return 200, b"{}", {"Docker-Distribution-Api-Version": "registry/2.0"}
+        return None
+
+    def _api(self, endpoint: EcrEndpoint, name: str, api: str, kind: str) -> None:
+        """One registry API call on repository `name`: IAM first, then the cache rule, then the operation."""
         # IAM: the pull is the token's principal's (sandbox/iam.py); ECR answers a refused one 403 DENIED.
         denied = iam.registry_denial(self.headers.get("Authorization"), name, kind, self.command)
         if denied is not None:

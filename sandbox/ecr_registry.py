@@ -41,21 +41,17 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from sandbox.distribution import RegistryProcess, start_registry
-from sandbox.ecr_behaviour import Clock, Events, ImportFailure, Imports
+from sandbox.ecr_behaviour import Clock, Events, Imports
+from sandbox.ecr_layers import ARCHIVED, AVAILABLE, LAYER_URL_SECONDS, LayerImports, NotHeld
+from sandbox.ecr_storage_classes import StorageClasses
 from sandbox.ecr_upstream import NOT_FOUND, UNAVAILABLE, UpstreamClient, UpstreamFailure
-from sandbox.images import RegistryAPI
 from sandbox.signed_urls import UrlSigner
 
 RECHECK_AFTER = timedelta(hours=24)
-PULL_TIME_REFRESH = timedelta(hours=24)
-LAYER_URL_SECONDS = 3600  # a pre-signed layer URL's lifetime (GetDownloadUrlForLayer hands out S3 URLs)
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
 IMPORT_THREADS = 8
-
-AVAILABLE, UNAVAILABLE_LAYER, ARCHIVED = "AVAILABLE", "UNAVAILABLE", "ARCHIVED"
 
 
 @dataclass(frozen=True)
@@ -76,10 +72,6 @@ class Rules(Protocol):
     def credentials(self, route: Route) -> tuple[str, str] | None: ...
 
     def ensure_cache_repository(self, repository: str) -> None: ...
-
-
-class NotHeld(Exception):
-    """ECR has no such manifest and will not fetch it (a first pull by digest)."""
 
 
 @dataclass
@@ -130,8 +122,12 @@ class Repository:
         return state
 
 
-class EcrRegistry:
-    """One account and region's private registry: cache repositories, their imports, and the storage behind them."""
+class EcrRegistry(LayerImports, StorageClasses):
+    """One account and region's private registry: cache repositories, their imports, and the storage behind them.
+
+    Its layers' imports and pre-signed URLs are sandbox/ecr_layers.py's, pull times and storage classes
+    sandbox/ecr_storage_classes.py's; the sources of what ECR does are in this module's docstring.
+    """
 
     def __init__(
         self,
@@ -282,121 +278,6 @@ class EcrRegistry:
             digest=digest,
             failure=(failure.code, failure.reason) if failure else None,
         )
-
-    # --- layers -------------------------------------------------------------------------------------------------
-
-    def request_layer(self, route: Route, digest: str, *, pulled: bool) -> str:
-        """Where a client gets a layer now, starting its import when ECR lacks it (raises UpstreamFailure).
-
-        A held layer: a pre-signed URL of ECR's storage. Otherwise the upstream's own location (its redirect target),
-        while ECR imports the layer in the background. `pulled`: asked by a blob GET through the registry endpoint
-        (else by GetDownloadUrlForLayer).
-        """
-        repository = self._repository(route)
-        with repository.lock:
-            state = repository.layer_availability(digest)
-            if state in (AVAILABLE, ARCHIVED):
-                return self.layer_url(route.repository, digest)
-            image = repository.referenced(digest)
-        if image is None:
-            raise NotHeld(digest)
-        location = self._client(route).blob_location(route.upstream_path, digest)
-        self._import_layer(route, digest, image.digest, pulled=pulled)
-        return location
-
-    def _import_layer(self, route: Route, digest: str, image_digest: str, *, pulled: bool) -> None:
-        if not self.imports.starts(pulled=pulled):
-            return
-        repository = self._repository(route)
-        with repository.lock:
-            if repository.layers.get(digest) is not None:
-                return  # held, or an import already under way
-            repository.layers[digest] = UNAVAILABLE_LAYER
-
-        def run() -> None:
-            verdict = self.imports.admit(route.repository, run)
-            if verdict == "parked":
-                return
-            try:
-                if isinstance(verdict, ImportFailure):
-                    raise UpstreamFailure(verdict.code, verdict.reason)
-                data = self._client(route).get_blob(route.upstream_path, digest)
-                self._store_blob(route.repository, data)
-            except UpstreamFailure as failure:
-                with repository.lock:
-                    repository.layers.pop(digest, None)  # nothing held: the next request tries again
-                self._sent(route, None, image_digest, failure)
-            except Exception as exc:  # a sandbox bug must show as a failed import, not a silent thread death
-                with repository.lock:
-                    repository.layers.pop(digest, None)
-                self._sent(route, None, image_digest, UpstreamFailure(UNAVAILABLE, f"sandbox error: {exc!r}"))
-            else:
-                with repository.lock:
-                    repository.layers[digest] = AVAILABLE
-
-        self._background(route, digest, run)
-
-    def _store_blob(self, repository: str, data: bytes) -> None:
-        if self.storage is None:
-            raise RuntimeError("the ECR storage registry is not running")
-        api = RegistryAPI(self.storage.url, None)
-        try:
-            api.put_blob(repository, data)
-        finally:
-            api.close()
-
-    def layer_url(self, repository: str, digest: str) -> str:
-        """A pre-signed URL of a held layer (ECR's layers live in S3; GetDownloadUrlForLayer returns such a URL)."""
-        return f"{self.public_url}/ecr-layers/{repository}/{digest}?{self._signer.query(repository, digest)}"
-
-    def signed_layer(self, target: str) -> tuple[str, str] | None:
-        """(repository, digest) of a pre-signed layer URL whose signature holds and has not expired."""
-        parts = urlsplit(target)
-        repository, _, digest = parts.path[len("/ecr-layers/") :].rpartition("/")
-        return (repository, digest) if self._signer.holds(repository, digest, parts.query) else None
-
-    # --- pulls and storage classes ------------------------------------------------------------------------------
-
-    def record_pull(self, repository: str, digest: str) -> None:
-        """Refresh lastRecordedPullTime of an image, at most once a day (see the module docstring)."""
-        found = self.repository(repository)
-        if found is None:
-            return
-        now = self.clock.now()
-        with found.lock:
-            last = found.pulled_at.get(digest)
-            if last is None or now - last >= PULL_TIME_REFRESH:
-                found.pulled_at[digest] = now
-
-    def age(self, **delta: float) -> None:
-        """Move every recorded time (imports, pulls, upstream checks) back by `delta`, as if that much time had
-        passed: for code that reads the real clock (prune_images' run in a function) rather than `self.clock`."""
-        shift = timedelta(**delta)
-        with self._lock:
-            held = list(self._repositories.values())
-        for repository in held:
-            with repository.lock:
-                for manifest in repository.manifests.values():
-                    manifest.imported_at -= shift
-                repository.pulled_at = {digest: at - shift for digest, at in repository.pulled_at.items()}
-                repository.tags = {tag: (digest, at - shift) for tag, (digest, at) in repository.tags.items()}
-
-    def archive(self, repository: str, digest: str) -> None:
-        """Move an image (and, for an index, its children) to the archive storage class (UpdateImageStorageClass)."""
-        found = self.repository(repository)
-        if found is None:
-            raise KeyError(repository)
-        with found.lock:
-            manifest = found.manifests[digest]
-            found.archived.update((digest, *manifest.children))
-
-    def restore(self, repository: str, digest: str) -> None:
-        """Back to the standard storage class."""
-        found = self.repository(repository)
-        if found is not None:
-            with found.lock:
-                manifest = found.manifests.get(digest)
-                found.archived.difference_update((digest, *(manifest.children if manifest else ())))
 
     # --- plumbing -----------------------------------------------------------------------------------------------
 

@@ -252,17 +252,25 @@ class HubApi:
             return self._create_personal(user, body)
         match = re.fullmatch(r"/v2/orgs/([^/]+)/access-tokens(?:/([^/]+))?", path)
         if match is not None:
-            org, token_id = match.groups()
-            if user not in self.organizations.get(org, set()):
-                return 403, {"detail": f"{user} is not an owner of organization {org}", "message": "forbidden"}
-            if method == "POST" and token_id is None:
-                return self._create_organization(user, org, body)
-            if method == "DELETE" and token_id is not None:
-                return self._revoke(token_id, owner=org)
+            answer = self._organization_route(method, user, *match.groups(), body)
+            if answer is not None:
+                return answer
         match = re.fullmatch(r"/v2/access-tokens/([^/]+)", path)
         if method == "DELETE" and match is not None:
             return self._revoke(match.group(1), owner=user)
         return 404, {"detail": f"no route {method} {path}", "message": "not found"}
+
+    def _organization_route(
+        self, method: str, user: str, org: str, token_id: str | None, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any] | None] | None:
+        """/v2/orgs/<org>/access-tokens[/<id>]: an owner of the organization creates or revokes; None: no route."""
+        if user not in self.organizations.get(org, set()):
+            return 403, {"detail": f"{user} is not an owner of organization {org}", "message": "forbidden"}
+        if method == "POST" and token_id is None:
+            return self._create_organization(user, org, body)
+        if method == "DELETE" and token_id is not None:
+            return self._revoke(token_id, owner=org)
+        return None
 
     def _login(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         identifier, secret = body.get("identifier"), body.get("secret")
@@ -291,7 +299,7 @@ class HubApi:
             return 400, {"message": "token_label: 1 to 100 characters", "errinfo": {"field": "token_label"}}
         if not isinstance(scopes, list) or not scopes or not set(scopes) <= PERSONAL_SCOPES:
             return 400, {"message": f"scopes: some of {sorted(PERSONAL_SCOPES)}", "errinfo": {"field": "scopes"}}
-        minted = self._mint(user, label, None, scopes, [], body.get("expires_at"), user)
+        minted = self._mint(user, None, label, scopes, [], body.get("expires_at"))
         return 201, {
             "uuid": minted.id,
             "client_id": "HUB",
@@ -313,7 +321,7 @@ class HubApi:
             return 400, {"message": "label is required", "errinfo": {"field": "label"}}
         if not isinstance(resources, list) or not resources:
             return 400, {"message": "resources: at least one", "errinfo": {"field": "resources"}}
-        minted = self._mint(org, label, org, [], resources, body.get("expires_at"), user)
+        minted = self._mint(user, org, label, [], resources, body.get("expires_at"))
         return 201, {
             "id": minted.id,
             "label": minted.label,
@@ -328,14 +336,16 @@ class HubApi:
 
     def _mint(
         self,
-        owner: str,
-        label: str,
+        created_by: str,
         organization: str | None,
+        label: str,
         scopes: list[str],
         resources: list[dict[str, Any]],
         expires_at: object,
-        created_by: str,
     ) -> MintedToken:
+        """A new token `created_by` a user: owned by `organization` when given (an organization token), else by
+        the user (a personal token)."""
+        owner = organization or created_by
         prefix = "dckr_oat_" if organization else "dckr_pat_"
         minted = MintedToken(
             id=str(uuid.uuid4()),

@@ -11,7 +11,8 @@ import http.client
 import json
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from sandbox.upstream import NoDelayHTTPConnection
@@ -128,77 +129,119 @@ class RegistryAPI:
         return sha256_digest(body)
 
 
-def push_image(
-    registry_url: str,
-    token_for: Callable[[str], str],
-    repository: str,
-    tag: str,
-    *,
-    platforms: Sequence[str] = ("linux/amd64",),
-    layer_sizes: Sequence[int] = (1024,),
-    media: str = "oci",
-    index: bool | None = None,
-    seed: int | str = 0,
-) -> PushedImage:
-    """Push `repository:tag`: one image manifest per platform, behind an index when `index` (default: >1 platform).
+@dataclass(frozen=True)
+class ImageSpec:
+    """What `push_image` generates: one image manifest per platform, behind an index when `index` (default: more
+    than one platform); `media` "oci" or "docker"; `seed` moves the layers' bytes (another seed, another image)."""
 
-    `media` is "oci" or "docker"; `token_for(repository)` returns a Bearer token with push on that repository.
+    platforms: Sequence[str] = ("linux/amd64",)
+    layer_sizes: Sequence[int] = (1024,)
+    media: str = "oci"
+    index: bool | None = None
+    seed: int | str = 0
+
+    def media_types(self) -> tuple[str, str, str, str]:
+        """(index, manifest, config, layer) media types; ValueError when the spec cannot be pushed."""
+        if self.media not in _MEDIA:
+            raise ValueError(f"media {self.media!r}: expected one of {sorted(_MEDIA)}")
+        if not self.platforms:
+            raise ValueError("platforms: give at least one, e.g. ('linux/amd64',)")
+        if not self.use_index() and len(self.platforms) > 1:
+            raise ValueError(f"platforms {tuple(self.platforms)}: several platforms need index=True")
+        return _MEDIA[self.media]
+
+    def use_index(self) -> bool:
+        return len(self.platforms) > 1 if self.index is None else self.index
+
+
+class ImageOptions(TypedDict, total=False):
+    """ImageSpec's fields as keyword arguments (`Sandbox.push_image(repository, tag, platforms=...)`)."""
+
+    platforms: Sequence[str]
+    layer_sizes: Sequence[int]
+    media: str
+    index: bool | None
+    seed: int | str
+
+
+@dataclass
+class _Pushing:
+    """One push in progress: the registry connection, what it is pushing, and what it pushed so far."""
+
+    api: RegistryAPI
+    repository: str
+    tag: str
+    spec: ImageSpec
+    by_platform: dict[str, str] = field(default_factory=dict)
+    blobs: dict[str, list[str]] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    entries: list[dict[str, object]] = field(default_factory=list)
+
+    def platform(self, platform: str) -> None:
+        """Push one platform's layers, config and image manifest (by digest when behind an index, else by tag)."""
+        _, manifest_type, config_type, layer_type = self.spec.media_types()
+        fields = _platform_fields(platform)
+        layer_digests: list[str] = []
+        for i, size in enumerate(self.spec.layer_sizes):
+            layer = layer_bytes(self.repository, self.tag, platform, i, size, self.spec.seed)
+            digest = self.api.put_blob(self.repository, layer)
+            self.sizes[digest] = size
+            layer_digests.append(digest)
+        pairs = zip(layer_digests, self.spec.layer_sizes, strict=True)
+        layers = [{"mediaType": layer_type, "digest": d, "size": n} for d, n in pairs]
+        config = json.dumps(
+            {
+                **fields,
+                "config": {"Labels": {"sandbox.repository": self.repository, "sandbox.tag": self.tag}},
+                "rootfs": {"type": "layers", "diff_ids": layer_digests},
+            },
+            sort_keys=True,
+        ).encode()
+        config_digest = self.api.put_blob(self.repository, config)
+        self.sizes[config_digest] = len(config)
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": manifest_type,
+                "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
+                "layers": layers,
+            },
+            indent=2,
+        ).encode()
+        reference = sha256_digest(manifest) if self.spec.use_index() else self.tag
+        manifest_digest = self.api.put_manifest(self.repository, reference, manifest, manifest_type)
+        self.by_platform[platform] = manifest_digest
+        self.blobs[manifest_digest] = [config_digest, *layer_digests]
+        self.entries.append(
+            {"mediaType": manifest_type, "digest": manifest_digest, "size": len(manifest), "platform": fields}
+        )
+
+    def top(self) -> tuple[str, str]:
+        """Push the index over the platforms when there is one; (digest, media type) of what the tag points at."""
+        index_type, manifest_type, _, _ = self.spec.media_types()
+        if not self.spec.use_index():
+            return next(iter(self.by_platform.values())), manifest_type
+        index = {"schemaVersion": 2, "mediaType": index_type, "manifests": self.entries}
+        body = json.dumps(index, indent=2).encode()
+        return self.api.put_manifest(self.repository, self.tag, body, index_type), index_type
+
+
+def push_image(
+    registry_url: str, token_for: Callable[[str], str], repository: str, tag: str, spec: ImageSpec | None = None
+) -> PushedImage:
+    """Push `repository:tag` as `spec` says (ImageSpec(): one linux/amd64 OCI image of one 1 KiB layer).
+
+    `token_for(repository)` returns a Bearer token with push on that repository.
     """
-    if media not in _MEDIA:
-        raise ValueError(f"media {media!r}: expected one of {sorted(_MEDIA)}")
-    if not platforms:
-        raise ValueError("platforms: give at least one, e.g. ('linux/amd64',)")
-    index_type, manifest_type, config_type, layer_type = _MEDIA[media]
-    use_index = len(platforms) > 1 if index is None else index
-    if not use_index and len(platforms) > 1:
-        raise ValueError(f"platforms {tuple(platforms)}: several platforms need index=True")
+    spec = spec if spec is not None else ImageSpec()
+    spec.media_types()  # refuse a spec that cannot be pushed before connecting
     api = RegistryAPI(registry_url, token_for(repository))
+    pushing = _Pushing(api, repository, tag, spec)
     try:
-        by_platform: dict[str, str] = {}
-        blobs: dict[str, list[str]] = {}
-        sizes: dict[str, int] = {}
-        entries: list[dict[str, object]] = []
-        for platform in platforms:
-            fields = _platform_fields(platform)
-            layer_digests: list[str] = []
-            for i, size in enumerate(layer_sizes):
-                digest = api.put_blob(repository, layer_bytes(repository, tag, platform, i, size, seed))
-                sizes[digest] = size
-                layer_digests.append(digest)
-            pairs = zip(layer_digests, layer_sizes, strict=True)
-            layers = [{"mediaType": layer_type, "digest": d, "size": n} for d, n in pairs]
-            config = json.dumps(
-                {
-                    **fields,
-                    "config": {"Labels": {"sandbox.repository": repository, "sandbox.tag": tag}},
-                    "rootfs": {"type": "layers", "diff_ids": layer_digests},
-                },
-                sort_keys=True,
-            ).encode()
-            config_digest = api.put_blob(repository, config)
-            sizes[config_digest] = len(config)
-            manifest = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": manifest_type,
-                    "config": {"mediaType": config_type, "digest": config_digest, "size": len(config)},
-                    "layers": layers,
-                },
-                indent=2,
-            ).encode()
-            reference = sha256_digest(manifest) if use_index else tag
-            manifest_digest = api.put_manifest(repository, reference, manifest, manifest_type)
-            by_platform[platform] = manifest_digest
-            blobs[manifest_digest] = [config_digest, *layer_digests]
-            entries.append(
-                {"mediaType": manifest_type, "digest": manifest_digest, "size": len(manifest), "platform": fields}
-            )
-        if use_index:
-            body = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": entries}, indent=2).encode()
-            top_digest = api.put_manifest(repository, tag, body, index_type)
-            top_type = index_type
-        else:
-            top_digest, top_type = next(iter(by_platform.values())), manifest_type
+        for platform in spec.platforms:
+            pushing.platform(platform)
+        top_digest, top_type = pushing.top()
     finally:
         api.close()
-    return PushedImage(repository, tag, top_digest, top_type, by_platform, blobs, sum(sizes.values()))
+    blobs, sizes = pushing.blobs, pushing.sizes
+    return PushedImage(repository, tag, top_digest, top_type, pushing.by_platform, blobs, sum(sizes.values()))

@@ -101,21 +101,8 @@ def create(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
     upstream = _upstream(params.get("upstreamRegistry"), url)
     credential_arn = params.get("credentialArn")
     custom_role_arn = params.get("customRoleArn")
+    _check_access(ecr, upstream, url, credential_arn, custom_role_arn)
     upstream_prefix = params.get("upstreamRepositoryPrefix")
-
-    if upstream.auth is Auth.SECRET and credential_arn is None:
-        raise invalid(
-            "credentialArn",
-            f"upstream registry {upstream.key} requires a credentialArn: the ARN of a Secrets Manager secret named "
-            "ecr-pullthroughcache/<name> holding username and accessToken",
-        )
-    if credential_arn is not None:
-        _check_takes_secret(upstream)
-        check_secret(ecr, credential_arn)
-    if custom_role_arn is not None:
-        _check_role(ecr, upstream, custom_role_arn)
-    if upstream.auth is Auth.IAM_ROLE:
-        _check_ecr_upstream(ecr, url, custom_role_arn)
     if upstream_prefix is not None:
         _check_upstream_prefix(upstream, prefix, upstream_prefix)
     else:
@@ -159,6 +146,26 @@ def create(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
         "customRoleArn",
         "upstreamRepositoryPrefix",
     )
+
+
+def _check_access(
+    ecr: ECRBackend, upstream: Upstream, url: str, credential_arn: str | None, custom_role_arn: str | None
+) -> None:
+    """How the rule reaches its upstream: the secret an upstream requires (and only one that takes a secret), the
+    role, and an ECR upstream's own checks."""
+    if upstream.auth is Auth.SECRET and credential_arn is None:
+        raise invalid(
+            "credentialArn",
+            f"upstream registry {upstream.key} requires a credentialArn: the ARN of a Secrets Manager secret named "
+            "ecr-pullthroughcache/<name> holding username and accessToken",
+        )
+    if credential_arn is not None:
+        _check_takes_secret(upstream)
+        check_secret(ecr, credential_arn)
+    if custom_role_arn is not None:
+        _check_role(ecr, upstream, custom_role_arn)
+    if upstream.auth is Auth.IAM_ROLE:
+        _check_ecr_upstream(ecr, url, custom_role_arn)
 
 
 def describe(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:

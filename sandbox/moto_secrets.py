@@ -170,23 +170,9 @@ def _rotate_secret(
     rotation_rules: dict[str, Any] | None = None,
     rotate_immediately: bool = True,
 ) -> str:
-    if secret_id not in self.secrets:
-        raise SecretNotFoundException()
-    secret = self.secrets[secret_id]
-    if not isinstance(secret, FakeSecret):
-        raise InvalidRequestException("You can't rotate a replica secret; rotate its primary instead.")
-    if secret.is_deleted():
-        raise InvalidRequestException(
-            "You tried to perform the operation on a secret that's currently marked deleted."  # moto's, and AWS's
-        )
+    secret = _rotatable(self, secret_id)
     state = _state(self)
-    function = rotation_lambda_arn or secret.rotation_lambda_arn
-    if not function:
-        raise InvalidRequestException(
-            "No Lambda rotation function ARN is associated with this secret: give RotationLambdaARN."
-        )
-    if function not in state.functions:
-        raise ResourceNotFoundException(f"Resource not found for ARN '{function}'.")  # moto's wording
+    function = _rotation_function(state, secret, rotation_lambda_arn)
     token = client_request_token or _new_token()
     if not 32 <= len(token) <= 64:
         raise InvalidParameterException("ClientRequestToken must be 32-64 characters long.")
@@ -214,6 +200,32 @@ def _rotate_secret(
     steps = STEPS if rotate_immediately else ("testSecret",)
     state.queued.append(Rotation(secret.arn, token, function, steps, test_only=not rotate_immediately))
     return json.dumps({"ARN": secret.arn, "Name": secret.name, "VersionId": token})
+
+
+def _rotatable(backend: SecretsManagerBackend, secret_id: str) -> FakeSecret:
+    """The secret RotateSecret names, when it exists, is a primary and is not marked deleted."""
+    if secret_id not in backend.secrets:
+        raise SecretNotFoundException()
+    secret = backend.secrets[secret_id]
+    if not isinstance(secret, FakeSecret):
+        raise InvalidRequestException("You can't rotate a replica secret; rotate its primary instead.")
+    if secret.is_deleted():
+        raise InvalidRequestException(
+            "You tried to perform the operation on a secret that's currently marked deleted."  # moto's, and AWS's
+        )
+    return secret
+
+
+def _rotation_function(state: _State, secret: FakeSecret, given: str | None) -> str:
+    """The rotation function: the request's RotationLambdaARN, else the secret's; one of the stack's functions."""
+    function = given or secret.rotation_lambda_arn
+    if not function:
+        raise InvalidRequestException(
+            "No Lambda rotation function ARN is associated with this secret: give RotationLambdaARN."
+        )
+    if function not in state.functions:
+        raise ResourceNotFoundException(f"Resource not found for ARN '{function}'.")  # moto's wording
+    return str(function)
 
 
 def _in_progress(secret: FakeSecret) -> str | None:

@@ -481,12 +481,18 @@ def _functions(module: types.ModuleType) -> dict[str, types.FunctionType]:
         elif hasattr(item, "__wrapped__"):
             pending.append(item.__wrapped__)
         elif isinstance(item, type) and item.__module__ == module.__name__:
-            pending += list(vars(item).values())
-            decorators = getattr(item, "__pydantic_decorators__", None)
-            for group_name in dir(decorators) if decorators is not None else ():
-                group = getattr(decorators, group_name, None)
-                if not group_name.startswith("_") and isinstance(group, dict):
-                    pending += [getattr(info, "func", None) for info in group.values()]
+            pending += [*vars(item).values(), *_validators(item)]
+    return found
+
+
+def _validators(cls: type) -> list[object]:
+    """The functions pydantic keeps for a model's validators and serializers (not in the class's own namespace)."""
+    decorators = getattr(cls, "__pydantic_decorators__", None)
+    found: list[object] = []
+    for group_name in dir(decorators) if decorators is not None else ():
+        group = getattr(decorators, group_name, None)
+        if not group_name.startswith("_") and isinstance(group, dict):
+            found += [getattr(info, "func", None) for info in group.values()]
     return found
 
 

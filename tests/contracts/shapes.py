@@ -10,6 +10,7 @@ types, enum values, min/max (a length for strings, lists and maps, a value for n
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from botocore.model import MapShape, Shape, StructureShape
@@ -61,34 +62,58 @@ def _map(shape: MapShape, value: Any, path: str) -> list[str]:
 
 def _scalar(shape: Shape, value: Any, path: str) -> list[str]:
     kind = shape.type_name
-    if kind in ("string", "blob"):
-        if not isinstance(value, str):
-            return [f"{path}: a {kind} (JSON string), not {type(value).__name__} {value!r}"]
-        found = _bounds(shape, len(value), path, "characters") if kind == "string" else []
-        enum = shape.enum if kind == "string" else []  # type: ignore[attr-defined]
-        if enum and value not in enum:
-            found.append(f"{path}: {value!r} is not one of {shape.name}'s values {sorted(enum)}")
-        pattern = shape.metadata.get("pattern")
-        if pattern and kind == "string" and re.search(pattern, value) is None:
-            found.append(f"{path}: {value!r} does not match {shape.name}'s pattern {pattern}")
-        return found
-    if kind in ("integer", "long"):
-        if isinstance(value, bool) or not isinstance(value, int):
-            return [f"{path}: an integer, not {type(value).__name__} {value!r}"]
-        return _bounds(shape, value, path, "")
-    if kind in ("float", "double"):
-        return (
-            [] if isinstance(value, _NUMBER) and not isinstance(value, bool) else [f"{path}: a number, not {value!r}"]
-        )
-    if kind == "boolean":
-        return [] if isinstance(value, bool) else [f"{path}: a boolean, not {type(value).__name__} {value!r}"]
-    if kind == "timestamp":
-        # The JSON protocol sends epoch seconds unless the shape says otherwise (botocore's JSON parser).
-        if shape.serialization.get("timestampFormat", "unixTimestamp") == "unixTimestamp":
-            ok = isinstance(value, _NUMBER) and not isinstance(value, bool)
-            return [] if ok else [f"{path}: epoch seconds (a number), not {value!r}"]
-        return [] if isinstance(value, str) else [f"{path}: a timestamp string, not {value!r}"]
-    return [f"{path}: the validator does not know shape type {kind}"]
+    check = _SCALARS.get(kind)
+    if check is None:
+        return [f"{path}: the validator does not know shape type {kind}"]
+    return check(shape, value, path)
+
+
+def _text(shape: Shape, value: Any, path: str) -> list[str]:
+    kind = shape.type_name
+    if not isinstance(value, str):
+        return [f"{path}: a {kind} (JSON string), not {type(value).__name__} {value!r}"]
+    found = _bounds(shape, len(value), path, "characters") if kind == "string" else []
+    enum = shape.enum if kind == "string" else []  # type: ignore[attr-defined]
+    if enum and value not in enum:
+        found.append(f"{path}: {value!r} is not one of {shape.name}'s values {sorted(enum)}")
+    pattern = shape.metadata.get("pattern")
+    if pattern and kind == "string" and re.search(pattern, value) is None:
+        found.append(f"{path}: {value!r} does not match {shape.name}'s pattern {pattern}")
+    return found
+
+
+def _integer(shape: Shape, value: Any, path: str) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return [f"{path}: an integer, not {type(value).__name__} {value!r}"]
+    return _bounds(shape, value, path, "")
+
+
+def _number(shape: Shape, value: Any, path: str) -> list[str]:
+    return [] if isinstance(value, _NUMBER) and not isinstance(value, bool) else [f"{path}: a number, not {value!r}"]
+
+
+def _boolean(shape: Shape, value: Any, path: str) -> list[str]:
+    return [] if isinstance(value, bool) else [f"{path}: a boolean, not {type(value).__name__} {value!r}"]
+
+
+def _timestamp(shape: Shape, value: Any, path: str) -> list[str]:
+    # The JSON protocol sends epoch seconds unless the shape says otherwise (botocore's JSON parser).
+    if shape.serialization.get("timestampFormat", "unixTimestamp") == "unixTimestamp":
+        ok = isinstance(value, _NUMBER) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: epoch seconds (a number), not {value!r}"]
+    return [] if isinstance(value, str) else [f"{path}: a timestamp string, not {value!r}"]
+
+
+_SCALARS: dict[str, Callable[[Shape, Any, str], list[str]]] = {
+    "string": _text,
+    "blob": _text,
+    "integer": _integer,
+    "long": _integer,
+    "float": _number,
+    "double": _number,
+    "boolean": _boolean,
+    "timestamp": _timestamp,
+}
 
 
 def _bounds(shape: Shape, size: int, path: str, unit: str) -> list[str]:

@@ -1,80 +1,54 @@
 """Real registries and HTTP stubs for the registry client's integration tests (the fixtures are in conftest.py).
 
-`docker-registry` processes (Debian's distribution 2.8.2) on free loopback ports, one per auth mode: none,
-htpasswd Basic, and `auth: token` with a Bearer token realm served here (ES256 JWTs whose certificate rides in the
-`x5c` header, as distribution verifies them). Stubs stand in where a real registry cannot misbehave on demand:
-429s, a server that never answers, redirects to another host, Link pagination (2.8.2 ignores `?n=`).
+`docker-registry` processes (Debian's distribution 2.8.2, started by sandbox/distribution.py) on free loopback
+ports, one per auth mode: none, htpasswd Basic, and `auth: token` with a Bearer token realm served here (the
+sandbox's TokenIssuer signs its ES256 JWTs, sandbox/tokens.py). Stubs stand in where a real registry cannot
+misbehave on demand: 429s, a server that never answers, redirects to another host, Link pagination (2.8.2 ignores
+`?n=`). The test pushes stay here: they send each request through `authorize` and keep the manifest bytes and the
+storage root for tests that read or corrupt them, which sandbox/images.py does not.
 """
 
 from __future__ import annotations
 
 import base64
-import datetime as dt
-import hashlib
 import json
 import os
-import socket
-import subprocess
 import threading
-import time
-import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import urllib3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.x509.oid import NameOID
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+from sandbox.distribution import free_port, start_registry
+from sandbox.images import (
+    DOCKER_CONFIG,
+    DOCKER_LAYER,
+    DOCKER_LIST,
+    DOCKER_MANIFEST,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+)
+from sandbox.images import sha256_digest as sha256
+from sandbox.tokens import TokenIssuer, parse_scopes
+
+__all__ = ["TokenIssuer", "free_port", "sha256"]
 
 BASIC_USER, BASIC_PASSWORD = "basic-user", "basic-Pa55-word"
 TOKEN_USER, TOKEN_PASSWORD = "token-user", "dckr_pat_not-a-real-token"
-TOKEN_SERVICE = "pullthrough-test-registry"
+TOKEN_ISSUER, TOKEN_SERVICE = "pullthrough-test-issuer", "pullthrough-test-registry"
 READY_SECONDS = 10.0
 
 _http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=10.0))
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until_answers(url: str, process: subprocess.Popen[bytes] | None = None) -> None:
-    """Poll `url` until it answers any HTTP status, the process dies, or the deadline passes."""
-    deadline = time.monotonic() + READY_SECONDS
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{url}: process exited with {process.returncode} before answering")
-        try:
-            _http.request("GET", url, timeout=0.5)
-            return
-        except urllib3.exceptions.HTTPError:
-            time.sleep(0.02)  # poll interval, not synchronisation: the loop waits for a real answer
-    raise RuntimeError(f"{url} did not answer within {READY_SECONDS}s")
-
-
 # --- image building and pushing over plain HTTP --------------------------------------------------------------------
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -187,117 +161,26 @@ class LocalRegistry:
 # --- docker-registry processes -------------------------------------------------------------------------------------
 
 
-def _config(root: Path, port: int, auth: str) -> str:
-    return f"""version: 0.1
-log:
-  level: error
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: {root}
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: 127.0.0.1:{port}
-{auth}"""
-
-
 @contextmanager
-def running_registry(binary: str, workdir: Path, auth: str) -> Iterator[tuple[str, Path]]:
-    """Start one registry on a free port and yield (base URL, storage root); always stop it."""
+def running_registry(workdir: Path, auth: dict[str, Any]) -> Iterator[tuple[str, Path]]:
+    """Start one registry (sandbox/distribution.py) on a free port and yield (base URL, storage root); always stop it.
+
+    `auth` is the config's `auth` section ({} for none).
+    """
     root = workdir / "storage"
-    for _ in range(3):  # a free port can be taken between the probe and the bind; try another
-        port = free_port()
-        config = workdir / "config.yml"
-        config.write_text(_config(root, port, auth))
-        log = (workdir / "registry.log").open("ab")
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=log, cwd=workdir)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            try:
-                wait_until_answers(f"{url}/v2/", process)
-            except RuntimeError:
-                if process.poll() is not None:
-                    continue
-                raise
-            yield url, root
-            return
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-            log.close()
-    raise RuntimeError(f"docker-registry would not start; see {workdir / 'registry.log'}")
+    config: dict[str, Any] = {
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(root)}},
+        **({"auth": auth} if auth else {}),
+    }
+    registry = start_registry(workdir.name, workdir, config, timeout=READY_SECONDS)
+    try:
+        yield registry.url, root
+    finally:
+        registry.stop()
 
 
 # --- a Bearer token realm, as Docker Hub's auth.docker.io behaves ---------------------------------------------------
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-class TokenIssuer:
-    """Signs distribution-compatible ES256 JWTs with a self-signed certificate that is its own root bundle."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pullthrough test token issuer")])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self.key, hashes.SHA256())
-        )
-        self.bundle = workdir / "root.pem"
-        self.bundle.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self.issuer = "pullthrough-test-issuer"
-
-    def mint(self, subject: str, access: Sequence[Mapping[str, object]], lifetime: int = 300) -> str:
-        header = {
-            "alg": "ES256",
-            "typ": "JWT",
-            "x5c": [base64.b64encode(self.cert.public_bytes(serialization.Encoding.DER)).decode()],
-        }
-        now = int(time.time())
-        claims = {
-            "iss": self.issuer,
-            "sub": subject,
-            "aud": TOKEN_SERVICE,
-            "exp": now + lifetime,
-            "nbf": now - 60,
-            "iat": now,
-            "jti": uuid.uuid4().hex,
-            "access": access,
-        }
-        signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
-        r, s = decode_dss_signature(self.key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-        return f"{signing_input}.{_b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
 
 
 @dataclass
@@ -340,13 +223,12 @@ def serve_token_realm(issuer: TokenIssuer, realm: TokenRealm) -> tuple[Threading
                     self._answer(401, {"details": "incorrect username or password"})
                     return
                 user = name
-            access = []
-            for scope in query.get("scope", "").split():
-                kind, _, rest = scope.partition(":")
-                repository, _, actions = rest.rpartition(":")
-                if kind == "repository" and (user is not None or repository.startswith("public/")):
-                    access.append({"type": kind, "name": repository, "actions": actions.split(",")})
-            token = issuer.mint(user or "", access, lifetime=realm.expires_in + 60)
+            access = [
+                entry
+                for entry in parse_scopes([query.get("scope", "")])
+                if entry["type"] == "repository" and (user is not None or entry["name"].startswith("public/"))
+            ]
+            token = issuer.sign(user or "", access, ttl=realm.expires_in + 60)
             self._answer(200, {realm.field_name: token, "expires_in": realm.expires_in})
 
         def _answer(self, status: int, document: dict[str, object]) -> None:

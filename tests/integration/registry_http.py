@@ -1,9 +1,11 @@
-"""Raw HTTP helpers for the tests that prove the sandbox: urllib3 on purpose, never the library's registry client."""
+"""Raw HTTP helpers for the tests that prove the sandbox: urllib3 on purpose, never the library's registry client.
+
+Digests, media types and the token service are the sandbox's own (sandbox/images.py, sandbox/tokens.py).
+"""
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import uuid
 from typing import Any
@@ -12,16 +14,12 @@ import boto3
 import urllib3
 
 from sandbox import PushedImage, Sandbox
+from sandbox.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
+from sandbox.tokens import DEFAULT_SERVICE
 
-ACCEPT = ", ".join(
-    (
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-)
-SERVICE = "sandbox-registry"
+ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+SERVICE = DEFAULT_SERVICE
+sha256 = sha256_digest  # what the tests call it
 http = urllib3.PoolManager(retries=False, timeout=urllib3.Timeout(connect=2.0, read=10.0))
 
 
@@ -41,10 +39,6 @@ def token(sb: Sandbox, repository: str, credentials: tuple[str, str] | None = No
     assert response.status == 200, response.data
     value: str = response.json()["token"]
     return value
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def manifest(

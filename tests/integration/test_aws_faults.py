@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import pytest
 from botocore.awsrequest import AWSPreparedRequest, AWSResponse
@@ -379,13 +379,22 @@ SECRET_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("operations", "code", "outcome", "says", "fix", "calls"),
-    [pytest.param(*row[1:], id=row[0]) for row in SECRET_FAULTS],
-)
+class SecretFault(NamedTuple):
+    """One row of SECRET_FAULTS after its id."""
+
+    operations: tuple[str, ...]
+    code: str
+    outcome: Outcome
+    says: str
+    fix: str
+    calls: int
+
+
+@pytest.mark.parametrize("fault", [pytest.param(SecretFault(*row[1:]), id=row[0]) for row in SECRET_FAULTS])
 def test_the_daily_credentials_check_names_the_secret_it_cannot_read_and_checks_the_others(
-    world: World, operations: tuple[str, ...], code: str, outcome: Outcome, says: str, fix: str, calls: int
+    world: World, fault: SecretFault
 ) -> None:
+    operations, code, outcome, says, fix, calls = fault
     # Given both rules' secrets, and Secrets Manager refusing the GHCR rule's
     world.configure([])
     faults = [Injected("secretsmanager", op, "SecretId", secret_of(GHCR), code) for op in operations]

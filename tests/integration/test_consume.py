@@ -4,7 +4,6 @@ real client: skopeo pulls docker.io/library/alpine:3.20 by its upstream name and
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -18,7 +17,7 @@ import boto3
 import pytest
 
 from pullthrough.aws import clients, ecr
-from sandbox import Sandbox
+from sandbox import Sandbox, skopeo
 from sandbox import containerd as containerd_process
 from sandbox.containerd import Containerd
 from tests.fake_aws import fake_aws
@@ -250,32 +249,13 @@ def test_skopeo_pulls_alpine_by_its_upstream_name_through_ecr_with_the_generated
     assert generated.code == 0
     users_copy = (tmp_path / "registries.conf").read_text()
     assert "insecure" not in users_copy
-    # And the test's copy, pointed at the sandbox's ECR endpoint (plain HTTP on 127.0.0.1): the registry host swapped,
-    # insecure = true added to that mirror only
     registry_host = f"{sb.account}.dkr.ecr.{sb.region}.amazonaws.com"
-    local = sb.ecr_url.split("://", 1)[1]
-    mirror = f'location = "{registry_host}/{PREFIX}"'
-    assert mirror in users_copy
-    test_copy = users_copy.replace(mirror, f'location = "{local}/{PREFIX}"\ninsecure = true')
-    conf = tmp_path / "test-registries.conf"
-    conf.write_text(test_copy)
-    # And ECR's login for the mirror host, as `podman login` would store it
-    auth = base64.b64encode(f"AWS:{sb.ecr_password}".encode()).decode()
-    (tmp_path / "auth.json").write_text(json.dumps({"auths": {local: {"auth": auth}}}))
+    assert f'location = "{registry_host}/{PREFIX}"' in users_copy
     before = sb.ecr.counters[("GET", "manifest")]
-    # When skopeo pulls the image by its upstream name, with only that registries.conf (flag and variable alike)
-    done = subprocess.run(
-        [
-            "skopeo", "--registries-conf", str(conf), "copy",
-            "--authfile", str(tmp_path / "auth.json"),
-            "docker://docker.io/library/alpine:3.20", f"dir:{tmp_path / 'pulled'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "CONTAINERS_REGISTRIES_CONF": str(conf)},
-        check=False,
-    )  # fmt: skip
+    # When skopeo pulls the image by its upstream name with only that registries.conf (flag and variable alike),
+    # the copy pointed at the sandbox's ECR endpoint (plain HTTP on 127.0.0.1, insecure = true on that mirror only)
+    # and ECR's login for the mirror host, as `podman login` would store it
+    done = skopeo.pull_by_upstream_name(sb, users_copy, "docker.io/library/alpine:3.20", tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
     # Then it got the image the upstream has
     pulled = (tmp_path / "pulled" / "manifest.json").read_bytes()
