@@ -107,29 +107,27 @@ TARGETS: dict[str, Target] = {
             "tests/integration/test_reconcile_rules.py",
         ),
     ),
+    # rules/: the one generic diff (what Pullthrough may change: only what it owns), apply (writes, records,
+    # forgets, settles a race once), the ownership records (never forgotten in a dry run), and the dry run itself.
     "rules": Target(
-        f"{LIBRARY}/rules/__init__.py",
+        f"{LIBRARY}/rules/apply.py",
         ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
-        (
-            "plan_rule",
-            "plan_template",
-            "_apply",
-            "_apply_rule",
-            "_apply_template",
-            "_settle_rule",
-            "_settle_template",
-            "_record",
-            "_still_owned",
-            "_forget",
-            "_owned",
-            "dry_run",
-        ),
+        ("apply", "_apply", "_without_writing", "_write", "_settle", "_look_again", "_left_alone"),
     ),
-    # The ownership promise of rules.py alone: records read, written, forgotten (never in a dry run), the race check.
-    "rules-ownership": Target(
-        f"{LIBRARY}/rules/__init__.py",
+    "rules-diff": Target(
+        f"{LIBRARY}/rules/diff.py",
         ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
-        ("_owned", "_record", "_still_owned", "_forget", "dry_run", "_apply", "_settle_rule", "_settle_template"),
+        ("plan_rule", "plan_template", "decide", "_differing", "compare_rules", "compare_templates"),
+    ),
+    # The ownership promise of rules/ alone: records read, written, forgotten (never in a dry run), the race check.
+    "rules-ownership": Target(
+        f"{LIBRARY}/rules/records.py",
+        ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
+    ),
+    "rules-run": Target(
+        f"{LIBRARY}/rules/reconcile.py",
+        ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
+        ("dry_run",),
     ),
     "ledger": Target(
         f"{LIBRARY}/aws/ledger.py",
@@ -202,6 +200,9 @@ DEFAULT = (
     "credentials-secrets",
     "ownership",
     "rules",
+    "rules-diff",
+    "rules-ownership",
+    "rules-run",
     "ledger",
     "rotation",
     "importing",

@@ -1,4 +1,7 @@
-"""reconcile_rules: keep the account's pull-through cache rules and templates as the config says, validate, report."""
+"""reconcile_rules: keep the account's pull-through cache rules and templates as the config says, validate, report.
+
+It reconciles on a deploy, the schedule, a drift event or a manual call ({"dryRun": true} writes nothing).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import rules
-from pullthrough.env import Settings
+from pullthrough.env import ReconcileEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
@@ -19,5 +22,4 @@ from pullthrough.reporting.rejection import rejects_malformed_events
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.RULES)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Reconcile on a deploy, the schedule, a drift event or a manual call ({"dryRun": true} writes nothing)."""
-    return rules.handle(event, Settings.from_env(), context).model_dump(mode="json")
+    return rules.handle(event, context, ReconcileEnv.from_env())

@@ -44,6 +44,7 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 STACK = "pullthrough-dev"  # the stack of events/reconcile_rules/deploy_*.json
 TABLE = f"{STACK}-ledger"
 FUNCTION = f"{STACK}-ReconcileRulesFunction-AbC123"
+TEMPLATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pullthrough/{STACK}-RepositoryCreationRole-AbC123"
 HUB_SECRET, GHCR_SECRET = "ecr-pullthroughcache/docker-hub", "ecr-pullthroughcache/ghcr"
 WRITE_PREFIXES = ("Create", "Update", "Delete", "Put")
 
@@ -178,6 +179,7 @@ def world(moto_session: None, sandbox: Sandbox, tmp_path: Path, monkeypatch: pyt
         "ACCOUNT_ID": ACCOUNT,
         "STACK_NAME": STACK,
         "LEDGER_TABLE": TABLE,
+        "TEMPLATE_ROLE_ARN": TEMPLATE_ROLE,  # template.yaml gives the function both; ReconcileEnv requires them
         "REPORT_TOPIC_ARN": topic_arn,
         "PULLTHROUGH_CONFIG": str(config_path),
         "POWERTOOLS_TRACE_DISABLED": "true",
@@ -208,6 +210,12 @@ def world(moto_session: None, sandbox: Sandbox, tmp_path: Path, monkeypatch: pyt
 def items_of(summary: dict[str, Any]) -> dict[str, str]:
     """The summary's item lines by subject ("rule docker-hub" -> "created: ...")."""
     return {line.split(": ", 1)[0]: line.split(": ", 1)[1] for line in summary["items"]}
+
+
+def reconcile_as_the_cli(world: World) -> tuple[Report, rules.Plan]:
+    """Reconcile as `pullthrough reconcile` does: the terminal's Settings, whose ledger and role may be unknown."""
+    config = config_module.load(str(world.config_path))
+    return rules.reconcile(config, Settings.from_env(), rules.Trigger(rules.TriggerKind.MANUAL, "a test"))
 
 
 def first_deploy(world: World) -> dict[str, Any]:
@@ -685,12 +693,12 @@ def test_a_template_created_between_plan_and_apply_is_settled_not_failed(
 def test_without_a_ledger_table_the_report_says_ownership_cannot_be_known(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a function without LEDGER_TABLE
+    # Given a run without LEDGER_TABLE (the function always has it, ReconcileEnv requires it: the CLI's run may not)
     monkeypatch.delenv("LEDGER_TABLE")
     # When reconciled
-    world.invoke("deploy_create_complete")
+    report, _ = reconcile_as_the_cli(world)
     # Then the report says that existing rules count as not Pullthrough's, so none will be changed or deleted
-    assert any("No ledger table is configured" in note for note in world.report().notes)
+    assert any("No ledger table is configured" in note for note in report.notes)
 
 
 # --- immutable fields ------------------------------------------------------------------------------------------------
@@ -767,7 +775,6 @@ def test_template_changes_update_replace_and_delete_it(world: World) -> None:
     assert items_of(summary)["template docker-hub"] == "deleted: no longer in the config"
 
 
-TEMPLATE_ROLE = f"arn:aws:iam::{ACCOUNT}:role/pullthrough/{STACK}-RepositoryCreationRole-AbC123"
 POLICY = {
     "Version": "2012-10-17",
     "Statement": [{"Sid": "OrgPull", "Effect": "Allow", "Principal": "*", "Action": ["ecr:BatchGetImage"]}],
@@ -812,23 +819,27 @@ def test_a_template_with_tags_gets_the_stacks_role_its_policy_and_scenarios(
     assert [w for w in world.writes() if w[0] == "ecr"] == []
 
 
-def test_role_create_without_the_stacks_role_leaves_the_template_alone(world: World) -> None:
-    # Given a template asking for role: create, and a function that was not given the stack's role
+def test_role_create_without_the_stacks_role_leaves_the_template_alone(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a template asking for role: create, and a run that was not given the stack's role (the function always
+    # is, ReconcileEnv requires it: the CLI's run may not be)
+    monkeypatch.delenv("TEMPLATE_ROLE_ARN")
     world.configure(WITH_ROLE)
 
     # When reconciled
-    summary = world.invoke("deploy_create_complete")
+    report, _ = reconcile_as_the_cli(world)
 
     # Then the template is not written (ECR would refuse its tags without a role), and the report says what to do
     assert "docker-hub" not in world.templates()
     assert ("ecr", "CreateRepositoryCreationTemplate") not in world.writes()
-    item = next(i for i in world.report().items if i.subject == "template docker-hub")
+    item = next(i for i in report.items if i.subject == "template docker-hub")
     assert item.outcome.value == "skipped"
     assert item.reason_code == "template_role"
     assert "TEMPLATE_ROLE_ARN" in (item.fix or "")
     # And the rules themselves were still reconciled
     assert "docker-hub" in world.rules()
-    assert summary["status"] == "WARNING"
+    assert report.status.value == "WARNING"
 
 
 def test_a_template_with_its_own_role_arn_passes_it(world: World) -> None:

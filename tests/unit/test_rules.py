@@ -1,4 +1,5 @@
-"""rules.py without AWS: reading the trigger events, the desired state from the config, and planning.
+"""pullthrough/rules/ without AWS: reading the trigger events (trigger.py), the desired state from the config
+(desired.py), and planning (differences.py, diff.py).
 
 Planning is table-driven: each row is one kind of difference between the config and the account, and the action,
 the differences and the credentials gate the plan must come up with.
