@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from pullthrough import config, custom_resource, facts
-from pullthrough.env import Settings
+from pullthrough.env import ConfigFactsEnv
 from sandbox import lambdas
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:pullthrough-reports"
 KEY = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222"
 
 
@@ -139,11 +140,14 @@ def test_more_than_fits_fails_the_deploy_saying_so_never_truncates() -> None:
 
 def handle(event: dict[str, Any], path: Path) -> tuple[custom_resource.Answer, list[dict[str, Any]]]:
     sent: list[dict[str, Any]] = []
-    settings = Settings.from_env({"PULLTHROUGH_CONFIG": str(path)})
+    env = ConfigFactsEnv.from_env(
+        {"PULLTHROUGH_CONFIG": str(path), "ACCOUNT_ID": "123456789012", "REPORT_TOPIC_ARN": TOPIC_ARN}
+    )
+    context = lambdas.LambdaContext(function_name="pullthrough-config_facts")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(custom_resource, "send", lambda url, body: sent.append(json.loads(body)))
-        answer = facts.handle(event, settings)
-    return answer, sent
+        answer = facts.handle(event, context, env)
+    return custom_resource.Answer.model_validate(answer), sent
 
 
 @pytest.mark.parametrize("sample", ["create", "update"])

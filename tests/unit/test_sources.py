@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pullthrough import sources
-from pullthrough.config import Config, load, parse
+from pullthrough.config import Config, load, main, parse
 from pullthrough.errors import ConfigError
 from pullthrough.sources.model import ComposeSource, EcsSource, TextSource
 
@@ -214,8 +214,6 @@ def test_source_files_lists_what_the_config_layer_ships() -> None:
 def test_check_explains_the_source_images_and_exits_1_on_a_source_problem(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from pullthrough.config import main
-
     (tmp_path / "images.txt").write_text("nginx:1.27\nnginx@sha256:" + "c" * 64 + "\n")
     write_config(tmp_path, "    - {kind: text, name: extra, files: [images.txt]}\n")
     assert main(["--check", str(tmp_path / "pullthrough.yaml")]) == 1

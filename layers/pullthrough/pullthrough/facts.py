@@ -16,10 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
 from pullthrough import config as config_module
 from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
-from pullthrough.env import Settings
+from pullthrough.env import ConfigFactsEnv
 from pullthrough.reference import ROOT_PREFIX
 from pullthrough.sources.model import EcsSource
 
@@ -105,11 +107,15 @@ def derive(config: Config) -> Facts:
     )
 
 
-def handle(event: Mapping[str, Any], settings: Settings) -> custom_resource.Answer:
-    """config_facts: answer CloudFormation's Create/Update of ConfigFacts with the facts of the deployed config."""
+def handle(event: Mapping[str, Any], context: LambdaContext, env: ConfigFactsEnv) -> dict[str, Any]:
+    """config_facts: answer CloudFormation's Create/Update of ConfigFacts with the facts of the deployed config.
+
+    Returns the answer as CloudFormation reads it (its field names), for the function's log.
+    """
 
     def facts(_: custom_resource.Request) -> dict[str, str]:
         # A ConfigError lists every problem of the document; it becomes the deploy's failure reason.
-        return derive(config_module.load(settings.config_path)).attributes()
+        return derive(config_module.load(env.config_path)).attributes()
 
-    return custom_resource.answer(event, facts, physical_id=PHYSICAL_ID)
+    answer = custom_resource.answer(event, facts, physical_id=PHYSICAL_ID)
+    return answer.model_dump(mode="json", by_alias=True)

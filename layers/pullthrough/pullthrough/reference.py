@@ -69,43 +69,11 @@ class ImageReference:
     @classmethod
     def parse(cls, text: str) -> ImageReference:
         """Parse and normalise `text` as Docker does; raise InvalidReference naming the reason."""
-        if not isinstance(text, str):
-            raise InvalidReference(repr(text), f"expected a string, got {type(text).__name__}")
-        if not text:
-            raise InvalidReference(text, "empty; expected [registry/]repository[:tag][@digest]")
-        if any(ch.isspace() for ch in text):
-            raise InvalidReference(text, "contains whitespace")
-        if _IDENTIFIER.fullmatch(text):
-            raise InvalidReference(text, "a 64-character hexadecimal string is an image ID, not a repository name")
-
-        name, at, digest = text.partition("@")
-        if at and not digest:
-            raise InvalidReference(text, "'@' must be followed by a digest such as sha256:<64 hex digits>")
-        tag: str | None = None
-        colon = name.rfind(":")
-        if colon > name.rfind("/"):
-            name, tag = name[:colon], name[colon + 1 :]
-            if not tag:
-                raise InvalidReference(text, "':' must be followed by a tag")
-        if not name:
-            raise InvalidReference(text, "missing repository name")
-
-        first, slash, rest = name.partition("/")
-        if slash and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
-            domain, path = first, rest
-            if not path:
-                raise InvalidReference(text, f"missing repository path after registry {domain!r}")
-        else:
-            domain, path = DEFAULT_DOMAIN, name
-        if path != path.lower():
-            raise InvalidReference(text, f"repository path {path!r} must be lower case (write {path.lower()!r})")
-        if domain == LEGACY_DEFAULT_DOMAIN:
-            domain = DEFAULT_DOMAIN
-        if domain == DEFAULT_DOMAIN and "/" not in path:
-            path = OFFICIAL_REPOSITORY_PREFIX + path
-
-        _validate(text, domain, path, tag, digest or None)
-        return cls(domain, path, tag, digest or None)
+        _refuse_unparseable(text)
+        name, tag, digest = _split_suffixes(text)
+        domain, path = _split_domain(text, name)
+        _validate(text, domain, path, tag, digest)
+        return cls(domain, path, tag, digest)
 
     @property
     def name(self) -> str:
@@ -136,6 +104,52 @@ class ImageReference:
 
     def __str__(self) -> str:
         return self._text()
+
+
+def _refuse_unparseable(text: str) -> None:
+    """Refuse what is no reference at all: not a string, empty, with whitespace, or an image ID."""
+    if not isinstance(text, str):
+        raise InvalidReference(repr(text), f"expected a string, got {type(text).__name__}")
+    if not text:
+        raise InvalidReference(text, "empty; expected [registry/]repository[:tag][@digest]")
+    if any(ch.isspace() for ch in text):
+        raise InvalidReference(text, "contains whitespace")
+    if _IDENTIFIER.fullmatch(text):
+        raise InvalidReference(text, "a 64-character hexadecimal string is an image ID, not a repository name")
+
+
+def _split_suffixes(text: str) -> tuple[str, str | None, str | None]:
+    """`text` as its name, its tag and its digest (None when absent)."""
+    name, at, digest = text.partition("@")
+    if at and not digest:
+        raise InvalidReference(text, "'@' must be followed by a digest such as sha256:<64 hex digits>")
+    tag: str | None = None
+    colon = name.rfind(":")
+    if colon > name.rfind("/"):
+        name, tag = name[:colon], name[colon + 1 :]
+        if not tag:
+            raise InvalidReference(text, "':' must be followed by a tag")
+    if not name:
+        raise InvalidReference(text, "missing repository name")
+    return name, tag, digest or None
+
+
+def _split_domain(text: str, name: str) -> tuple[str, str]:
+    """The registry and repository path of `name`, normalised as Docker does (docker.io, library/)."""
+    first, slash, rest = name.partition("/")
+    if slash and (any(c in first for c in ".:") or first == "localhost" or first != first.lower()):
+        domain, path = first, rest
+        if not path:
+            raise InvalidReference(text, f"missing repository path after registry {domain!r}")
+    else:
+        domain, path = DEFAULT_DOMAIN, name
+    if path != path.lower():
+        raise InvalidReference(text, f"repository path {path!r} must be lower case (write {path.lower()!r})")
+    if domain == LEGACY_DEFAULT_DOMAIN:
+        domain = DEFAULT_DOMAIN
+    if domain == DEFAULT_DOMAIN and "/" not in path:
+        path = OFFICIAL_REPOSITORY_PREFIX + path
+    return domain, path
 
 
 def upstream_for(ref: ImageReference) -> upstreams.Upstream | None:

@@ -172,14 +172,9 @@ class _Compiler:
         program, name = self.program, str(op)
         if name in _REFUSED:
             raise PatternError(_REFUSED[name])
-        if op is sre.LITERAL:
-            program._add(_CHAR, test=_equal(chr(argument)))
-        elif op is sre.NOT_LITERAL:
-            program._add(_CHAR, test=_not_equal(chr(argument)))
-        elif op is sre.ANY:
-            program._add(_CHAR, test=_not_equal("\n"))
-        elif op is sre.IN:
-            program._add(_CHAR, test=self.char_class(argument))
+        test = self.char_test(op, argument)
+        if test is not None:
+            program._add(_CHAR, test=test)
         elif op is sre.AT:
             program._add(self.anchor(argument))
         elif op is sre.SUBPATTERN:
@@ -193,6 +188,18 @@ class _Compiler:
             self.repeat(*argument, depth=depth)
         else:
             raise PatternError(f"{name.lower()} is not supported in a tag pattern")
+
+    def char_test(self, op: Any, argument: Any) -> Predicate | None:
+        """The test of an op that matches one character (a literal, its negation, any, a class); None for others."""
+        if op is sre.LITERAL:
+            return _equal(chr(argument))
+        if op is sre.NOT_LITERAL:
+            return _not_equal(chr(argument))
+        if op is sre.ANY:
+            return _not_equal("\n")
+        if op is sre.IN:
+            return self.char_class(argument)
+        return None
 
     def anchor(self, where: Any) -> int:
         if where in (sre.AT_BEGINNING, sre.AT_BEGINNING_STRING):

@@ -1,5 +1,5 @@
 """`python -m pullthrough.config --check FILE` / `--schema`: validate a config, or print its JSON schema."""
 
-from pullthrough.config import main
+from pullthrough.config.command import main
 
 raise SystemExit(main())

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from pullthrough.config import safe_yaml
+from pullthrough import safe_yaml
 from pullthrough.errors import Problem
 from pullthrough.sources.files import read_text
 from pullthrough.sources.interpolation import InterpolationError, interpolate, parse_env_file

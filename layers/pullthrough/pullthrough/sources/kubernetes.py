@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pullthrough.config import safe_yaml
+from pullthrough import safe_yaml
 from pullthrough.errors import Problem
 from pullthrough.sources.files import read_text
 from pullthrough.sources.model import KubernetesSource

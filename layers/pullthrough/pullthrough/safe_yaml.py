@@ -1,6 +1,10 @@
 """PyYAML's SafeLoader, hardened: duplicate keys refused, nesting and alias expansion bounded, unreadable scalars
 reported with their line. Every YAML Pullthrough reads (the config, the compose and Kubernetes files of warm.sources)
 goes through here; never yaml.load.
+
+It sits below both of its readers, pullthrough.config and pullthrough.sources: inside config/, every source reader
+imported the whole config package, while the config imports the sources (its `warm.sources` models, and the files
+they name for `targets()` and `--check`); that circle is what deferred imports used to hide.
 """
 
 from __future__ import annotations
