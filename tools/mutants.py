@@ -76,22 +76,16 @@ TARGETS: dict[str, Target] = {
             "__post_init__",
         ),
     ),
+    # What keeps a token out of config problems: the redaction (config/redaction.py) and the fields it guards.
     "config-secrets": Target(
-        f"{LIBRARY}/config/__init__.py",
+        f"{LIBRARY}/config/redaction.py",
+        ("tests/unit/test_bad_input.py", "tests/unit/test_config.py"),
+        ("looks_secret", "hide_tokens", "_hide_in", "_candidates", "redact", "tokens_in", "without_tokens"),
+    ),
+    "config-fields": Target(
+        f"{LIBRARY}/config/fields.py",
         ("tests/unit/test_tag_patterns.py", "tests/unit/test_bad_input.py", "tests/unit/test_config.py"),
-        (
-            "_looks_secret",
-            "_hide_tokens",
-            "_hide_in",
-            "_candidates",
-            "_redact",
-            "_tokens_in",
-            "_without_tokens",
-            "_secret_name",
-            "_tag_pattern",
-            "matches",
-            "_percentage",
-        ),
+        ("secret_name", "tag_pattern"),
     ),
     "tag-patterns": Target(f"{LIBRARY}/tag_patterns.py", ("tests/unit/test_tag_patterns.py",)),
     "credentials-secrets": Target(
@@ -196,6 +190,7 @@ DEFAULT = (
     "redaction",
     "registry",
     "config-secrets",
+    "config-fields",
     "tag-patterns",
     "credentials-secrets",
     "ownership",
