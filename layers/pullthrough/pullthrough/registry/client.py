@@ -181,7 +181,7 @@ class RegistryClient:
         if response.status != 200:
             self._failures.fail(response, repository, what, streamed=True)
         body = self._read_bounded(response, repository, what)
-        digest = self._verified_digest(response, repository, reference, body)
+        digest = _verified_digest(response, self.name, repository, reference, body)
         try:
             media_type = manifests.media_type_of(body, response.headers.get("Content-Type"))
         except InvalidManifest as exc:
@@ -249,7 +249,7 @@ class RegistryClient:
             response = self._transport.send(request, self._auth)
             if response.status != 200:
                 self._failures.fail(response, repository, "tag list")
-            tags.extend(self._tag_page(response, repository))
+            tags.extend(_tag_page(response, self.name, repository))
             link = parse_next_link(response.headers.get("Link"))
             url = urljoin(url, link) if link else None
             if url is not None and origin(url) != origin(self.base_url):
@@ -285,23 +285,6 @@ class RegistryClient:
             raise RegistryError(self.name, repository, f"{digest!r} is not a digest (sha256:<64 hex>)")
         return digest.split(":", 1)[0]
 
-    def _verified_digest(self, response: urllib3.BaseHTTPResponse, repository: str, reference: str, body: bytes) -> str:
-        """The manifest's digest: the one asked for or announced, checked against the body, else the body's own."""
-        announced = response.headers.get("Docker-Content-Digest")
-        expected = reference if manifests.is_digest(reference) else announced
-        if not expected or not manifests.is_digest(expected):
-            return manifests.sha256_digest(body)
-        actual = _digest_as(expected, body)
-        if actual != expected:
-            source = "asked for" if expected == reference else "announced in Docker-Content-Digest"
-            raise DigestMismatch(
-                self.name,
-                repository,
-                f"manifest {reference}: the body hashes to {actual}, not the digest {source} ({expected})",
-                response.status,
-            )
-        return expected
-
     def _read_bounded(self, response: urllib3.BaseHTTPResponse, repository: str, what: str) -> bytes:
         pieces: list[bytes] = []
         size = 0
@@ -323,16 +306,6 @@ class RegistryClient:
             response.release_conn()
         return b"".join(pieces)
 
-    def _tag_page(self, response: urllib3.BaseHTTPResponse, repository: str) -> list[str]:
-        try:
-            document = json.loads(response.data)
-            page = document.get("tags") or []
-        except (ValueError, AttributeError):
-            raise RegistryError(
-                self.name, repository, "tag list: the answer is not a JSON object", response.status
-            ) from None
-        return [str(tag) for tag in page]
-
 
 def _path(repository: str) -> str:
     return quote(repository, safe="/")
@@ -341,3 +314,34 @@ def _path(repository: str) -> str:
 def _digest_as(reference: str, body: bytes) -> str:
     algorithm = reference.split(":", 1)[0]
     return f"{algorithm}:" + hashlib.new(algorithm, body).hexdigest()
+
+
+def _verified_digest(
+    response: urllib3.BaseHTTPResponse, registry: str, repository: str, reference: str, body: bytes
+) -> str:
+    """The manifest's digest: the one asked for or announced, checked against the body, else the body's own."""
+    announced = response.headers.get("Docker-Content-Digest")
+    expected = reference if manifests.is_digest(reference) else announced
+    if not expected or not manifests.is_digest(expected):
+        return manifests.sha256_digest(body)
+    actual = _digest_as(expected, body)
+    if actual != expected:
+        source = "asked for" if expected == reference else "announced in Docker-Content-Digest"
+        raise DigestMismatch(
+            registry,
+            repository,
+            f"manifest {reference}: the body hashes to {actual}, not the digest {source} ({expected})",
+            response.status,
+        )
+    return expected
+
+
+def _tag_page(response: urllib3.BaseHTTPResponse, registry: str, repository: str) -> list[str]:
+    try:
+        document = json.loads(response.data)
+        page = document.get("tags") or []
+    except (ValueError, AttributeError):
+        raise RegistryError(
+            registry, repository, "tag list: the answer is not a JSON object", response.status
+        ) from None
+    return [str(tag) for tag in page]
