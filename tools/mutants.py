@@ -54,27 +54,46 @@ TARGETS: dict[str, Target] = {
     "redaction": Target(
         f"{LIBRARY}/redaction.py", ("tests/unit/test_redaction.py", "tests/unit/test_credentials_unit.py")
     ),
+    # The registry client's promises, one target per module of pullthrough/registry/ that holds some of them.
     "registry": Target(
-        f"{LIBRARY}/registry/__init__.py",
+        f"{LIBRARY}/registry/transport.py",
         (
             "tests/unit/test_registry_unit.py",
             "tests/integration/test_registry_auth.py",
             "tests/integration/test_registry.py",
             "tests/integration/test_registry_tokens.py",
         ),
+        ("send", "_retry_answer", "_connection_error", "_wait", "_backoff_for", "backoff_delay"),
+    ),
+    "registry-failures": Target(
+        f"{LIBRARY}/registry/failures.py",
         (
-            "_fail",
-            "_send",
-            "_request_token",
-            "_renew_auth",
-            "_connection_error",
-            "_detail",
-            "_wait",
-            "_backoff_for",
-            "parse_retry_after",
-            "backoff_delay",
-            "__post_init__",
+            "tests/unit/test_registry_unit.py",
+            "tests/integration/test_registry_auth.py",
+            "tests/integration/test_registry.py",
+            "tests/integration/test_registry_tokens.py",
         ),
+        ("fail", "_refused", "detail", "_messages"),
+    ),
+    "registry-auth": Target(
+        f"{LIBRARY}/registry/auth.py",
+        (
+            "tests/unit/test_registry_unit.py",
+            "tests/integration/test_registry_auth.py",
+            "tests/integration/test_registry.py",
+            "tests/integration/test_registry_tokens.py",
+        ),
+        ("_request_token", "_realm_refused", "renew", "__post_init__"),
+    ),
+    "registry-headers": Target(
+        f"{LIBRARY}/registry/headers.py",
+        (
+            "tests/unit/test_registry_unit.py",
+            "tests/integration/test_registry_auth.py",
+            "tests/integration/test_registry.py",
+            "tests/integration/test_registry_tokens.py",
+        ),
+        ("parse_retry_after",),
     ),
     # What keeps a token out of config problems: the redaction (config/redaction.py) and the fields it guards.
     "config-secrets": Target(
@@ -189,6 +208,9 @@ TARGETS: dict[str, Target] = {
 DEFAULT = (
     "redaction",
     "registry",
+    "registry-failures",
+    "registry-auth",
+    "registry-headers",
     "config-secrets",
     "config-fields",
     "tag-patterns",

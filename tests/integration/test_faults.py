@@ -26,7 +26,7 @@ from typing import Literal
 
 import pytest
 
-from pullthrough import registry
+from pullthrough.registry import transport
 from pullthrough.reporting import Outcome
 from pullthrough.warm import worker as warming
 from sandbox import Sandbox
@@ -234,9 +234,9 @@ def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """A two-second upstream timeout and a tenth of the client's backoff."""
     monkeypatch.setattr(warming, "UPSTREAM_TIMEOUT", UPSTREAM_TIMEOUT)
-    real = registry.backoff_delay
+    real = transport.backoff_delay
     monkeypatch.setattr(
-        registry, "backoff_delay", lambda attempt, base, cap, jitter: real(attempt, base / 10, cap, jitter)
+        transport, "backoff_delay", lambda attempt, base, cap, jitter: real(attempt, base / 10, cap, jitter)
     )
 
 

@@ -23,6 +23,7 @@ from pullthrough.registry import (
     parse_retry_after,
     parse_www_authenticate,
 )
+from pullthrough.registry.transport import Request
 
 
 class TestWwwAuthenticate:
@@ -240,7 +241,7 @@ class TestTokenRealm:
         client = RegistryClient("https://registry.example", credentials=Credentials("robot", "t0ken-value"))
         # When it asks for a token
         with pytest.raises(RegistryAuthError) as raised:
-            client._request_token(Challenge("bearer", realm, "svc"), None, "team/app")
+            client._auth._request_token(Challenge("bearer", realm, "svc"), None, "team/app")
         # Then it says the challenge names no usable realm, as an authentication failure, without a request sent
         assert "the Bearer challenge names no usable token realm" in str(raised.value)
         assert raised.value.status == 401
@@ -260,7 +261,8 @@ class TestConnectionErrors:
         # Given a client that tried twice
         client = RegistryClient("https://registry.example", timeout=5.0, retries=1)
         # When a connection failure is translated
-        translated = client._connection_error(error, "GET", "manifest", "team/app")  # type: ignore[arg-type]
+        request = Request("GET", "https://registry.example/v2/team/app/manifests/1", "manifest", "team/app")
+        translated = client._transport._connection_error(error, request)  # type: ignore[arg-type]
         # Then a timeout is a timeout, anything else the registry being unreachable, with the attempts counted
         assert type(translated) is kind
         assert words in str(translated)

@@ -1,4 +1,4 @@
-"""The report model and its rendering for SNS (pullthrough/report.py).
+"""The report model and its rendering for SNS (pullthrough/reporting/: model.py, render.py, links.py, facts.py).
 
 Golden files: tests/unit/golden/<case>.txt hold the subject, the attributes and the body of each sample report
 exactly as a subscriber receives them. After a deliberate change to the rendering, regenerate them with

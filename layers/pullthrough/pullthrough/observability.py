@@ -5,7 +5,8 @@ Handlers decorate with `@logger.inject_lambda_context`, `@tracer.capture_lambda_
 run id is known: the report's Logs Insights query filters on that key.
 
 Import cost (measured with `python -X importtime` on this machine, Python 3.11): importing this module costs about
-40 ms (Powertools' Logger and Metrics). Creating a Powertools Tracer imports aws_xray_sdk and patches botocore, about
+40 ms (Powertools' Logger and Metrics; importing `aws_lambda_powertools` imports its Tracer class too, which loads the
+X-Ray SDK only when a Tracer is made). Creating a Powertools Tracer imports aws_xray_sdk and patches botocore, about
 200 ms more even with boto3 already loaded (about 350 ms without it). So `tracer` is created on first use: a handler
 that decorates with it pays at cold start (where tracing needs it); tests, the CLI and modules that only log do not.
 
@@ -24,16 +25,12 @@ from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
-from typing import TYPE_CHECKING
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from pullthrough import redaction
 from pullthrough.reporting import CHANGE_OUTCOMES, Kind, Outcome, Report, ReportItem, Severity, Status
-
-if TYPE_CHECKING:
-    from aws_lambda_powertools import Tracer
 
 # Powertools reads these itself too; read here only to give them Pullthrough's defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "pullthrough"
@@ -96,8 +93,6 @@ def __getattr__(name: str) -> Tracer:
 
 @cache
 def _tracer() -> Tracer:
-    from aws_lambda_powertools import Tracer
-
     # botocore for the control plane, httplib for the registry client (urllib3 runs on http.client).
     return Tracer(service=SERVICE, patch_modules=("botocore", "httplib"))
 

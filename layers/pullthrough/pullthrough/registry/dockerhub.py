@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypedDict, Unpack
 from urllib.parse import quote
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, ReadTimeoutError
 
 from pullthrough.errors import PullthroughError
-from pullthrough.registry import parse_retry_after
+from pullthrough.registry.headers import parse_retry_after
 
 logger = logging.getLogger(__name__)
 
@@ -85,28 +85,34 @@ class AccessToken:
     organization: str | None = None
 
 
+class HubOptions(TypedDict, total=False):
+    """How a HubClient talks HTTP; every key optional (the defaults are in `HubClient.__init__`)."""
+
+    timeout: float  # seconds to connect, and to wait for each read (10)
+    retries: int  # further attempts after a 429, a 5xx (not for a create) or a refused connection (2)
+    max_wait: float  # caps one wait on a 429: a longer Retry-After is raised, not slept through (30)
+    pool: urllib3.PoolManager | None  # a pool shared with others (None: the client makes one)
+    sleep: Callable[[float], None]  # how to wait between attempts (time.sleep)
+    clock: Callable[[], float]  # unix seconds, to read Docker Hub's X-Retry-After (time.time)
+
+
 class HubClient:
     """A Docker Hub API client: log in once, then create and revoke access tokens."""
 
-    def __init__(
-        self,
-        base_url: str = f"https://{HUB_HOST}",
-        *,
-        timeout: float = 10.0,
-        retries: int = 2,
-        max_wait: float = 30.0,
-        pool: urllib3.PoolManager | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        """`max_wait` caps one wait on a 429: a longer Retry-After is raised as HubRateLimited, not slept through."""
+    def __init__(self, base_url: str = f"https://{HUB_HOST}", **options: Unpack[HubOptions]) -> None:
+        """`options`: timeout, retries, max_wait, pool, sleep, clock (HubOptions).
+
+        `max_wait` caps one wait on a 429: a longer Retry-After is raised as HubRateLimited, not slept through.
+        """
         self.base_url = base_url.rstrip("/")
+        timeout = options.get("timeout", 10.0)
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
-        self._retries = max(0, retries)
-        self._max_wait = max_wait
+        self._retries = max(0, options.get("retries", 2))
+        self._max_wait = options.get("max_wait", 30.0)
+        pool = options.get("pool")
         self._pool = pool if pool is not None else urllib3.PoolManager(num_pools=2, maxsize=2)
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = options.get("sleep", time.sleep)
+        self._clock = options.get("clock", time.time)
         self._bearer: str | None = None
         self._secrets: list[str] = []
 
@@ -184,13 +190,7 @@ class HubClient:
         auth: bool = True,
         retry_server_errors: bool = True,
     ) -> dict[str, Any]:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
-        if auth:
-            if self._bearer is None:
-                raise HubAuthError(call, "not logged in: call login() with the admin credentials first")
-            headers["Authorization"] = f"Bearer {self._bearer}"
+        headers = self._headers(call, body, auth=auth)
         payload = json.dumps(body).encode() if body is not None else None
         attempt = 0
         while True:
@@ -216,16 +216,35 @@ class HubClient:
             except HTTPError as exc:
                 raise HubUnavailable(call, f"the connection failed ({type(exc).__name__})") from None
             status = response.status
-            if status == 429 or (retry_server_errors and status >= 500):
-                wait = self._retry_wait(response.headers) if status == 429 else None
-                wait = wait if wait is not None else self._backoff(attempt + 1)
-                if attempt < self._retries and wait <= self._max_wait:
-                    attempt += 1
-                    self._wait(call, wait, f"HTTP {status}")
-                    continue
+            wait = self._retry_after_answer(response, attempt, retry_server_errors=retry_server_errors)
+            if wait is not None:
+                attempt += 1
+                self._wait(call, wait, f"HTTP {status}")
+                continue
             if 200 <= status < 300:
                 return _json(response.data)
             self._fail(call, status, response.data, response.headers)
+
+    def _headers(self, call: str, body: Mapping[str, Any] | None, *, auth: bool) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        if auth:
+            if self._bearer is None:
+                raise HubAuthError(call, "not logged in: call login() with the admin credentials first")
+            headers["Authorization"] = f"Bearer {self._bearer}"
+        return headers
+
+    def _retry_after_answer(
+        self, response: urllib3.BaseHTTPResponse, attempt: int, *, retry_server_errors: bool
+    ) -> float | None:
+        """Seconds to wait before another attempt after a 429 (or a 5xx, when retried); None: no other attempt."""
+        status = response.status
+        if not (status == 429 or (retry_server_errors and status >= 500)):
+            return None
+        wait = self._retry_wait(response.headers) if status == 429 else None
+        wait = wait if wait is not None else self._backoff(attempt + 1)
+        return wait if attempt < self._retries and wait <= self._max_wait else None
 
     def _retry_wait(self, headers: Mapping[str, str]) -> float | None:
         """Seconds to wait from Hub's `X-Retry-After` (a unix time) or a standard `Retry-After`."""
