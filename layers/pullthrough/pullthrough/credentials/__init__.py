@@ -30,7 +30,7 @@ from pullthrough.credentials.events import (
     parse_change_event,
 )
 from pullthrough.credentials.handler import CheckResult, check_use, handle
-from pullthrough.credentials.report import Run, expiry_item, publish, revalidate
+from pullthrough.credentials.report import ReportRun, expiry_item, publish, revalidate
 from pullthrough.credentials.upstream import (
     CHECK_RETRIES,
     CHECK_TIMEOUT,
@@ -74,7 +74,7 @@ __all__ = [
     "CheckResult",
     "ClientFactory",
     "CredentialCheck",
-    "Run",
+    "ReportRun",
     "SecretUse",
     "Status",
     "Target",

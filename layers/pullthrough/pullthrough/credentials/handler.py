@@ -18,7 +18,7 @@ from pullthrough.aws import ptc, secrets
 from pullthrough.config import SECRET_PREFIX, Config
 from pullthrough.credentials.check import check_secret
 from pullthrough.credentials.events import ChangeEvent, parse_change_event
-from pullthrough.credentials.report import Run, expiry_item, publish, revalidate
+from pullthrough.credentials.report import ReportRun, expiry_item, publish, revalidate
 from pullthrough.credentials.upstream import CHECK_TIMEOUT
 from pullthrough.credentials.usage import SecretUse, distinct, ecr_rules, load_config, secret_use
 from pullthrough.credentials.value import secret_name
@@ -53,7 +53,7 @@ def handle(event: Mapping[str, Any], context: LambdaContext, env: CheckEnv) -> d
     """check_credentials: validate what changed (or, on the schedule, every secret) upstream and in ECR; report."""
     started = datetime.now(UTC)
     change = parse_change_event(event)
-    run = Run(f"credentials-{uuid.uuid4().hex[:12]}", change.trigger, started, context.log_group_name)
+    run = ReportRun(f"credentials-{uuid.uuid4().hex[:12]}", change.trigger, started, context.log_group_name)
     logger.append_keys(run_id=run.run_id)
     if change.ignored is not None:
         logger.info("nothing to check", extra={"trigger": change.trigger, "why": change.ignored})

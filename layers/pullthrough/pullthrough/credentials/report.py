@@ -23,7 +23,7 @@ from pullthrough.reporting.publish import publish as reporting_publish
 
 
 @dataclass(frozen=True)
-class Run:
+class ReportRun:
     """The run a credentials report tells about: its id (the Logs Insights filter), trigger, start and log group."""
 
     run_id: str
@@ -91,7 +91,7 @@ def expiry_item(use: SecretUse, today: date) -> ReportItem | None:
     )
 
 
-def publish(items: Sequence[ReportItem], settings: Settings, config: Config | None, run: Run) -> Report | None:
+def publish(items: Sequence[ReportItem], settings: Settings, config: Config | None, run: ReportRun) -> Report | None:
     """Build the credentials report, log it, count it, and send it to the topic (loud on trouble, else as configured).
 
     Returns None when the account is unknown (a report names it), which only happens outside Lambda.

@@ -42,7 +42,7 @@ from pullthrough.credentials.rotation.event import (
     new_token,
 )
 from pullthrough.credentials.rotation.staged import PENDING_EXPIRES_TAG, Staged
-from pullthrough.credentials.rotation.steps import Rotation, handle, run_step
+from pullthrough.credentials.rotation.steps import Rotation, RotationStrategy, handle, run_step
 
 __all__ = [
     "DEFAULT_TOKEN_DAYS",
@@ -57,6 +57,7 @@ __all__ = [
     "RotationError",
     "RotationEvent",
     "RotationResult",
+    "RotationStrategy",
     "Staged",
     "Step",
     "Strategy",

@@ -7,7 +7,7 @@ promotion) lives in staged.py and docker_hub_api.py; the skeleton here does not 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -15,7 +15,7 @@ from pullthrough.aws import secrets
 from pullthrough.aws.secrets import CURRENT, PENDING, SecretInfo
 from pullthrough.config import SECRET_PREFIX, Config
 from pullthrough.credentials.check import check_secret, check_version
-from pullthrough.credentials.report import Run, publish, revalidate
+from pullthrough.credentials.report import ReportRun, publish, revalidate
 from pullthrough.credentials.rotation.docker_hub_api import DockerHubApi
 from pullthrough.credentials.rotation.event import STRATEGIES, RotationError, RotationEvent, RotationResult
 from pullthrough.credentials.rotation.staged import Staged, clear_candidate
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 
-class Strategy(Protocol):
+class RotationStrategy(Protocol):
     """How a strategy makes the new value (createSecret) and what follows its promotion (finishSecret)."""
 
     def create(self, info: SecretInfo, use: SecretUse) -> RotationResult: ...
@@ -48,7 +48,8 @@ class Strategy(Protocol):
     def after_promotion(self, info: SecretInfo, use: SecretUse) -> list[ReportItem]: ...
 
 
-_STRATEGIES: dict[str, type[Staged] | type[DockerHubApi]] = {"staged": Staged, "docker-hub-api": DockerHubApi}
+# credentials.rotation (the config) or the tag pullthrough:rotation names one of these; event.STRATEGIES lists them.
+_STRATEGIES: dict[str, Callable[[Rotation], RotationStrategy]] = {"staged": Staged, "docker-hub-api": DockerHubApi}
 
 
 def handle(event: Mapping[str, Any], context: LambdaContext, env: RotateEnv) -> dict[str, Any]:
@@ -178,7 +179,7 @@ class Rotation:
             )
         ]
         # An unknown strategy never got past createSecret; its finish only moves the expiry, as staged does.
-        strategy: Strategy = (_STRATEGIES.get(use.rotation) or Staged)(self)
+        strategy = (_STRATEGIES.get(use.rotation) or Staged)(self)
         items.extend(strategy.after_promotion(info, use))
         for target in distinct(use.targets):
             check = check_secret(info.arn, target.upstream, target.url, self.settings, rule=target.rule)
@@ -298,7 +299,7 @@ class Rotation:
 
     def _publish(self, items: list[ReportItem]) -> None:
         trigger = f"Secrets Manager rotation of {self.name} ({self.event.step})"
-        publish(items, self.settings, self._config_now(), Run(self.run_id, trigger, self.started, self.log_group))
+        publish(items, self.settings, self._config_now(), ReportRun(self.run_id, trigger, self.started, self.log_group))
 
 
 def _failure_items(error: RotationError, secret_id: str, settings: Settings) -> list[ReportItem]:
