@@ -8,16 +8,16 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import credentials
-from pullthrough.env import Settings
+from pullthrough.env import CheckEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
 
 
+# Check what the event names (every secret on the schedule) and report: loud on trouble, one line if fine.
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, clear_state=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.CREDENTIALS)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Check what the event names (every secret on the schedule) and report: loud on trouble, one line if fine."""
-    return credentials.handle(event, Settings.from_env(), log_group=context.log_group_name).model_dump(mode="json")
+    return credentials.handle(event, context, CheckEnv.from_env())

@@ -1,4 +1,4 @@
-"""check_credentials (functions/check_credentials, pullthrough/credentials.handle) on moto and the sandbox upstream.
+"""check_credentials (functions/check_credentials, pullthrough/credentials/handler.py) on moto and the sandbox upstream.
 
 Each test feeds one of the sample events in events/check_credentials/ (the shapes EventBridge delivers), pointed at
 a secret of its own, and reads the report from the SNS topic through a subscribed queue.
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pullthrough import credentials
-from pullthrough.env import Settings
+from pullthrough.credentials import handler as check_handler
+from pullthrough.env import CheckEnv
 from pullthrough.errors import EventError
 from pullthrough.reporting import Report
 from sandbox import lambdas
@@ -39,13 +40,19 @@ __all__ = ["aws", "aws_env"]
 pytestmark = pytest.mark.sandbox
 
 TODAY = date(2026, 11, 23)
+CONTEXT = lambdas.LambdaContext(function_name="pullthrough-check_credentials")
+
+
+def handle(event: dict[str, Any], env: CheckEnv) -> credentials.CheckResult:
+    """The function's handle, its JSON answer read back as the result it is."""
+    return credentials.CheckResult.model_validate(credentials.handle(event, CONTEXT, env))
 
 
 @dataclass
 class World:
     aws: Aws
     sandbox: Sandbox
-    settings: Settings
+    settings: CheckEnv
     secret: str
     arn: str
     rule: str
@@ -65,8 +72,10 @@ class World:
                         detail[part][key] = secret or self.secret
         return event
 
-    def check(self, sample: str, **kwargs: Any) -> credentials.CheckResult:
-        return credentials.handle(self.event(sample), self.settings, today=TODAY, **kwargs)
+    def check(self, sample: str) -> credentials.CheckResult:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(check_handler, "today", lambda: TODAY)
+            return handle(self.event(sample), self.settings)
 
     def reports(self) -> list[str]:
         return [m["Body"] for m in self.aws.reports()]
@@ -95,7 +104,7 @@ def make_world(aws: Aws, sandbox: Sandbox, tmp_path: Path, **credentials_fields:
         "notifications": {"success": "summary"},
     }
     (tmp_path / "pullthrough.yaml").write_text(json.dumps(config))
-    settings = Settings.from_env(
+    settings = CheckEnv.from_env(
         {
             "AWS_REGION": REGION,
             "ACCOUNT_ID": ACCOUNT,
@@ -201,7 +210,7 @@ def test_failed_api_call_and_other_secrets_are_ignored(world: World) -> None:
     failed["detail"]["errorCode"] = "AccessDeniedException"
     other = world.event("put_secret_value", secret="team/database-password")
     # When they arrive
-    results = [credentials.handle(e, world.settings) for e in (failed, other)]
+    results = [handle(e, world.settings) for e in (failed, other)]
     # Then nothing is checked or reported, and each says why
     assert [r.ignored is not None for r in results] == [True, True]
     assert "AccessDeniedException" in (results[0].ignored or "")
@@ -213,7 +222,7 @@ def test_value_staged_at_awspending_is_left_to_the_rotation(world: World) -> Non
     event = world.event("put_secret_value")
     event["detail"]["requestParameters"]["versionStages"] = ["AWSPENDING"]
     # When it arrives
-    result = credentials.handle(event, world.settings)
+    result = handle(event, world.settings)
     # Then nothing live changed, so nothing is checked: the rotation's testSecret proves the value
     assert result.ignored is not None
     assert "staged at AWSPENDING" in result.ignored
@@ -222,7 +231,7 @@ def test_value_staged_at_awspending_is_left_to_the_rotation(world: World) -> Non
 
 def test_unexpected_event_is_an_event_error(world: World) -> None:
     with pytest.raises(EventError, match="detail-type 'Object Created'"):
-        credentials.handle({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}, world.settings)
+        handle({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}, world.settings)
 
 
 # --- schedule and expiry ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""check_secret (pullthrough/credentials.py) against moto's Secrets Manager and the sandbox's Hub-like upstream.
+"""check_secret (pullthrough/credentials/check.py) against moto's Secrets Manager and the sandbox's Hub-like upstream.
 
 Docker Hub's flow is the token realm with Basic credentials, then a HEAD that reads the pull budget; GHCR and the
 others are found out through WWW-Authenticate (the sandbox serves every upstream host from one front).
@@ -15,6 +15,7 @@ import pytest
 
 from pullthrough import upstreams
 from pullthrough.credentials import RATE_LIMIT_REPOSITORY, CredentialCheck, check_secret
+from pullthrough.credentials import upstream as upstream_check
 from pullthrough.registry import RegistryClient
 from tests.integration.credentials_support import (
     ACCOUNT,
@@ -281,7 +282,9 @@ def test_no_secret_value_reaches_logs_or_output(
     assert wrong not in everything
 
 
-def test_check_uses_the_given_client_factory(aws: Aws, sandbox: Sandbox, user: tuple[str, str]) -> None:
+def test_check_uses_the_given_client_factory(
+    aws: Aws, sandbox: Sandbox, user: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Given a factory that records the clients it makes
     made: list[RegistryClient] = []
 
@@ -291,7 +294,8 @@ def test_check_uses_the_given_client_factory(aws: Aws, sandbox: Sandbox, user: t
 
     name = hub_secret(aws, *user)
     # When a check runs with it
-    result = check(sandbox, name, client_factory=factory)
+    monkeypatch.setattr(upstream_check, "client_factory", factory)
+    result = check(sandbox, name)
     # Then the check went through that client, and no manifest was pulled
     assert result.valid
     assert len(made) == 1

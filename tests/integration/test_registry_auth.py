@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from pullthrough import upstreams
-from pullthrough.credentials import check_credentials
+from pullthrough.credentials import Target, check_credentials
 from pullthrough.env import Settings
 from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
 from pullthrough.registry import Credentials, RegistryClient
@@ -67,7 +67,7 @@ def test_check_credentials_calls_a_403_from_the_realm_invalid_with_the_fix(stub_
     settings = Settings(PULLTHROUGH_UPSTREAM_ENDPOINTS={"ghcr.io": registry.url})
     # When the secret's value is checked upstream
     result = check_credentials(
-        "ecr-pullthroughcache/ghcr", Credentials(USER, TOKEN), GHCR, "ghcr.io", settings, rule="ghcr"
+        "ecr-pullthroughcache/ghcr", Credentials(USER, TOKEN), Target(GHCR, "ghcr.io", "ghcr"), settings
     )
     # Then the verdict is invalid (the token), with GitHub's fix, not "unreachable"
     assert (result.status, result.reason_code) == ("invalid", "auth")

@@ -1,4 +1,4 @@
-"""The rotation function (functions/rotate_credentials, pullthrough/rotation.py) on moto, step by step.
+"""The rotation function (functions/rotate_credentials, pullthrough/credentials/rotation/) on moto, step by step.
 
 moto cannot run a rotation Lambda, so each test arranges what Secrets Manager would (a staged AWSPENDING value, or
 the empty AWSPENDING version RotateSecret makes) and calls the handler once per step, as Secrets Manager does.
@@ -23,8 +23,9 @@ from pullthrough.credentials.rotation import (
     TOKEN_ID_TAG,
     RotationError,
     RotationResult,
+    docker_hub_api,
 )
-from pullthrough.env import Settings
+from pullthrough.env import RotateEnv
 from pullthrough.registry.dockerhub import HubClient
 from pullthrough.reporting import Report
 from sandbox import lambdas
@@ -49,6 +50,12 @@ pytestmark = pytest.mark.sandbox
 
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 ADMIN_PASSWORD = "hub-admin-password-0f9e8d7c"
+CONTEXT = lambdas.LambdaContext(function_name="pullthrough-rotate_credentials")
+
+
+def handle(event: dict[str, Any], env: RotateEnv) -> RotationResult:
+    """The function's handle, its JSON answer read back as the step's result."""
+    return RotationResult.model_validate(rotation.handle(event, CONTEXT, env))
 
 
 @dataclass
@@ -58,7 +65,7 @@ class Rig:
     aws: Aws
     sandbox: Sandbox
     hub: HubApi
-    settings: Settings
+    settings: RotateEnv
     secret: str  # the name
     arn: str
     rule: str
@@ -70,11 +77,11 @@ class Rig:
         event = lambdas.sample_event("rotate_credentials", step)
         return {**event, "SecretId": self.arn, "ClientRequestToken": token}
 
-    def step(self, step: str, token: str, **kwargs: Any) -> RotationResult:
-        return rotation.handle(self.event(step, token), self.settings, **kwargs)
+    def step(self, step: str, token: str) -> RotationResult:
+        return handle(self.event(step, token), self.settings)
 
-    def rotate(self, token: str, **kwargs: Any) -> list[RotationResult]:
-        return [self.step(step, token, **kwargs) for step in STEPS]
+    def rotate(self, token: str) -> list[RotationResult]:
+        return [self.step(step, token) for step in STEPS]
 
     def state(self) -> tuple[dict[str, list[str]], dict[str, str], dict[str, str]]:
         """Versions with stages, the AWSCURRENT value, and the tags: what a step may change."""
@@ -130,7 +137,7 @@ def make_rig(aws: Aws, sandbox: Sandbox, tmp_path: Path, strategy: str) -> Itera
             credentialArn=arn,
         )
         endpoints = {**sandbox.upstream_endpoints(), "hub.docker.com": hub.url}
-        settings = Settings.from_env(
+        settings = RotateEnv.from_env(
             {
                 "AWS_REGION": REGION,
                 "ACCOUNT_ID": ACCOUNT,
@@ -330,9 +337,9 @@ def test_wrong_prefix_and_wrong_region_are_refused(staged: Rig) -> None:
     token = "7c1d2e3f-aaaa-4bbb-8ccc-dddddddddddd"
     # When a step is called for each
     with pytest.raises(RotationError) as prefix:
-        rotation.handle({"Step": "testSecret", "SecretId": outside, "ClientRequestToken": token}, staged.settings)
+        handle({"Step": "testSecret", "SecretId": outside, "ClientRequestToken": token}, staged.settings)
     with pytest.raises(RotationError) as region:
-        rotation.handle({"Step": "testSecret", "SecretId": elsewhere, "ClientRequestToken": token}, staged.settings)
+        handle({"Step": "testSecret", "SecretId": elsewhere, "ClientRequestToken": token}, staged.settings)
     # Then each message says what ECR needs
     assert "ecr-pullthroughcache/" in str(prefix.value)
     assert "region eu-west-1" in str(region.value)
@@ -524,7 +531,7 @@ def test_the_rotation_token_reaches_put_secret_value(
     event = {**staged.event("createSecret", token), "RotationToken": "7b0f3c2e-6a1d-4e5f-9a8b-0c1d2e3f4a5b"}
 
     # When createSecret copies the candidate
-    rotation.handle(event, staged.settings)
+    handle(event, staged.settings)
 
     # Then PutSecretValue, the one operation botocore's model gives a RotationToken, carried it
     [put] = put_calls
@@ -538,7 +545,7 @@ def test_the_rotation_token_reaches_put_secret_value_when_minting(
 ) -> None:
     token = minting.aws.placeholder(minting.arn)
     put_calls.clear()
-    rotation.handle(
+    handle(
         {**minting.event("createSecret", token), "RotationToken": "8c1a4d3f-7b2e-4f6a-8b9c-1d2e3f4a5b6c"},
         minting.settings,
     )
@@ -599,25 +606,26 @@ def test_docker_hub_api_refused_admin_stops_the_rotation(minting: Rig) -> None:
     assert minting.aws.value(minting.arn)["accessToken"] == minting.token
 
 
-def test_docker_hub_api_short_429_is_waited_out_long_one_stops(minting: Rig) -> None:
+def test_docker_hub_api_short_429_is_waited_out_long_one_stops(minting: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a Hub client that records its waits instead of sleeping
     waits: list[float] = []
 
     def factory(url: str) -> HubClient:
         return HubClient(url, sleep=waits.append, max_wait=30)
 
+    monkeypatch.setattr(docker_hub_api, "hub_factory", factory)
     # When Hub rate-limits the creation briefly
     token = minting.aws.placeholder(minting.arn)
     minting.hub.fail(429, path="^/v2/access-tokens$", retry_after=2)
-    created = minting.step("createSecret", token, hub_factory=factory)
+    created = minting.step("createSecret", token)
     # Then the step waited and minted
     assert created.action == "created"
     assert len(waits) == 1
     # And when Hub rate-limits for ten minutes on the next rotation, the step stops instead of waiting
-    minting.rotate(token, hub_factory=factory)
+    minting.rotate(token)
     again = minting.aws.placeholder(minting.arn)
     minting.hub.fail(429, path="^/v2/access-tokens$", retry_after=600, times=None)
     with pytest.raises(RotationError) as limited:
-        minting.step("createSecret", again, hub_factory=factory)
+        minting.step("createSecret", again)
     assert limited.value.code == "rate_limited"
     assert len(waits) == 1

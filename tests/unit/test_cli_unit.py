@@ -74,8 +74,8 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     """Replace the upstream check: valid unless the token is 'bad'; records what it was given."""
     seen: list[dict[str, Any]] = []
 
-    def check_credentials(secret: str, creds: Any, upstream: Any, url: str, settings: Any, **kw: Any) -> Any:
-        seen.append({"secret": secret, "username": creds.username, "token": creds.password, "url": url})
+    def check_credentials(secret: str, creds: Any, target: Any, settings: Any, **kw: Any) -> Any:
+        seen.append({"secret": secret, "username": creds.username, "token": creds.password, "url": target.url})
         valid = creds.password != "bad"
         return CredentialCheck(
             secret=secret,

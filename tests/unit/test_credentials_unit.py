@@ -1,4 +1,4 @@
-"""Pure parts of pullthrough/credentials.py: the secret's value, names, verdicts and their report lines.
+"""Pure parts of pullthrough/credentials/: the secret's value, names, verdicts and their report lines.
 
 The upstream is a fake registry client here, so every branch of the verdict can be reached without a network.
 """
@@ -17,11 +17,13 @@ from pullthrough import redaction, upstreams
 from pullthrough.credentials import (
     RATE_LIMIT_REPOSITORY,
     CredentialCheck,
+    Target,
     check_credentials,
     credentials_value,
     parse_value,
     secret_name,
 )
+from pullthrough.credentials import upstream as upstream_check
 from pullthrough.env import Settings
 from pullthrough.errors import (
     RegistryAuthError,
@@ -82,15 +84,11 @@ class FakeClient:
 
 
 def run(fake: FakeClient, upstream: upstreams.Upstream = HUB) -> CredentialCheck:
-    return check_credentials(
-        "ecr-pullthroughcache/docker-hub",
-        CREDS,
-        upstream,
-        upstream.url or "",
-        SETTINGS,
-        rule="docker-hub",
-        client_factory=fake,  # type: ignore[arg-type]
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(upstream_check, "client_factory", fake)
+        return check_credentials(
+            "ecr-pullthroughcache/docker-hub", CREDS, Target(upstream, upstream.url or "", "docker-hub"), SETTINGS
+        )
 
 
 # --- parse_value ------------------------------------------------------------------------------------------------------

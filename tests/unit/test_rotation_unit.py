@@ -1,4 +1,4 @@
-"""Pure parts of pullthrough/rotation.py: the event Secrets Manager sends, and the admin credentials' shape.
+"""Pure parts of pullthrough/credentials/rotation/: the event Secrets Manager sends, and the admin credentials' shape.
 
 The four steps themselves run against moto in tests/integration/test_rotation.py.
 """
@@ -9,13 +9,8 @@ import json
 
 import pytest
 
-from pullthrough.credentials.rotation import (
-    RotationError,
-    RotationEvent,
-    _admin_credentials,
-    _int_tag,
-    new_token,
-)
+from pullthrough.credentials.rotation import RotationError, RotationEvent, new_token
+from pullthrough.credentials.rotation.docker_hub_api import _admin_credentials, _int_tag
 from pullthrough.errors import EventError, SecretError
 from sandbox import lambdas
 

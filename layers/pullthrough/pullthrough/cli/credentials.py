@@ -108,10 +108,8 @@ def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
     check = credentials.check_credentials(
         name,
         Credentials(username, token),
-        rule.entry,
-        rule.upstream_url,
+        credentials.Target(rule.entry, rule.upstream_url, rule.prefix),
         settings,
-        rule=rule.prefix,
         timeout=args.timeout,
     )
     found["check"] = check
@@ -181,7 +179,7 @@ def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, exis
     for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
         event = {"Step": step, "SecretId": existing.arn, "ClientRequestToken": version}
         try:
-            result = rotation.handle(event, settings)
+            result = rotation.run_step(event, settings)
         except rotation.RotationError as exc:
             io.warn(f"{step} refused: {exc.reason}")
             io.warn(f"fix: {exc.fix}")
