@@ -108,9 +108,14 @@ TARGETS: dict[str, Target] = {
     ),
     "tag-patterns": Target(f"{LIBRARY}/tag_patterns.py", ("tests/unit/test_tag_patterns.py",)),
     "credentials-secrets": Target(
-        f"{LIBRARY}/credentials/__init__.py",
+        f"{LIBRARY}/credentials/value.py",
         ("tests/unit/test_credentials_unit.py", "tests/integration/test_registry_auth.py"),
-        ("parse_value", "refuse_swapped", "check_credentials", "_scrub"),
+        ("parse_value", "refuse_swapped"),
+    ),
+    "credentials-upstream": Target(
+        f"{LIBRARY}/credentials/upstream.py",
+        ("tests/unit/test_credentials_unit.py", "tests/integration/test_registry_auth.py"),
+        ("check_credentials", "_scrub"),
     ),
     "ownership": Target(
         f"{LIBRARY}/aws/ownership.py",
@@ -153,7 +158,12 @@ TARGETS: dict[str, Target] = {
         ),
     ),
     "rotation": Target(
-        f"{LIBRARY}/credentials/rotation.py", ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py")
+        f"{LIBRARY}/credentials/rotation/steps.py",
+        ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py"),
+    ),
+    "rotation-staged": Target(
+        f"{LIBRARY}/credentials/rotation/staged.py",
+        ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py"),
     ),
     # The warm side: the import through ECR, the worker's outcomes and run closing, the budget runs share.
     "importing": Target(
@@ -215,6 +225,7 @@ DEFAULT = (
     "config-fields",
     "tag-patterns",
     "credentials-secrets",
+    "credentials-upstream",
     "ownership",
     "rules",
     "rules-diff",
@@ -222,6 +233,7 @@ DEFAULT = (
     "rules-run",
     "ledger",
     "rotation",
+    "rotation-staged",
     "importing",
     "warming",
     "budget",
