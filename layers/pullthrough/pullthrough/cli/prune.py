@@ -11,14 +11,15 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pullthrough import prune as pruning
+from pullthrough.aws import ecr
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
+from pullthrough.reporting import Report, Status, human_bytes
+from pullthrough.warm import planner as planning
 
 
 def add_prune_commands(commands: Any) -> None:
@@ -40,11 +41,6 @@ def add_prune_commands(commands: Any) -> None:
 
 def prune_command(args: argparse.Namespace, io: Io) -> int:
     """Prune (or list, dry) and print one line per image; exit 1 when a deletion failed or nothing could be read."""
-    from pullthrough import prune as pruning
-    from pullthrough.aws import ecr
-    from pullthrough.reporting import Status
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
     if config.prune is None:
         raise PullthroughError(
@@ -56,16 +52,10 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
     dry = config.prune is not None and config.prune.dry_run
     io.progress(f"{'listing (dry run)' if dry else 'pruning'} unused images under the rules' prefixes...")
     now = datetime.now(UTC)
-    report = pruning.run(
-        config,
-        pruning.AwsEcr(settings.region),
-        now=now,
-        run_id=f"prune-{now:%Y-%m-%dT%H-%M-%SZ}",
-        trigger="pullthrough prune (CLI)",
-        settings=settings,
-        account=ecr.registry_account(settings.region),
-        ecs=planning.ecs_reader(config, settings),
+    info = pruning.RunInfo.starting(
+        now, "pullthrough prune (CLI)", settings.region, ecr.registry_account(settings.region)
     )
+    report = pruning.run(config, pruning.AwsEcr(settings.region), info, ecs=planning.ecs_reader(config, settings))
     code = EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
     emit(io, args, dump(PruneDocument(dry_run=report.dry_run, report=report, exit_code=code)), prune_lines(report))
     return code
@@ -73,8 +63,6 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
 
 def prune_lines(report: Report) -> Iterator[str]:
     """The prune report as lines for people: the headline, one line per image, what goes in bytes, the notes."""
-    from pullthrough.reporting import human_bytes
-
     yield report.headline()
     for item in report.items:
         size = f" ({human_bytes(item.details.size)})" if item.details.size else ""
