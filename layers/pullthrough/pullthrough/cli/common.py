@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pullthrough import config as config_module
+from pullthrough.aws import clients
 from pullthrough.config import Config, Rule
 from pullthrough.env import Settings
 from pullthrough.errors import PullthroughError
@@ -84,8 +85,6 @@ def environment(args: argparse.Namespace) -> tuple[Settings, Config]:
         settings = settings.model_copy(update={"region": region})
     profile = getattr(args, "profile", None)
     if profile:
-        from pullthrough.aws import clients
-
         clients.use_profile(profile)
     path = getattr(args, "config", None) or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else settings.config_path)
     settings = settings.model_copy(update={"config_path": path})

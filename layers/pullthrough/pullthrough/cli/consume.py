@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pullthrough import consumers
+from pullthrough.aws import identity
 from pullthrough.cli import documents
 from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.consumers import Artefact, Target
@@ -70,8 +71,6 @@ def target_of(args: argparse.Namespace, settings: Settings, io: Io) -> Target:
     """The registry's account and region: --account, or STS GetCallerIdentity; --region or the environment's."""
     account = args.account
     if account is None:
-        from pullthrough.aws import identity
-
         io.progress("asking STS for the account id of your credentials (or give --account)...")
         try:
             account = identity.account_id(settings.region)

@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any
 
 from pullthrough import credentials
+from pullthrough.aws import secrets
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
 from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Io, add_common_options, emit, environment, find_rule
 from pullthrough.cli.documents import CredentialCheckDoc, CredentialsCheckDocument, CredentialsSetDocument, dump
@@ -94,8 +95,6 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
 
 
 def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
-    from pullthrough.aws import secrets
-
     settings, config = environment(args)
     rule = find_rule(config, args.rule)
     name = rule.secret_name
@@ -144,8 +143,6 @@ def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
 
 
 def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, existing: SecretInfo, value: str) -> int:
-    from pullthrough.aws import secrets
-
     staged = rotation.new_token()
     secrets.put_value(existing.arn, value, (CANDIDATE,), token=staged, region=settings.region)
     if args.expires:
@@ -204,8 +201,6 @@ def _end_unfinished_rotation(io: Io, settings: Settings, existing: SecretInfo) -
     "assumes that a previous rotation request is still in progress and returns an error"). AWS's CancelRotateSecret
     documentation advises exactly this cleanup; the value on that version never became current.
     """
-    from pullthrough.aws import secrets
-
     pending, current = existing.version_with(secrets.PENDING), existing.version_with(secrets.CURRENT)
     if pending is None or pending == current:
         return
@@ -271,8 +266,6 @@ def _verdict(check: CredentialCheck) -> str:
 
 
 def _existing(name: str, settings: Settings) -> SecretInfo | None:
-    from pullthrough.aws import secrets
-
     try:
         info = secrets.describe(name, region=settings.region)
     except AwsNotFound:
@@ -286,8 +279,6 @@ def _existing(name: str, settings: Settings) -> SecretInfo | None:
 
 
 def _current_username(name: str, existing: SecretInfo | None, settings: Settings) -> str | None:
-    from pullthrough.aws import secrets
-
     if existing is None:
         return None
     try:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pullthrough import rules
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.deployment import add_stack_option, deployed
 from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, dump
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
-    from pullthrough.warm import planner as planning
+from pullthrough.reporting import Report
+from pullthrough.warm import planner as planning
 
 _ACTIONS = {
     "already_cached": "keep",
@@ -52,9 +51,6 @@ def add_plan_commands(commands: Any) -> None:
 
 def plan_command(args: argparse.Namespace, io: Io) -> int:
     """Plan the reconcile and the warm run; print both; exit 1 when either has work or a problem."""
-    from pullthrough import rules
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     settings = settings.model_copy(update={"dry_run": True})

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pullthrough import rules
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.deployment import add_stack_option, deployed
 from pullthrough.cli.documents import ChangeDoc, ReconcileDocument, dump
 from pullthrough.errors import PullthroughError
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
-    from pullthrough.rules import Plan
+from pullthrough.reporting import Report, Status
+from pullthrough.rules import Plan
 
 
 def add_reconcile_commands(commands: Any) -> None:
@@ -42,8 +41,6 @@ def add_reconcile_commands(commands: Any) -> None:
 
 def reconcile_command(args: argparse.Namespace, io: Io) -> int:
     """Reconcile (or plan, with --dry-run) and print each rule's and template's outcome; 1 when any needs action."""
-    from pullthrough import rules
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     if not args.dry_run and not settings.ledger_table:
@@ -66,8 +63,6 @@ def reconcile_command(args: argparse.Namespace, io: Io) -> int:
 
 def findings(report: Report) -> int:
     """EXIT_FINDINGS when any item needs the reader (failed, invalid, conflict, skipped), else EXIT_OK."""
-    from pullthrough.reporting import Status
-
     return EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
 
 

@@ -15,6 +15,7 @@ from pullthrough.cli import survey
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.deployment import add_stack_option, deployed
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc, StatusDocument, dump
+from pullthrough.warm.runs_view import RunsView
 
 
 def add_status_commands(commands: Any) -> None:
@@ -38,8 +39,6 @@ def add_status_commands(commands: Any) -> None:
 
 def status_command(args: argparse.Namespace, io: Io) -> int:
     """Read and print the status; exit 1 when any rule or image has a problem."""
-    from pullthrough.warm.worker import ledger_for
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     now = datetime.now(UTC)
@@ -48,7 +47,7 @@ def status_command(args: argparse.Namespace, io: Io) -> int:
     images: list[ImageStatusDoc] = []
     runs: list[RunStatusDoc] = []
     if not args.rules_only:
-        ledger = ledger_for(settings) if settings.ledger_table else None
+        ledger = RunsView.of(settings)
         states = survey.runs_status(ledger, now) if ledger else []
         open_ids = ledger.open_run_ids() if ledger else set()
         runs = [survey.run_document(state, open_ids) for state in states]

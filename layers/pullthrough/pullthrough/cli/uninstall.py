@@ -12,6 +12,9 @@ import argparse
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from pullthrough import uninstall
+from pullthrough.aws import ledger_table
+from pullthrough.aws import stack as cloudformation
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.deployment import LEDGER_TABLE, add_stack_option
 from pullthrough.cli.documents import KeptDoc, RemovalDoc, UninstallDocument, dump
@@ -65,8 +68,6 @@ def add_uninstall_commands(commands: Any) -> None:
 
 def uninstall_command(args: argparse.Namespace, io: Io) -> int:
     """List, confirm, remove; 0 when all listed is gone (or a dry run), 1 when a removal failed or was declined."""
-    from pullthrough import uninstall
-
     settings, config = environment(args)
     stack = args.stack or settings.stack_name
     if args.json and not (args.dry_run or args.yes):
@@ -99,14 +100,10 @@ def uninstall_command(args: argparse.Namespace, io: Io) -> int:
 
 
 def _stack_resources(stack: str, settings: Settings) -> dict[str, str]:
-    from pullthrough.aws import stack as cloudformation
-
     return cloudformation.physical_ids(stack, settings.region)
 
 
 def _left_table(stack: str, settings: Settings) -> str | None:
-    from pullthrough.aws import ledger_table
-
     found = ledger_table.left_by(stack, settings.region)
     if len(found) > 1:
         raise PullthroughError(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
 from pullthrough.cli.documents import WarmDocument, dump
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
+from pullthrough.reporting import Report, Status
+from pullthrough.warm import planner as planning
 
 
 def add_warm_commands(commands: Any) -> None:
@@ -38,9 +37,6 @@ def add_warm_commands(commands: Any) -> None:
 
 def warm_command(args: argparse.Namespace, io: Io) -> int:
     """Warm here and print one line per image; exit 1 when any image failed."""
-    from pullthrough.reporting import Status
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
     request = planning.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
     io.progress("planning the warm run (asks ECR and the upstreams)..." if not args.dry_run else "planning...")
