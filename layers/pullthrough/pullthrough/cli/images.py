@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from pullthrough import sources
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, emit, environment
 from pullthrough.cli.documents import ImagesDocument, SourceProblemDoc, SourceReferenceDoc, dump
 from pullthrough.config import Config
 from pullthrough.errors import Problem
@@ -23,8 +23,9 @@ from pullthrough.warm.planner import ecs_reader
 
 def add_images_commands(commands: Any) -> None:
     """`pullthrough images`."""
-    images = commands.add_parser(
+    Command(
         "images",
+        images_command,
         help="what warm.sources yield: each image with its source and place, and what cannot be warmed",
         description=(
             "Reads the compose, kubernetes and text sources of the config (paths relative to the config file, as "
@@ -34,9 +35,7 @@ def add_images_commands(commands: Any) -> None:
             "for an ecs source: the account's ACTIVE task definitions (ecs:ListTaskDefinitions, "
             "ecs:DescribeTaskDefinition). Exit status 1 when there is a problem."
         ),
-    )
-    add_common_options(images)
-    images.set_defaults(handler=images_command)
+    ).register(commands)
 
 
 def images_command(args: argparse.Namespace, io: Io) -> int:

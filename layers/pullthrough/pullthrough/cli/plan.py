@@ -13,8 +13,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from pullthrough import rules
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import add_stack_option, deployed
+from pullthrough.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Command,
+    Io,
+    emit,
+    environment,
+    image_option,
+    rules_only_option,
+)
+from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, dump
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
 from pullthrough.reporting import Report
@@ -30,8 +39,9 @@ _ACTIONS = {
 
 def add_plan_commands(commands: Any) -> None:
     """`pullthrough plan [--image REF] [--rules-only]`."""
-    plan = commands.add_parser(
+    Command(
         "plan",
+        plan_command,
         help="what a reconcile and a warm run would do now (rules, templates, images, pull cost); writes nothing",
         description=(
             "Compares the config with the account: the rules and repository creation templates a reconcile would "
@@ -39,14 +49,12 @@ def add_plan_commands(commands: Any) -> None:
             "refresh or defer (with the upstream pulls it would spend). Nothing is written: not ECR, not the "
             "ledger, not a queue. Exit status 1 when there is something to apply or act on."
         ),
-    )
-    plan.add_argument(
-        "--image", action="append", metavar="REF", help="plan warming only this image (repeatable), as warm does"
-    )
-    plan.add_argument("--rules-only", action="store_true", help="plan the rules and templates only")
-    add_stack_option(plan)
-    add_common_options(plan)
-    plan.set_defaults(handler=plan_command)
+        options=(
+            image_option("plan warming only this image (repeatable), as warm does"),
+            rules_only_option("plan the rules and templates only"),
+        ),
+        stack=True,
+    ).register(commands)
 
 
 def plan_command(args: argparse.Namespace, io: Io) -> int:

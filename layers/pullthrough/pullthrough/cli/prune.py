@@ -15,7 +15,7 @@ from typing import Any
 
 from pullthrough import prune as pruning
 from pullthrough.aws import ecr
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
 from pullthrough.reporting import Report, Status, human_bytes
@@ -24,8 +24,9 @@ from pullthrough.warm import planner as planning
 
 def add_prune_commands(commands: Any) -> None:
     """`pullthrough prune [--dry-run]`."""
-    prune = commands.add_parser(
+    Command(
         "prune",
+        prune_command,
         help="delete cached images nobody pulled for prune.unused_for_days (or, dry, list them), from here",
         description=(
             "Runs the prune the deployed stack runs on prune.schedule, with your AWS credentials: images under the "
@@ -33,10 +34,8 @@ def add_prune_commands(commands: Any) -> None:
             "or prune.keep, are deleted (at most prune.max_deletions, the oldest first). prune.dry_run (the default) "
             "or --dry-run lists them with their sizes and deletes nothing."
         ),
-    )
-    prune.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
-    add_common_options(prune)
-    prune.set_defaults(handler=prune_command)
+        options=(dry_run_option("list what would be deleted; delete nothing"),),
+    ).register(commands)
 
 
 def prune_command(args: argparse.Namespace, io: Io) -> int:

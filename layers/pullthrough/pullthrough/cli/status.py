@@ -12,16 +12,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pullthrough.cli import survey
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import add_stack_option, deployed
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, emit, environment, rules_only_option
+from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc, StatusDocument, dump
 from pullthrough.warm.runs_view import RunsView
 
 
 def add_status_commands(commands: Any) -> None:
     """`pullthrough status [--rules-only]`."""
-    status = commands.add_parser(
+    Command(
         "status",
+        status_command,
         help="each rule (valid, secret, expiry), warm-list image (digests, pulls, last outcome) and recent run",
         description=(
             "Per rule: whether ECR has it and validates it (ValidatePullThroughCacheRule), its secret and the "
@@ -30,11 +31,9 @@ def add_status_commands(commands: Any) -> None:
             f"outcome. Runs open or started in the last {survey.RECENT.days} days, from the ledger. Exit status 1 "
             "when anything needs attention."
         ),
-    )
-    status.add_argument("--rules-only", action="store_true", help="the rules only: no image or run is looked at")
-    add_stack_option(status)
-    add_common_options(status)
-    status.set_defaults(handler=status_command)
+        options=(rules_only_option("the rules only: no image or run is looked at"),),
+        stack=True,
+    ).register(commands)
 
 
 def status_command(args: argparse.Namespace, io: Io) -> int:

@@ -6,7 +6,16 @@ import argparse
 from collections.abc import Iterator
 from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Command,
+    Io,
+    dry_run_option,
+    emit,
+    environment,
+    image_option,
+)
 from pullthrough.cli.documents import WarmDocument, dump
 from pullthrough.reporting import Report, Status
 from pullthrough.warm import planner as planning
@@ -14,8 +23,9 @@ from pullthrough.warm import planner as planning
 
 def add_warm_commands(commands: Any) -> None:
     """`pullthrough warm [--image REF]`."""
-    warm = commands.add_parser(
+    Command(
         "warm",
+        warm_command,
         help="warm the warm list (or some images) through ECR from here, and print the report",
         description=(
             "Plans and warms in this process with your AWS credentials: the same decisions (what ECR holds, the "
@@ -23,16 +33,11 @@ def add_warm_commands(commands: Any) -> None:
             "run of the deployed stack instead: aws lambda invoke --function-name <the PlanWarmingFunctionName "
             'output> --cli-binary-format raw-in-base64-out --payload \'{"images": ["nginx:1.27"]}\' out.json'
         ),
-    )
-    warm.add_argument(
-        "--image",
-        action="append",
-        metavar="REF",
-        help="warm only this image (repeatable): name:tag, or a name from warm.images for all its tags",
-    )
-    warm.add_argument("--dry-run", action="store_true", help="decide and report, pull nothing")
-    add_common_options(warm)
-    warm.set_defaults(handler=warm_command)
+        options=(
+            image_option("warm only this image (repeatable): name:tag, or a name from warm.images for all its tags"),
+            dry_run_option("decide and report, pull nothing"),
+        ),
+    ).register(commands)
 
 
 def warm_command(args: argparse.Namespace, io: Io) -> int:
