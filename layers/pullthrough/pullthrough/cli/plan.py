@@ -2,7 +2,7 @@
 
 Rules and templates: the reconcile's own dry run (rules.reconcile with a dry-run trigger: it reads ECR and the
 ledger's ownership records, tests secrets upstream and asks ECR to validate, and makes no write call). Images: the
-warm planner's preview (planning.preview: ECR, upstream HEADs and tag lists, the ledger read and never written).
+warm planner's preview (planner.preview: ECR, upstream HEADs and tag lists, the ledger read and never written).
 Exit 1 when there is something to apply or act on, like `terraform plan -detailed-exitcode`.
 """
 
@@ -27,7 +27,7 @@ from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, dump
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
 from pullthrough.reporting import Report
-from pullthrough.warm import planner as planning
+from pullthrough.warm import planner
 
 _ACTIONS = {
     "already_cached": "keep",
@@ -70,8 +70,8 @@ def plan_command(args: argparse.Namespace, io: Io) -> int:
     warm_report: Report | None = None
     if not args.rules_only:
         io.progress("planning the warm run (ECR, upstream HEADs)...")
-        request = planning.WarmRequest(trigger="pullthrough plan (CLI)", images=tuple(args.image or ()))
-        warm_plan, warm_report = planning.preview(config, settings, request)
+        request = planner.WarmRequest(trigger="pullthrough plan (CLI)", images=tuple(args.image or ()))
+        warm_plan, warm_report = planner.preview(config, settings, request)
         warm = warm_document(warm_plan, warm_report)
     pending = sum(1 for c in changes if c.writes) + (
         sum(1 for image in warm.images if image.action in ("warm", "refresh", "complete")) if warm else 0
@@ -93,7 +93,7 @@ def plan_command(args: argparse.Namespace, io: Io) -> int:
     return code
 
 
-def warm_document(plan: planning.Plan, report: Report) -> WarmPlanDoc:
+def warm_document(plan: planner.Plan, report: Report) -> WarmPlanDoc:
     """Each image the warm run would look at: jobs with their action and cost, then the decided ones."""
     jobs = {job.subject: job for job in plan.jobs}
     images = []

@@ -13,13 +13,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pullthrough import prune as pruning
+from pullthrough import prune
 from pullthrough.aws import ecr
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
 from pullthrough.reporting import Report, Status, human_bytes
-from pullthrough.warm import planner as planning
+from pullthrough.warm import planner
 
 
 def add_prune_commands(commands: Any) -> None:
@@ -51,10 +51,10 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
     dry = config.prune is not None and config.prune.dry_run
     io.progress(f"{'listing (dry run)' if dry else 'pruning'} unused images under the rules' prefixes...")
     now = datetime.now(UTC)
-    info = pruning.RunInfo.starting(
+    info = prune.RunInfo.starting(
         now, "pullthrough prune (CLI)", settings.region, ecr.registry_account(settings.region)
     )
-    report = pruning.run(config, pruning.AwsEcr(settings.region), info, ecs=planning.ecs_reader(config, settings))
+    report = prune.run(config, prune.AwsEcr(settings.region), info, ecs=planner.ecs_reader(config, settings))
     code = EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
     emit(io, args, dump(PruneDocument(dry_run=report.dry_run, report=report, exit_code=code)), prune_lines(report))
     return code

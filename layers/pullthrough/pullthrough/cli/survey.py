@@ -21,8 +21,7 @@ from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
 from pullthrough.registry import RegistryClient
 from pullthrough.reporting import ReportItem
-from pullthrough.warm import planner as planning
-from pullthrough.warm.planner import Candidate, Decided
+from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
 from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified
 from pullthrough.warm.worker import upstream_client
 
@@ -112,9 +111,9 @@ def images_status(
             raise found
         return found
 
-    planner = planning.Planner(config, planning.AwsEcr(settings.region), upstream, keeps_clients=True)
+    planner = Planner(config, AwsEcr(settings.region), upstream, keeps_clients=True)
     try:
-        candidates, failed = planner.candidates(planning.WarmRequest(trigger="pullthrough status (CLI)"))
+        candidates, failed = planner.candidates(WarmRequest(trigger="pullthrough status (CLI)"))
         progress(f"looking at {len(candidates)} image(s) in ECR and upstream...")
         held = _held(candidates, settings)
         remembered = _remembered(ledger, candidates)

@@ -18,7 +18,7 @@ from pullthrough.cli.common import (
 )
 from pullthrough.cli.documents import WarmDocument, dump
 from pullthrough.reporting import Report, Status
-from pullthrough.warm import planner as planning
+from pullthrough.warm import planner
 
 
 def add_warm_commands(commands: Any) -> None:
@@ -43,9 +43,9 @@ def add_warm_commands(commands: Any) -> None:
 def warm_command(args: argparse.Namespace, io: Io) -> int:
     """Warm here and print one line per image; exit 1 when any image failed."""
     settings, config = environment(args)
-    request = planning.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
+    request = planner.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
     io.progress("planning the warm run (asks ECR and the upstreams)..." if not args.dry_run else "planning...")
-    report = planning.run_here(config, settings, request, dry_run=args.dry_run)
+    report = planner.run_here(config, settings, request, dry_run=args.dry_run)
     code = EXIT_FINDINGS if report.status is Status.FAILED else EXIT_OK
     emit(io, args, dump(WarmDocument(report=report, exit_code=code)), report_lines(report))
     return code

@@ -57,7 +57,7 @@ def managed_prefixes(config: Config) -> tuple[list[str], list[str]]:
 def run(config: Config, ecr: Ecr, info: RunInfo, *, ecs: EcsReader | None = None) -> Report:
     """One prune run over the config's prefixes: list, decide, delete (or, dry, list what would go), report.
 
-    `ecs` reads the task definitions an ecs source names (`planning.ecs_reader`); without it such a run deletes
+    `ecs` reads the task definitions an ecs source names (`warm.planner.ecs_reader`); without it such a run deletes
     nothing."""
     if config.prune is None:
         raise ValueError("the config has no prune section")

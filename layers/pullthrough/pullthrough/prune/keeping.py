@@ -67,8 +67,8 @@ def named_by_sources(config: Config, ecs: EcsReader | None) -> tuple[list[Yielde
     """Every reference warm.sources yield now, or why they cannot say everything they name (then none).
 
     Strict (`sources.references` raises SourceError on any problem, a refused ECS call included): a source that
-    cannot be read in full might still name an image, so the run deletes nothing (`pruning.run` reports why).
-    `ecs`: the reader of the account's task definitions (`planning.ecs_reader`), None where there is none.
+    cannot be read in full might still name an image, so the run deletes nothing (`prune.run` reports why).
+    `ecs`: the reader of the account's task definitions (`warm.planner.ecs_reader`), None where there is none.
     """
     if ecs is None and any(isinstance(source, EcsSource) for source in config.warm.sources):
         return [], "an ecs source names the images of ECS task definitions, and no ECS reader was given"
