@@ -7,8 +7,8 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough import prune as pruning
-from pullthrough.env import Settings
+from pullthrough import prune
+from pullthrough.env import PruneEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
@@ -19,4 +19,4 @@ from pullthrough.reporting.rejection import rejects_malformed_events
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.PRUNE)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return pruning.handle(event, Settings.from_env())
+    return prune.handle(event, context, PruneEnv.from_env())

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough import pull_failures
-from pullthrough.env import Settings
+from pullthrough.env import PullFailuresEnv
 from pullthrough.observability import logger, metrics, tracer
 
 
@@ -15,4 +15,4 @@ from pullthrough.observability import logger, metrics, tracer
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return pull_failures.handle(event, Settings.from_env())
+    return pull_failures.handle(event, context, PullFailuresEnv.from_env())

@@ -1,4 +1,4 @@
-"""pullthrough/pruning.py on the sandbox's ECR: images pulled through the cache endpoint, ECR's clock moved on, then
+"""pullthrough/prune/ on the sandbox's ECR: images pulled through the cache endpoint, ECR's clock moved on, then
 a prune run deletes exactly what nobody pulled for `unused_for_days` and no warm-list entry or keep names, never
 outside the config's rule prefixes, nothing in a dry run, at most max_deletions, and platform images with their index.
 """
@@ -17,7 +17,7 @@ import pytest
 from pullthrough import config as config_module
 from pullthrough import prune as pruning
 from pullthrough.aws import clients
-from pullthrough.env import Settings
+from pullthrough.env import PruneEnv, Settings
 from pullthrough.reporting import Kind, Outcome, Report
 from pullthrough.warm import planner as planning
 from sandbox import PushedImage, Sandbox
@@ -63,11 +63,7 @@ class Cache:
         return pruning.run(
             config,
             pruning.AwsEcr(self.sb.region),
-            now=self.sb.registry.clock.now(),
-            run_id="prune-test",
-            trigger="test",
-            settings=settings,
-            account=self.sb.account,
+            pruning.RunInfo(self.sb.registry.clock.now(), "prune-test", "test", settings.region, self.sb.account),
             ecs=planning.ecs_reader(config, settings),
         )
 
@@ -287,12 +283,17 @@ def test_the_handler_runs_dry_when_asked_and_does_nothing_without_a_prune_sectio
     cache.pull(old)
     cache.sb.registry.age(days=DAYS + 1)
     path = cache.directory / "pullthrough.yaml"
-    settings = Settings.from_env(
-        {"AWS_REGION": cache.sb.region, "ACCOUNT_ID": cache.sb.account, "PULLTHROUGH_CONFIG": str(path)}
+    env = PruneEnv.from_env(
+        {
+            "AWS_REGION": cache.sb.region,
+            "ACCOUNT_ID": cache.sb.account,
+            "PULLTHROUGH_CONFIG": str(path),
+            "REPORT_TOPIC_ARN": "",  # no topic: the report is only logged
+        }
     )
     # When the handler gets the sample event asking for a dry run
     event = json.loads((ROOT / "events" / "prune_images" / "dry_run.json").read_text(encoding="utf-8"))
-    result = pruning.handle(event, settings)
+    result = pruning.handle(event, None, env)
     # Then it only looked
     assert result["dry_run"] is True
     assert result["counts"] == {"would_prune": 1}
@@ -303,7 +304,7 @@ def test_the_handler_runs_dry_when_asked_and_does_nothing_without_a_prune_sectio
     path.write_text(json.dumps(document), encoding="utf-8")
     cache.calls.clear()
     schedule = json.loads((ROOT / "events" / "prune_images" / "schedule.json").read_text(encoding="utf-8"))
-    assert pruning.handle(schedule, settings)["disabled"] is True
+    assert pruning.handle(schedule, None, env)["disabled"] is True
     assert cache.calls == []
 
 

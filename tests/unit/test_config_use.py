@@ -176,15 +176,11 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     planning.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
         planning.WarmRequest(trigger="test"), "run-1"
     )
-    # Without the sources (their ecs one stops a prune run before it reads anything: pullthrough/keeping.py)
+    # Without the sources (their ecs one stops a prune run before it reads anything: pullthrough/prune/keeping.py)
     pruning.run(
         config.model_copy(update={"warm": config.warm.model_copy(update={"sources": ()})}),
         _EmptyRegistry(),
-        now=datetime.now(UTC),
-        run_id="run-1",
-        trigger="test",
-        settings=Settings(),  # type: ignore[call-arg]
-        account="111122223333",
+        pruning.RunInfo(datetime.now(UTC), "run-1", "test", Settings().region, "111122223333"),  # type: ignore[call-arg]
     )
     from pullthrough.aws import sns
 

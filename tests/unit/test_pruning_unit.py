@@ -1,4 +1,4 @@
-"""pullthrough/pruning.py's decisions (pure): what counts as use, the cap, what the warm list keeps, untagged images."""
+"""pullthrough/prune/'s decisions (pure): what counts as use, the cap, what the warm list keeps, untagged images."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from pullthrough import config
 from pullthrough import prune as pruning
 from pullthrough.aws.ecr import EcrImage
-from pullthrough.env import Settings
 from pullthrough.prune import keeping
 from pullthrough.reporting import Outcome
 
@@ -118,11 +117,7 @@ def test_an_ecs_source_stops_the_run_before_ecr_is_asked() -> None:
     report = pruning.run(
         parsed,
         _Untouchable(),  # type: ignore[arg-type]
-        now=NOW,
-        run_id="prune-1",
-        trigger="test",
-        settings=Settings(),  # type: ignore[call-arg]
-        account="111122223333",
+        pruning.RunInfo(now=NOW, run_id="prune-1", trigger="test", region="us-east-1", account="111122223333"),
     )
     (item,) = report.items
     assert item.outcome is Outcome.SKIPPED

@@ -10,9 +10,8 @@ from typing import Any
 import pytest
 
 from pullthrough import config as config_module
-from pullthrough.env import Settings
 from pullthrough.errors import EventError
-from pullthrough.pull_failures import PullFailure, fix_for, read_batch, report
+from pullthrough.pull_failures import Batch, PullFailure, fix_for, read_batch, report
 from pullthrough.reporting import Kind, Outcome
 
 CONFIG = config_module.parse(
@@ -72,12 +71,9 @@ def test_one_item_per_image_and_code_with_how_often_and_the_last_time() -> None:
     ] + [PullFailure.from_event(event("quay/a/b", "ImageNotFound", tag=None))]
     # When they are reported
     found = report(
-        failures,
-        unreadable=1,
+        Batch(failures, unreadable=1, run_id="pulls-1", started=datetime(2026, 12, 7, 10, 5, tzinfo=UTC)),
         config=CONFIG,
-        settings=Settings(AWS_REGION="us-east-1"),
-        run_id="pulls-1",
-        started=datetime(2026, 12, 7, 10, 5, tzinfo=UTC),
+        region="us-east-1",
         account="123456789012",
     )
     # Then each image is one failed item, counted, with the fix for its code naming the rule's secret

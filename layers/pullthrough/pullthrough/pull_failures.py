@@ -14,15 +14,16 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.env import Settings
+from pullthrough import config as config_module
+from pullthrough.config import Config
+from pullthrough.env import PullFailuresEnv
 from pullthrough.errors import EventError
 from pullthrough.observability import logger
 from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
-
-if TYPE_CHECKING:
-    from pullthrough.config import Config
+from pullthrough.reporting.publish import publish
+from pullthrough.warm.worker import ledger_for
 
 DETAIL_TYPE = "ECR Pull Through Cache Action"
 
@@ -111,17 +112,19 @@ def fix_for(failure: PullFailure, config: Config | None) -> str:
     )
 
 
-def report(
-    failures: Sequence[PullFailure],
-    *,
-    unreadable: int,
-    config: Config | None,
-    settings: Settings,
-    run_id: str,
-    started: datetime,
-    account: str,
-) -> Report:
+@dataclass(frozen=True)
+class Batch:
+    """One batch report_pull_failures took from its queue: the failures, how many records were unreadable, its run."""
+
+    failures: Sequence[PullFailure]
+    unreadable: int
+    run_id: str
+    started: datetime
+
+
+def report(batch: Batch, *, config: Config | None, region: str, account: str) -> Report:
     """One report for a batch: one item per image and failure-code, with how often and when it last failed."""
+    failures, unreadable = batch.failures, batch.unreadable
     groups: dict[tuple[str, str], list[PullFailure]] = {}
     for failure in failures:
         groups.setdefault((failure.image, failure.code), []).append(failure)
@@ -145,11 +148,11 @@ def report(
     return Report(
         kind=Kind.PULLS,
         stack=config.stack if config is not None else "pullthrough",
-        region=settings.region,
+        region=region,
         account=account,
-        run_id=run_id,
+        run_id=batch.run_id,
         trigger=f"ECR Pull Through Cache Action events ({len(failures)} failed)",
-        started=started,
+        started=batch.started,
         finished=datetime.now(UTC),
         items=tuple(items),
         notes=tuple(notes),
@@ -177,36 +180,27 @@ def read_batch(event: Any) -> tuple[list[PullFailure], int]:
     return failures, unreadable
 
 
-def handle(event: Any, settings: Settings) -> dict[str, Any]:
+def handle(event: Any, context: Any, env: PullFailuresEnv) -> dict[str, Any]:
     """report_pull_failures: record a batch of failed pulls in the ledger and publish one report for it."""
-    from pullthrough import config as config_module
-    from pullthrough.warm import worker as warming
-
     started = datetime.now(UTC)
     failures, unreadable = read_batch(event)
     run_id = f"pulls-{started:%Y-%m-%dT%H-%M-%SZ}"
     logger.append_keys(run_id=run_id)
     if not failures and not unreadable:
         return {"run_id": run_id, "failures": 0}
-    config = config_module.load(settings.config_path)
+    config = config_module.load(env.config_path)
     ours = {rule.prefix for rule in config.rules}
     # EventBridge sends every failed sync of the account; the rules of other tools are theirs to report.
     failures = [failure for failure in failures if failure.prefix in ours]
     if not failures and not unreadable:
         return {"run_id": run_id, "failures": 0}
     if failures:
-        warming.ledger_for(settings).record_pull_failures(failures)
-    found = report(
-        failures,
-        unreadable=unreadable,
-        config=config,
-        settings=settings,
-        run_id=run_id,
-        started=started,
-        account=warming.account_of(settings),
-    )
-    warming.publish(found, config, settings)
+        ledger_for(env).record_pull_failures(failures)
+    batch = Batch(failures, unreadable, run_id, started)
+    found = report(batch, config=config, region=env.region, account=env.account_id)
+    # Sent as a warm run's report is: an SNS error fails the invocation; successes are not logged one by one.
+    publish(found, env.topic_arn, config.notifications, strict=True, log_successes=False)
     return {"run_id": run_id, "failures": len(failures), "unreadable": unreadable, "items": len(found.items)}
 
 
-__all__ = ["DETAIL_TYPE", "PullFailure", "fix_for", "handle", "read_batch", "report"]
+__all__ = ["DETAIL_TYPE", "Batch", "PullFailure", "fix_for", "handle", "read_batch", "report"]

@@ -1,4 +1,4 @@
-"""What every `pullthrough` command shares: its streams, the common options, the environment and the output.
+"""What every `pullthrough` command shares: its streams, its declaration, common options, environment and output.
 
 Every command takes `--config`, `--region`, `--profile` and `--json`. With `--json` a command prints one JSON
 document on stdout, `{"schema": "pullthrough/<command>/v1", ...}` (docs/cli/<command>.schema.json); otherwise
@@ -11,12 +11,14 @@ import argparse
 import getpass
 import json
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 from pullthrough import config as config_module
+from pullthrough.aws import clients
+from pullthrough.cli.deployment import add_stack_option
 from pullthrough.config import Config, Rule
 from pullthrough.env import Settings
 from pullthrough.errors import PullthroughError
@@ -62,6 +64,64 @@ class Io:
 Handler = Callable[[argparse.Namespace, Io], int]
 
 
+@dataclass(frozen=True)
+class Option:
+    """One argument of a command, as `argparse.ArgumentParser.add_argument(*flags, **settings)` takes it."""
+
+    flags: tuple[str, ...]
+    settings: Mapping[str, Any]
+
+
+def option(*flags: str, **settings: Any) -> Option:
+    """An argument, written as add_argument's call would be."""
+    return Option(flags, settings)
+
+
+def dry_run_option(help: str) -> Option:
+    """`--dry-run`: look, decide and report; change nothing (what it leaves out is the command's to say)."""
+    return option("--dry-run", action="store_true", help=help)
+
+
+def image_option(help: str) -> Option:
+    """`--image REF`, repeatable: only these images of the warm list."""
+    return option("--image", action="append", metavar="REF", help=help)
+
+
+def rules_only_option(help: str) -> Option:
+    """`--rules-only`: the rules (and templates) only."""
+    return option("--rules-only", action="store_true", help=help)
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command as its family declares it: what it is called, says and takes, and the function that runs it.
+
+    `register` adds what every command has, so no family repeats it: its own options first, then `--stack` when it
+    reads the deployed stack (deployment.py), then the common options, the handler and the --json schema name.
+    """
+
+    name: str
+    handler: Handler
+    help: str
+    description: str | None = None
+    options: Sequence[Option] = ()
+    stack: bool = False
+    schema_name: str | None = None  # `<family>-<action>` for a family with actions (credentials-check)
+
+    def register(self, commands: Any) -> argparse.ArgumentParser:
+        """Add the command to `commands` (argparse's subparsers) and return its parser."""
+        parser: argparse.ArgumentParser = commands.add_parser(self.name, help=self.help, description=self.description)
+        for item in self.options:
+            parser.add_argument(*item.flags, **item.settings)
+        if self.stack:
+            add_stack_option(parser)
+        add_common_options(parser)
+        parser.set_defaults(handler=self.handler)
+        if self.schema_name:
+            parser.set_defaults(schema_name=self.schema_name)
+        return parser
+
+
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """`--config`, `--region`, `--profile` and `--json`: every command has them."""
     parser.add_argument(
@@ -84,8 +144,6 @@ def environment(args: argparse.Namespace) -> tuple[Settings, Config]:
         settings = settings.model_copy(update={"region": region})
     profile = getattr(args, "profile", None)
     if profile:
-        from pullthrough.aws import clients
-
         clients.use_profile(profile)
     path = getattr(args, "config", None) or (DEFAULT_CONFIG if Path(DEFAULT_CONFIG).is_file() else settings.config_path)
     settings = settings.model_copy(update={"config_path": path})

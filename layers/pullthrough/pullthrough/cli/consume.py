@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from pullthrough import consumers
+from pullthrough.aws import identity
 from pullthrough.cli import documents
-from pullthrough.cli.common import EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.common import EXIT_OK, Command, Io, emit, environment, option
 from pullthrough.consumers import Artefact, Target
 from pullthrough.consumers.images import compose_base
 from pullthrough.env import Settings
@@ -30,17 +30,16 @@ ALL = "all"
 
 def add_consume_commands(commands: Any) -> None:
     """`pullthrough urls` and `pullthrough pull-config`."""
-    urls = commands.add_parser(
+    Command(
         "urls",
+        urls_command,
         help="ECR URIs of the warm-list images and the registry base of each rule",
         description="Lists where each warm-list image is pulled from in ECR, and each rule's registry base.",
-    )
-    _account_option(urls)
-    add_common_options(urls)
-    urls.set_defaults(handler=urls_command)
-
-    config = commands.add_parser(
+        options=(ACCOUNT_OPTION,),
+    ).register(commands)
+    Command(
         "pull-config",
+        pull_config_command,
         help="configuration for the cache's consumers: .env, registries.conf, containerd, Kyverno, IAM, VPC endpoints",
         description=(
             "Prints (or writes under --output-dir) what pullers need: "
@@ -48,30 +47,27 @@ def add_consume_commands(commands: Any) -> None:
             + ". Docker Engine cannot use the cache as a registry mirror (registry-mirrors takes no path); the env "
             "format says what works instead."
         ),
-    )
-    config.add_argument(
-        "--format", choices=(*consumers.FORMATS, ALL), default=ALL, help="which artefact (default: all of them)"
-    )
-    config.add_argument("--output-dir", type=Path, metavar="DIR", help="write the files under DIR instead of printing")
-    _account_option(config)
-    add_common_options(config)
-    config.set_defaults(handler=pull_config_command)
+        options=(
+            option(
+                "--format", choices=(*consumers.FORMATS, ALL), default=ALL, help="which artefact (default: all of them)"
+            ),
+            option("--output-dir", type=Path, metavar="DIR", help="write the files under DIR instead of printing"),
+            ACCOUNT_OPTION,
+        ),
+    ).register(commands)
 
 
-def _account_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--account",
-        metavar="ID",
-        help="the AWS account id of the registry (default: the current credentials' account, from STS)",
-    )
+ACCOUNT_OPTION = option(
+    "--account",
+    metavar="ID",
+    help="the AWS account id of the registry (default: the current credentials' account, from STS)",
+)
 
 
 def target_of(args: argparse.Namespace, settings: Settings, io: Io) -> Target:
     """The registry's account and region: --account, or STS GetCallerIdentity; --region or the environment's."""
     account = args.account
     if account is None:
-        from pullthrough.aws import identity
-
         io.progress("asking STS for the account id of your credentials (or give --account)...")
         try:
             account = identity.account_id(settings.region)
@@ -92,9 +88,9 @@ def urls_command(args: argparse.Namespace, io: Io) -> int:
     bases = consumers.registry_bases(config, target)
     document = documents.UrlsDocument(
         exit_code=EXIT_OK,
-        target=documents.TargetDoc(**target.as_dict()),
-        registries=[documents.RegistryBaseDoc(**b.as_dict()) for b in bases],
-        images=[documents.CachedImageDoc(**asdict(i)) for i in images],
+        target=target,
+        registries=list(bases),
+        images=list(images),
     )
     emit(io, args, documents.dump(document), _urls_lines(target, bases, images))
     return EXIT_OK
@@ -128,8 +124,8 @@ def pull_config_command(args: argparse.Namespace, io: Io) -> int:
     document = documents.dump(
         documents.PullConfigDocument(
             exit_code=EXIT_OK,
-            target=documents.TargetDoc(**target.as_dict()),
-            artefacts=[documents.ArtefactDoc.model_validate(a.as_dict()) for a in built],
+            target=target,
+            artefacts=built,
             written=None if written is None else [str(p) for p in written],
         )
     )

@@ -15,8 +15,9 @@ from datetime import date
 from typing import Any
 
 from pullthrough import credentials
+from pullthrough.aws import secrets
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
-from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Io, add_common_options, emit, environment, find_rule
+from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Command, Io, emit, environment, find_rule, option
 from pullthrough.cli.documents import CredentialCheckDoc, CredentialsCheckDocument, CredentialsSetDocument, dump
 from pullthrough.config import Rule
 from pullthrough.credentials import CredentialCheck, rotation
@@ -31,9 +32,9 @@ def add_credentials_commands(commands: Any) -> None:
     """`pullthrough credentials set|check`."""
     family = commands.add_parser("credentials", help="store, test and check upstream credentials secrets")
     actions = family.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    set_ = actions.add_parser(
+    Command(
         "set",
+        credentials_set,
         help="test a new token upstream, then store it (create the secret, or stage it and rotate)",
         description=(
             "Asks for the token without echoing it, or reads it from stdin when stdin is not a terminal "
@@ -41,36 +42,41 @@ def add_credentials_commands(commands: Any) -> None:
             f"fails. An existing secret gets the value under the staging label {CANDIDATE}, then a rotation copies "
             "it to AWSPENDING, tests it and promotes it."
         ),
-    )
-    set_.add_argument("rule", help="the rule's prefix in the config, e.g. docker-hub")
-    set_.add_argument("--username", help="upstream user name (default: the secret's current one, or asked)")
-    set_.add_argument("--expires", type=date.fromisoformat, help="the token's expiry date (YYYY-MM-DD), if any")
-    set_.add_argument(
-        "--via",
-        choices=("auto", "lambda", "local"),
-        default="auto",
-        help="promote through the secret's rotation function (lambda), in this process (local), or lambda when "
-        "the secret has one (auto, the default)",
-    )
-    set_.add_argument("--rotation-function", help="ARN of the rotation function to attach (with --via lambda)")
-    set_.add_argument("--check-only", action="store_true", help="test the token upstream and store nothing")
-    set_.add_argument(
-        "--stage-only",
-        action="store_true",
-        help=f"stage the value under {CANDIDATE} and start no rotation: the secret's next rotation takes it",
-    )
-    _common(set_)
-    set_.set_defaults(handler=credentials_set, schema_name="credentials-set")
+        options=(
+            option("rule", help="the rule's prefix in the config, e.g. docker-hub"),
+            option("--username", help="upstream user name (default: the secret's current one, or asked)"),
+            option("--expires", type=date.fromisoformat, help="the token's expiry date (YYYY-MM-DD), if any"),
+            option(
+                "--via",
+                choices=("auto", "lambda", "local"),
+                default="auto",
+                help="promote through the secret's rotation function (lambda), in this process (local), or lambda "
+                "when the secret has one (auto, the default)",
+            ),
+            option("--rotation-function", help="ARN of the rotation function to attach (with --via lambda)"),
+            option("--check-only", action="store_true", help="test the token upstream and store nothing"),
+            option(
+                "--stage-only",
+                action="store_true",
+                help=f"stage the value under {CANDIDATE} and start no rotation: the secret's next rotation takes it",
+            ),
+            TIMEOUT_OPTION,
+        ),
+        schema_name="credentials-set",
+    ).register(actions)
+    Command(
+        "check",
+        credentials_check,
+        help="check each rule's secret upstream: validity and pull budget",
+        options=(
+            option("rule", nargs="?", help="only this rule (prefix); default: every rule with credentials"),
+            TIMEOUT_OPTION,
+        ),
+        schema_name="credentials-check",
+    ).register(actions)
 
-    check = actions.add_parser("check", help="check each rule's secret upstream: validity and pull budget")
-    check.add_argument("rule", nargs="?", help="only this rule (prefix); default: every rule with credentials")
-    _common(check)
-    check.set_defaults(handler=credentials_check, schema_name="credentials-check")
 
-
-def _common(parser: argparse.ArgumentParser) -> None:
-    add_common_options(parser)
-    parser.add_argument("--timeout", type=float, default=credentials.CHECK_TIMEOUT, help="seconds per upstream call")
+TIMEOUT_OPTION = option("--timeout", type=float, default=credentials.CHECK_TIMEOUT, help="seconds per upstream call")
 
 
 def credentials_set(args: argparse.Namespace, io: Io) -> int:
@@ -94,8 +100,6 @@ def credentials_set(args: argparse.Namespace, io: Io) -> int:
 
 
 def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
-    from pullthrough.aws import secrets
-
     settings, config = environment(args)
     rule = find_rule(config, args.rule)
     name = rule.secret_name
@@ -142,8 +146,6 @@ def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
 
 
 def _stage_and_rotate(args: argparse.Namespace, io: Io, settings: Settings, existing: SecretInfo, value: str) -> int:
-    from pullthrough.aws import secrets
-
     staged = rotation.new_token()
     secrets.put_value(existing.arn, value, (CANDIDATE,), token=staged, region=settings.region)
     if args.expires:
@@ -202,8 +204,6 @@ def _end_unfinished_rotation(io: Io, settings: Settings, existing: SecretInfo) -
     "assumes that a previous rotation request is still in progress and returns an error"). AWS's CancelRotateSecret
     documentation advises exactly this cleanup; the value on that version never became current.
     """
-    from pullthrough.aws import secrets
-
     pending, current = existing.version_with(secrets.PENDING), existing.version_with(secrets.CURRENT)
     if pending is None or pending == current:
         return
@@ -269,8 +269,6 @@ def _verdict(check: CredentialCheck) -> str:
 
 
 def _existing(name: str, settings: Settings) -> SecretInfo | None:
-    from pullthrough.aws import secrets
-
     try:
         info = secrets.describe(name, region=settings.region)
     except AwsNotFound:
@@ -284,8 +282,6 @@ def _existing(name: str, settings: Settings) -> SecretInfo | None:
 
 
 def _current_username(name: str, existing: SecretInfo | None, settings: Settings) -> str | None:
-    from pullthrough.aws import secrets
-
     if existing is None:
         return None
     try:

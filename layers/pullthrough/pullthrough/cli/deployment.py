@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from pullthrough.aws import ecr
+from pullthrough.aws import stack as cloudformation
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
 
@@ -31,13 +33,9 @@ def deployed(settings: Settings, args: argparse.Namespace) -> tuple[Settings, li
     stack = getattr(args, "stack", None) or settings.stack_name
     settings = settings.model_copy(update={"stack_name": stack})
     if not settings.account_id:
-        from pullthrough.aws import ecr
-
         settings = settings.model_copy(update={"account_id": ecr.registry_account(settings.region)})
     if settings.ledger_table and settings.template_role_arn:
         return settings, []
-    from pullthrough.aws import stack as cloudformation
-
     notes = []
     try:
         ids = cloudformation.physical_ids(stack, settings.region)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from pullthrough.cli.common import SCHEMA_VERSION
+from pullthrough.consumers import Artefact, CachedImage, RegistryBase, Target
 from pullthrough.reporting import Report
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -230,64 +231,22 @@ class StatusDocument(Ended):
 
 
 # --- urls, pull-config -----------------------------------------------------------------------------------------------
-
-
-class TargetDoc(_Doc):
-    """The registry consumers pull from."""
-
-    account: str
-    region: str
-    partition: str = Field(description="aws, aws-cn or aws-us-gov")
-    dns_suffix: str = Field(description="amazonaws.com or amazonaws.com.cn")
-    registry: str = Field(description="<account>.dkr.ecr.<region>.<dns suffix>")
-
-
-class RegistryBaseDoc(_Doc):
-    """One rule's base: replace `upstream` in an image name with `base`."""
-
-    rule: str
-    upstream_title: str
-    upstream: str = Field(description="The registry host (plus upstream prefix) images are named with: docker.io")
-    base: str = Field(description="<registry>/<prefix>")
-    variable: str = Field(description="The .env variable `pull-config --format env` sets to `base`")
-
-
-class CachedImageDoc(_Doc):
-    """One warm-list image (a named tag, or the repository when tags are chosen at warm time) and its ECR URI."""
-
-    upstream: str
-    rule: str
-    repository: str = Field(description="The cache repository in ECR: docker-hub/library/alpine")
-    uri: str = Field(description="<registry>/<repository>[:tag]")
-    selection: str | None = Field(description="How tags are chosen when none is named; null for a named tag")
+# Their parts are pullthrough.consumers' own dataclasses (one definition; the descriptions are there).
 
 
 class UrlsDocument(Ended):
     """`pullthrough urls --json`."""
 
-    target: TargetDoc
-    registries: list[RegistryBaseDoc]
-    images: list[CachedImageDoc]
-
-
-class FileDoc(_Doc):
-    path: str = Field(description="Relative to --output-dir: .env, registries.conf, certs.d/docker.io/hosts.toml")
-    content: str
-
-
-class ArtefactDoc(_Doc):
-    """One format's files, and what a user must know to use them."""
-
-    format: str = Field(description="env, registries.conf, containerd, kyverno, iam-policy or vpc-endpoints")
-    files: list[FileDoc]
-    notes: list[str]
+    target: Target
+    registries: list[RegistryBase]
+    images: list[CachedImage]
 
 
 class PullConfigDocument(Ended):
     """`pullthrough pull-config --json`."""
 
-    target: TargetDoc
-    artefacts: list[ArtefactDoc]
+    target: Target
+    artefacts: list[Artefact]
     written: list[str] | None = Field(None, description="With --output-dir: the files written, in order")
 
 
@@ -362,7 +321,7 @@ def _open(node: Any) -> Any:
 
 def dump(document: BaseModel) -> dict[str, Any]:
     """A document as emit() takes it."""
-    data: dict[str, Any] = document.model_dump(mode="json")
+    data: dict[str, Any] = document.model_dump(mode="json", by_alias=True)
     return data
 
 

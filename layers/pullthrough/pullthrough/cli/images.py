@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough import sources
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, emit, environment
 from pullthrough.cli.documents import ImagesDocument, SourceProblemDoc, SourceReferenceDoc, dump
-
-if TYPE_CHECKING:
-    from pullthrough.config import Config
-    from pullthrough.errors import Problem
-    from pullthrough.sources import Reading
+from pullthrough.config import Config
+from pullthrough.errors import Problem
+from pullthrough.reference import ImageReference
+from pullthrough.sources import Reading
+from pullthrough.warm.planner import ecs_reader
 
 
 def add_images_commands(commands: Any) -> None:
     """`pullthrough images`."""
-    images = commands.add_parser(
+    Command(
         "images",
+        images_command,
         help="what warm.sources yield: each image with its source and place, and what cannot be warmed",
         description=(
             "Reads the compose, kubernetes and text sources of the config (paths relative to the config file, as "
@@ -33,16 +35,11 @@ def add_images_commands(commands: Any) -> None:
             "for an ecs source: the account's ACTIVE task definitions (ecs:ListTaskDefinitions, "
             "ecs:DescribeTaskDefinition). Exit status 1 when there is a problem."
         ),
-    )
-    add_common_options(images)
-    images.set_defaults(handler=images_command)
+    ).register(commands)
 
 
 def images_command(args: argparse.Namespace, io: Io) -> int:
     """Print what the sources yield; exit 1 on a problem."""
-    from pullthrough import sources
-    from pullthrough.warm.planner import ecs_reader
-
     settings, config = environment(args)
     reading = sources.read(config, ecs=ecs_reader(config, settings))
     code = EXIT_FINDINGS if reading.problems else EXIT_OK
@@ -95,9 +92,7 @@ def images_lines(config: Config, document: ImagesDocument) -> Iterator[str]:
         yield f"note: {note.location}: {note.message} ({note.value})"
 
 
-def _parsed(text: str) -> Any:
-    from pullthrough.reference import ImageReference
-
+def _parsed(text: str) -> ImageReference:
     return ImageReference.parse(text)
 
 

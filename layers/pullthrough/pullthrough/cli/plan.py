@@ -2,7 +2,7 @@
 
 Rules and templates: the reconcile's own dry run (rules.reconcile with a dry-run trigger: it reads ECR and the
 ledger's ownership records, tests secrets upstream and asks ECR to validate, and makes no write call). Images: the
-warm planner's preview (planning.preview: ECR, upstream HEADs and tag lists, the ledger read and never written).
+warm planner's preview (planner.preview: ECR, upstream HEADs and tag lists, the ledger read and never written).
 Exit 1 when there is something to apply or act on, like `terraform plan -detailed-exitcode`.
 """
 
@@ -10,16 +10,24 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import add_stack_option, deployed
+from pullthrough import rules
+from pullthrough.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Command,
+    Io,
+    emit,
+    environment,
+    image_option,
+    rules_only_option,
+)
+from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, dump
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
-    from pullthrough.warm import planner as planning
+from pullthrough.reporting import Report
+from pullthrough.warm import planner
 
 _ACTIONS = {
     "already_cached": "keep",
@@ -31,8 +39,9 @@ _ACTIONS = {
 
 def add_plan_commands(commands: Any) -> None:
     """`pullthrough plan [--image REF] [--rules-only]`."""
-    plan = commands.add_parser(
+    Command(
         "plan",
+        plan_command,
         help="what a reconcile and a warm run would do now (rules, templates, images, pull cost); writes nothing",
         description=(
             "Compares the config with the account: the rules and repository creation templates a reconcile would "
@@ -40,21 +49,16 @@ def add_plan_commands(commands: Any) -> None:
             "refresh or defer (with the upstream pulls it would spend). Nothing is written: not ECR, not the "
             "ledger, not a queue. Exit status 1 when there is something to apply or act on."
         ),
-    )
-    plan.add_argument(
-        "--image", action="append", metavar="REF", help="plan warming only this image (repeatable), as warm does"
-    )
-    plan.add_argument("--rules-only", action="store_true", help="plan the rules and templates only")
-    add_stack_option(plan)
-    add_common_options(plan)
-    plan.set_defaults(handler=plan_command)
+        options=(
+            image_option("plan warming only this image (repeatable), as warm does"),
+            rules_only_option("plan the rules and templates only"),
+        ),
+        stack=True,
+    ).register(commands)
 
 
 def plan_command(args: argparse.Namespace, io: Io) -> int:
     """Plan the reconcile and the warm run; print both; exit 1 when either has work or a problem."""
-    from pullthrough import rules
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     settings = settings.model_copy(update={"dry_run": True})
@@ -66,8 +70,8 @@ def plan_command(args: argparse.Namespace, io: Io) -> int:
     warm_report: Report | None = None
     if not args.rules_only:
         io.progress("planning the warm run (ECR, upstream HEADs)...")
-        request = planning.WarmRequest(trigger="pullthrough plan (CLI)", images=tuple(args.image or ()))
-        warm_plan, warm_report = planning.preview(config, settings, request)
+        request = planner.WarmRequest(trigger="pullthrough plan (CLI)", images=tuple(args.image or ()))
+        warm_plan, warm_report = planner.preview(config, settings, request)
         warm = warm_document(warm_plan, warm_report)
     pending = sum(1 for c in changes if c.writes) + (
         sum(1 for image in warm.images if image.action in ("warm", "refresh", "complete")) if warm else 0
@@ -89,7 +93,7 @@ def plan_command(args: argparse.Namespace, io: Io) -> int:
     return code
 
 
-def warm_document(plan: planning.Plan, report: Report) -> WarmPlanDoc:
+def warm_document(plan: planner.Plan, report: Report) -> WarmPlanDoc:
     """Each image the warm run would look at: jobs with their action and cost, then the decided ones."""
     jobs = {job.subject: job for job in plan.jobs}
     images = []

@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough import prune
+from pullthrough.aws import ecr
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
+from pullthrough.reporting import Report, Status, human_bytes
+from pullthrough.warm import planner
 
 
 def add_prune_commands(commands: Any) -> None:
     """`pullthrough prune [--dry-run]`."""
-    prune = commands.add_parser(
+    Command(
         "prune",
+        prune_command,
         help="delete cached images nobody pulled for prune.unused_for_days (or, dry, list them), from here",
         description=(
             "Runs the prune the deployed stack runs on prune.schedule, with your AWS credentials: images under the "
@@ -32,19 +34,12 @@ def add_prune_commands(commands: Any) -> None:
             "or prune.keep, are deleted (at most prune.max_deletions, the oldest first). prune.dry_run (the default) "
             "or --dry-run lists them with their sizes and deletes nothing."
         ),
-    )
-    prune.add_argument("--dry-run", action="store_true", help="list what would be deleted; delete nothing")
-    add_common_options(prune)
-    prune.set_defaults(handler=prune_command)
+        options=(dry_run_option("list what would be deleted; delete nothing"),),
+    ).register(commands)
 
 
 def prune_command(args: argparse.Namespace, io: Io) -> int:
     """Prune (or list, dry) and print one line per image; exit 1 when a deletion failed or nothing could be read."""
-    from pullthrough import prune as pruning
-    from pullthrough.aws import ecr
-    from pullthrough.reporting import Status
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
     if config.prune is None:
         raise PullthroughError(
@@ -56,16 +51,10 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
     dry = config.prune is not None and config.prune.dry_run
     io.progress(f"{'listing (dry run)' if dry else 'pruning'} unused images under the rules' prefixes...")
     now = datetime.now(UTC)
-    report = pruning.run(
-        config,
-        pruning.AwsEcr(settings.region),
-        now=now,
-        run_id=f"prune-{now:%Y-%m-%dT%H-%M-%SZ}",
-        trigger="pullthrough prune (CLI)",
-        settings=settings,
-        account=ecr.registry_account(settings.region),
-        ecs=planning.ecs_reader(config, settings),
+    info = prune.RunInfo.starting(
+        now, "pullthrough prune (CLI)", settings.region, ecr.registry_account(settings.region)
     )
+    report = prune.run(config, prune.AwsEcr(settings.region), info, ecs=planner.ecs_reader(config, settings))
     code = EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
     emit(io, args, dump(PruneDocument(dry_run=report.dry_run, report=report, exit_code=code)), prune_lines(report))
     return code
@@ -73,8 +62,6 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
 
 def prune_lines(report: Report) -> Iterator[str]:
     """The prune report as lines for people: the headline, one line per image, what goes in bytes, the notes."""
-    from pullthrough.reporting import human_bytes
-
     yield report.headline()
     for item in report.items:
         size = f" ({human_bytes(item.details.size)})" if item.details.size else ""

@@ -10,22 +10,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import add_stack_option, deployed
+from pullthrough import rules
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment
+from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import ChangeDoc, ReconcileDocument, dump
 from pullthrough.errors import PullthroughError
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
-    from pullthrough.rules import Plan
+from pullthrough.reporting import Report, Status
+from pullthrough.rules import Plan
 
 
 def add_reconcile_commands(commands: Any) -> None:
     """`pullthrough reconcile [--dry-run]`."""
-    reconcile = commands.add_parser(
+    Command(
         "reconcile",
+        reconcile_command,
         help="create, update, replace or delete ECR's rules and templates to match the config, from here",
         description=(
             "Runs the reconcile the deployed stack runs after a deploy, with your AWS credentials: rules and "
@@ -33,17 +33,13 @@ def add_reconcile_commands(commands: Any) -> None:
             "recorded in the stack's ledger table), each secret is tested upstream before a rule points at it, and "
             "ECR validates every rule with credentials. --dry-run plans, checks and validates, and writes nothing."
         ),
-    )
-    reconcile.add_argument("--dry-run", action="store_true", help="plan, check and validate; write nothing")
-    add_stack_option(reconcile)
-    add_common_options(reconcile)
-    reconcile.set_defaults(handler=reconcile_command)
+        options=(dry_run_option("plan, check and validate; write nothing"),),
+        stack=True,
+    ).register(commands)
 
 
 def reconcile_command(args: argparse.Namespace, io: Io) -> int:
     """Reconcile (or plan, with --dry-run) and print each rule's and template's outcome; 1 when any needs action."""
-    from pullthrough import rules
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     if not args.dry_run and not settings.ledger_table:
@@ -66,8 +62,6 @@ def reconcile_command(args: argparse.Namespace, io: Io) -> int:
 
 def findings(report: Report) -> int:
     """EXIT_FINDINGS when any item needs the reader (failed, invalid, conflict, skipped), else EXIT_OK."""
-    from pullthrough.reporting import Status
-
     return EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
 
 

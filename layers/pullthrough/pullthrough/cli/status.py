@@ -12,15 +12,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pullthrough.cli import survey
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import add_stack_option, deployed
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, emit, environment, rules_only_option
+from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc, StatusDocument, dump
+from pullthrough.warm.runs_view import RunsView
 
 
 def add_status_commands(commands: Any) -> None:
     """`pullthrough status [--rules-only]`."""
-    status = commands.add_parser(
+    Command(
         "status",
+        status_command,
         help="each rule (valid, secret, expiry), warm-list image (digests, pulls, last outcome) and recent run",
         description=(
             "Per rule: whether ECR has it and validates it (ValidatePullThroughCacheRule), its secret and the "
@@ -29,17 +31,13 @@ def add_status_commands(commands: Any) -> None:
             f"outcome. Runs open or started in the last {survey.RECENT.days} days, from the ledger. Exit status 1 "
             "when anything needs attention."
         ),
-    )
-    status.add_argument("--rules-only", action="store_true", help="the rules only: no image or run is looked at")
-    add_stack_option(status)
-    add_common_options(status)
-    status.set_defaults(handler=status_command)
+        options=(rules_only_option("the rules only: no image or run is looked at"),),
+        stack=True,
+    ).register(commands)
 
 
 def status_command(args: argparse.Namespace, io: Io) -> int:
     """Read and print the status; exit 1 when any rule or image has a problem."""
-    from pullthrough.warm.worker import ledger_for
-
     settings, config = environment(args)
     settings, notes = deployed(settings, args)
     now = datetime.now(UTC)
@@ -48,7 +46,7 @@ def status_command(args: argparse.Namespace, io: Io) -> int:
     images: list[ImageStatusDoc] = []
     runs: list[RunStatusDoc] = []
     if not args.rules_only:
-        ledger = ledger_for(settings) if settings.ledger_table else None
+        ledger = RunsView.of(settings)
         states = survey.runs_status(ledger, now) if ledger else []
         open_ids = ledger.open_run_ids() if ledger else set()
         runs = [survey.run_document(state, open_ids) for state in states]

@@ -2,7 +2,8 @@
 
 Only reads: DescribePullThroughCacheRules and ValidatePullThroughCacheRule (ECR), DescribeSecret (the token's
 expiry tag, credentials.EXPIRES_TAG), DescribeImages (imagePushedAt, lastRecordedPullTime), a HEAD on each upstream
-manifest (not a pull on Docker Hub: registry.head_manifest), and the ledger (Query, GetItem, BatchGetItem, Scan).
+manifest (not a pull on Docker Hub: registry.head_manifest), and the warm runs through warm/runs_view.py (the
+ledger's Query, GetItem, BatchGetItem, Scan).
 """
 
 from __future__ import annotations
@@ -10,19 +11,19 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
 
+from pullthrough import credentials
+from pullthrough.aws import ecr, ptc, secrets
+from pullthrough.aws.ecr import EcrImage
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc
+from pullthrough.config import Config, Rule
+from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
+from pullthrough.registry import RegistryClient
 from pullthrough.reporting import ReportItem
-
-if TYPE_CHECKING:
-    from pullthrough.aws.ecr import EcrImage
-    from pullthrough.aws.ledger import JobRecord, Ledger, RunState, Verified
-    from pullthrough.config import Config, Rule
-    from pullthrough.env import Settings
-    from pullthrough.registry import RegistryClient
-    from pullthrough.warm.planner import Candidate, Decided
+from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
+from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified
+from pullthrough.warm.worker import upstream_client
 
 RECENT = timedelta(days=7)  # runs started this long ago or later are "recent"
 RUNS_SHOWN = 10  # the newest runs whose jobs are read for each image's last outcome
@@ -34,15 +35,11 @@ Progress = Callable[[str], None]
 
 def rules_status(config: Config, settings: Settings, today: date) -> list[RuleStatusDoc]:
     """Each config rule: in the account, ECR's validation, its secret and the token's expiry."""
-    from pullthrough.aws import ptc
-
     held = {rule.prefix: rule for rule in ptc.snapshot().rules}
     return [_rule_status(rule, held.get(rule.prefix), config, settings, today) for rule in config.rules]
 
 
 def _rule_status(rule: Rule, spec: object | None, config: Config, settings: Settings, today: date) -> RuleStatusDoc:
-    from pullthrough.aws import ptc
-
     problems: list[str] = []
     valid, failure = None, None
     if spec is None:
@@ -73,9 +70,6 @@ def _rule_status(rule: Rule, spec: object | None, config: Config, settings: Sett
 def _secret(
     rule: Rule, config: Config, settings: Settings, today: date, problems: list[str]
 ) -> tuple[bool | None, date | None, int | None]:
-    from pullthrough import credentials
-    from pullthrough.aws import secrets
-
     name = rule.secret_name
     if not name:
         return None, None, None
@@ -101,12 +95,9 @@ def _secret(
 
 
 def images_status(
-    config: Config, settings: Settings, ledger: Ledger | None, runs: Sequence[RunState], progress: Progress
+    config: Config, settings: Settings, ledger: RunsView | None, runs: Sequence[RunState], progress: Progress
 ) -> list[ImageStatusDoc]:
     """Each warm-list image tag (patterns expanded upstream): ECR's and the upstream's digest, memory, last outcome."""
-    from pullthrough.warm import planner as planning
-    from pullthrough.warm.worker import upstream_client
-
     clients: dict[str, RegistryClient | PullthroughError | None] = {}
 
     def upstream(rule: Rule) -> RegistryClient | None:
@@ -120,9 +111,9 @@ def images_status(
             raise found
         return found
 
-    planner = planning.Planner(config, planning.AwsEcr(settings.region), upstream, keeps_clients=True)
+    planner = Planner(config, AwsEcr(settings.region), upstream, keeps_clients=True)
     try:
-        candidates, failed = planner.candidates(planning.WarmRequest(trigger="pullthrough status (CLI)"))
+        candidates, failed = planner.candidates(WarmRequest(trigger="pullthrough status (CLI)"))
         progress(f"looking at {len(candidates)} image(s) in ECR and upstream...")
         held = _held(candidates, settings)
         remembered = _remembered(ledger, candidates)
@@ -139,8 +130,6 @@ def images_status(
 
 
 def _held(candidates: Sequence[Candidate], settings: Settings) -> dict[str, EcrImage | AwsError]:
-    from pullthrough.aws import ecr
-
     by_repository: dict[str, list[Candidate]] = defaultdict(list)
     for candidate in candidates:
         by_repository[candidate.repository].append(candidate)
@@ -155,7 +144,7 @@ def _held(candidates: Sequence[Candidate], settings: Settings) -> dict[str, EcrI
     return held
 
 
-def _remembered(ledger: Ledger | None, candidates: Sequence[Candidate]) -> dict[tuple[str, str], Verified]:
+def _remembered(ledger: RunsView | None, candidates: Sequence[Candidate]) -> dict[tuple[str, str], Verified]:
     if ledger is None or not candidates:
         return {}
     try:
@@ -164,7 +153,7 @@ def _remembered(ledger: Ledger | None, candidates: Sequence[Candidate]) -> dict[
         return {}
 
 
-def _last_outcomes(ledger: Ledger | None, runs: Sequence[RunState]) -> dict[str, tuple[str, JobRecord]]:
+def _last_outcomes(ledger: RunsView | None, runs: Sequence[RunState]) -> dict[str, tuple[str, JobRecord]]:
     """Each image key's job in the newest run that had one (runs decided whole keep no JOB items)."""
     found: dict[str, tuple[str, JobRecord]] = {}
     if ledger is None:
@@ -259,14 +248,9 @@ def _not_expanded(decided: Decided) -> ImageStatusDoc:
 # --- runs ------------------------------------------------------------------------------------------------------------
 
 
-def runs_status(ledger: Ledger, now: datetime) -> list[RunState]:
+def runs_status(ledger: RunsView, now: datetime) -> list[RunState]:
     """Open runs and runs started within RECENT, newest first."""
-    open_ids = ledger.open_run_ids()
-    runs = {run.run_id: run for run in ledger.recent_runs(now - RECENT)}
-    for run in ledger.open_runs():
-        runs.setdefault(run.run_id, run)
-    ordered = sorted(runs.values(), key=lambda run: run.started, reverse=True)
-    return [run for run in ordered if run.run_id in open_ids or run.started >= now - RECENT]
+    return ledger.recent(now - RECENT)
 
 
 def run_document(run: RunState, open_ids: set[str]) -> RunStatusDoc:

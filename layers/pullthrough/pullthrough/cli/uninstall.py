@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
-from pullthrough.cli.deployment import LEDGER_TABLE, add_stack_option
+from pullthrough import uninstall
+from pullthrough.aws import ledger_table
+from pullthrough.aws import stack as cloudformation
+from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment, option
+from pullthrough.cli.deployment import LEDGER_TABLE
 from pullthrough.cli.documents import KeptDoc, RemovalDoc, UninstallDocument, dump
 from pullthrough.env import Settings
 from pullthrough.errors import PullthroughError
@@ -25,8 +29,9 @@ RECOVERY_DAYS = range(7, 31)
 
 def add_uninstall_commands(commands: Any) -> None:
     """`pullthrough uninstall`."""
-    uninstall = commands.add_parser(
+    Command(
         "uninstall",
+        uninstall_command,
         help="list what Pullthrough owns in the account (after sam delete) and remove it on confirmation",
         description=(
             "Lists what Pullthrough owns that `sam delete` leaves behind: the pull-through cache rules and repository "
@@ -36,37 +41,37 @@ def add_uninstall_commands(commands: Any) -> None:
             "Then it removes them, rules first and the ledger last, once the stack's name is typed (or --yes). "
             "Secrets are scheduled for deletion with a recovery window. Exit status 1 when a removal failed."
         ),
-    )
-    uninstall.add_argument("--dry-run", action="store_true", help="list only; remove nothing")
-    uninstall.add_argument("--yes", action="store_true", help="remove without asking for the stack's name")
-    uninstall.add_argument(
-        "--ledger-table",
-        metavar="NAME",
-        help="the retained ledger table (default: LEDGER_TABLE, the stack's LedgerTable, or the one table named "
-        "<stack>-LedgerTable-*)",
-    )
-    uninstall.add_argument("--keep-repositories", action="store_true", help="leave the cache repositories")
-    uninstall.add_argument("--keep-ledger", action="store_true", help="leave the ledger table")
-    uninstall.add_argument(
-        "--recovery-days",
-        type=int,
-        choices=RECOVERY_DAYS,
-        default=DEFAULT_RECOVERY_DAYS,
-        metavar="DAYS",
-        help=f"secrets stay recoverable this long, 7 to 30 (default {DEFAULT_RECOVERY_DAYS})",
-    )
-    uninstall.add_argument(
-        "--force-delete-secrets", action="store_true", help="delete the secrets at once, with no recovery window"
-    )
-    add_stack_option(uninstall)
-    add_common_options(uninstall)
-    uninstall.set_defaults(handler=uninstall_command)
+        options=(
+            dry_run_option("list only; remove nothing"),
+            option("--yes", action="store_true", help="remove without asking for the stack's name"),
+            option(
+                "--ledger-table",
+                metavar="NAME",
+                help="the retained ledger table (default: LEDGER_TABLE, the stack's LedgerTable, or the one table "
+                "named <stack>-LedgerTable-*)",
+            ),
+            option("--keep-repositories", action="store_true", help="leave the cache repositories"),
+            option("--keep-ledger", action="store_true", help="leave the ledger table"),
+            option(
+                "--recovery-days",
+                type=int,
+                choices=RECOVERY_DAYS,
+                default=DEFAULT_RECOVERY_DAYS,
+                metavar="DAYS",
+                help=f"secrets stay recoverable this long, 7 to 30 (default {DEFAULT_RECOVERY_DAYS})",
+            ),
+            option(
+                "--force-delete-secrets",
+                action="store_true",
+                help="delete the secrets at once, with no recovery window",
+            ),
+        ),
+        stack=True,
+    ).register(commands)
 
 
 def uninstall_command(args: argparse.Namespace, io: Io) -> int:
     """List, confirm, remove; 0 when all listed is gone (or a dry run), 1 when a removal failed or was declined."""
-    from pullthrough import uninstall
-
     settings, config = environment(args)
     stack = args.stack or settings.stack_name
     if args.json and not (args.dry_run or args.yes):
@@ -85,28 +90,34 @@ def uninstall_command(args: argparse.Namespace, io: Io) -> int:
         force_delete_secrets=args.force_delete_secrets,
     )
     io.progress(f"reading what Pullthrough owns in {settings.region}...")
-    inventory = uninstall.survey(config, table, options, settings.region)
+    listed = Listed(stack, settings.region, uninstall.survey(config, table, options, settings.region))
+    inventory = listed.inventory
     if args.dry_run or not inventory.removals:
-        return _report(io, args, stack, settings, inventory, [], confirmed=False)
+        return _report(io, args, listed)
     if not args.yes:
         for line in inventory_lines(inventory):
             io.say(line)
         if not _confirmed(io, stack, len(inventory.removals)):
             io.warn("not confirmed: nothing was removed")
-            return _report(io, args, stack, settings, inventory, [], confirmed=False, code=EXIT_FINDINGS, quiet=True)
+            return _report(io, args, listed, code=EXIT_FINDINGS, quiet=True)
     done = uninstall.remove(inventory, options, settings.region, io.progress)
-    return _report(io, args, stack, settings, inventory, done, confirmed=True)
+    return _report(io, args, listed, done)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What uninstall found to remove and keep, and where: the stack the confirmation names, and the region."""
+
+    stack: str
+    region: str
+    inventory: Inventory
 
 
 def _stack_resources(stack: str, settings: Settings) -> dict[str, str]:
-    from pullthrough.aws import stack as cloudformation
-
     return cloudformation.physical_ids(stack, settings.region)
 
 
 def _left_table(stack: str, settings: Settings) -> str | None:
-    from pullthrough.aws import ledger_table
-
     found = ledger_table.left_by(stack, settings.region)
     if len(found) > 1:
         raise PullthroughError(
@@ -128,15 +139,14 @@ def _confirmed(io: Io, stack: str, count: int) -> bool:
 def _report(
     io: Io,
     args: argparse.Namespace,
-    stack: str,
-    settings: Settings,
-    inventory: Inventory,
-    done: Sequence[Done],
+    listed: Listed,
+    removed: Sequence[Done] | None = None,
     *,
-    confirmed: bool,
     code: int | None = None,
     quiet: bool = False,
 ) -> int:
+    """Print (or emit as JSON) what was listed and, once confirmed, what became of each removal; the exit code."""
+    inventory, done, confirmed = listed.inventory, removed or (), removed is not None
     if code is None:
         code = EXIT_FINDINGS if any(d.status in ("failed", "skipped") for d in done) else EXIT_OK
     outcome = {id(d.removal): d for d in done}
@@ -150,8 +160,8 @@ def _report(
     document = UninstallDocument(
         dry_run=args.dry_run,
         confirmed=confirmed,
-        stack=stack,
-        region=settings.region,
+        stack=listed.stack,
+        region=listed.region,
         ledger_table=inventory.ledger_table,
         remove=removals,
         keep=[KeptDoc(kind=k.kind.value, name=k.name, reason=k.reason) for k in inventory.kept],

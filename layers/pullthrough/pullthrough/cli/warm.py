@@ -4,19 +4,28 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, add_common_options, emit, environment
+from pullthrough.cli.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    Command,
+    Io,
+    dry_run_option,
+    emit,
+    environment,
+    image_option,
+)
 from pullthrough.cli.documents import WarmDocument, dump
-
-if TYPE_CHECKING:
-    from pullthrough.reporting import Report
+from pullthrough.reporting import Report, Status
+from pullthrough.warm import planner
 
 
 def add_warm_commands(commands: Any) -> None:
     """`pullthrough warm [--image REF]`."""
-    warm = commands.add_parser(
+    Command(
         "warm",
+        warm_command,
         help="warm the warm list (or some images) through ECR from here, and print the report",
         description=(
             "Plans and warms in this process with your AWS credentials: the same decisions (what ECR holds, the "
@@ -24,27 +33,19 @@ def add_warm_commands(commands: Any) -> None:
             "run of the deployed stack instead: aws lambda invoke --function-name <the PlanWarmingFunctionName "
             'output> --cli-binary-format raw-in-base64-out --payload \'{"images": ["nginx:1.27"]}\' out.json'
         ),
-    )
-    warm.add_argument(
-        "--image",
-        action="append",
-        metavar="REF",
-        help="warm only this image (repeatable): name:tag, or a name from warm.images for all its tags",
-    )
-    warm.add_argument("--dry-run", action="store_true", help="decide and report, pull nothing")
-    add_common_options(warm)
-    warm.set_defaults(handler=warm_command)
+        options=(
+            image_option("warm only this image (repeatable): name:tag, or a name from warm.images for all its tags"),
+            dry_run_option("decide and report, pull nothing"),
+        ),
+    ).register(commands)
 
 
 def warm_command(args: argparse.Namespace, io: Io) -> int:
     """Warm here and print one line per image; exit 1 when any image failed."""
-    from pullthrough.reporting import Status
-    from pullthrough.warm import planner as planning
-
     settings, config = environment(args)
-    request = planning.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
+    request = planner.WarmRequest(trigger="pullthrough warm (CLI)", images=tuple(args.image or ()))
     io.progress("planning the warm run (asks ECR and the upstreams)..." if not args.dry_run else "planning...")
-    report = planning.run_here(config, settings, request, dry_run=args.dry_run)
+    report = planner.run_here(config, settings, request, dry_run=args.dry_run)
     code = EXIT_FINDINGS if report.status is Status.FAILED else EXIT_OK
     emit(io, args, dump(WarmDocument(report=report, exit_code=code)), report_lines(report))
     return code

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
 
 from pullthrough.config import Config
 from pullthrough.consumers import iam, kyverno, network, runtimes
@@ -53,16 +55,12 @@ FORMATS = ("env", "registries.conf", "containerd", "kyverno", "iam-policy", "vpc
 class Artefact:
     """One format's files, and what a user must know to use them (limits, prerequisites)."""
 
-    format: str
+    # pull-config --json always has `notes` (docs/cli/pull-config.schema.json), empty or not
+    __pydantic_config__ = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    format: Annotated[str, Field(description="env, registries.conf, containerd, kyverno, iam-policy or vpc-endpoints")]
     files: tuple[GeneratedFile, ...]
     notes: tuple[str, ...] = ()
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "format": self.format,
-            "files": [{"path": f.path, "content": f.text} for f in self.files],
-            "notes": list(self.notes),
-        }
 
 
 def _env(config: Config, target: Target) -> Artefact:

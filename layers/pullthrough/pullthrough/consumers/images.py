@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 import textwrap
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from pullthrough import upstreams
 from pullthrough.config import Config, Rule
@@ -29,35 +32,36 @@ DOCKER_NOTE = (
 )
 
 
+# CachedImage and RegistryBase are also what `pullthrough urls --json` prints (docs/cli/urls.schema.json): the
+# descriptions below are the schema's.
+
+
 @dataclass(frozen=True)
 class CachedImage:
-    """One warm-list image (one tag, or the repository when tags are chosen at warm time) and its ECR URI."""
+    """One warm-list image (a named tag, or the repository when tags are chosen at warm time) and its ECR URI."""
 
-    upstream: str  # the reference as people pull it from the upstream, e.g. docker.io/library/alpine:3.20
+    # the reference as people pull it from the upstream, e.g. docker.io/library/alpine:3.20
+    upstream: str
     rule: str
-    repository: str  # the cache repository in ECR
-    uri: str  # <registry>/<repository>[:tag]
-    selection: str | None = None  # how tags are chosen when they are not named (tag_pattern / latest)
+    repository: Annotated[str, Field(description="The cache repository in ECR: docker-hub/library/alpine")]
+    uri: Annotated[str, Field(description="<registry>/<repository>[:tag]")]
+    selection: Annotated[
+        str | None, Field(description="How tags are chosen when none is named; null for a named tag")
+    ]  # tag_pattern / latest
 
 
 @dataclass(frozen=True)
 class RegistryBase:
-    """Where one rule's images are pulled from: replace `upstream` with `base` in an image name."""
+    """One rule's base: replace `upstream` in an image name with `base`."""
 
     rule: str
     upstream_title: str
-    upstream: str  # the registry (and, for ECR upstreams with an upstream prefix, the namespace) people write
-    base: str  # <registry>/<prefix>
-    variable: str  # the environment variable name the .env line sets
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "rule": self.rule,
-            "upstream_title": self.upstream_title,
-            "upstream": self.upstream,
-            "base": self.base,
-            "variable": self.variable,
-        }
+    # for ECR upstreams with an upstream prefix, the namespace too
+    upstream: Annotated[
+        str, Field(description="The registry host (plus upstream prefix) images are named with: docker.io")
+    ]
+    base: Annotated[str, Field(description="<registry>/<prefix>")]
+    variable: Annotated[str, Field(description="The .env variable `pull-config --format env` sets to `base`")]
 
 
 def upstream_namespace(rule: Rule) -> str:
@@ -74,7 +78,7 @@ def cached_images(config: Config, target: Target) -> list[CachedImage]:
         image, rule, repository = warm.image, warm.rule.prefix, warm.cache_repository
         for tag in image.fixed_tags:
             uri = image_uri(host, repository, tag)
-            result.append(CachedImage(str(image.image.with_tag(tag)), rule, repository, uri))
+            result.append(CachedImage(str(image.image.with_tag(tag)), rule, repository, uri, None))
         selection = _selection(image.tag_pattern, image.latest)
         if selection is not None:
             result.append(CachedImage(image.image.name, rule, repository, image_uri(host, repository), selection))

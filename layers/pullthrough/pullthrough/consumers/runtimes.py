@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from pullthrough.config import Config, Rule
 from pullthrough.consumers.images import upstream_namespace
@@ -41,8 +44,10 @@ _SERVERS = {"docker.io": "https://registry-1.docker.io"}
 class GeneratedFile:
     """One file of an artefact: where it goes (relative to --output-dir) and what it holds."""
 
-    path: str
-    text: str
+    path: Annotated[
+        str, Field(description="Relative to --output-dir: .env, registries.conf, certs.d/docker.io/hosts.toml")
+    ]
+    text: Annotated[str, Field(serialization_alias="content")]  # `content` in pull-config --json
 
 
 def _toml(value: str) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
 
 from pullthrough.errors import PullthroughError
 from pullthrough.reference import ROOT_PREFIX
@@ -28,12 +31,13 @@ class TargetError(PullthroughError):
 
 @dataclass(frozen=True)
 class Target:
-    """The account and region whose ECR registry consumers pull from."""
+    """The registry consumers pull from: the account and region (also `pullthrough urls --json`'s `target`)."""
 
     account: str
     region: str
-    partition: str
-    dns_suffix: str
+    partition: Annotated[str, Field(description="aws, aws-cn or aws-us-gov")]
+    dns_suffix: Annotated[str, Field(description="amazonaws.com or amazonaws.com.cn")]
+    registry: Annotated[str, Field(description="<account>.dkr.ecr.<region>.<dns suffix>")]
 
     @classmethod
     def of(cls, account: str, region: str) -> Target:
@@ -44,13 +48,13 @@ class Target:
             raise TargetError(f"region {region!r} is not an AWS region name: give one like us-east-1 or cn-north-1")
         for prefix, partition, suffix in _PARTITIONS:
             if region.startswith(prefix):
-                return cls(account, region, partition, suffix)
+                return cls(account, region, partition, suffix, f"{account}.dkr.ecr.{region}.{suffix}")
         raise AssertionError("unreachable: the last partition matches every region")
 
     @property
     def registry_host(self) -> str:
         """`<account>.dkr.ecr.<region>.<dns suffix>`: the host of every image URI and mirror."""
-        return f"{self.account}.dkr.ecr.{self.region}.{self.dns_suffix}"
+        return self.registry
 
     def base(self, prefix: str) -> str:
         """The registry base of a rule: `<host>/<prefix>`, or the host alone for ECR's ROOT prefix."""
@@ -59,12 +63,3 @@ class Target:
     def repository_arn(self, repository: str) -> str:
         """`arn:<partition>:ecr:<region>:<account>:repository/<repository>` (the IAM service reference's ARN form)."""
         return f"arn:{self.partition}:ecr:{self.region}:{self.account}:repository/{repository}"
-
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "account": self.account,
-            "region": self.region,
-            "partition": self.partition,
-            "dns_suffix": self.dns_suffix,
-            "registry": self.registry_host,
-        }

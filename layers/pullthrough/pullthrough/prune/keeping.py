@@ -10,6 +10,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from pullthrough import sources
+from pullthrough.reference import ImageReference
+from pullthrough.sources.model import EcsSource
+from pullthrough.warm.planner import choose_tags
+
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage
     from pullthrough.config import Config
@@ -26,8 +31,6 @@ def protected(
     `held`: the images ECR holds per repository, so tag patterns and latest-N pick from the tags ECR has; `named`:
     what warm.sources yield (`named_by_sources`).
     """
-    from pullthrough.warm.planner import choose_tags
-
     kept: dict[str, dict[str, str]] = {}
     for target in config.targets():
         image = target.image
@@ -51,8 +54,6 @@ def protected(
 
 def _source_tags(config: Config, named: Sequence[Yielded]) -> list[tuple[str, str, str]]:
     """(cache repository, tag, why) of every reference warm.sources yield."""
-    from pullthrough.reference import ImageReference
-
     found = []
     for yielded in named:
         ref = ImageReference.parse(yielded.reference)
@@ -66,12 +67,9 @@ def named_by_sources(config: Config, ecs: EcsReader | None) -> tuple[list[Yielde
     """Every reference warm.sources yield now, or why they cannot say everything they name (then none).
 
     Strict (`sources.references` raises SourceError on any problem, a refused ECS call included): a source that
-    cannot be read in full might still name an image, so the run deletes nothing (`pruning.run` reports why).
-    `ecs`: the reader of the account's task definitions (`planning.ecs_reader`), None where there is none.
+    cannot be read in full might still name an image, so the run deletes nothing (`prune.run` reports why).
+    `ecs`: the reader of the account's task definitions (`warm.planner.ecs_reader`), None where there is none.
     """
-    from pullthrough import sources
-    from pullthrough.sources.model import EcsSource
-
     if ecs is None and any(isinstance(source, EcsSource) for source in config.warm.sources):
         return [], "an ecs source names the images of ECS task definitions, and no ECS reader was given"
     try:
