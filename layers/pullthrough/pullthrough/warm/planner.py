@@ -37,13 +37,14 @@ from pullthrough.config import Config, Rule
 from pullthrough.env import PlanEnv, Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting import Kind, Report
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.sources.model import EcsSource
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warm.budget import Budget
 from pullthrough.warm.cost import children_known, estimate_children
 from pullthrough.warm.decisions import Decider
+from pullthrough.warm.dry_run import dry_run_report
 from pullthrough.warm.fitting import Fitting
 from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run, sweep
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
@@ -290,42 +291,6 @@ def _with_account(settings: Settings) -> Settings:
     if settings.account_id:
         return settings
     return settings.model_copy(update={"account_id": aws_ecr.registry_account(settings.region)})
-
-
-def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime) -> Report:
-    """What a run would do: the decided outcomes, and each job as the outcome it would aim for."""
-    items = [d.item for d in plan.decided]
-    for job in plan.jobs:
-        outcome = Outcome.REFRESHED if job.action == "refresh" else Outcome.WARMED
-        items.append(
-            ReportItem(
-                subject=job.subject,
-                outcome=outcome,
-                reason=f"dry run: would pull it through ECR ({job.cost} upstream pull(s) budgeted)",
-                details=Details(
-                    rule=job.rule,
-                    upstream=job.upstream,
-                    repository=job.repository,
-                    digest=job.expected_digest,
-                    previous_digest=job.previous_digest if job.action == "refresh" else None,
-                    platforms=job.platforms,
-                    pulls_remaining=job.pulls_remaining,
-                    source=job.source,
-                ),
-            )
-        )
-    return Report(
-        kind=Kind.WARM,
-        stack=config.stack,
-        region=settings.region,
-        account=account_of(settings),
-        run_id=plan.run_id,
-        trigger=trigger,
-        started=started,
-        dry_run=True,
-        items=tuple(items),
-        notes=plan.notes,
-    )
 
 
 def _summary(
