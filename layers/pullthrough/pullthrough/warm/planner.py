@@ -312,6 +312,7 @@ def _summary(
     return summary.model_dump(mode="json")
 
 
+# What cli/, prune/, bench/ and tests import from here: the planner's own names, and those of the stages it runs.
 __all__ = [
     "Allowances",
     "AwsEcr",
