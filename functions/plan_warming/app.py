@@ -7,11 +7,11 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough.env import Settings
+from pullthrough.env import PlanEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
-from pullthrough.warm import planner as planning
+from pullthrough.warm import planner
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)
@@ -19,4 +19,4 @@ from pullthrough.warm import planner as planning
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.WARM)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return planning.handle(event, Settings.from_env()).model_dump(mode="json")
+    return planner.handle(event, context, PlanEnv.from_env())

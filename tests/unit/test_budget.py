@@ -1,4 +1,4 @@
-"""The pull budget (pullthrough/budget.py): one run's share, and the allowance runs open at once share."""
+"""The pull budget (pullthrough/warm/budget.py): one run's share, and the allowance runs open at once share."""
 
 from __future__ import annotations
 

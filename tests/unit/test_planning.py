@@ -1,4 +1,5 @@
-"""Planning a warm run (pullthrough/planning.py): tags, versions, ECR-first decisions and the budget, with fakes.
+"""Planning a warm run (pullthrough/warm/: planner, selection, decisions, fitting): tags, versions, ECR-first
+decisions and the budget, with fakes.
 
 The fake upstream has no manifest GET at all: planning that tried one would fail here, not only cost a pull.
 """

@@ -1,5 +1,6 @@
-"""Planning asks ECR per repository, not per tag (pullthrough/planning.py): one DescribeImages, one BatchGetImage per
-manifest level and one BatchCheckLayerAvailability for all of a repository's tags, whatever their number.
+"""Planning asks ECR per repository, not per tag (pullthrough/warm/decisions.py): one DescribeImages, one
+BatchGetImage per manifest level and one BatchCheckLayerAvailability for all of a repository's tags, whatever their
+number.
 
 The fakes are test_planning's, with ECR also answering for several tags at once, as pullthrough.aws.ecr does.
 """

@@ -1,6 +1,7 @@
-"""Planning recalls what earlier runs verified (pullthrough/planning.py, the ledger's VERIFIED# items): an image ECR
-still holds at the remembered digest, for the same platforms, is already cached without reading its manifests and
-blobs again; anything else is verified in full, and what is verified in full is handed back to be remembered.
+"""Planning recalls what earlier runs verified (pullthrough/warm/decisions.py, the ledger's VERIFIED# items): an
+image ECR still holds at the remembered digest, for the same platforms, is already cached without reading its
+manifests and blobs again; anything else is verified in full, and what is verified in full is handed back to be
+remembered.
 
 The fakes are test_planning's; the memory is a dictionary standing in for the ledger.
 """

@@ -1,0 +1,51 @@
+"""A dry run's report: what a run would do now, the outcomes planning decided and each job as the outcome it would
+aim for. plan_warming with PULLTHROUGH_DRY_RUN, `pullthrough plan` and `pullthrough warm --dry-run` send or print it.
+
+Separate from the planner (which makes the plan) and the worker's run report (which reports what a run did).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pullthrough.config import Config
+from pullthrough.env import Settings
+from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.warm.plan import Plan
+from pullthrough.warm.worker import account_of
+
+
+def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime) -> Report:
+    """What a run would do: the decided outcomes, and each job as the outcome it would aim for."""
+    items = [d.item for d in plan.decided]
+    for job in plan.jobs:
+        outcome = Outcome.REFRESHED if job.action == "refresh" else Outcome.WARMED
+        items.append(
+            ReportItem(
+                subject=job.subject,
+                outcome=outcome,
+                reason=f"dry run: would pull it through ECR ({job.cost} upstream pull(s) budgeted)",
+                details=Details(
+                    rule=job.rule,
+                    upstream=job.upstream,
+                    repository=job.repository,
+                    digest=job.expected_digest,
+                    previous_digest=job.previous_digest if job.action == "refresh" else None,
+                    platforms=job.platforms,
+                    pulls_remaining=job.pulls_remaining,
+                    source=job.source,
+                ),
+            )
+        )
+    return Report(
+        kind=Kind.WARM,
+        stack=config.stack,
+        region=settings.region,
+        account=account_of(settings),
+        run_id=plan.run_id,
+        trigger=trigger,
+        started=started,
+        dry_run=True,
+        items=tuple(items),
+        notes=plan.notes,
+    )
