@@ -198,21 +198,26 @@ TARGETS: dict[str, Target] = {
         f"{LIBRARY}/warm/budget.py",
         ("tests/unit/test_budget.py", "tests/unit/test_planning.py", "tests/integration/test_ledger.py"),
     ),
+    # Planning's promises, where they live since the split: fitting jobs into the budget (fitting.py), the runs
+    # open at once (overlap.py), what an import costs upstream (cost.py), the first look at ECR (decisions.py).
     "planning-budget": Target(
-        f"{LIBRARY}/warm/planner.py",
+        f"{LIBRARY}/warm/fitting.py",
         ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
-        (
-            "_draw",
-            "_fit",
-            "_leave_in_flight",
-            "_in_flight_notes",
-            "_deferral",
-            "_sharing_notes",
-            "_cost",
-            "estimate_children",
-            "_children_known",
-            "_first_look",
-        ),
+        ("draw", "fit", "_deferral", "_sharing_notes"),
+    ),
+    "planning-overlap": Target(
+        f"{LIBRARY}/warm/overlap.py",
+        ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
+        ("leave_in_flight", "in_flight_notes"),
+    ),
+    "planning-cost": Target(
+        f"{LIBRARY}/warm/cost.py",
+        ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
+    ),
+    "planning-decisions": Target(
+        f"{LIBRARY}/warm/decisions.py",
+        ("tests/unit/test_planning.py", "tests/unit/test_budget.py", "tests/unit/test_planning_memory.py"),
+        ("_first_look", "_held", "_absent"),
     ),
 }
 DEFAULT = (
@@ -238,6 +243,9 @@ DEFAULT = (
     "warming",
     "budget",
     "planning-budget",
+    "planning-overlap",
+    "planning-cost",
+    "planning-decisions",
 )
 
 
