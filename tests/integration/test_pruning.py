@@ -19,7 +19,7 @@ from pullthrough import prune as pruning
 from pullthrough.aws import clients
 from pullthrough.env import PruneEnv, Settings
 from pullthrough.reporting import Kind, Outcome, Report
-from pullthrough.warm import planner as planning
+from pullthrough.sources import ecs as ecs_source
 from sandbox import PushedImage, Sandbox
 from tests.fake_aws import fake_aws
 from tests.integration.registry_http import docker_hub_rule, ecr_auth, manifest, unique
@@ -64,7 +64,7 @@ class Cache:
             config,
             pruning.AwsEcr(self.sb.region),
             pruning.RunInfo(self.sb.registry.clock.now(), "prune-test", "test", settings.region, self.sb.account),
-            ecs=planning.ecs_reader(config, settings),
+            ecs=ecs_source.reader_in(config, settings.region),
         )
 
     def write(self, warm: list[Any], sources: list[Any] | None = None, **prune: Any) -> Path:

@@ -18,7 +18,7 @@ from pullthrough.config import Config
 from pullthrough.errors import Problem
 from pullthrough.reference import ImageReference
 from pullthrough.sources import Reading
-from pullthrough.warm.planner import ecs_reader
+from pullthrough.sources import ecs as ecs_source
 
 
 def add_images_commands(commands: Any) -> None:
@@ -41,7 +41,7 @@ def add_images_commands(commands: Any) -> None:
 def images_command(args: argparse.Namespace, io: Io) -> int:
     """Print what the sources yield; exit 1 on a problem."""
     settings, config = environment(args)
-    reading = sources.read(config, ecs=ecs_reader(config, settings))
+    reading = sources.read(config, ecs=ecs_source.reader_in(config, settings.region))
     code = EXIT_FINDINGS if reading.problems else EXIT_OK
     document = images_document(config, reading, code)
     emit(io, args, dump(document), images_lines(config, document))

@@ -19,7 +19,7 @@ from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
 from pullthrough.reporting import Report, Status, human_bytes
-from pullthrough.warm import planner
+from pullthrough.sources import ecs as ecs_source
 
 
 def add_prune_commands(commands: Any) -> None:
@@ -54,7 +54,7 @@ def prune_command(args: argparse.Namespace, io: Io) -> int:
     info = prune.RunInfo.starting(
         now, "pullthrough prune (CLI)", settings.region, ecr.registry_account(settings.region)
     )
-    report = prune.run(config, prune.AwsEcr(settings.region), info, ecs=planner.ecs_reader(config, settings))
+    report = prune.run(config, prune.AwsEcr(settings.region), info, ecs=ecs_source.reader_in(config, settings.region))
     code = EXIT_FINDINGS if report.status is not Status.OK else EXIT_OK
     emit(io, args, dump(PruneDocument(dry_run=report.dry_run, report=report, exit_code=code)), prune_lines(report))
     return code

@@ -23,7 +23,7 @@ from pullthrough.reference import ROOT_PREFIX
 from pullthrough.reporting import Kind, Outcome, Report, ReportItem
 from pullthrough.reporting.publish import publish
 from pullthrough.sources import EcsReader
-from pullthrough.warm.planner import ecs_reader
+from pullthrough.sources import ecs as ecs_source
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def managed_prefixes(config: Config) -> tuple[list[str], list[str]]:
 def run(config: Config, ecr: Ecr, info: RunInfo, *, ecs: EcsReader | None = None) -> Report:
     """One prune run over the config's prefixes: list, decide, delete (or, dry, list what would go), report.
 
-    `ecs` reads the task definitions an ecs source names (`warm.planner.ecs_reader`); without it such a run deletes
+    `ecs` reads the task definitions an ecs source names (`sources.ecs.reader_in`); without it such a run deletes
     nothing."""
     if config.prune is None:
         raise ValueError("the config has no prune section")
@@ -120,7 +120,7 @@ def handle(event: Any, context: Any, env: PruneEnv) -> dict[str, Any]:
     forced_dry = isinstance(event, dict) and event.get("dry_run") is True
     if forced_dry or env.dry_run:
         config = config.model_copy(update={"prune": config.prune.model_copy(update={"dry_run": True})})
-    report = run(config, AwsEcr(env.region), info, ecs=ecs_reader(config, env))
+    report = run(config, AwsEcr(env.region), info, ecs=ecs_source.reader_in(config, env.region))
     # Sent as a warm run's report is: an SNS error fails the invocation; successes are not logged one by one.
     publish(report, env.topic_arn, config.notifications, strict=True, log_successes=False)
     counts = {outcome.value: count for outcome, count in report.counts.items()}

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from pullthrough import sources
 from pullthrough.reference import ImageReference
 from pullthrough.sources.model import EcsSource
-from pullthrough.warm.planner import choose_tags
+from pullthrough.warm.selection import choose_tags
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import EcrImage
@@ -68,7 +68,7 @@ def named_by_sources(config: Config, ecs: EcsReader | None) -> tuple[list[Yielde
 
     Strict (`sources.references` raises SourceError on any problem, a refused ECS call included): a source that
     cannot be read in full might still name an image, so the run deletes nothing (`prune.run` reports why).
-    `ecs`: the reader of the account's task definitions (`warm.planner.ecs_reader`), None where there is none.
+    `ecs`: the reader of the account's task definitions (`sources.ecs.reader_in`), None where there is none.
     """
     if ecs is None and any(isinstance(source, EcsSource) for source in config.warm.sources):
         return [], "an ecs source names the images of ECS task definitions, and no ECS reader was given"

@@ -14,14 +14,15 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from pullthrough.aws import ecs as aws_ecs
 from pullthrough.aws.ecs import TaskDefinitions
 from pullthrough.errors import AwsError, InvalidReference, Problem
 from pullthrough.reference import ImageReference
+from pullthrough.sources.model import EcsSource
 from pullthrough.sources.resolving import Reading, Yielded, from_cache
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
-    from pullthrough.sources.model import EcsSource
 
 __all__ = ["ECS_LOCATION", "PLACE", "Lister", "ecs_references", "fix_for", "read", "reader"]
 
@@ -121,3 +122,12 @@ def _notes(source: EcsSource, found: TaskDefinitions, private: dict[str, str]) -
         )
         notes.append(Problem(location=where, value=f"{len(found.unread)} older ACTIVE revision(s)", message=message))
     return notes
+
+
+def reader_in(config: Config, region: str) -> Callable[[EcsSource], Reading] | None:
+    """The ecs sources' reader over the ECS adapter in `region`; None without an ecs source (no call is made).
+
+    plan_warming, prune_images and `pullthrough images` read the same sources the same way."""
+    if not any(isinstance(source, EcsSource) for source in config.warm.sources):
+        return None
+    return reader(config, lambda prefix: aws_ecs.task_definitions(prefix, region))

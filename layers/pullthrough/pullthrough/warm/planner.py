@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict
 from pullthrough import config as config_module
 from pullthrough import sources
 from pullthrough.aws import ecr as aws_ecr
-from pullthrough.aws import ecs as aws_ecs
 from pullthrough.aws.ledger import Verified
 from pullthrough.config import Config, Rule
 from pullthrough.env import PlanEnv, Settings, SettingsError
@@ -39,7 +38,6 @@ from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
 from pullthrough.reporting import Kind, Report
 from pullthrough.sources import ecs as ecs_source
-from pullthrough.sources.model import EcsSource
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warm.budget import Budget
 from pullthrough.warm.cost import children_known, estimate_children
@@ -197,16 +195,9 @@ def make_plan(
         allowances=around.allowances,
         in_flight=around.in_flight,
         keeps_clients=True,
-        ecs=ecs_reader(config, settings),
+        ecs=ecs_source.reader_in(config, settings.region),
     )
     return planner.plan(request, run_id)
-
-
-def ecs_reader(config: Config, settings: Settings) -> sources.EcsReader | None:
-    """The ecs sources' reader over the ECS adapter in the settings' region; None without an ecs source (no call)."""
-    if not any(isinstance(source, EcsSource) for source in config.warm.sources):
-        return None
-    return ecs_source.reader(config, lambda prefix: aws_ecs.task_definitions(prefix, settings.region))
 
 
 def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[str, Any]:
@@ -333,7 +324,6 @@ __all__ = [
     "WarmRequest",
     "choose_tags",
     "dry_run_report",
-    "ecs_reader",
     "estimate_children",
     "handle",
     "in_flight",
