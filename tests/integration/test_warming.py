@@ -20,6 +20,7 @@ import pytest
 
 from pullthrough.aws import ecr
 from pullthrough.reporting import Outcome, Report
+from pullthrough.warm import upstream_clients
 from pullthrough.warm import worker as warming
 from sandbox import PushedImage, Sandbox, skopeo
 from tests.canary import canary_token
@@ -225,7 +226,7 @@ def test_each_failure_ends_in_its_own_outcome_and_spares_the_other_images(
     )
     front.faults.too_many_requests(retry_after=0, path=rf"^/v2/{storm.repository}/manifests/", times=None)
     front.faults.delay(3.0, path=rf"^/v2/{slow.repository}/manifests/", times=None)
-    monkeypatch.setattr(warming, "UPSTREAM_TIMEOUT", 1.0)
+    monkeypatch.setattr(upstream_clients, "UPSTREAM_TIMEOUT", 1.0)
     before = world.pulls()
     # When the run goes through
     summary, report = world.run()

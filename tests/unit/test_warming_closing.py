@@ -1,5 +1,6 @@
-"""A worker closes its run, publishes its report once and hands a slow import back (pullthrough/warming.py), with a
-fake ledger and a recording report: exactly one report per run, from the job that closed it, and never again.
+"""A worker closes its run, publishes its report once and hands a slow import back (pullthrough/warm/worker.py and
+warm/run.py), with a fake ledger and a recording report: exactly one report per run, from the job that closed it,
+and never again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.env import Settings
 from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.warm import run as warm_run
 from pullthrough.warm import worker as warming
 from pullthrough.warm.importing import Progress, Waiting
 from pullthrough.warm.worker import WarmJob, Worker
@@ -59,7 +61,7 @@ class Ledger:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The runs whose report went out."""
     sent: list[str] = []
-    monkeypatch.setattr(warming, "report_run", lambda ledger, run, config, settings: sent.append(run.run_id))
+    monkeypatch.setattr(warm_run, "report_run", lambda ledger, run, config, settings: sent.append(run.run_id))
     return sent
 
 

@@ -153,10 +153,13 @@ __all__ = [
     "PENDING",
     "RETENTION",
     "VERIFIED_FOR",
+    "Counted",
     "JobEntry",
     "JobRecord",
     "Ledger",
+    "OpenRun",
     "Recorded",
+    "RunFacts",
     "RunState",
     "Verified",
 ]
