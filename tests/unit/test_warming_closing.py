@@ -16,9 +16,8 @@ from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.env import Settings
 from pullthrough.reporting import Outcome, ReportItem
 from pullthrough.warm import run as warm_run
-from pullthrough.warm import worker as warming
 from pullthrough.warm.importing import Progress, Waiting
-from pullthrough.warm.worker import WarmJob, Worker
+from pullthrough.warm.worker import JobPostponed, WarmJob, Worker
 from tests.unit.test_planning import config_with
 
 T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
@@ -148,6 +147,6 @@ def test_a_job_is_not_started_with_too_little_of_the_invocation_left() -> None:
     ledger = Ledger(state(done=0))
     the_worker = Worker(Settings(), context=Context(), ledger=ledger)  # type: ignore[arg-type]
     the_worker.warm = lambda job: ReportItem(subject=job.subject, outcome=Outcome.WARMED)  # type: ignore[method-assign]
-    with pytest.raises(warming.JobPostponed, match="back to the queue"):
+    with pytest.raises(JobPostponed, match="back to the queue"):
         the_worker.process(message())
     assert ledger.recorded == []
