@@ -161,8 +161,9 @@ TARGETS: dict[str, Target] = {
     "warming": Target(
         f"{LIBRARY}/warm/worker.py",
         WARMING_TESTS,
-        ("warm_image", "finish_run", "_warm_and_record", "_warming", "look_again", "process"),
+        ("finish_run", "_warm_and_record", "_warming", "look_again", "process"),
     ),
+    "warmer": Target(f"{LIBRARY}/warm/warmer.py", WARMING_TESTS, ("warm_image",)),
     "warming-results": Target(
         f"{LIBRARY}/warm/results.py",
         WARMING_TESTS,
@@ -210,6 +211,7 @@ DEFAULT = (
     "rotation",
     "importing",
     "warming",
+    "warmer",
     "warming-results",
     "warming-refusals",
     "warm-run",
