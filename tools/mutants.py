@@ -50,6 +50,19 @@ class Target:
     functions: tuple[str, ...] = ()
 
 
+LEDGER_TESTS = (
+    "tests/integration/test_ledger.py",
+    "tests/unit/test_warming_unit.py",
+    "tests/unit/test_planning.py",
+    "tests/unit/test_planning_batches.py",
+    "tests/unit/test_warming_batch.py",
+)
+WARMING_TESTS = (
+    "tests/unit/test_warming_unit.py",
+    "tests/unit/test_warming_closing.py",
+    "tests/unit/test_warming_batch.py",
+    "tests/unit/test_importing.py",
+)
 TARGETS: dict[str, Target] = {
     "redaction": Target(
         f"{LIBRARY}/redaction.py", ("tests/unit/test_redaction.py", "tests/unit/test_credentials_unit.py")
@@ -147,16 +160,13 @@ TARGETS: dict[str, Target] = {
         ("tests/unit/test_rules.py", "tests/integration/test_reconcile_rules.py"),
         ("dry_run",),
     ),
-    "ledger": Target(
-        f"{LIBRARY}/aws/ledger.py",
-        (
-            "tests/integration/test_ledger.py",
-            "tests/unit/test_warming_unit.py",
-            "tests/unit/test_planning.py",
-            "tests/unit/test_planning_batches.py",
-            "tests/unit/test_warming_batch.py",
-        ),
-    ),
+    # The ledger: one adapter per kind of item (aws/ledger/), each held to the same tests.
+    "ledger": Target(f"{LIBRARY}/aws/ledger/jobs.py", LEDGER_TESTS),
+    "ledger-runs": Target(f"{LIBRARY}/aws/ledger/runs.py", LEDGER_TESTS),
+    "ledger-items": Target(f"{LIBRARY}/aws/ledger/items.py", LEDGER_TESTS),
+    "ledger-table": Target(f"{LIBRARY}/aws/ledger/table.py", LEDGER_TESTS),
+    "ledger-memory": Target(f"{LIBRARY}/aws/ledger/verified.py", LEDGER_TESTS),
+    "ledger-allowances": Target(f"{LIBRARY}/aws/ledger/allowances.py", LEDGER_TESTS),
     "rotation": Target(
         f"{LIBRARY}/credentials/rotation/steps.py",
         ("tests/unit/test_rotation_unit.py", "tests/integration/test_rotation.py"),
@@ -171,29 +181,19 @@ TARGETS: dict[str, Target] = {
     ),
     "warming": Target(
         f"{LIBRARY}/warm/worker.py",
-        (
-            "tests/unit/test_warming_unit.py",
-            "tests/unit/test_warming_closing.py",
-            "tests/unit/test_warming_batch.py",
-            "tests/unit/test_importing.py",
-        ),
-        (
-            "warm_image",
-            "outcome_of",
-            "_landed",
-            "_incomplete",
-            "_explain",
-            "_aws_refusal",
-            "_trigger_refusal",
-            "_last_delivery",
-            "verified_of",
-            "finish_run",
-            "_warm_and_record",
-            "_warming",
-            "look_again",
-            "process",
-        ),
+        WARMING_TESTS,
+        ("finish_run", "_warm_and_record", "_warming", "look_again", "process"),
     ),
+    "warmer": Target(f"{LIBRARY}/warm/warmer.py", WARMING_TESTS, ("warm_image",)),
+    "warming-results": Target(
+        f"{LIBRARY}/warm/results.py",
+        WARMING_TESTS,
+        ("outcome_of", "_landed", "_incomplete", "last_delivery", "verified_of"),
+    ),
+    "warming-refusals": Target(
+        f"{LIBRARY}/warm/refusals.py", WARMING_TESTS, ("explain", "aws_refusal", "trigger_refusal", "ecr_says")
+    ),
+    "warm-run": Target(f"{LIBRARY}/warm/run.py", WARMING_TESTS, ("close", "record", "run_report", "_item_of")),
     "budget": Target(
         f"{LIBRARY}/warm/budget.py",
         ("tests/unit/test_budget.py", "tests/unit/test_planning.py", "tests/integration/test_ledger.py"),
@@ -237,10 +237,19 @@ DEFAULT = (
     "rules-ownership",
     "rules-run",
     "ledger",
+    "ledger-runs",
+    "ledger-items",
+    "ledger-table",
+    "ledger-memory",
+    "ledger-allowances",
     "rotation",
     "rotation-staged",
     "importing",
     "warming",
+    "warmer",
+    "warming-results",
+    "warming-refusals",
+    "warm-run",
     "budget",
     "planning-budget",
     "planning-overlap",

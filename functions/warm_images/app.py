@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough.env import Settings
+from pullthrough.env import WarmEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
-from pullthrough.warm import worker as warming
+from pullthrough.warm import worker
 
 
 @logger.inject_lambda_context
@@ -18,4 +18,4 @@ from pullthrough.warm import worker as warming
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.WARM)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return warming.handle(event, context, Settings.from_env())
+    return worker.handle(event, context, WarmEnv.from_env())

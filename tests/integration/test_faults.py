@@ -28,7 +28,7 @@ import pytest
 
 from pullthrough.registry import transport
 from pullthrough.reporting import Outcome
-from pullthrough.warm import worker as warming
+from pullthrough.warm import upstream_clients
 from sandbox import Sandbox
 from sandbox.fault_proxy import FaultProxy
 from sandbox.upstream import Fault, Faults
@@ -233,7 +233,7 @@ def world(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 @pytest.fixture
 def fast(monkeypatch: pytest.MonkeyPatch) -> None:
     """A two-second upstream timeout and a tenth of the client's backoff."""
-    monkeypatch.setattr(warming, "UPSTREAM_TIMEOUT", UPSTREAM_TIMEOUT)
+    monkeypatch.setattr(upstream_clients, "UPSTREAM_TIMEOUT", UPSTREAM_TIMEOUT)
     real = transport.backoff_delay
     monkeypatch.setattr(
         transport, "backoff_delay", lambda attempt, base, cap, jitter: real(attempt, base / 10, cap, jitter)

@@ -1,4 +1,4 @@
-"""The run ledger (pullthrough/aws/ledger.py) on moto's DynamoDB, with the table as template.yaml declares it.
+"""The run ledger (pullthrough/aws/ledger/) on moto's DynamoDB, with the table as template.yaml declares it.
 
 What it promises: a run is written whole; a job's outcome counts once however often it is delivered; a job that
 arrives after its run closed counts not at all; however many jobs finish at once, exactly one closes the run; the

@@ -20,7 +20,9 @@ import pytest
 
 from pullthrough.aws import ecr
 from pullthrough.reporting import Outcome, Report
-from pullthrough.warm import worker as warming
+from pullthrough.warm import upstream_clients
+from pullthrough.warm.job import WarmJob
+from pullthrough.warm.run import ledger_for
 from sandbox import PushedImage, Sandbox, skopeo
 from tests.canary import canary_token
 from tests.integration.warm_support import WANTED, WarmHarness, unique
@@ -225,7 +227,7 @@ def test_each_failure_ends_in_its_own_outcome_and_spares_the_other_images(
     )
     front.faults.too_many_requests(retry_after=0, path=rf"^/v2/{storm.repository}/manifests/", times=None)
     front.faults.delay(3.0, path=rf"^/v2/{slow.repository}/manifests/", times=None)
-    monkeypatch.setattr(warming, "UPSTREAM_TIMEOUT", 1.0)
+    monkeypatch.setattr(upstream_clients, "UPSTREAM_TIMEOUT", 1.0)
     before = world.pulls()
     # When the run goes through
     summary, report = world.run()
@@ -342,7 +344,7 @@ def test_a_moved_index_is_charged_what_its_last_import_showed(world: Warm) -> No
     world.sb.registry.clock.advance(hours=25)  # ECR's daily re-check is due
     # When the next run plans it
     world.plan()
-    (job,) = [warming.WarmJob.model_validate_json(m["Body"]) for m in world.receive()]
+    (job,) = [WarmJob.model_validate_json(m["Body"]) for m in world.receive()]
     # Then it is charged the index and the three manifests the last import showed, not an estimate
     assert (job.action, job.cost) == ("refresh", 4)
 
@@ -368,7 +370,7 @@ def test_a_second_run_recalls_what_the_first_verified_and_keeps_only_its_runs_me
     assert {i.subject: (i.details.digest, i.details.platforms, i.details.size) for i in again.items} == warmed
     # And the run, which queued nothing, was reported by the planner and left its META alone, closed and reported
     assert summary["queued"] == 0
-    ledger = warming.ledger_for(_settings(world))
+    ledger = ledger_for(_settings(world))
     state = ledger.run(summary["run_id"])
     assert state is not None
     assert (state.status, state.closed_by, state.counts) == ("closed", "planner", {"already_cached": 2})
@@ -418,7 +420,7 @@ def test_a_redelivered_finished_job_changes_nothing(world: Warm) -> None:
     # Then nothing fails, nothing is pulled, the ledger counts each job once and the run was reported once
     assert again == {"batchItemFailures": []}
     assert world.pulls() == before
-    state = warming.ledger_for(_settings(world)).run(summary["run_id"])
+    state = ledger_for(_settings(world)).run(summary["run_id"])
     assert state is not None
     assert (state.planned, state.done, state.counts) == (2, 2, {"warmed": 2})
     assert len(world.reports_of(summary["run_id"])) == 1
@@ -582,5 +584,5 @@ def test_a_dry_run_plans_and_reports_but_queues_and_records_nothing(world: Warm)
     assert [(i.subject, i.outcome) for i in report.items] == [(subject(image), Outcome.WARMED)]
     assert (summary["queued"], summary["dry_run"]) == (0, True)
     assert world.receive() == []
-    assert warming.ledger_for(_settings(world)).run(summary["run_id"]) is None
+    assert ledger_for(_settings(world)).run(summary["run_id"]) is None
     assert world.pulls() == before

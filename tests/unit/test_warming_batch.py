@@ -1,4 +1,4 @@
-"""The jobs of one SQS batch warm at once (pullthrough/warming.py): every outcome is recorded, and a run whose jobs
+"""The jobs of one SQS batch warm at once (pullthrough/warm/worker.py): every outcome is recorded, and a run whose jobs
 finish together in one invocation is still checked for completion, by the last of them to be recorded.
 
 The worker's warm step is replaced by one that waits until every job of the batch has started, so the jobs truly

@@ -1,5 +1,6 @@
-"""A worker closes its run, publishes its report once and hands a slow import back (pullthrough/warming.py), with a
-fake ledger and a recording report: exactly one report per run, from the job that closed it, and never again.
+"""A worker closes its run, publishes its report once and hands a slow import back (pullthrough/warm/worker.py and
+warm/run.py), with a fake ledger and a recording report: exactly one report per run, from the job that closed it,
+and never again.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.env import Settings
 from pullthrough.reporting import Outcome, ReportItem
-from pullthrough.warm import worker as warming
+from pullthrough.warm import run as warm_run
 from pullthrough.warm.importing import Progress, Waiting
-from pullthrough.warm.worker import WarmJob, Worker
+from pullthrough.warm.worker import JobPostponed, WarmJob, Worker
 from tests.unit.test_planning import config_with
 
 T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
@@ -59,7 +60,7 @@ class Ledger:
 def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The runs whose report went out."""
     sent: list[str] = []
-    monkeypatch.setattr(warming, "report_run", lambda ledger, run, config, settings: sent.append(run.run_id))
+    monkeypatch.setattr(warm_run, "report_run", lambda ledger, run, config, settings: sent.append(run.run_id))
     return sent
 
 
@@ -146,6 +147,6 @@ def test_a_job_is_not_started_with_too_little_of_the_invocation_left() -> None:
     ledger = Ledger(state(done=0))
     the_worker = Worker(Settings(), context=Context(), ledger=ledger)  # type: ignore[arg-type]
     the_worker.warm = lambda job: ReportItem(subject=job.subject, outcome=Outcome.WARMED)  # type: ignore[method-assign]
-    with pytest.raises(warming.JobPostponed, match="back to the queue"):
+    with pytest.raises(JobPostponed, match="back to the queue"):
         the_worker.process(message())
     assert ledger.recorded == []

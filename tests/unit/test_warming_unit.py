@@ -1,4 +1,5 @@
-"""Warming one image (pullthrough/warming.py): an import's result as the outcome, the reason and the fix people read.
+"""Warming one image (pullthrough/warm/worker.py, results.py, outcomes.py): an import's result as the outcome, the
+reason and the fix people read.
 
 The fake ECR and clock are test_importing's; no test sleeps.
 """
@@ -35,9 +36,11 @@ from pullthrough.errors import (
 from pullthrough.registry import Manifest
 from pullthrough.reporting import Details, Outcome, ReportItem, Severity
 from pullthrough.warm.importing import Progress, Wait, Waiting, decisive
+from pullthrough.warm.results import last_delivery
 from pullthrough.warm.worker import (
     MAX_RECEIVES,
     MOVED_TAG_NOTE,
+    Clocks,
     Reason,
     WarmJob,
     Worker,
@@ -78,9 +81,7 @@ def warm(ecr: FakeEcr, the_job: WarmJob, clock: Clock | None = None, **kwargs: o
     return warm_image(
         the_job,
         ecr,
-        now=clock.now,
-        clock=clock.monotonic,
-        sleep=clock.sleep,
+        clocks=Clocks(now=clock.now, clock=clock.monotonic, sleep=clock.sleep),
         **kwargs,  # type: ignore[arg-type]
     )
 
@@ -355,9 +356,7 @@ def test_ecrs_api_refusals_name_their_own_culprit(error: AwsError, reason: str, 
 
 
 def warming_last_delivery(the_job: WarmJob, exc: Exception) -> ReportItem:
-    from pullthrough.warm.worker import _last_delivery
-
-    return _last_delivery(the_job, exc)
+    return last_delivery(the_job, exc)
 
 
 def test_a_job_failing_on_every_delivery_for_want_of_a_route_to_ecr_is_ecr_unreachable() -> None:

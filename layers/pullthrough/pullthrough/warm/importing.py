@@ -153,6 +153,20 @@ class ImageRefusal(PullthroughError):
 Result = Landed | Waiting | Refused | Incomplete | Mismatch | NoPlatform | Archived
 
 
+@dataclass(frozen=True)
+class _Read:
+    """A look's manifests: the top one parsed, the wanted platforms' images, which platforms it has and lacks."""
+
+    progress: Progress
+    parsed: manifests.Index | manifests.ImageManifest
+    images: list[manifests.ImageManifest]
+    platforms: tuple[str, ...]
+    absent: tuple[str, ...]
+
+
+_Held = tuple[Progress, list[str]]  # the progress after the wait, and the layers ECR still lacks
+
+
 @dataclass
 class Import:
     """One image's import through ECR: `look()` once per delivery of its job."""
@@ -171,6 +185,26 @@ class Import:
 
     def look(self, progress: Progress | None, seconds_left: float | None) -> Result:
         """One look: on the first, trigger and ask; on every one, wait as long as this invocation may."""
+        read = self._read(progress)
+        if not isinstance(read, _Read):
+            return read
+        progress = read.progress
+        sizes = {blob.digest: blob.size for image in read.images for blob in image.blobs}
+        children = len(read.parsed.entries) if isinstance(read.parsed, manifests.Index) else 0
+        budget = float(self.wait.poll) if seconds_left is None else min(self.wait.poll, seconds_left - MARGIN_SECONDS)
+        held = self._hold(progress, list(sizes), self.clock() + max(budget, 0.0))
+        if not isinstance(held, tuple):
+            return held
+        progress, missing = held
+        if not missing:
+            return Landed(progress.digest, read.platforms, read.absent, children, sum(sizes.values()), progress)
+        waited = (self.now() - progress.started).total_seconds()
+        if waited >= self.wait.give_up_after:
+            return Incomplete(tuple(missing), waited, progress)
+        return Waiting(self._delay(progress, waited), tuple(missing), _next(progress))
+
+    def _read(self, progress: Progress | None) -> Result | _Read:
+        """The image's manifests as ECR holds them (after the trigger, on the first look), or why the look ends."""
         try:
             if progress is None:
                 progress, top = self._first()
@@ -183,20 +217,19 @@ class Import:
             if not images:
                 offered = tuple(parsed.platforms) if isinstance(parsed, manifests.Index) else ()
                 return NoPlatform(offered, progress)
-        except ImageRefusal as refusal:
-            return Refused(refusal, progress)
-        except (RegistryError, InvalidManifest) as error:
+        except (ImageRefusal, RegistryError, InvalidManifest) as error:
             return Refused(error, progress)
         except AwsError as error:
             if not decisive(error):
                 raise  # throttling, a passing fault: SQS delivers the job again, the last delivery reports it
             return Refused(error, progress)
-        sizes = {blob.digest: blob.size for image in images for blob in image.blobs}
-        children = len(parsed.entries) if isinstance(parsed, manifests.Index) else 0
-        budget = float(self.wait.poll) if seconds_left is None else min(self.wait.poll, seconds_left - MARGIN_SECONDS)
-        deadline = self.clock() + max(budget, 0.0)
+        return _Read(progress, parsed, images, platforms, absent)
+
+    def _hold(self, progress: Progress, digests: list[str], deadline: float) -> Archived | Refused | _Held:
+        """Ask ECR for the layers it lacks and wait until `deadline` (downloading them once, when due): the layers
+        still missing, or why the look ends."""
         try:
-            states = self.ecr.layer_states(self.repository, list(sizes))
+            states = self.ecr.layer_states(self.repository, digests)
             archived = tuple(d for d, state in states.items() if state == ARCHIVED)
             if archived:
                 return Archived(progress.digest, archived, progress)
@@ -208,12 +241,7 @@ class Import:
             if not decisive(error):
                 raise
             return Refused(error, progress)
-        if not missing:
-            return Landed(progress.digest, platforms, absent, children, sum(sizes.values()), progress)
-        waited = (self.now() - progress.started).total_seconds()
-        if waited >= self.wait.give_up_after:
-            return Incomplete(tuple(missing), waited, progress)
-        return Waiting(self._delay(progress, waited), tuple(missing), _next(progress))
+        return progress, missing
 
     # --- the first look -------------------------------------------------------------------------------------
 

@@ -1,0 +1,199 @@
+"""The ledger's records as DynamoDB items, both ways: the attribute shapes of META, JOB and VERIFIED items.
+
+Separate from the adapters so that each of them writes and reads one shape through one function, and a change to an
+item's attributes is made in one place.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pullthrough.aws.ledger.records import (
+    DONE,
+    JOB_PREFIX,
+    META,
+    PENDING,
+    RETENTION,
+    RUN_PREFIX,
+    TAG_PREFIX,
+    VERIFIED_FOR,
+    VERIFIED_PREFIX,
+    JobEntry,
+    JobRecord,
+    RunFacts,
+    RunState,
+    Verified,
+)
+from pullthrough.errors import AwsAlreadyExists
+
+
+def s(value: str) -> dict[str, Any]:
+    """A string attribute."""
+    return {"S": value}
+
+
+def n(value: int) -> dict[str, Any]:
+    """A number attribute."""
+    return {"N": str(value)}
+
+
+def epoch(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def counter(outcome: str) -> str:
+    """The META attribute counting an outcome."""
+    return f"n_{outcome}"
+
+
+def job_item(pk: str, job: JobEntry, expires: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": s(pk),
+        "sk": s(JOB_PREFIX + job.key),
+        "subject": s(job.subject),
+        "status": s(job.status),
+        "expires_at": n(expires),
+    }
+    if job.outcome:
+        item["outcome"] = s(job.outcome)
+    if job.report_item:
+        item["report_item"] = s(job.report_item)
+    return item
+
+
+def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[JobEntry]) -> dict[str, Any]:
+    """A run's META item, open, its counters counting the jobs already done."""
+    counts: dict[str, int] = {}
+    for job in jobs:
+        if job.status == DONE and job.outcome:
+            counts[job.outcome] = counts.get(job.outcome, 0) + 1
+    started = facts["started"]
+    meta: dict[str, Any] = {
+        "pk": s(RUN_PREFIX + run_id),
+        "sk": s(META),
+        "run_id": s(run_id),
+        "planned": n(len(jobs)),
+        "done": n(sum(counts.values())),
+        "bytes_moved": n(sum(job.bytes_moved for job in jobs if job.status == DONE)),
+        "pulls_spent": n(sum(job.pulls_spent for job in jobs if job.status == DONE)),
+        "status": s("open"),
+        "trigger": s(facts["trigger"]),
+        "stack": s(facts["stack"]),
+        "started": s(started.isoformat()),
+        "deadline": n(epoch(deadline)),
+        "expires_at": n(epoch(started + RETENTION)),
+    }
+    meta.update({counter(outcome): n(count) for outcome, count in counts.items()})
+    notes = facts.get("notes") or ()
+    if notes:
+        meta["notes"] = {"L": [s(note) for note in notes]}
+    return meta
+
+
+def verified_item(verified: Verified) -> dict[str, Any]:
+    # One JSON attribute rather than seven: a run reads hundreds of these at once, and each attribute costs.
+    facts = {
+        "digest": verified.digest,
+        "wanted": verified.wanted,
+        "platforms": verified.platforms,
+        "absent": verified.absent,
+        "size": verified.size,
+        "at": verified.at.isoformat(),
+        "children": verified.children,
+    }
+    return {
+        "pk": s(VERIFIED_PREFIX + verified.repository),
+        "sk": s(TAG_PREFIX + verified.tag),
+        "verified": s(json.dumps(facts, separators=(",", ":"))),
+        "expires_at": n(epoch(verified.at + VERIFIED_FOR)),
+    }
+
+
+def verified_of(item: dict[str, Any]) -> Verified | None:
+    """The item's verification; None for one this code cannot read (it is verified in full again)."""
+    try:
+        facts = json.loads(text(item, "verified") or "")
+        return Verified(
+            repository=(text(item, "pk") or "").removeprefix(VERIFIED_PREFIX),
+            tag=(text(item, "sk") or "").removeprefix(TAG_PREFIX),
+            digest=str(facts["digest"]),
+            wanted=tuple(str(p) for p in facts["wanted"]),
+            platforms=tuple(str(p) for p in facts["platforms"]),
+            absent=tuple(str(p) for p in facts["absent"]),
+            size=int(facts["size"]),
+            at=datetime.fromisoformat(facts["at"]),
+            children=int(facts.get("children", 0)),
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def number(item: dict[str, Any], name: str) -> int:
+    value = item.get(name)
+    return int(value["N"]) if value and "N" in value else 0
+
+
+def text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return str(value["S"]) if value and "S" in value else None
+
+
+def moment(item: dict[str, Any], name: str) -> datetime | None:
+    found = text(item, name)
+    return datetime.fromisoformat(found) if found else None
+
+
+def run_state(item: dict[str, Any]) -> RunState:
+    counts = {name[2:]: int(value["N"]) for name, value in item.items() if name.startswith("n_") and "N" in value}
+    started = moment(item, "started") or datetime.fromtimestamp(0, UTC)
+    return RunState(
+        run_id=text(item, "run_id") or "",
+        planned=number(item, "planned"),
+        done=number(item, "done"),
+        counts=counts,
+        status=text(item, "status") or "open",
+        trigger=text(item, "trigger") or "",
+        stack=text(item, "stack") or "",
+        started=started,
+        deadline=datetime.fromtimestamp(number(item, "deadline"), UTC),
+        bytes_moved=number(item, "bytes_moved"),
+        pulls_spent=number(item, "pulls_spent"),
+        notes=tuple(str(note["S"]) for note in (item.get("notes") or {}).get("L", []) if "S" in note),
+        closed_by=text(item, "closed_by"),
+        closed_at=moment(item, "closed_at"),
+        reported_at=moment(item, "reported_at"),
+    )
+
+
+def job_record(item: dict[str, Any]) -> JobRecord:
+    return JobRecord(
+        key=(text(item, "sk") or "").removeprefix(JOB_PREFIX),
+        subject=text(item, "subject") or "",
+        status=text(item, "status") or PENDING,
+        outcome=text(item, "outcome"),
+        report_item=text(item, "report_item"),
+    )
+
+
+def run_exists(operation: str, resource: str) -> AwsAlreadyExists:
+    return AwsAlreadyExists(operation, resource, "RunExists", "run ids are never reused")
+
+
+def code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code") or "")
+
+
+def cancellation_reasons(error: ClientError) -> list[str] | None:
+    """The per-item codes of a cancelled transaction ("None" where the item was fine), else None."""
+    if code(error) != "TransactionCanceledException":
+        return None
+    raw: Any = error.response
+    reasons = raw.get("CancellationReasons")
+    if not isinstance(reasons, list):
+        return None
+    return [str(reason.get("Code") or "None") for reason in reasons]

@@ -1,0 +1,92 @@
+"""A run's JOB items: count one job's outcome exactly once, and read jobs back.
+
+Separate from the run's lifecycle (runs.py): the one write here is the transaction whose conditions make a redelivered
+job count once and a job arriving after its run closed count not at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Unpack
+
+from botocore.exceptions import ClientError
+
+from pullthrough.aws.errors import translate
+from pullthrough.aws.ledger.items import cancellation_reasons, counter, job_record, n, s, verified_item
+from pullthrough.aws.ledger.records import DONE, JOB_PREFIX, META, PENDING, RUN_PREFIX, Counted, JobRecord, Recorded
+from pullthrough.aws.ledger.table import Table
+
+
+@dataclass(frozen=True)
+class Jobs:
+    """The jobs of the runs in `table`."""
+
+    table: Table
+
+    def record(self, run_id: str, key: str, outcome: str, report_item: str, **counted: Unpack[Counted]) -> Recorded:
+        """Count one job's outcome once: the JOB item goes pending -> done as META's counters grow, together.
+
+        `verified`, when the job left the image complete in ECR, is remembered in the same transaction.
+        """
+        pk = RUN_PREFIX + run_id
+        name = self.table.name
+        job_update: dict[str, Any] = {
+            "TableName": name,
+            "Key": {"pk": s(pk), "sk": s(JOB_PREFIX + key)},
+            "UpdateExpression": "SET #status = :done, outcome = :outcome, report_item = :item, finished_at = :now",
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {
+                ":done": s(DONE),
+                ":pending": s(PENDING),
+                ":outcome": s(outcome),
+                ":item": s(report_item),
+                ":now": s(self.table.clock().isoformat()),
+            },
+        }
+        meta_update: dict[str, Any] = {
+            "TableName": name,
+            "Key": {"pk": s(pk), "sk": s(META)},
+            "UpdateExpression": "ADD done :one, #counter :one, bytes_moved :bytes, pulls_spent :pulls",
+            "ConditionExpression": "#status = :open",
+            "ExpressionAttributeNames": {"#status": "status", "#counter": counter(outcome)},
+            "ExpressionAttributeValues": {
+                ":one": n(1),
+                ":bytes": n(counted.get("bytes_moved", 0)),
+                ":pulls": n(counted.get("pulls_spent", 0)),
+                ":open": s("open"),
+            },
+        }
+        writes: list[Any] = [{"Update": job_update}, {"Update": meta_update}]
+        verified = counted.get("verified")
+        if verified is not None:
+            writes.append({"Put": {"TableName": name, "Item": verified_item(verified)}})
+        return self._count(writes, pk)
+
+    def _count(self, writes: list[Any], pk: str) -> Recorded:
+        try:
+            self.table.ddb().transact_write_items(TransactItems=writes)
+        except ClientError as error:
+            reasons = cancellation_reasons(error)
+            if reasons is None:
+                raise translate(error, "dynamodb:TransactWriteItems", self.table.where(pk)) from error
+            if reasons[0] == "ConditionalCheckFailed":
+                return Recorded.DUPLICATE
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return Recorded.CLOSED
+            raise translate(error, "dynamodb:TransactWriteItems", self.table.where(pk)) from error
+        return Recorded.RECORDED
+
+    def job(self, run_id: str, key: str) -> JobRecord | None:
+        """One JOB item (strongly consistent), or None."""
+        item = self.table.get(RUN_PREFIX + run_id, JOB_PREFIX + key)
+        return job_record(item) if item else None
+
+    def jobs(self, run_id: str) -> list[JobRecord]:
+        """Every JOB item of the run, in key order."""
+        pk = RUN_PREFIX + run_id
+        values = {":pk": s(pk), ":job": s(JOB_PREFIX)}
+        return [
+            job_record(item)
+            for item in self.table.query("pk = :pk AND begins_with(sk, :job)", values, self.table.where(pk))
+        ]

@@ -1,0 +1,193 @@
+"""A warm run over the ledger, in one object: open it, record each job's outcome once, close it once when every job
+is counted (or its deadline passed: the sweep), and report it exactly once.
+
+`WarmRun` is the only place the warm report of a run is built (`run_report`, from the ledger's items) and the moved-tag
+note derived (`notes_with_moved_tag`); the planner opens runs and sweeps through it, the worker records and closes
+through it. The ledger (pullthrough.aws.ledger) is the adapter beneath; nothing outside pullthrough/warm/ holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Unpack
+
+from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunState
+from pullthrough.env import Settings, SettingsError
+from pullthrough.observability import logger
+from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.publish import publish as reporting_publish
+from pullthrough.warm.job import MAX_RECEIVES, WarmJob
+from pullthrough.warm.outcomes import TAG_MOVED, Reason, fix_for
+from pullthrough.warm.results import verified_of
+
+if TYPE_CHECKING:
+    from pullthrough.config import Config
+
+MOVED_TAG_NOTE = (
+    "ECR re-checks a cached tag upstream at most once a day on its own; Pullthrough cannot make it sooner, so a tag "
+    "that moved upstream is reported as refreshed once ECR serves the new digest."
+)
+
+
+@dataclass
+class WarmRun:
+    """The warm runs in `ledger`, reported with `settings` and the config `config()` loads (only when a report goes
+    out: most jobs never need it)."""
+
+    ledger: Ledger
+    settings: Settings
+    config: Callable[[], Config]
+
+    def open(self, run_id: str, **run: Unpack[OpenRun]) -> None:
+        """Open a run: its jobs (decided and pending), then its META; AwsAlreadyExists for a reused run id."""
+        self.ledger.open_run(run_id, **run)
+
+    def record(self, job: WarmJob, item: ReportItem) -> Recorded:
+        """Count one job's outcome once, with what it moved and spent, and what it verified complete in ECR."""
+        return self.ledger.record(
+            job.run_id,
+            job.key,
+            item.outcome.value,
+            item.model_dump_json(exclude_none=True),
+            bytes_moved=item.details.bytes_moved or 0,
+            pulls_spent=item.details.pulls_spent or 0,
+            verified=verified_of(job, item),
+        )
+
+    def close(self, run_id: str, key: str) -> None:
+        """Close the run when every job is counted; the one caller that closes it publishes the report."""
+        state = self.ledger.run(run_id)
+        if state is None:
+            return
+        if not state.closed and state.complete and self.ledger.close(run_id, by=key):
+            # Closing changes nothing the report reads (run id, stack, trigger, start, notes): no second read.
+            report_run(self.ledger, state, self.config(), self.settings)
+        elif state.closed and state.closed_by == key and state.reported_at is None:
+            # This job closed the run, but its report did not go out (the publish failed and SQS redelivered).
+            report_run(self.ledger, state, self.config(), self.settings)
+
+    def sweep(self, now: datetime) -> list[str]:
+        """Close and report earlier runs that cannot complete (their deadline passed), or completed unreported."""
+        closed: list[str] = []
+        for state in self.ledger.open_runs():
+            overdue = now >= state.deadline
+            if state.closed:
+                if overdue:  # its closer could not publish, and SQS gave up redelivering
+                    report_run(self.ledger, state, self.config(), self.settings)
+                    closed.append(state.run_id)
+            elif (state.complete or overdue) and self.ledger.close(state.run_id, by="planner"):
+                logger.warning(
+                    "closing a run that cannot complete",
+                    extra={"closed_run": state.run_id, "planned": state.planned, "done": state.done},
+                )
+                report_run(self.ledger, self.ledger.run(state.run_id) or state, self.config(), self.settings)
+                closed.append(state.run_id)
+        return closed
+
+    def report_whole(self, state: RunState, entries: Sequence[JobEntry]) -> Report:
+        """Report a run the planner decided whole, as its ledger items would report it, then write its closed META."""
+        records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
+        report = run_report(state, records, self.settings)
+        publish(report, self.config(), self.settings)
+        self.ledger.reported_run(
+            state.run_id,
+            trigger=state.trigger,
+            stack=state.stack,
+            started=state.started,
+            jobs=entries,
+            notes=state.notes,
+        )
+        return report
+
+
+def ledger_for(settings: Settings) -> Ledger:
+    """The run ledger named by LEDGER_TABLE."""
+    if not settings.ledger_table:
+        raise SettingsError("LEDGER_TABLE is not set: it names the warm run ledger (template.yaml: LedgerTable)")
+    return Ledger(settings.ledger_table)
+
+
+def notes_with_moved_tag(notes: Iterable[str], items: Iterable[ReportItem]) -> list[str]:
+    """A run's notes, with the moved-tag note once when an item's tag moved upstream."""
+    found = list(notes)
+    if any(i.reason_code == TAG_MOVED for i in items) and MOVED_TAG_NOTE not in found:
+        found.append(MOVED_TAG_NOTE)
+    return found
+
+
+def run_report(
+    state: RunState, jobs: Sequence[JobRecord], settings: Settings, *, finished: datetime | None = None
+) -> Report:
+    """The run's report from its ledger items; a job that never reported back is failed as not finished."""
+    items = [_item_of(job) for job in jobs]
+    notes = notes_with_moved_tag(state.notes, items)
+    unfinished = sum(1 for job in jobs if job.status != "done")
+    if unfinished:
+        notes.append(
+            f"{unfinished} job(s) never reported back; the run was closed by the next planner run so it accounts "
+            "for every image."
+        )
+    return Report(
+        kind=Kind.WARM,
+        stack=state.stack or "pullthrough",
+        region=settings.region,
+        account=account_of(settings),
+        run_id=state.run_id,
+        trigger=state.trigger or "unknown",
+        started=state.started,
+        finished=finished or datetime.now(UTC),
+        dry_run=settings.dry_run,
+        items=tuple(items),
+        notes=tuple(notes),
+    )
+
+
+def _item_of(job: JobRecord) -> ReportItem:
+    """A job's report item as recorded; a job that never reported back, failed as not finished."""
+    if job.status == "done" and job.report_item:
+        return ReportItem.model_validate_json(job.report_item)
+    return ReportItem(
+        subject=job.subject,
+        outcome=Outcome.FAILED,
+        reason=(
+            f"not finished: the job did not report back before the run was closed (after {MAX_RECEIVES} "
+            "deliveries it goes to the warm queue's dead-letter queue)"
+        ),
+        fix=fix_for(Reason.NOT_FINISHED, image=job.subject),
+        reason_code=Reason.NOT_FINISHED.value,
+    )
+
+
+def account_of(settings: Settings) -> str:
+    """The account the report is about (ACCOUNT_ID, set by template.yaml's Globals)."""
+    if not settings.account_id:
+        raise SettingsError("ACCOUNT_ID is not set: reports name the account (template.yaml sets it to AWS::AccountId)")
+    return settings.account_id
+
+
+def report_run(ledger: Ledger, state: RunState, config: Config, settings: Settings) -> Report:
+    """Build the closed run's report, publish it once, and take the run off the open list."""
+    report = run_report(state, ledger.jobs(state.run_id), settings)
+    publish(report, config, settings)
+    ledger.mark_reported(state.run_id)
+    return report
+
+
+def publish(report: Report, config: Config, settings: Settings) -> str | None:
+    """Log the report, add its metrics, and send it to the report topic; an SNS error is raised, so the run's last
+    job is retried until its report is sent (the ledger marks the run reported only after this returns)."""
+    return reporting_publish(report, settings.topic_arn, config.notifications, strict=True, log_successes=False)
+
+
+__all__ = [
+    "MOVED_TAG_NOTE",
+    "WarmRun",
+    "account_of",
+    "ledger_for",
+    "notes_with_moved_tag",
+    "publish",
+    "report_run",
+    "run_report",
+]

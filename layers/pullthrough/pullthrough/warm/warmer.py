@@ -1,0 +1,205 @@
+"""Warming one image through ECR in this process: `warm_image` (one look at its import) and `Warmer`, which holds what
+the looks share (the config, read only when needed; the ECR registry endpoint's client; the upstreams' clients, to ask
+why ECR could not import).
+
+Separate from the SQS batch (worker.py): the CLI's in-process run warms with a Warmer, and pays for neither the queue
+nor Powertools' batch utility.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from pullthrough import config as config_module
+from pullthrough.aws import ecr as ecr_adapter
+from pullthrough.aws.ledger import Ledger
+from pullthrough.env import Settings, SettingsError
+from pullthrough.errors import AwsError, PullthroughError
+from pullthrough.observability import logger
+from pullthrough.registry import Manifest, RegistryClient
+from pullthrough.reporting import ReportItem
+from pullthrough.warm.importing import EcrImports, Import, Waiting
+from pullthrough.warm.job import WarmJob
+from pullthrough.warm.refusals import Diagnose
+from pullthrough.warm.results import Told, outcome_of
+from pullthrough.warm.run import ledger_for
+from pullthrough.warm.upstream_clients import upstream_client
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from pullthrough.aws.ecr import Images
+    from pullthrough.config import Config
+
+# Seconds one call to the ECR registry endpoint may take before it counts as a timeout (manifest GETs, blob pulls).
+ECR_TIMEOUT = 30.0
+# Jobs of one SQS batch warmed at once. A job mostly waits (on ECR importing from the upstream), so one invocation
+# keeps its whole batch in flight instead of paying those waits one after another.
+JOBS_AT_ONCE = 10
+
+
+@dataclass(frozen=True)
+class Clocks:
+    """What an import looks at the time with: the wall clock, a monotonic one, and a pause (tests pass fakes)."""
+
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def warm_image(
+    job: WarmJob,
+    ecr: EcrImports,
+    *,
+    diagnose: Diagnose = lambda: None,
+    told: Told = lambda repository, since: [],
+    seconds_left: float | None = None,
+    clocks: Clocks | None = None,
+) -> ReportItem | Waiting:
+    """Import one image tag through ECR (see warm.importing): its outcome, or Waiting to look again later."""
+    clocks = clocks or Clocks()
+    importer = Import(
+        ecr,
+        job.repository,
+        job.tag,
+        job.platforms,
+        job.pinned,
+        job.wait,
+        trigger=job.action != "complete",
+        previous=job.previous_digest,
+        now=clocks.now,
+        clock=clocks.clock,
+        sleep=clocks.sleep,
+    )
+    result = importer.look(job.progress, seconds_left)
+    if isinstance(result, Waiting):
+        return result
+    return outcome_of(job, result, ecr, diagnose, clocks.now(), told)
+
+
+@dataclass(frozen=True)
+class AwsEcrImports:
+    """EcrImports over ECR: the registry endpoint (a RegistryClient with ECR's token) and the control plane."""
+
+    registry: RegistryClient
+    region: str | None
+
+    def trigger(self, repository: str, tag: str) -> Manifest:
+        return self.registry.get_manifest(repository, tag)
+
+    def images(self, repository: str, references: Sequence[str]) -> Images:
+        return ecr_adapter.get_images(repository, references, self.region)
+
+    def layer_states(self, repository: str, digests: Sequence[str]) -> dict[str, str]:
+        return ecr_adapter.layer_states(repository, digests, self.region)
+
+    def request_layer(self, repository: str, digest: str) -> str:
+        return ecr_adapter.request_layer(repository, digest, self.region)
+
+    def download(self, repository: str, digest: str) -> int:
+        return self.registry.fetch_blob(repository, digest)
+
+
+class Warmer:
+    """Warms jobs (at once, from threads) with one ECR client; the config and the ledger are read on first use."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        context: LambdaContext | None = None,
+        config: Config | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.context = context
+        self._config = config
+        self._ledger = ledger
+        self._ecr: RegistryClient | None = None
+        self._upstreams: dict[str, RegistryClient | None] = {}
+        self._lock = threading.RLock()  # the lazily built config, ledger and clients, shared by the batch's jobs
+
+    @property
+    def config(self) -> Config:
+        with self._lock:
+            if self._config is None:
+                # Loaded on first use: most warm_images invocations never read the config (only a run's last job, for
+                # the report, and a failed job, to ask the upstream why).
+                self._config = config_module.load(self.settings.config_path)
+            return self._config
+
+    @property
+    def ledger(self) -> Ledger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = ledger_for(self.settings)
+            return self._ledger
+
+    def ecr(self) -> RegistryClient:
+        """The ECR registry endpoint's client, with a token from GetAuthorizationToken."""
+        with self._lock:
+            if self._ecr is None:
+                url = self.settings.registry_url()
+                credentials = ecr_adapter.authorization(url, self.settings.region)
+                self._ecr = RegistryClient(
+                    url, name="ECR", credentials=credentials, timeout=ECR_TIMEOUT, connections=JOBS_AT_ONCE
+                )
+            return self._ecr
+
+    def close(self) -> None:
+        """Close the registry connections this warmer opened."""
+        for client in [self._ecr, *self._upstreams.values()]:
+            if client is not None:
+                client.close()
+
+    def warm(self, job: WarmJob) -> ReportItem | Waiting:
+        """Look at one job's import through ECR: its outcome, or Waiting when ECR is not done yet."""
+        return warm_image(
+            job,
+            AwsEcrImports(self.ecr(), self.settings.region),
+            diagnose=lambda: self._diagnose(job),
+            told=self._told,
+            seconds_left=self._seconds_left(),
+        )
+
+    def _told(self, repository: str, since: datetime) -> list[tuple[str, str]]:
+        """The failures ECR reported for a repository since `since` (none when the ledger cannot say)."""
+        try:
+            return self.ledger.pull_failures(repository, since)
+        except (AwsError, SettingsError) as exc:
+            logger.warning("ECR's reported pull failures could not be read", extra={"error": str(exc)})
+            return []
+
+    def until_done(self, job: WarmJob, sleep: Callable[[float], None] = time.sleep) -> ReportItem:
+        """Look at a job's import until it ends, waiting here in between (the CLI, which has no queue)."""
+        while True:
+            looked = self.warm(job)
+            if not isinstance(looked, Waiting):
+                return looked
+            sleep(looked.delay)
+            job = job.model_copy(update={"progress": looked.progress})
+
+    def _diagnose(self, job: WarmJob) -> PullthroughError | None:
+        try:
+            with self._lock:
+                if job.rule not in self._upstreams:
+                    rule = next((r for r in self.config.rules if r.prefix == job.rule), None)
+                    self._upstreams[job.rule] = upstream_client(rule, self.settings) if rule else None
+                client = self._upstreams[job.rule]
+            if client is not None:
+                client.head_manifest(job.upstream_repository, job.tag)
+        except PullthroughError as exc:
+            return exc
+        return None
+
+    def _seconds_left(self) -> float | None:
+        if self.context is None:
+            return None
+        return float(self.context.get_remaining_time_in_millis()) / 1000.0
+
+
+__all__ = ["ECR_TIMEOUT", "JOBS_AT_ONCE", "AwsEcrImports", "Clocks", "Warmer", "warm_image"]
