@@ -14,7 +14,7 @@ help: ## list the targets
 demo: system venv ## run the whole system locally: sandbox up, deploy -> reconcile -> warm -> report, rotations
 	$(PY) -m sandbox.demo
 
-test: system venv lint types template pytest ## every check: ruff, mypy --strict, sam validate --lint, cfn-lint, pytest
+test: system venv lint house types template pytest ## every check: ruff, house rules, mypy --strict, sam validate --lint, cfn-lint, pytest
 
 pr: test ## the gate before a pull request (same as test)
 
@@ -25,6 +25,9 @@ lint: venv ## ruff lint and format check
 format: venv ## ruff format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+house: venv ## the house rules of docs/ARCHITECTURE.md: sizes, handler shape, deferred imports, one publish, no copies
+	$(PY) tools/house.py
 
 types: venv ## mypy --strict on the library
 	$(BIN)/mypy
@@ -64,4 +67,4 @@ $(VENV)/.stamp: requirements-dev.txt layers/pullthrough/pyproject.toml
 clean: ## remove the venv, build output and caches
 	rm -rf $(VENV) .aws-sam .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help demo test pr lint format types template pytest mutants bench build schema system venv clean
+.PHONY: help demo test pr lint house format types template pytest mutants bench build schema system venv clean
