@@ -44,8 +44,8 @@ def sandbox(docker_registry: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(autouse=True)
 def fresh_upstream_clients() -> Iterator[None]:
     """Each test starts without upstream clients kept by an earlier one (a Lambda container's reuse, per test)."""
-    from pullthrough.warm import worker as warming
+    from pullthrough.warm import upstream_clients
 
-    warming.forget_kept_clients()
+    upstream_clients.forget_kept_clients()
     yield
-    warming.forget_kept_clients()
+    upstream_clients.forget_kept_clients()

@@ -28,7 +28,8 @@ from botocore.retries import standard
 from pullthrough.aws import clients
 from pullthrough.env import Settings
 from pullthrough.reporting import Outcome
-from pullthrough.warm import worker as warming
+from pullthrough.warm.job import MAX_RECEIVES
+from pullthrough.warm.run import ledger_for
 from sandbox import PushedImage, Sandbox
 from tests.integration.fault_support import (
     GHCR,
@@ -146,7 +147,7 @@ MATRIX = [
         "error",
         "AwsThrottled: ecr:BatchCheckLayerAvailability on",
         "the next run retries it",
-        calls=ATTEMPTS * warming.MAX_RECEIVES,  # each SQS delivery retried by botocore; the last one reports
+        calls=ATTEMPTS * MAX_RECEIVES,  # each SQS delivery retried by botocore; the last one reports
     ),
     Row(
         "AccessDenied on the rule's secret",
@@ -277,7 +278,7 @@ def test_sqs_delivering_a_finished_job_again_counts_it_once_and_reports_once(wor
     assert again == {"batchItemFailures": []}
     assert world.pulls() - pulls == 1
     # And the first run still counts each job once and has its one report; the new run is unaffected
-    ledger = warming.ledger_for(Settings.from_env(world.stack.environment("WarmImagesFunction")))
+    ledger = ledger_for(Settings.from_env(world.stack.environment("WarmImagesFunction")))
     state = ledger.run(first["run_id"])
     assert state is not None
     assert (state.planned, state.done, state.counts) == (2, 2, {"warmed": 2})

@@ -18,12 +18,11 @@ import pytest
 from pydantic import BaseModel
 
 from pullthrough import config as config_module
-from pullthrough import credentials, facts, rules
-from pullthrough import prune as pruning
+from pullthrough import credentials, facts, prune, rules
 from pullthrough.env import Settings
 from pullthrough.reporting import Kind, Report
-from pullthrough.warm import planner as planning
-from pullthrough.warm import worker as warming
+from pullthrough.warm import planner
+from pullthrough.warm import run as warm_run
 
 # Fields no consumer needs to read, each with its reason.
 VALIDATED_ONLY = {
@@ -171,16 +170,16 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     rules.desired_rules(config, {"ecr-pullthroughcache/docker-hub": None}, "arn:aws:iam::111122223333:role/r")
     credentials.secret_use("ecr-pullthroughcache/docker-hub", config, {})
     for target in config.targets():
-        planning.select_tags(target.image, ["1.26", "1.27", "2.0"])
+        planner.select_tags(target.image, ["1.26", "1.27", "2.0"])
     without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": (), "sources": ()})})
-    planning.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
-        planning.WarmRequest(trigger="test"), "run-1"
+    planner.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
+        planner.WarmRequest(trigger="test"), "run-1"
     )
     # Without the sources (their ecs one stops a prune run before it reads anything: pullthrough/prune/keeping.py)
-    pruning.run(
+    prune.run(
         config.model_copy(update={"warm": config.warm.model_copy(update={"sources": ()})}),
         _EmptyRegistry(),
-        pruning.RunInfo(datetime.now(UTC), "run-1", "test", Settings().region, "111122223333"),  # type: ignore[call-arg]
+        prune.RunInfo(datetime.now(UTC), "run-1", "test", Settings().region, "111122223333"),  # type: ignore[call-arg]
     )
     from pullthrough.aws import sns
 
@@ -194,7 +193,7 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
         trigger="test",
         started=datetime.now(UTC),
     )
-    warming.publish(report, config, Settings(REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:t"))  # type: ignore[call-arg]
+    warm_run.publish(report, config, Settings(REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:t"))  # type: ignore[call-arg]
 
 
 def test_every_config_field_is_read_by_something(reads: set[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:

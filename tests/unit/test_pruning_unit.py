@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pullthrough import config
-from pullthrough import prune as pruning
+from pullthrough import config, prune
 from pullthrough.aws.ecr import EcrImage
 from pullthrough.prune import keeping
 from pullthrough.reporting import Outcome
@@ -28,11 +27,11 @@ def ecr_image(n: int, *tags: str, pulled: int | None = None, pushed: int = 100, 
     )
 
 
-def decide(images: list[EcrImage], kept: dict[str, dict[str, str]] | None = None, cap: int = 100) -> pruning.Plan:
-    return pruning.plan({"hub/app": images}, kept or {}, now=NOW, unused_for_days=30, max_deletions=cap)
+def decide(images: list[EcrImage], kept: dict[str, dict[str, str]] | None = None, cap: int = 100) -> prune.Plan:
+    return prune.plan({"hub/app": images}, kept or {}, now=NOW, unused_for_days=30, max_deletions=cap)
 
 
-def digests(candidates: list[pruning.Candidate]) -> list[str]:
+def digests(candidates: list[prune.Candidate]) -> list[str]:
     return [c.image.digest[-2:] for c in candidates]
 
 
@@ -95,7 +94,7 @@ def test_a_root_rule_is_never_pruned() -> None:
         "version: 1\nrules:\n  - {prefix: ROOT, upstream: ecr, url: 111122223333.dkr.ecr.eu-west-1.amazonaws.com,"
         " custom_role_arn: 'arn:aws:iam::444455556666:role/r'}\n  - {prefix: quay, upstream: quay}\n"
     )
-    prefixes, notes = pruning.managed_prefixes(parsed)
+    prefixes, notes = prune.managed_prefixes(parsed)
     assert prefixes == ["quay"]
     assert "ROOT" in notes[0]
 
@@ -114,10 +113,10 @@ def test_an_ecs_source_stops_the_run_before_ecr_is_asked() -> None:
         "warm:\n  sources: [{kind: ecs, family_prefix: olake-}]\nprune: {unused_for_days: 30, dry_run: false}\n"
     )
     # When prune runs, Then it deletes nothing, asks ECR nothing, and says why
-    report = pruning.run(
+    report = prune.run(
         parsed,
         _Untouchable(),  # type: ignore[arg-type]
-        pruning.RunInfo(now=NOW, run_id="prune-1", trigger="test", region="us-east-1", account="111122223333"),
+        prune.RunInfo(now=NOW, run_id="prune-1", trigger="test", region="us-east-1", account="111122223333"),
     )
     (item,) = report.items
     assert item.outcome is Outcome.SKIPPED

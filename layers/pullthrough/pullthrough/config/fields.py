@@ -45,7 +45,7 @@ __all__ = [
 class Model(BaseModel):
     """A section of the config: unknown fields are refused (a typo is a problem, not a silent default), frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def did_you_mean(value: str, choices: Iterable[str]) -> str:

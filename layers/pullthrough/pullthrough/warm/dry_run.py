@@ -1,7 +1,7 @@
 """A dry run's report: what a run would do now, the outcomes planning decided and each job as the outcome it would
 aim for. plan_warming with PULLTHROUGH_DRY_RUN, `pullthrough plan` and `pullthrough warm --dry-run` send or print it.
 
-Separate from the planner (which makes the plan) and the worker's run report (which reports what a run did).
+Separate from the planner (which makes the plan); built, like every warm report, by warm.run.warm_report.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from datetime import datetime
 
 from pullthrough.config import Config
 from pullthrough.env import Settings
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting import Details, Outcome, Report, ReportItem
 from pullthrough.warm.plan import Plan
-from pullthrough.warm.worker import account_of
+from pullthrough.warm.run import RunHeader, warm_report
 
 
 def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime) -> Report:
@@ -37,15 +37,6 @@ def dry_run_report(plan: Plan, config: Config, settings: Settings, trigger: str,
                 ),
             )
         )
-    return Report(
-        kind=Kind.WARM,
-        stack=config.stack,
-        region=settings.region,
-        account=account_of(settings),
-        run_id=plan.run_id,
-        trigger=trigger,
-        started=started,
-        dry_run=True,
-        items=tuple(items),
-        notes=plan.notes,
+    return warm_report(
+        RunHeader(plan.run_id, trigger, config.stack, started, plan.notes, dry_run=True), items, settings
     )

@@ -1,6 +1,6 @@
 """The planner's side of the run ledger and the warm queue: open a planned run (every image, decided or pending) and
-queue its jobs, report a run the planner decided whole, remember what it verified, and first close and report the
-earlier runs that can no longer complete (sweep).
+queue its jobs, report a run the planner decided whole, and remember what it verified, through the one WarmRun
+(warm/run.py), which also sweeps the earlier runs that can no longer complete.
 
 Separate from the planner, which decides what a run is: this module is where a plan is written down, so the ledger
 calls a warm run makes at planning time stand together.
@@ -12,13 +12,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pullthrough.aws import queue
-from pullthrough.aws.ledger import DONE, JobEntry, JobRecord, Ledger, RunState, Verified
+from pullthrough.aws.ledger import DONE, JobEntry, Ledger, Verified
 from pullthrough.config import Config
-from pullthrough.env import Settings
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
 from pullthrough.warm.plan import Plan
-from pullthrough.warm.worker import publish, report_run, run_report
+from pullthrough.warm.run import RunHeader, WarmRun
 
 # A run still open this long after it started (plus the longest an import may be waited for) has jobs that will not
 # come back (dead-letter queue): each job is delivered up to MAX_RECEIVES (3) times, each delivery hidden for the
@@ -44,9 +43,9 @@ def ledger_entries(plan: Plan) -> list[JobEntry]:
     return entries
 
 
-def open_run(ledger: Ledger, plan: Plan, config: Config, trigger: str, started: datetime) -> None:
+def open_run(run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime) -> None:
     """Write the run's META and its items; its deadline leaves every job its deliveries, waits and the queue's drain."""
-    ledger.open_run(
+    run.open(
         plan.run_id,
         trigger=trigger,
         stack=config.stack,
@@ -74,44 +73,7 @@ def remember(ledger: Ledger, verified: Sequence[Verified]) -> None:
         logger.warning("verified images could not be remembered", extra={"images": len(verified), "error": str(exc)})
 
 
-def report_whole_run(
-    ledger: Ledger, plan: Plan, config: Config, settings: Settings, trigger: str, started: datetime
-) -> None:
-    """Report a run the planner decided whole, as its ledger items would report it, then write its closed META."""
-    entries = sorted(ledger_entries(plan), key=lambda entry: entry.key)
-    state = RunState(
-        run_id=plan.run_id,
-        planned=len(entries),
-        done=len(entries),
-        counts={},
-        status="closed",
-        trigger=trigger,
-        stack=config.stack,
-        started=started,
-        deadline=started,
-        notes=plan.notes,
-    )
-    records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
-    publish(run_report(state, records, settings), config, settings)
-    ledger.reported_run(
-        plan.run_id, trigger=trigger, stack=config.stack, started=started, jobs=entries, notes=plan.notes
-    )
-
-
-def sweep(ledger: Ledger, config: Config, settings: Settings, now: datetime) -> list[str]:
-    """Close and report earlier runs that cannot complete (their deadline passed), or completed unreported."""
-    closed: list[str] = []
-    for state in ledger.open_runs():
-        overdue = now >= state.deadline
-        if state.closed:
-            if overdue:  # its closer could not publish, and SQS gave up redelivering
-                report_run(ledger, state, config, settings)
-                closed.append(state.run_id)
-        elif (state.complete or overdue) and ledger.close(state.run_id, by="planner"):
-            logger.warning(
-                "closing a run that cannot complete",
-                extra={"closed_run": state.run_id, "planned": state.planned, "done": state.done},
-            )
-            report_run(ledger, ledger.run(state.run_id) or state, config, settings)
-            closed.append(state.run_id)
-    return closed
+def report_whole_run(run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime) -> None:
+    """Report a run the planner decided whole (nothing to queue), as its ledger items would report it."""
+    header = RunHeader(plan.run_id, trigger, config.stack, started, plan.notes)
+    run.report_whole(header, sorted(ledger_entries(plan), key=lambda entry: entry.key))

@@ -36,7 +36,7 @@ from pullthrough.config import Config, Rule
 from pullthrough.env import PlanEnv, Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Kind, Report
+from pullthrough.reporting import Report
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warm.budget import Budget
@@ -44,15 +44,14 @@ from pullthrough.warm.cost import children_known, estimate_children
 from pullthrough.warm.decisions import Decider
 from pullthrough.warm.dry_run import dry_run_report
 from pullthrough.warm.fitting import Fitting
-from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run, sweep
+from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
 from pullthrough.warm.plan import Candidate, Decided, Plan, Wanted
 from pullthrough.warm.ports import Allowances, AwsEcr, EcrTags, EcrView, Memory, Upstream, UpstreamFor
 from pullthrough.warm.request import WarmRequest
+from pullthrough.warm.run import RunHeader, WarmRun, notes_with_moved_tag, warm_report
 from pullthrough.warm.selection import Selection, TagChoice, choose_tags, select_tags
 from pullthrough.warm.worker import (
-    MOVED_TAG_NOTE,
-    TAG_MOVED,
     Worker,
     account_of,
     kept_upstream_client,
@@ -110,8 +109,8 @@ class Planner:
         jobs, deferred, notes = Fitting(self.config, self.allowances, self.clock).draw(wanted, budget, run_id)
         notes = selection.notes + in_flight_notes(self.in_flight, decided) + notes
         decided.extend(deferred)
-        if any(d.item.reason_code == TAG_MOVED for d in decided) or any(j.action == "refresh" for j in jobs):
-            notes.append(MOVED_TAG_NOTE)
+        refreshing = any(j.action == "refresh" for j in jobs)
+        notes = notes_with_moved_tag(notes, [d.item for d in decided], refreshing=refreshing)
         return Plan(
             run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes), verified=tuple(self._learned)
         )
@@ -220,15 +219,16 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
     if not env.queue_url:
         raise SettingsError("WARM_QUEUE_URL is not set: it names the warm job queue (template.yaml: WarmQueue)")
     ledger = ledger_for(env)
-    closed = tuple(sweep(ledger, config, env, started))
+    run = WarmRun(ledger, env, lambda: config)
+    closed = tuple(run.sweep(started))
     plan = make_plan(config, env, request, run_id, RunsAround.of(ledger))
     remember(ledger, plan.verified)
     queued = 0
     if plan.jobs:
-        open_run(ledger, plan, config, request.trigger, started)
+        open_run(run, plan, config, request.trigger, started)
         queued = queue_jobs(env.queue_url, plan)
     else:
-        report_whole_run(ledger, plan, config, env, request.trigger, started)
+        report_whole_run(run, plan, config, request.trigger, started)
     logger.info(
         "warm run planned" if plan.jobs else "warm run planned: nothing to queue",
         extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger, "closed_runs": list(closed)},
@@ -261,20 +261,7 @@ def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_ru
             logger.info(f"{job.subject}: {items[-1].outcome.label}", extra=items[-1].to_log())
     finally:
         worker.close()
-    notes = list(plan.notes)
-    if any(item.reason_code == TAG_MOVED for item in items) and MOVED_TAG_NOTE not in notes:
-        notes.append(MOVED_TAG_NOTE)
-    return Report(
-        kind=Kind.WARM,
-        stack=config.stack,
-        region=settings.region,
-        account=account_of(settings),
-        run_id=plan.run_id,
-        trigger=request.trigger,
-        started=started,
-        items=tuple(items),
-        notes=tuple(notes),
-    )
+    return warm_report(RunHeader(plan.run_id, request.trigger, config.stack, started, plan.notes), items, settings)
 
 
 def _with_account(settings: Settings) -> Settings:
@@ -334,5 +321,4 @@ __all__ = [
     "preview",
     "run_here",
     "select_tags",
-    "sweep",
 ]

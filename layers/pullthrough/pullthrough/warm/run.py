@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Unpack
 
 from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunState
@@ -86,18 +86,32 @@ class WarmRun:
                 closed.append(state.run_id)
         return closed
 
-    def report_whole(self, state: RunState, entries: Sequence[JobEntry]) -> Report:
-        """Report a run the planner decided whole, as its ledger items would report it, then write its closed META."""
+    def report_whole(self, header: RunHeader, entries: Sequence[JobEntry]) -> Report:
+        """Report a run the planner decided whole, as its ledger items would report it, then write its closed META.
+
+        The report is published first, so a failed write re-plans rather than loses the report."""
+        state = RunState(
+            run_id=header.run_id,
+            planned=len(entries),
+            done=len(entries),
+            counts={},
+            status="closed",
+            trigger=header.trigger,
+            stack=header.stack,
+            started=header.started,
+            deadline=header.started,
+            notes=tuple(header.notes),
+        )
         records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
         report = run_report(state, records, self.settings)
         publish(report, self.config(), self.settings)
         self.ledger.reported_run(
-            state.run_id,
-            trigger=state.trigger,
-            stack=state.stack,
-            started=state.started,
+            header.run_id,
+            trigger=header.trigger,
+            stack=header.stack,
+            started=header.started,
             jobs=entries,
-            notes=state.notes,
+            notes=header.notes,
         )
         return report
 
@@ -109,39 +123,56 @@ def ledger_for(settings: Settings) -> Ledger:
     return Ledger(settings.ledger_table)
 
 
-def notes_with_moved_tag(notes: Iterable[str], items: Iterable[ReportItem]) -> list[str]:
-    """A run's notes, with the moved-tag note once when an item's tag moved upstream."""
+def notes_with_moved_tag(notes: Iterable[str], items: Iterable[ReportItem], *, refreshing: bool = False) -> list[str]:
+    """A run's notes, with the moved-tag note once when an item's tag moved upstream (or a job will refresh one)."""
     found = list(notes)
-    if any(i.reason_code == TAG_MOVED for i in items) and MOVED_TAG_NOTE not in found:
+    moved = refreshing or any(i.reason_code == TAG_MOVED for i in items)
+    if moved and MOVED_TAG_NOTE not in found:
         found.append(MOVED_TAG_NOTE)
     return found
 
 
-def run_report(
-    state: RunState, jobs: Sequence[JobRecord], settings: Settings, *, finished: datetime | None = None
-) -> Report:
+@dataclass(frozen=True)
+class RunHeader:
+    """What a warm report says about its run, whichever way the run went (queued, in this process, a dry run)."""
+
+    run_id: str
+    trigger: str
+    stack: str
+    started: datetime
+    notes: Sequence[str] = ()
+    dry_run: bool = False
+
+
+def warm_report(header: RunHeader, items: Sequence[ReportItem], settings: Settings) -> Report:
+    """THE warm report: every warm run's report is built here (the ledger's run, `pullthrough warm`, a dry run), the
+    moved-tag note derived once from its items."""
+    return Report(
+        kind=Kind.WARM,
+        stack=header.stack,
+        region=settings.region,
+        account=account_of(settings),
+        run_id=header.run_id,
+        trigger=header.trigger,
+        started=header.started,
+        dry_run=header.dry_run or settings.dry_run,
+        items=tuple(items),
+        notes=tuple(notes_with_moved_tag(header.notes, items)),
+    )
+
+
+def run_report(state: RunState, jobs: Sequence[JobRecord], settings: Settings) -> Report:
     """The run's report from its ledger items; a job that never reported back is failed as not finished."""
     items = [_item_of(job) for job in jobs]
-    notes = notes_with_moved_tag(state.notes, items)
+    notes = list(state.notes)
     unfinished = sum(1 for job in jobs if job.status != "done")
     if unfinished:
         notes.append(
             f"{unfinished} job(s) never reported back; the run was closed by the next planner run so it accounts "
             "for every image."
         )
-    return Report(
-        kind=Kind.WARM,
-        stack=state.stack or "pullthrough",
-        region=settings.region,
-        account=account_of(settings),
-        run_id=state.run_id,
-        trigger=state.trigger or "unknown",
-        started=state.started,
-        finished=finished or datetime.now(UTC),
-        dry_run=settings.dry_run,
-        items=tuple(items),
-        notes=tuple(notes),
-    )
+    header = RunHeader(state.run_id, state.trigger or "unknown", state.stack or "pullthrough", state.started, notes)
+    return warm_report(header, items, settings)
 
 
 def _item_of(job: JobRecord) -> ReportItem:
@@ -183,6 +214,7 @@ def publish(report: Report, config: Config, settings: Settings) -> str | None:
 
 __all__ = [
     "MOVED_TAG_NOTE",
+    "RunHeader",
     "WarmRun",
     "account_of",
     "ledger_for",
@@ -190,4 +222,5 @@ __all__ = [
     "publish",
     "report_run",
     "run_report",
+    "warm_report",
 ]
