@@ -15,8 +15,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pullthrough import config as config_module
-from pullthrough.config import Config, load, parse, schema_text
+from pullthrough.config import Config, load, parse
+from pullthrough.config import command as config_command
+from pullthrough.config.command import schema_text
 from pullthrough.errors import ConfigError, Problem
 from pullthrough.reference import ImageReference
 
@@ -1141,7 +1142,7 @@ def test_dump_schema_documents_every_field() -> None:
 
 
 def test_check_prints_the_explanation(capsys: pytest.CaptureFixture[str]) -> None:
-    assert config_module.main(["--check", str(EXAMPLE)]) == 0
+    assert config_command.main(["--check", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines() == load(EXAMPLE).explain()
 
@@ -1149,7 +1150,7 @@ def test_check_prints_the_explanation(capsys: pytest.CaptureFixture[str]) -> Non
 def test_check_prints_the_problems_and_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("version: 1\nrules: [{prefix: hub, upstream: docker-hub}]\n")
-    assert config_module.main(["--check", str(path)]) == 1
+    assert config_command.main(["--check", str(path)]) == 1
     err = capsys.readouterr().err
     assert f"{path}: rules[0].credentials: upstream docker-hub needs credentials" in err
     assert "Traceback" not in err

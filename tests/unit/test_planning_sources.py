@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pullthrough import config as config_module
+from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import Settings
 from pullthrough.reporting import Outcome
 from pullthrough.sources import Reading, Yielded
-from pullthrough.sources.model import EcsSource
 from pullthrough.warm.planner import Planner, WarmRequest, dry_run_report
 from pullthrough.warm.worker import details_of
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, digest_of, image_manifest

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 
 from pullthrough import sources
-from pullthrough.config import Config, load, main, parse
+from pullthrough.config import Config, load, parse
+from pullthrough.config.command import main
+from pullthrough.config.source_entries import ComposeSource, EcsSource, TextSource
 from pullthrough.errors import ConfigError
-from pullthrough.sources.model import ComposeSource, EcsSource, TextSource
 
 HUB = """version: 1
 rules:

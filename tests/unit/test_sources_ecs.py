@@ -10,8 +10,8 @@ import pytest
 from pullthrough import config
 from pullthrough.aws import ecs
 from pullthrough.aws.ecs import Container, TaskDefinition, TaskDefinitions
+from pullthrough.config.source_entries import EcsSource
 from pullthrough.sources import ecs as ecs_source
-from pullthrough.sources.model import EcsSource
 from tests.fake_aws import fake_aws
 
 REGION = "eu-west-1"

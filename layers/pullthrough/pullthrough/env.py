@@ -26,7 +26,8 @@ class SettingsError(PullthroughError):
 class Settings(BaseModel):
     """Environment variables read at handler entry."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    # Each function builds only its own model (at from_env): defer_build leaves the other eight unbuilt.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     config_path: str = Field("/opt/pullthrough.yaml", alias="PULLTHROUGH_CONFIG")
     region: str = Field("us-east-1", alias="AWS_REGION")

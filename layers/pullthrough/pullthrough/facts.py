@@ -21,9 +21,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pullthrough import config as config_module
 from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
+from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import ConfigFactsEnv
 from pullthrough.reference import ROOT_PREFIX
-from pullthrough.sources.model import EcsSource
 
 __all__ = ["NOTHING", "PHYSICAL_ID", "Facts", "derive", "handle", "repository_pattern"]
 

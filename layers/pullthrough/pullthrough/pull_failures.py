@@ -23,7 +23,7 @@ from pullthrough.errors import EventError
 from pullthrough.observability import logger
 from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
 from pullthrough.reporting.publish import publish
-from pullthrough.warm.worker import ledger_for
+from pullthrough.warm.ledger import ledger_for
 
 DETAIL_TYPE = "ECR Pull Through Cache Action"
 

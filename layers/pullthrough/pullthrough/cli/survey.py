@@ -23,7 +23,7 @@ from pullthrough.registry import RegistryClient
 from pullthrough.reporting import ReportItem
 from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
 from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified
-from pullthrough.warm.worker import upstream_client
+from pullthrough.warm.upstream_clients import upstream_client
 
 RECENT = timedelta(days=7)  # runs started this long ago or later are "recent"
 RUNS_SHOWN = 10  # the newest runs whose jobs are read for each image's last outcome

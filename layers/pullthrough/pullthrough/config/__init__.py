@@ -15,13 +15,14 @@ Its modules, each one concern (the public API is re-exported here, so `from pull
 - `resolution`: which rule caches an image, or what to fix;
 - `loading` (load, parse), `problems` (pydantic's errors in the config's words), `redaction` (values a problem
   shows, never a token), `checks` (across the document);
-- `command`: `python -m pullthrough.config` (main, schema_text).
+- `command`: `python -m pullthrough.config` (main, schema_text), imported by __main__ only: it reads the sources too,
+  which no function needs at import.
+- `source_entries`: the `warm.sources` entries (compose, kubernetes, text, ecs), read by pullthrough.sources.
 The YAML itself is read by pullthrough.safe_yaml, which the warm.sources readers (pullthrough.sources) share.
 """
 
 from __future__ import annotations
 
-from pullthrough.config.command import main, schema_text
 from pullthrough.config.document import Config, Notifications
 from pullthrough.config.loading import load, parse
 from pullthrough.config.patterns import ADMIN_SECRET_PREFIX, SECRET_PREFIX
@@ -49,8 +50,6 @@ __all__ = [
     "WarmImage",
     "WarmTarget",
     "load",
-    "main",
     "parse",
     "policy_text",
-    "schema_text",
 ]

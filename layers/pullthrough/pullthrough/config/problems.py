@@ -18,8 +18,8 @@ from pydantic import BaseModel, ValidationError
 from pullthrough.config.document import Config
 from pullthrough.config.fields import did_you_mean
 from pullthrough.config.redaction import hide_tokens, show
+from pullthrough.config.source_entries import SOURCE_KINDS
 from pullthrough.errors import Problem
-from pullthrough.sources.model import SOURCE_KINDS
 
 __all__ = ["format_loc", "raw_at", "raw_lookup", "translate"]
 

@@ -14,8 +14,8 @@ from pullthrough.config import fields
 from pullthrough.config.fields import ImageRef, Model, Platform, Seconds, Tag
 from pullthrough.config.rules import Rule
 from pullthrough.config.schema import OrString
+from pullthrough.config.source_entries import Source
 from pullthrough.reference import ImageReference
-from pullthrough.sources.model import Source
 
 __all__ = ["Imports", "Warm", "WarmImage", "WarmImageField", "WarmTarget"]
 

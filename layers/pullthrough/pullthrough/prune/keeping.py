@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from pullthrough import sources
+from pullthrough.config.source_entries import EcsSource
 from pullthrough.reference import ImageReference
-from pullthrough.sources.model import EcsSource
 from pullthrough.warm.selection import choose_tags
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pullthrough.config.source_entries import ComposeSource, EcsSource, KubernetesSource, Source, TextSource
 from pullthrough.errors import ConfigError, Problem
 from pullthrough.sources import compose, kubernetes, text
-from pullthrough.sources.model import ComposeSource, EcsSource, KubernetesSource, Source, TextSource
 from pullthrough.sources.resolving import Reading, SourceProblem, Yielded
 
 if TYPE_CHECKING:

@@ -15,10 +15,10 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from pullthrough import safe_yaml
+from pullthrough.config.source_entries import ComposeSource
 from pullthrough.errors import Problem
 from pullthrough.sources.files import read_text
 from pullthrough.sources.interpolation import InterpolationError, interpolate, parse_env_file
-from pullthrough.sources.model import ComposeSource
 from pullthrough.sources.resolving import Reading
 
 if TYPE_CHECKING:

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 from pullthrough.aws import ecs as aws_ecs
 from pullthrough.aws.ecs import TaskDefinitions
+from pullthrough.config.source_entries import EcsSource
 from pullthrough.errors import AwsError, InvalidReference, Problem
 from pullthrough.reference import ImageReference
-from pullthrough.sources.model import EcsSource
 from pullthrough.sources.resolving import Reading, Yielded, from_cache
 
 if TYPE_CHECKING:

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pullthrough import safe_yaml
+from pullthrough.config.source_entries import KubernetesSource
 from pullthrough.errors import Problem
 from pullthrough.sources.files import read_text
-from pullthrough.sources.model import KubernetesSource
 from pullthrough.sources.resolving import Reading
 
 if TYPE_CHECKING:

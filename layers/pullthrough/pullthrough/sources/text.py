@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pullthrough.config.source_entries import TextSource
 from pullthrough.sources.files import read_text
-from pullthrough.sources.model import TextSource
 from pullthrough.sources.resolving import Reading
 
 if TYPE_CHECKING:

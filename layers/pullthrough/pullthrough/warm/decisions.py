@@ -28,10 +28,10 @@ from pullthrough.reporting import Outcome, Severity
 from pullthrough.warm.budget import Budget, allowance_key
 from pullthrough.warm.cost import Known, import_cost
 from pullthrough.warm.importing import ARCHIVED, AVAILABLE
+from pullthrough.warm.outcomes import Reason, failure, fix_for
 from pullthrough.warm.plan import Candidate, Decided, Wanted, decided
 from pullthrough.warm.ports import EcrTags, EcrView, Upstream
 from pullthrough.warm.verification import Fetched, fetch, read_copy
-from pullthrough.warm.worker import Reason, failure, fix_for
 
 # Repositories decided at once; each one's tags share the planner's pool for their HEADs.
 REPOSITORY_WORKERS = 8

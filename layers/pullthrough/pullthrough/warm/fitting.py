@@ -17,9 +17,10 @@ from pullthrough.errors import AwsError
 from pullthrough.reporting import Outcome, ReportItem
 from pullthrough.warm.budget import Budget, allowance_key
 from pullthrough.warm.importing import Wait
+from pullthrough.warm.job import WarmJob
+from pullthrough.warm.outcomes import Reason, fix_for
 from pullthrough.warm.plan import Decided, Wanted, candidate_details
 from pullthrough.warm.ports import Allowances
-from pullthrough.warm.worker import Reason, WarmJob, fix_for
 
 # Draws from a shared pull allowance that another planner's write may overtake before this planner gives up.
 DRAW_ATTEMPTS = 5

@@ -18,9 +18,9 @@ from datetime import datetime
 from pullthrough.aws.ledger import PENDING, Ledger
 from pullthrough.reporting import Outcome, Severity
 from pullthrough.warm.budget import Shared
+from pullthrough.warm.outcomes import Reason, fix_for
 from pullthrough.warm.plan import Candidate, Decided, decided
 from pullthrough.warm.ports import Allowances, Memory
-from pullthrough.warm.worker import Reason, fix_for
 
 
 @dataclass(frozen=True)

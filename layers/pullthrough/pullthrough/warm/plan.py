@@ -14,7 +14,7 @@ from pullthrough.aws.ledger import Verified
 from pullthrough.config import Rule
 from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.reporting import Details, Outcome, ReportItem, Severity
-from pullthrough.warm.worker import WarmJob
+from pullthrough.warm.job import WarmJob
 
 
 @dataclass(frozen=True)

@@ -44,20 +44,16 @@ from pullthrough.warm.cost import children_known, estimate_children
 from pullthrough.warm.decisions import Decider
 from pullthrough.warm.dry_run import dry_run_report
 from pullthrough.warm.fitting import Fitting
+from pullthrough.warm.ledger import ledger_for
 from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
 from pullthrough.warm.plan import Candidate, Decided, Plan, Wanted
 from pullthrough.warm.ports import Allowances, AwsEcr, EcrTags, EcrView, Memory, Upstream, UpstreamFor
 from pullthrough.warm.request import WarmRequest
-from pullthrough.warm.run import RunHeader, WarmRun, notes_with_moved_tag, warm_report
+from pullthrough.warm.run import RunHeader, WarmRun, account_of, notes_with_moved_tag, publish, warm_report
 from pullthrough.warm.selection import Selection, TagChoice, choose_tags, select_tags
-from pullthrough.warm.worker import (
-    Worker,
-    account_of,
-    kept_upstream_client,
-    ledger_for,
-    publish,
-)
+from pullthrough.warm.upstream_clients import kept_upstream_client
+from pullthrough.warm.warmer import Warmer
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -253,7 +249,7 @@ def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_ru
     plan = make_plan(config, settings, request, new_run_id(started))
     if dry_run:
         return dry_run_report(plan, config, settings, request.trigger, started)
-    worker = Worker(settings, config=config)
+    worker = Warmer(settings, config=config)
     items = [d.item for d in plan.decided]
     try:
         for job in plan.jobs:

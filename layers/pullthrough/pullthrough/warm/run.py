@@ -19,6 +19,7 @@ from pullthrough.observability import logger
 from pullthrough.reporting import Kind, Outcome, Report, ReportItem
 from pullthrough.reporting.publish import publish as reporting_publish
 from pullthrough.warm.job import MAX_RECEIVES, WarmJob
+from pullthrough.warm.ledger import ledger_for
 from pullthrough.warm.outcomes import TAG_MOVED, Reason, fix_for
 from pullthrough.warm.results import verified_of
 
@@ -114,13 +115,6 @@ class WarmRun:
             notes=header.notes,
         )
         return report
-
-
-def ledger_for(settings: Settings) -> Ledger:
-    """The run ledger named by LEDGER_TABLE."""
-    if not settings.ledger_table:
-        raise SettingsError("LEDGER_TABLE is not set: it names the warm run ledger (template.yaml: LedgerTable)")
-    return Ledger(settings.ledger_table)
 
 
 def notes_with_moved_tag(notes: Iterable[str], items: Iterable[ReportItem], *, refreshing: bool = False) -> list[str]:

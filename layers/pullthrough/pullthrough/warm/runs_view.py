@@ -12,7 +12,7 @@ from datetime import datetime
 
 from pullthrough.aws.ledger import JobRecord, Ledger, RunState, Verified
 from pullthrough.env import Settings
-from pullthrough.warm.worker import ledger_for
+from pullthrough.warm.ledger import ledger_for
 
 
 class RunsView:

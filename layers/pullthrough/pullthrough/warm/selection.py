@@ -22,10 +22,10 @@ from pullthrough.errors import ConfigError, InvalidReference, PullthroughError, 
 from pullthrough.reference import ImageReference, upstream_repository
 from pullthrough.reporting import Details, Outcome, ReportItem
 from pullthrough.sources import ecs as ecs_source
+from pullthrough.warm.outcomes import Reason, failure, fix_for
 from pullthrough.warm.plan import Candidate, Decided
 from pullthrough.warm.ports import Upstream
 from pullthrough.warm.request import WarmRequest
-from pullthrough.warm.worker import Reason, failure, fix_for
 
 
 @dataclass(frozen=True)
