@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sandbox import lambdas
-from sandbox.moto_threads import serialise
+from sandbox.aws.moto_threads import serialise
 from sandbox.stack import environment_set, sqs_record
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -86,9 +86,9 @@ def hold_cached_half(namespace: str, images: int, account: str, region: str) -> 
     """In this process's moto, an ECR registry model holding every other image (as imported through the rule)."""
     import tempfile
 
-    from sandbox import moto_ecr
-    from sandbox.ecr_endpoint import MotoCacheRules
-    from sandbox.ecr_registry import EcrRegistry
+    from sandbox.aws import moto_ecr
+    from sandbox.registries.ecr_endpoint import MotoCacheRules
+    from sandbox.registries.ecr_registry import EcrRegistry
 
     rules = MotoCacheRules(account, region)
     registry = EcrRegistry(Path(tempfile.mkdtemp(prefix="scale-ecr-")), account=account, region=region, rules=rules)
@@ -227,7 +227,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
 
     from bench.harness import AwsCalls, correct_moto, quiet_functions
     from pullthrough.aws import clients
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
     from sandbox.stack import Stack
 
     sink = io.StringIO()

@@ -22,12 +22,12 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Unpack
 
-from sandbox.distribution import RegistryProcess, start_registry
-from sandbox.ecr_endpoint import EcrEndpoint, MotoCacheRules
-from sandbox.ecr_registry import EcrRegistry
-from sandbox.images import ImageOptions, ImageSpec, PushedImage, push_image
-from sandbox.tokens import TokenIssuer
-from sandbox.upstream import UpstreamFront
+from sandbox.registries.distribution import RegistryProcess, start_registry
+from sandbox.registries.ecr_endpoint import EcrEndpoint, MotoCacheRules
+from sandbox.registries.ecr_registry import EcrRegistry
+from sandbox.registries.images import ImageOptions, ImageSpec, PushedImage, push_image
+from sandbox.registries.tokens import TokenIssuer
+from sandbox.registries.upstream import UpstreamFront
 
 __all__ = ["DEFAULT_HOSTS", "PushedImage", "Sandbox"]
 
@@ -183,7 +183,7 @@ class Sandbox:
     def push_image(self, repository: str, tag: str, **options: Unpack[ImageOptions]) -> PushedImage:
         """Push a generated image straight into the upstream registry (not through the front: no counters).
 
-        `options` are ImageSpec's (sandbox/images.py): platforms, layer_sizes, media, index, seed.
+        `options` are ImageSpec's (sandbox/registries/images.py): platforms, layer_sizes, media, index, seed.
         """
         issuer = self.issuer
         registry = self.upstream_registry

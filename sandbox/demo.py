@@ -258,7 +258,7 @@ def _pull_warmed(sb: Any, seeded: list[Any], pulls: Path) -> tuple[int, int]:
     import boto3
 
     from pullthrough.reference import upstream_repository
-    from sandbox import skopeo
+    from sandbox.registries import skopeo
 
     ecr_api = boto3.client("ecr")
     pulled = failed = 0
@@ -285,7 +285,7 @@ def _pull_warmed(sb: Any, seeded: list[Any], pulls: Path) -> tuple[int, int]:
 
 def _pull_failure(demo: Demo) -> None:
     """A consumer's pull of a tag the upstream lacks: ECR's event -> report_pull_failures."""
-    from sandbox import skopeo
+    from sandbox.registries import skopeo
 
     sb, stack = demo.sb, demo.stack
     step("A consumer pulls a tag the upstream does not have: ECR's event -> report_pull_failures")
@@ -384,11 +384,11 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
     """One warmed image per rule, pulled by the name people write (docker.io/library/nginx:1.27), through the
     generated registries.conf: what a podman or CRI-O node with that file sees while the upstream is down. Each is
     pulled for a platform the config verifies: ECR imports every child manifest of an index, but the layers of the
-    platforms nobody pulled may still be fetched from the upstream (sandbox/ecr_registry.py). The copy of the file
-    skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/skopeo.py), as
+    platforms nobody pulled may still be fetched from the upstream (sandbox/registries/ecr_registry.py). The copy of
+    the file skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/registries/skopeo.py), as
     tests/integration/test_consume.py does."""
     from pullthrough.consumers import Target, cached_images
-    from sandbox import skopeo
+    from sandbox.registries import skopeo
 
     registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
     platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}

@@ -11,22 +11,22 @@ their redrive policies, DynamoDB tables, subscriptions), resolves every function
   maxReceiveCount moto moves them to the DLQ).
 - `forward_bus()`: events the handlers put on the default bus (PutEvents) come back through `put_event`.
 So the sandbox exercises the template's wiring instead of re-inventing it. The Stack is built in layers, each its own
-module: intrinsic functions (sandbox/intrinsics.py), the functions as Lambda runs them (sandbox/deployed_functions.py),
-the routes and their delivery (sandbox/routing.py, EventBridge patterns in sandbox/eventbridge.py); this module
-deploys.
+module: intrinsic functions (sandbox/aws/intrinsics.py), the functions as Lambda runs them
+(sandbox/aws/deployed_functions.py), the routes and their delivery (sandbox/aws/routing.py, EventBridge patterns in
+sandbox/aws/eventbridge.py); this module deploys.
 
 Secrets Manager rotation: `deploy()` makes the stack's functions the Lambda functions RotateSecret may name
-(sandbox/moto_secrets.py, which never lets moto run a rotation Lambda in Docker), and `rotate()` invokes the queued
+(sandbox/aws/moto_secrets.py, which never lets moto run a rotation Lambda in Docker), and `rotate()` invokes the queued
 rotations' steps, one call per step, as Secrets Manager does.
 
 Custom resources (`Custom::*`, AWS::CloudFormation::CustomResource) are sent CloudFormation's Create request on
-`deploy()` (sandbox/cloudformation.py serves the ResponseURL), and `Fn::GetAtt` reads their answer's Data. `update()`
-is a `sam deploy` of an edited config: the config layer's version follows its content (a layer publishes a new
-version whenever its content changes), so a custom resource whose properties name it gets an Update, as CloudFormation
-would send; an unchanged config sends nothing.
+`deploy()` (sandbox/aws/cloudformation.py serves the ResponseURL), and `Fn::GetAtt` reads their answer's Data.
+`update()` is a `sam deploy` of an edited config: the config layer's version follows its content (a layer publishes a
+new version whenever its content changes), so a custom resource whose properties name it gets an Update, as
+CloudFormation would send; an unchanged config sends nothing.
 
 While a function runs, every AWS call it makes is evaluated against its execution role as SAM builds it from the
-template (sandbox/iam.py): a call the role does not allow fails with AWS's AccessDenied, as it would in the account.
+template (sandbox/aws/iam.py): a call the role does not allow fails with AWS's AccessDenied, as it would in the account.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox import cloudformation, iam, moto_ecs, moto_secrets
-from sandbox.deployed_functions import CONFIG_SOURCE, LAYER_CONFIG, environment_set
-from sandbox.eventbridge import matches
-from sandbox.intrinsics import PSEUDO
-from sandbox.routing import Route, Routing, client, function_of, sqs_record
+from sandbox.aws import cloudformation, iam, moto_ecs, moto_secrets
+from sandbox.aws.deployed_functions import CONFIG_SOURCE, LAYER_CONFIG, environment_set
+from sandbox.aws.eventbridge import matches
+from sandbox.aws.intrinsics import PSEUDO
+from sandbox.aws.routing import Route, Routing, client, function_of, sqs_record
 from sandbox.template import load_template
 
 # What importers of sandbox.stack use (tests, bench, the demo): the Stack's parts live in their own modules.

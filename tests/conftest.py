@@ -21,7 +21,7 @@ pytest_plugins = ("tests.canary",)
 @pytest.fixture(scope="session")
 def docker_registry() -> str:
     """Path of Debian's docker-registry; skips when missing, but fails in CI (CI=true) so tests cannot vanish."""
-    from sandbox.distribution import find_binary
+    from sandbox.registries.distribution import find_binary
 
     binary = find_binary()
     if binary is None:

@@ -14,7 +14,7 @@ import pytest
 from moto import mock_aws
 
 from pullthrough.aws import clients
-from sandbox import moto_ecs, moto_secrets
+from sandbox.aws import moto_ecs, moto_secrets
 
 
 @contextmanager

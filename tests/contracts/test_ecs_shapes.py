@@ -1,4 +1,4 @@
-"""The sandbox's ECS answers (moto, with sandbox/moto_ecs.py's order and pages) conform to botocore's output shapes.
+"""The sandbox's ECS answers (moto, with sandbox/aws/moto_ecs.py's order and pages) conform to botocore's output shapes.
 
 The three operations the `ecs` source and its tests call are driven through boto3, and the body that went over the
 wire is checked against the model (tests/contracts/shapes.py), before botocore's parser could forgive it.

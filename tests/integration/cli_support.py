@@ -81,7 +81,7 @@ def moto_server() -> Iterator[str]:
     """moto's server in a thread of this process, so a child process reaches the same moto state over HTTP.
 
     ThreadedMotoServer serves moto's backends, the ones mock_aws() fills in this process (moto's "Server mode"
-    documentation); the sandbox's moto patches (sandbox/moto_ecr.py) apply to it for the same reason.
+    documentation); the sandbox's moto patches (sandbox/aws/moto_ecr.py) apply to it for the same reason.
     """
     import socket
 

@@ -95,7 +95,7 @@ def unique(name: str) -> str:
 @pytest.fixture(scope="module")
 def aws_env() -> Iterator[None]:
     """moto, with fake credentials and region and no endpoint override, started once per module (0.2 s a start)."""
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     with fake_aws(REGION):
         moto_ecr.install()

@@ -36,8 +36,8 @@ from pullthrough.credentials.rotation import TOKEN_ID_TAG
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.registry.dockerhub import HubClient
 from sandbox import Sandbox, iam, moto_ecr
-from sandbox.hub_api import HubApi
-from sandbox.iam import Decision, Principal
+from sandbox.aws.iam import Decision, Principal
+from sandbox.registries.hub_api import HubApi
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 

@@ -1,11 +1,11 @@
 """Real registries and HTTP stubs for the registry client's integration tests (the fixtures are in conftest.py).
 
-`docker-registry` processes (Debian's distribution 2.8.2, started by sandbox/distribution.py) on free loopback
-ports, one per auth mode: none, htpasswd Basic, and `auth: token` with a Bearer token realm served here (the
-sandbox's TokenIssuer signs its ES256 JWTs, sandbox/tokens.py). Stubs stand in where a real registry cannot
+`docker-registry` processes (Debian's distribution 2.8.2, started by sandbox/registries/distribution.py) on free
+loopback ports, one per auth mode: none, htpasswd Basic, and `auth: token` with a Bearer token realm served here (the
+sandbox's TokenIssuer signs its ES256 JWTs, sandbox/registries/tokens.py). Stubs stand in where a real registry cannot
 misbehave on demand: 429s, a server that never answers, redirects to another host, Link pagination (2.8.2 ignores
 `?n=`). The test pushes stay here: they send each request through `authorize` and keep the manifest bytes and the
-storage root for tests that read or corrupt them, which sandbox/images.py does not.
+storage root for tests that read or corrupt them, which sandbox/registries/images.py does not.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import urllib3
 
-from sandbox.distribution import free_port, start_registry
-from sandbox.images import (
+from sandbox.registries.distribution import free_port, start_registry
+from sandbox.registries.images import (
     DOCKER_CONFIG,
     DOCKER_LAYER,
     DOCKER_LIST,
@@ -35,8 +35,8 @@ from sandbox.images import (
     OCI_LAYER,
     OCI_MANIFEST,
 )
-from sandbox.images import sha256_digest as sha256
-from sandbox.tokens import TokenIssuer, parse_scopes
+from sandbox.registries.images import sha256_digest as sha256
+from sandbox.registries.tokens import TokenIssuer, parse_scopes
 
 __all__ = ["TokenIssuer", "free_port", "sha256"]
 
@@ -163,7 +163,8 @@ class LocalRegistry:
 
 @contextmanager
 def running_registry(workdir: Path, auth: dict[str, Any]) -> Iterator[tuple[str, Path]]:
-    """Start one registry (sandbox/distribution.py) on a free port and yield (base URL, storage root); always stop it.
+    """Start one registry (sandbox/registries/distribution.py) on a free port and yield (base URL, storage root);
+    always stop it.
 
     `auth` is the config's `auth` section ({} for none).
     """

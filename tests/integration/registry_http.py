@@ -1,6 +1,7 @@
 """Raw HTTP helpers for the tests that prove the sandbox: urllib3 on purpose, never the library's registry client.
 
-Digests, media types and the token service are the sandbox's own (sandbox/images.py, sandbox/tokens.py).
+Digests, media types and the token service are the sandbox's own (sandbox/registries/images.py,
+sandbox/registries/tokens.py).
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import boto3
 import urllib3
 
 from sandbox import PushedImage, Sandbox
-from sandbox.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
-from sandbox.tokens import DEFAULT_SERVICE
+from sandbox.registries.images import DOCKER_LIST, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST, sha256_digest
+from sandbox.registries.tokens import DEFAULT_SERVICE
 
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 SERVICE = DEFAULT_SERVICE

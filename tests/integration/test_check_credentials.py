@@ -82,7 +82,7 @@ class World:
 
 
 def make_world(aws: Aws, sandbox: Sandbox, tmp_path: Path, **credentials_fields: Any) -> Iterator[World]:
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     moto_ecr.install()
     sandbox.configure_rules()

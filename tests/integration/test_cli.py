@@ -66,7 +66,7 @@ def new_user(sandbox: Sandbox) -> Iterator[tuple[str, str]]:
 
 @pytest.fixture
 def env(aws: Aws, sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     moto_ecr.install()
     sandbox.configure_rules()

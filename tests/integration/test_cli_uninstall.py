@@ -24,7 +24,7 @@ from pullthrough.aws import clients, ownership, ptc
 from pullthrough.aws.ownership import Kind
 from pullthrough.cli.documents import schema
 from pullthrough.errors import AwsError
-from sandbox import moto_ecr
+from sandbox.aws import moto_ecr
 from tests.fake_aws import fake_aws
 
 REGION = "us-east-1"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from sandbox.cloudformation import DeployFailed
+from sandbox.aws.cloudformation import DeployFailed
 from sandbox.stack import CONFIG_SOURCE, Stack
 from tests.fake_aws import fake_aws
 

@@ -18,8 +18,8 @@ import pytest
 
 from pullthrough.aws import clients, ecr
 from sandbox import Sandbox, skopeo
-from sandbox import containerd as containerd_process
-from sandbox.containerd import Containerd
+from sandbox.registries import containerd as containerd_process
+from sandbox.registries.containerd import Containerd
 from tests.fake_aws import fake_aws
 from tests.integration.cli_support import run
 

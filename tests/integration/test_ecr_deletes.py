@@ -1,5 +1,5 @@
 # ruff: noqa: F811 - the shared fixtures (aws, hub) are parameters by name
-"""The sandbox's ECR deletes images and records pulls as AWS documents (sandbox/moto_ecr_images.py names sources).
+"""The sandbox's ECR deletes images and records pulls as AWS documents (sandbox/aws/moto_ecr_images.py names sources).
 
 Raw boto3 and urllib3 on purpose, like test_ecr_model.py: these tests prove the sandbox, not the library.
 """

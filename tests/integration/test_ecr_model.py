@@ -1,7 +1,7 @@
 """The sandbox's ECR behaves as AWS documents: what a pull through a rule imports, when, and what each API answers.
 
-Each test names the behaviour of sandbox/ecr_registry.py it proves (and that module names AWS's source for it). Raw
-urllib3 and boto3 on purpose: these tests prove the sandbox, so they must not depend on the library.
+Each test names the behaviour of sandbox/registries/ecr_registry.py it proves (and that module names AWS's source for
+it). Raw urllib3 and boto3 on purpose: these tests prove the sandbox, so they must not depend on the library.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture
 def aws(sandbox: Sandbox) -> Iterator[tuple[Any, Any]]:
     """moto with the sandbox's ECR extensions: (ecr client, secretsmanager client), fresh state per test."""
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     with mock_aws():
         moto_ecr.install()

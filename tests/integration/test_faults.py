@@ -6,10 +6,11 @@ policy at work), that the other two images of the same rule were warmed as if no
 is lost: planned == warmed + already cached + refreshed + deferred + failed, in the run's one report.
 
 Where a fault is injected (`hop`):
-- upstream: the sandbox's Hub-like front (sandbox/upstream.py), which both the planner's HEADs and the ECR cache's
-  own pulls go through. A fault on every method hits the planner's free HEAD first; a fault on GET only is met by
-  ECR pulling from the upstream while the image is warmed, and reaches the warmer as ECR's answer.
-- ecr: sandbox/fault_proxy.py between the warmer and the ECR registry endpoint: the function cannot reach ECR.
+- upstream: the sandbox's Hub-like front (sandbox/registries/upstream.py), which both the planner's HEADs and the ECR
+  cache's own pulls go through. A fault on every method hits the planner's free HEAD first; a fault on GET only is met
+  by ECR pulling from the upstream while the image is warmed, and reaches the warmer as ECR's answer.
+- ecr: sandbox/registries/fault_proxy.py between the warmer and the ECR registry endpoint: the function cannot reach
+ECR.
 
 The registry client's backoff is shortened tenfold and the upstream timeout is two seconds, so the matrix stays fast;
 the attempts, not the waits, are what it asserts.
@@ -30,8 +31,8 @@ from pullthrough.registry import transport
 from pullthrough.reporting import Outcome
 from pullthrough.warm import upstream_clients
 from sandbox import Sandbox
-from sandbox.fault_proxy import FaultProxy
-from sandbox.upstream import Fault, Faults
+from sandbox.registries.fault_proxy import FaultProxy
+from sandbox.registries.upstream import Fault, Faults
 from tests.integration.fault_support import (
     HUB,
     World,

@@ -1,4 +1,5 @@
-"""The Docker Hub API client (pullthrough/dockerhub.py) against the sandbox's Hub API stand-in (sandbox/hub_api.py).
+"""The Docker Hub API client (pullthrough/dockerhub.py) against the sandbox's Hub API stand-in
+(sandbox/registries/hub_api.py).
 
 Minted tokens are registered with the sandbox's token realm, so a test can prove one upstream the way ECR would.
 """
@@ -19,7 +20,7 @@ from pullthrough.registry.dockerhub import (
     HubRateLimited,
     HubUnavailable,
 )
-from sandbox.hub_api import HubApi
+from sandbox.registries.hub_api import HubApi
 from tests.integration.credentials_support import unique
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from sandbox import Sandbox, iam
-from sandbox.iam import Role, Statement
+from sandbox.aws.iam import Role, Statement
 from sandbox.template import load_template
 from tests.integration.iam_scenario import Recorded, recorded_pass
 

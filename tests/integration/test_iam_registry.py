@@ -19,7 +19,7 @@ import pytest
 from pullthrough.errors import RegistryError
 from pullthrough.registry import Credentials, RegistryClient
 from sandbox import Sandbox, iam, iam_guard, moto_ecr
-from sandbox.iam import Principal, Role, Statement
+from sandbox.aws.iam import Principal, Role, Statement
 from tests.fake_aws import fake_aws
 
 pytestmark = pytest.mark.sandbox

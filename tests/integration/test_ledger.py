@@ -19,7 +19,7 @@ from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorde
 from pullthrough.errors import AwsAlreadyExists, AwsError
 from pullthrough.registry import RateLimit
 from pullthrough.warm.budget import Budget
-from sandbox.moto_threads import serialised
+from sandbox.aws.moto_threads import serialised
 from sandbox.template import load_template
 from tests.fake_aws import fake_aws
 

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from moto.ecr.models import ecr_backends
 from moto.secretsmanager.models import secretsmanager_backends
 
-from sandbox import moto_ecr
+from sandbox.aws import moto_ecr
 from tests.fake_aws import fake_aws
 
 ACCOUNT = "123456789012"
@@ -381,11 +381,11 @@ def test_update_rule_changes_the_credential_and_updated_at(
 ) -> None:
     # Given a rule created at a known time, and a second secret
     created_at = datetime(2026, 1, 1, tzinfo=UTC)
-    monkeypatch.setattr("sandbox.moto_ecr_rules.now", lambda: created_at)
+    monkeypatch.setattr("sandbox.aws.moto_ecr_rules.now", lambda: created_at)
     docker_hub_rule(ecr, make_secret())
     rotated = make_secret("ecr-pullthroughcache/docker-hub-2")
     # When the rule is pointed at the second secret an hour later
-    monkeypatch.setattr("sandbox.moto_ecr_rules.now", lambda: created_at + timedelta(hours=1))
+    monkeypatch.setattr("sandbox.aws.moto_ecr_rules.now", lambda: created_at + timedelta(hours=1))
     updated = ecr.update_pull_through_cache_rule(ecrRepositoryPrefix="docker-hub", credentialArn=rotated)
     # Then the answer and Describe show the new secret and the new time, and the creation time stays
     assert updated["credentialArn"] == rotated
@@ -693,9 +693,9 @@ def test_describe_templates_filters_and_pages(ecr: Any) -> None:
 
 def test_update_template_changes_the_given_fields_only(ecr: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     created_at = datetime(2026, 2, 1, tzinfo=UTC)
-    monkeypatch.setattr("sandbox.moto_ecr_templates.now", lambda: created_at)
+    monkeypatch.setattr("sandbox.aws.moto_ecr_templates.now", lambda: created_at)
     docker_hub_template(ecr)
-    monkeypatch.setattr("sandbox.moto_ecr_templates.now", lambda: created_at + timedelta(minutes=5))
+    monkeypatch.setattr("sandbox.aws.moto_ecr_templates.now", lambda: created_at + timedelta(minutes=5))
     updated = ecr.update_repository_creation_template(prefix="docker-hub", imageTagMutability="MUTABLE")[
         "repositoryCreationTemplate"
     ]

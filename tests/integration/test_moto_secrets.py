@@ -1,4 +1,4 @@
-"""sandbox/moto_secrets.py: RotateSecret and UpdateSecretVersionStage as botocore's Secrets Manager model says.
+"""sandbox/aws/moto_secrets.py: RotateSecret and UpdateSecretVersionStage as botocore's Secrets Manager model says.
 
 No registry and no rotation function code is needed here: the queued steps are handed to a recording stand-in for
 the function, so each test shows what Secrets Manager itself does.
@@ -15,7 +15,7 @@ import boto3
 import pytest
 from moto.secretsmanager.models import secretsmanager_backends
 
-from sandbox import moto_secrets
+from sandbox.aws import moto_secrets
 from tests.fake_aws import fake_aws
 
 ACCOUNT, REGION = "123456789012", "us-east-1"

@@ -84,7 +84,7 @@ class Cache:
 
 @pytest.fixture
 def cache(sandbox: Sandbox, tmp_path: Path) -> Iterator[Cache]:
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     with fake_aws(sandbox.region):
         moto_ecr.install()

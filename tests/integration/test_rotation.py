@@ -2,7 +2,7 @@
 
 moto cannot run a rotation Lambda, so each test arranges what Secrets Manager would (a staged AWSPENDING value, or
 the empty AWSPENDING version RotateSecret makes) and calls the handler once per step, as Secrets Manager does.
-Values are proved against the sandbox's Hub-like upstream; Docker Hub's API is sandbox/hub_api.py.
+Values are proved against the sandbox's Hub-like upstream; Docker Hub's API is sandbox/registries/hub_api.py.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pullthrough.env import RotateEnv
 from pullthrough.registry.dockerhub import HubClient
 from pullthrough.reporting import Report
 from sandbox import lambdas
-from sandbox.hub_api import HubApi
+from sandbox.registries.hub_api import HubApi
 from tests.integration.credentials_support import (
     ACCOUNT,
     PREFIX,
@@ -109,7 +109,7 @@ def write_config(path: Path, secret: str, rule: str, rotation_strategy: str, adm
 
 
 def make_rig(aws: Aws, sandbox: Sandbox, tmp_path: Path, strategy: str) -> Iterator[Rig]:
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     moto_ecr.install()
     sandbox.configure_rules()  # ValidatePullThroughCacheRule reaches the sandbox's upstream

@@ -21,7 +21,7 @@ import urllib3
 from moto import mock_aws
 
 from sandbox import PushedImage, Sandbox
-from sandbox.tokens import token_claims
+from sandbox.registries.tokens import token_claims
 from tests.integration.registry_http import (
     SERVICE,
     basic,
@@ -49,7 +49,7 @@ def front(sandbox: Sandbox) -> Iterator[Any]:
 @pytest.fixture
 def aws(sandbox: Sandbox) -> Iterator[tuple[Any, Any]]:
     """moto with the sandbox's ECR extensions: (ecr client, secretsmanager client), fresh state per test."""
-    from sandbox import moto_ecr
+    from sandbox.aws import moto_ecr
 
     with mock_aws():
         moto_ecr.install()

@@ -104,7 +104,7 @@ NAMESPACE_CONDITION = "cloudwatch:namespace"
 # repository/* of this account and region, in a statement of its own.
 REGISTRY_LISTINGS = {
     # prune_images lists the repositories to find those under the rules' prefixes; without repositoryNames IAM is
-    # asked on repository/* (sandbox/iam_requests.py). It reads names only.
+    # asked on repository/* (sandbox/aws/iam_requests.py). It reads names only.
     "ecr:DescribeRepositories": "listing the registry's repositories",
 }
 

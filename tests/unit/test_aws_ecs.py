@@ -1,4 +1,5 @@
-"""pullthrough.aws.ecs against moto (with the sandbox's ListTaskDefinitions order and pages, sandbox/moto_ecs.py)."""
+"""pullthrough.aws.ecs against moto (with the sandbox's ListTaskDefinitions order and pages,
+sandbox/aws/moto_ecs.py)."""
 
 from __future__ import annotations
 

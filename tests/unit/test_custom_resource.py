@@ -9,7 +9,8 @@ import pytest
 
 from pullthrough import custom_resource
 from pullthrough.errors import EventError, PullthroughError
-from sandbox import cloudformation, lambdas
+from sandbox import lambdas
+from sandbox.aws import cloudformation
 
 
 def event(**changes: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The sandbox's IAM (sandbox/iam.py, iam_conditions.py, iam_guard.py): AWS's evaluation rules, and AWS's refusal.
+"""The sandbox's IAM (sandbox/aws/iam.py, iam_conditions.py, iam_guard.py): AWS's evaluation rules, and AWS's refusal.
 
 Each test builds a small role by hand, acts as it, and makes real boto3 calls against moto: a refused call must come
 back exactly as AWS sends it (code, message, HTTP status, botocore's exception class), an allowed one must reach
@@ -17,9 +17,9 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sandbox import iam, iam_guard, iam_requests, moto_ecr
-from sandbox.iam import Authorization, Principal, Role, Statement
-from sandbox.iam_conditions import UnsupportedPolicy, condition_holds
+from sandbox.aws import iam, iam_guard, iam_requests, moto_ecr
+from sandbox.aws.iam import Authorization, Principal, Role, Statement
+from sandbox.aws.iam_conditions import UnsupportedPolicy, condition_holds
 from tests.fake_aws import fake_aws
 
 ACCOUNT, REGION = "123456789012", "us-east-1"

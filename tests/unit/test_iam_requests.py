@@ -1,4 +1,4 @@
-"""What the sandbox asks IAM for each call (sandbox/iam_requests.py) against the IAM service reference.
+"""What the sandbox asks IAM for each call (sandbox/aws/iam_requests.py) against the IAM service reference.
 
 Every operation the library's adapters call is mapped (an unmapped one would raise at run time, so a new call
 cannot slip through unevaluated); every action the mapping asks for exists in the reference, and the dependent
@@ -16,8 +16,8 @@ import pytest
 from botocore import xform_name
 
 from pullthrough.aws import errors
-from sandbox import iam_requests
-from sandbox.iam import Principal, Role
+from sandbox.aws import iam_requests
+from sandbox.aws.iam import Principal, Role
 
 policy_sentry = pytest.importorskip("policy_sentry.querying.actions")
 

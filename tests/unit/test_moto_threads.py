@@ -1,4 +1,4 @@
-"""moto answers one request at a time where the sandbox or the bench serialise it (sandbox/moto_threads.py).
+"""moto answers one request at a time where the sandbox or the bench serialise it (sandbox/aws/moto_threads.py).
 
 moto's handler is replaced by one in which every call waits for all the others to arrive: unserialised, they all
 meet; serialised, the first one inside waits alone until its wait times out, and no two calls are ever inside at once.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from moto.core.botocore_stubber import BotocoreStubber
 
-from sandbox import moto_threads
+from sandbox.aws import moto_threads
 
 CALLS = 4
 

@@ -25,10 +25,10 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-from sandbox import iam
-from sandbox.ecr_registry import EcrRegistry, Manifest, NotHeld, Route, Rules
-from sandbox.ecr_upstream import ACCESS_DENIED, NOT_FOUND, UpstreamFailure
-from sandbox.upstream import ForwardingHandler, LoopbackServer, LoopbackService, error_body, request_kind
+from sandbox.aws import iam
+from sandbox.registries.ecr_registry import EcrRegistry, Manifest, NotHeld, Route, Rules
+from sandbox.registries.ecr_upstream import ACCESS_DENIED, NOT_FOUND, UpstreamFailure
+from sandbox.registries.upstream import ForwardingHandler, LoopbackServer, LoopbackService, error_body, request_kind
 
 ROOT = "ROOT"  # ECR's prefix of a rule that covers every repository
 UPSTREAM_AUTH_FAILED = (
@@ -64,19 +64,19 @@ class MotoCacheRules:
         return Route(prefix, repository, path, str(rule["upstreamRegistryUrl"]))
 
     def credentials(self, route: Route) -> tuple[str, str] | None:
-        from sandbox import moto_ecr
+        from sandbox.aws import moto_ecr
 
         found: tuple[str, str] | None = moto_ecr.rule_secret(self.account, self.region, route.prefix)
         return found
 
     def ensure_cache_repository(self, repository: str) -> None:
-        from sandbox import moto_ecr
+        from sandbox.aws import moto_ecr
 
         moto_ecr.ensure_cache_repository(self.account, self.region, repository)
 
     def configure(self, registry: EcrRegistry) -> None:
         """Point moto's image operations of this account and region at `registry`."""
-        from sandbox import moto_ecr
+        from sandbox.aws import moto_ecr
 
         moto_ecr.install()
         moto_ecr.set_upstream_endpoints(registry.upstream_endpoints)
@@ -120,7 +120,7 @@ class _EcrHandler(ForwardingHandler):
 
     def _api(self, endpoint: EcrEndpoint, name: str, api: str, kind: str) -> None:
         """One registry API call on repository `name`: IAM first, then the cache rule, then the operation."""
-        # IAM: the pull is the token's principal's (sandbox/iam.py); ECR answers a refused one 403 DENIED.
+        # IAM: the pull is the token's principal's (sandbox/aws/iam.py); ECR answers a refused one 403 DENIED.
         denied = iam.registry_denial(self.headers.get("Authorization"), name, kind, self.command)
         if denied is not None:
             self.send_simple(*denied)
@@ -266,5 +266,5 @@ class EcrEndpoint:
         except (binascii.Error, UnicodeDecodeError):
             return False
         known = hmac.compare_digest(password.encode(), self.password.encode())
-        # Tokens GetAuthorizationToken issued to a function's principal are valid too (sandbox/iam.py).
+        # Tokens GetAuthorizationToken issued to a function's principal are valid too (sandbox/aws/iam.py).
         return user == "AWS" and (known or iam.principal_of_token(password) is not None)

@@ -4,7 +4,7 @@ The rules are the IAM User Guide's "Policy evaluation logic" for a principal in 
 policies only (no resource policy, permissions boundary, SCP or session policy is involved in Pullthrough's calls):
 an explicit Deny in any statement wins; otherwise an Allow in any statement allows; otherwise the request is
 implicitly denied. A statement applies when its Action (or NotAction), its Resource (or NotResource) and all its
-Conditions match (sandbox/iam_conditions.py).
+Conditions match (sandbox/aws/iam_conditions.py).
 
 Who is asking is process-wide (`acting_as`): `sandbox.stack.Stack.invoke` sets the invoked function's principal for
 the length of the call, so the worker threads of warm_images act as it too; calls made outside a function (test
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sandbox.iam_conditions import action_matches, conditions_hold, resource_matches
+from sandbox.aws.iam_conditions import action_matches, conditions_hold, resource_matches
 
 
 def _listed(value: Any) -> tuple[str, ...] | None:
@@ -239,7 +239,7 @@ def registry_denial(header: str | None, repository: str, kind: str, method: str 
     A token issued outside a function (tests, skopeo, the demo's offline pulls) is not evaluated.
     """
     from sandbox import iam_requests  # here: iam_requests builds on this module
-    from sandbox.upstream import error_body
+    from sandbox.registries.upstream import error_body
 
     password = iam_requests.registry_password(header)
     principal = principal_of_token(password) if password else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from sandbox.upstream import NoDelayHTTPConnection
+from sandbox.registries.upstream import NoDelayHTTPConnection
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"

@@ -18,7 +18,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.parsers import create_parser
 
-from sandbox import iam, iam_requests
+from sandbox.aws import iam, iam_requests
 
 _lock = threading.Lock()
 _original: Any = None

@@ -1,9 +1,9 @@
 """ECR's layers in the sandbox's registry: where a client gets one, its import from the upstream, pre-signed URLs.
 
 Part of `sandbox.ecr_registry.EcrRegistry` (a base class of it), separate so the registry class stays readable. What
-ECR does, with its sources (sandbox/ecr_registry.py's docstring has them all): GetDownloadUrlForLayer "is called once
-per image layer that is not already cached" (botocore's model), and first-pull blob requests are redirected to the
-upstream's storage while ECR imports in the background (containers-roadmap #939, #2304); a layer is imported only
+ECR does, with its sources (sandbox/registries/ecr_registry.py's docstring has them all): GetDownloadUrlForLayer "is
+called once per image layer that is not already cached" (botocore's model), and first-pull blob requests are redirected
+to the upstream's storage while ECR imports in the background (containers-roadmap #939, #2304); a layer is imported only
 once something asks ECR for it (the sandbox's reading: AWS does not say). Archived layers (LayerAvailability
 ARCHIVED in botocore's model) are held but cannot be pulled until restored.
 """
@@ -13,15 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sandbox.ecr_behaviour import ImportFailure
-from sandbox.ecr_upstream import UNAVAILABLE, UpstreamFailure
-from sandbox.images import RegistryAPI
+from sandbox.registries.ecr_behaviour import ImportFailure
+from sandbox.registries.ecr_upstream import UNAVAILABLE, UpstreamFailure
+from sandbox.registries.images import RegistryAPI
 
 if TYPE_CHECKING:
-    from sandbox.distribution import RegistryProcess
-    from sandbox.ecr_behaviour import Imports
-    from sandbox.ecr_registry import Route
-    from sandbox.signed_urls import UrlSigner
+    from sandbox.registries.distribution import RegistryProcess
+    from sandbox.registries.ecr_behaviour import Imports
+    from sandbox.registries.ecr_registry import Route
+    from sandbox.registries.signed_urls import UrlSigner
 
 LAYER_URL_SECONDS = 3600  # a pre-signed layer URL's lifetime (GetDownloadUrlForLayer hands out S3 URLs)
 AVAILABLE, UNAVAILABLE_LAYER, ARCHIVED = "AVAILABLE", "UNAVAILABLE", "ARCHIVED"

@@ -1,8 +1,9 @@
 """Faults a test injects into the sandbox's registries: a status, a 429, a delay, a stall, a reset, a cut body...
 
 `Faults` holds them (each scoped to a method and a path regex, used up after `times` requests); the loopback plumbing
-(sandbox/loopback.py) applies them to the requests it serves, for the upstream front (sandbox/upstream.py) and the
-fault proxy (sandbox/fault_proxy.py). Separate so the faults' vocabulary reads on its own.
+(sandbox/registries/loopback.py) applies them to the requests it serves, for the upstream front
+(sandbox/registries/upstream.py) and the fault proxy (sandbox/registries/fault_proxy.py). Separate so the faults'
+vocabulary reads on its own.
 """
 
 from __future__ import annotations

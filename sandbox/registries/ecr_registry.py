@@ -42,12 +42,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from sandbox.distribution import RegistryProcess, start_registry
-from sandbox.ecr_behaviour import Clock, Events, Imports
-from sandbox.ecr_layers import ARCHIVED, AVAILABLE, LAYER_URL_SECONDS, LayerImports, NotHeld
-from sandbox.ecr_storage_classes import StorageClasses
-from sandbox.ecr_upstream import NOT_FOUND, UNAVAILABLE, UpstreamClient, UpstreamFailure
-from sandbox.signed_urls import UrlSigner
+from sandbox.registries.distribution import RegistryProcess, start_registry
+from sandbox.registries.ecr_behaviour import Clock, Events, Imports
+from sandbox.registries.ecr_layers import ARCHIVED, AVAILABLE, LAYER_URL_SECONDS, LayerImports, NotHeld
+from sandbox.registries.ecr_storage_classes import StorageClasses
+from sandbox.registries.ecr_upstream import NOT_FOUND, UNAVAILABLE, UpstreamClient, UpstreamFailure
+from sandbox.registries.signed_urls import UrlSigner
 
 RECHECK_AFTER = timedelta(hours=24)
 INDEX_TYPES = ("application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json")
@@ -125,8 +125,8 @@ class Repository:
 class EcrRegistry(LayerImports, StorageClasses):
     """One account and region's private registry: cache repositories, their imports, and the storage behind them.
 
-    Its layers' imports and pre-signed URLs are sandbox/ecr_layers.py's, pull times and storage classes
-    sandbox/ecr_storage_classes.py's; the sources of what ECR does are in this module's docstring.
+    Its layers' imports and pre-signed URLs are sandbox/registries/ecr_layers.py's, pull times and storage classes
+    sandbox/registries/ecr_storage_classes.py's; the sources of what ECR does are in this module's docstring.
     """
 
     def __init__(

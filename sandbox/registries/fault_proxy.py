@@ -23,7 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit
 
-from sandbox.upstream import Faults, ForwardingHandler, LoopbackServer, LoopbackService, request_kind
+from sandbox.registries.upstream import Faults, ForwardingHandler, LoopbackServer, LoopbackService, request_kind
 
 DEFAULT_LIFETIME = 120.0
 

@@ -23,8 +23,8 @@ from moto.ecr.policy_validation import EcrLifecyclePolicyValidator
 from moto.iam.exceptions import MalformedPolicyDocument
 from moto.iam.policy_validation import IAMPolicyDocumentValidator
 
-from sandbox.moto_ecr_rules import ROLE_ARN_PATTERN
-from sandbox.moto_ecr_state import (
+from sandbox.aws.moto_ecr_rules import ROLE_ARN_PATTERN
+from sandbox.aws.moto_ecr_state import (
     LOCK,
     TemplateAlreadyExistsException,
     TemplateNotFoundException,

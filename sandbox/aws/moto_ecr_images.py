@@ -19,11 +19,9 @@ from typing import Any
 from moto.ecr.exceptions import ImageNotFoundException, RepositoryNotFoundException
 from moto.ecr.models import LAYER_MEDIA_TYPE, ECRBackend
 
-from sandbox import moto_ecr_rules as rules
-from sandbox import moto_ecr_templates as templates
-from sandbox.ecr_registry import ARCHIVED, EcrRegistry, Manifest, NotHeld, Repository, Route
-from sandbox.ecr_upstream import NOT_FOUND, UpstreamFailure
-from sandbox.moto_ecr_state import (
+from sandbox.aws import moto_ecr_rules as rules
+from sandbox.aws import moto_ecr_templates as templates
+from sandbox.aws.moto_ecr_state import (
     LOCK,
     LayerInaccessibleException,
     UnableToGetUpstreamImageException,
@@ -31,6 +29,8 @@ from sandbox.moto_ecr_state import (
     invalid,
     page,
 )
+from sandbox.registries.ecr_registry import ARCHIVED, EcrRegistry, Manifest, NotHeld, Repository, Route
+from sandbox.registries.ecr_upstream import NOT_FOUND, UpstreamFailure
 
 DIGEST = re.compile(r"sha256:[a-f0-9]{64}")
 _registries: dict[tuple[str, str], EcrRegistry] = {}

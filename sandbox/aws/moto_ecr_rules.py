@@ -20,7 +20,7 @@ from moto.secretsmanager.models import secretsmanager_backends
 
 from pullthrough import upstreams
 from pullthrough.upstreams import Auth, Upstream
-from sandbox.moto_ecr_state import (
+from sandbox.aws.moto_ecr_state import (
     LOCK,
     ROOT,
     PullThroughCacheRuleAlreadyExistsException,

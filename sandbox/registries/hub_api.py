@@ -34,7 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 
-from sandbox.upstream import LoopbackServer, LoopbackService
+from sandbox.registries.upstream import LoopbackServer, LoopbackService
 
 BEARER_SECONDS = 600  # Hub's access_token "expires in 10 minutes"
 PERSONAL_SCOPES = frozenset({"repo:admin", "repo:write", "repo:read", "repo:public_read"})

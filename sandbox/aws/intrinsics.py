@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sandbox import cloudformation
+from sandbox.aws import cloudformation
 
 PSEUDO = {"AWS::Partition": "aws", "AWS::URLSuffix": "amazonaws.com", "AWS::NoValue": None}
 

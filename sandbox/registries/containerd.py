@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sandbox.distribution import spawn
+from sandbox.registries.distribution import spawn
 
 BINARY, CLIENT = "containerd", "ctr"
 NAMESPACE = "pullthrough-tests"

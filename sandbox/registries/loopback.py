@@ -2,8 +2,9 @@
 
 `LoopbackService` runs a `LoopbackServer` in a thread; `ForwardingHandler` streams a request to a backend registry
 and its answer back (hop-by-hop headers dropped, nothing else rewritten), or answers itself (`send_simple`),
-applying the injected faults (sandbox/faults.py) on the way. Shared by the upstream front (sandbox/upstream.py),
-the ECR endpoint (sandbox/ecr_endpoint.py), the Hub API (sandbox/hub_api.py) and the fault proxy.
+applying the injected faults (sandbox/registries/faults.py) on the way. Shared by the upstream front
+(sandbox/registries/upstream.py), the ECR endpoint (sandbox/registries/ecr_endpoint.py), the Hub API
+(sandbox/registries/hub_api.py) and the fault proxy.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from sandbox.faults import Fault, corrupt_bytes, error_body
+from sandbox.registries.faults import Fault, corrupt_bytes, error_body
 
 _CHUNK = 64 * 1024
 _HOP_BY_HOP = frozenset(

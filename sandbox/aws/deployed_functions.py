@@ -2,8 +2,8 @@
 
 `DeployedFunctions` is the part of `sandbox.stack.Stack` that invokes a function the way Lambda would: its
 environment from the template's own `Environment` (Globals merged, intrinsics resolved), its Timeout counting down in
-the context, and its execution role deciding every AWS call it makes (sandbox/iam.py, sandbox/iam_roles.py).
-Separate from the deployment (sandbox/stack.py) and the routing (sandbox/routing.py), which both call `invoke`.
+the context, and its execution role deciding every AWS call it makes (sandbox/aws/iam.py, sandbox/aws/iam_roles.py).
+Separate from the deployment (sandbox/stack.py) and the routing (sandbox/aws/routing.py), which both call `invoke`.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sandbox import iam, iam_guard, iam_roles, lambdas
-from sandbox.intrinsics import Intrinsics
+from sandbox import lambdas
+from sandbox.aws import iam, iam_guard, iam_roles
+from sandbox.aws.intrinsics import Intrinsics
 from sandbox.template import REPO_ROOT
 
 LAYER_CONFIG = "/opt/pullthrough.yaml"  # where the config layer puts the document (template.yaml, Globals)

@@ -27,8 +27,8 @@ Tests inject faults through `front.faults`:
 A fault's `path` is a regex searched in the decoded request target (path and query); scope it to a test's own
 repository so that a proxy's background requests cannot use it up.
 
-The faults live in sandbox/faults.py and the loopback plumbing (`LoopbackService`, `ForwardingHandler`, shared with
-`sandbox.ecr_endpoint`) in sandbox/loopback.py; their names stay importable from here.
+The faults live in sandbox/registries/faults.py and the loopback plumbing (`LoopbackService`, `ForwardingHandler`,
+shared with `sandbox.ecr_endpoint`) in sandbox/registries/loopback.py; their names stay importable from here.
 """
 
 from __future__ import annotations
@@ -44,8 +44,19 @@ from collections.abc import MutableMapping
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sandbox.faults import ANY, BLOBS, CDN, DEFAULT_BODIES, MANIFESTS, TAGS, TOKEN, Fault, Faults, corrupt_bytes
-from sandbox.loopback import (
+from sandbox.registries.faults import (
+    ANY,
+    BLOBS,
+    CDN,
+    DEFAULT_BODIES,
+    MANIFESTS,
+    TAGS,
+    TOKEN,
+    Fault,
+    Faults,
+    corrupt_bytes,
+)
+from sandbox.registries.loopback import (
     ForwardingHandler,
     LoopbackServer,
     LoopbackService,
@@ -53,8 +64,8 @@ from sandbox.loopback import (
     error_body,
     request_kind,
 )
-from sandbox.signed_urls import UrlSigner
-from sandbox.tokens import TOKEN_TTL_SECONDS, TokenIssuer, parse_scopes, token_claims
+from sandbox.registries.signed_urls import UrlSigner
+from sandbox.registries.tokens import TOKEN_TTL_SECONDS, TokenIssuer, parse_scopes, token_claims
 
 __all__ = [
     "ANY",

@@ -16,8 +16,8 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sandbox.iam import Authorization, Principal
-from sandbox.iam_dynamodb import batch, item, query, scan, transact_write, write_keys
+from sandbox.aws.iam import Authorization, Principal
+from sandbox.aws.iam_dynamodb import batch, item, query, scan, transact_write, write_keys
 
 # Service-linked roles ECR creates on the caller's behalf: name and service principal (ECR User Guide, "Amazon ECR
 # service-linked role for pull through cache" and "... for repository creation templates").
@@ -65,7 +65,7 @@ def requests_for(
     mapper = _MAPPERS.get((service, operation))
     if mapper is None:
         raise Unmapped(
-            f"{service}:{operation}: the sandbox does not know what IAM asks for it (sandbox/iam_requests.py)"
+            f"{service}:{operation}: the sandbox does not know what IAM asks for it (sandbox/aws/iam_requests.py)"
         )
     return mapper(Call(principal, region, operation, params))
 
@@ -176,8 +176,8 @@ def registry_request(principal: Principal, repository: str, kind: str, method: s
     a pull needs ecr:BatchGetImage for the manifest and ecr:GetDownloadUrlForLayer for each layer; "IAM permissions
     required to sync an upstream registry": a pull-through first pull also ecr:BatchImportUpstreamImage, and
     ecr:CreateRepository when the repository does not exist yet)."""
-    from sandbox import moto_ecr_rules, moto_ecr_templates
-    from sandbox.moto_ecr_state import backend
+    from sandbox.aws import moto_ecr_rules, moto_ecr_templates
+    from sandbox.aws.moto_ecr_state import backend
 
     call = Call(principal, principal.region, f"registry {method} {kind}", {})
     arn = _repository(call, repository)

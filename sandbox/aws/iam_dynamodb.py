@@ -11,10 +11,10 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sandbox.iam import Authorization
+from sandbox.aws.iam import Authorization
 
 if TYPE_CHECKING:
-    from sandbox.iam_requests import Call
+    from sandbox.aws.iam_requests import Call
 
 Mapper = Callable[["Call"], list[Authorization]]
 
@@ -52,7 +52,7 @@ def query(call: Call) -> list[Authorization]:
     reference = re.escape(names.get(name, name))
     found = re.search(rf"(?<![\w#]){reference}\s*=\s*(:\w+)", str(call.params["KeyConditionExpression"]))
     if found is None:
-        from sandbox.iam_requests import Unmapped  # here: iam_requests builds on this module
+        from sandbox.aws.iam_requests import Unmapped  # here: iam_requests builds on this module
 
         raise Unmapped(f"dynamodb:Query: no `{name} = :value` in {call.params['KeyConditionExpression']!r}")
     value = call.params["ExpressionAttributeValues"][found.group(1)]

@@ -15,7 +15,7 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sandbox.iam import Principal, Role, Statement
+from sandbox.aws.iam import Principal, Role, Statement
 
 if TYPE_CHECKING:
     from sandbox.stack import Stack
@@ -93,7 +93,7 @@ def role(stack: Stack, logical_id: str, resources: dict[str, Any] | None = None)
         resolved = str(stack.resolve(arn))
         if resolved not in MANAGED_POLICIES:
             raise ValueError(
-                f"{logical_id}: managed policy {resolved} is unknown to the sandbox (sandbox/iam_roles.py)"
+                f"{logical_id}: managed policy {resolved} is unknown to the sandbox (sandbox/aws/iam_roles.py)"
             )
         name = resolved.rsplit("/", 1)[-1]
         statements += [Statement.parse(name, i, s) for i, s in enumerate(MANAGED_POLICIES[resolved])]

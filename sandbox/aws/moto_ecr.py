@@ -27,12 +27,12 @@ from moto.core.responses import ActionResult
 from moto.ecr.models import ECRBackend
 from moto.ecr.responses import ECRResponse
 
-from sandbox import iam
-from sandbox import moto_ecr_images as images
-from sandbox import moto_ecr_rules as rules
-from sandbox import moto_ecr_templates as templates
-from sandbox.ecr_registry import EcrRegistry
-from sandbox.moto_ecr_state import LOCK, backend, now, prefix_key, state
+from sandbox.aws import iam
+from sandbox.aws import moto_ecr_images as images
+from sandbox.aws import moto_ecr_rules as rules
+from sandbox.aws import moto_ecr_templates as templates
+from sandbox.aws.moto_ecr_state import LOCK, backend, now, prefix_key, state
+from sandbox.registries.ecr_registry import EcrRegistry
 
 __all__ = [
     "ensure_cache_repository",

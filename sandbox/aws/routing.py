@@ -2,7 +2,7 @@
 
 `Routing` is the part of `sandbox.stack.Stack` that reads each function's events and the template's rules, schedules
 and event source mappings into `Route`s (`_route`), and delivers by them: `put_event` (EventBridge pattern matching,
-sandbox/eventbridge.py), `fire_schedule`, `drain` (Lambda's SQS poller: batches, partial batch responses),
+sandbox/aws/eventbridge.py), `fire_schedule`, `drain` (Lambda's SQS poller: batches, partial batch responses),
 `rotate` (Secrets Manager's rotation steps) and `bus` (what handlers put on the default bus, routed back).
 Separate from the deployment (sandbox/stack.py) so each holds one concern.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 import boto3
 
-from sandbox import iam, iam_guard, moto_secrets
-from sandbox.deployed_functions import DeployedFunctions
-from sandbox.eventbridge import envelope, matches
+from sandbox.aws import iam, iam_guard, moto_secrets
+from sandbox.aws.deployed_functions import DeployedFunctions
+from sandbox.aws.eventbridge import envelope, matches
 
 
 @dataclass

@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from sandbox.ecr_behaviour import Clock
-    from sandbox.ecr_registry import Repository
+    from sandbox.registries.ecr_behaviour import Clock
+    from sandbox.registries.ecr_registry import Repository
 
 PULL_TIME_REFRESH = timedelta(hours=24)
 

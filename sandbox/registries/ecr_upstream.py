@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import urlencode, urljoin, urlsplit
 
-from sandbox.upstream import NoDelayHTTPConnection
+from sandbox.registries.upstream import NoDelayHTTPConnection
 
 # What ECR asks an upstream for: every manifest kind the OCI and Docker specs define (the distribution spec's
 # content negotiation), so an index comes back as an index.

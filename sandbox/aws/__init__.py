@@ -1,0 +1,1 @@
+"""The sandbox's AWS: moto, extended with what it lacks, and IAM evaluated per function."""
