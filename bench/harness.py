@@ -433,7 +433,7 @@ def correct_moto() -> None:
     - SQS: moto recounts every message of a queue for every message sent (SendMessage reads the queue's attributes,
       ApproximateNumberOfMessages* included), so queueing N jobs costs O(N^2); SQS's is O(N). The approximate counts
       are cached for APPROXIMATE_SECONDS, which SQS documents them to be (approximate, eventually consistent).
-    - every moto request is handled one at a time (`sandbox.moto_threads.serialised`, for the whole bench): moto is
+    - every moto request is handled one at a time (`sandbox.aws.moto_threads.serialised`, for the whole bench): moto is
       not thread-safe (two concurrent conditional writes to one DynamoDB item can both succeed), where DynamoDB
       serialises them. moto's calls are CPU-bound Python under the GIL anyway, so the lock costs the concurrent warm
       path next to nothing.
@@ -482,7 +482,8 @@ def rig(workdir: Path) -> Iterator[Rig]:
     from moto import mock_aws
 
     from pullthrough.aws import clients, ecr
-    from sandbox import Sandbox, moto_ecr
+    from sandbox import Sandbox
+    from sandbox.aws import moto_ecr
     from sandbox.stack import Stack
 
     workdir.mkdir(parents=True, exist_ok=True)

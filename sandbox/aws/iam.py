@@ -8,8 +8,8 @@ Conditions match (sandbox/aws/iam_conditions.py).
 
 Who is asking is process-wide (`acting_as`): `sandbox.stack.Stack.invoke` sets the invoked function's principal for
 the length of the call, so the worker threads of warm_images act as it too; calls made outside a function (test
-setup, the sandbox, moto) are not evaluated. What each botocore call asks IAM for is `sandbox.iam_requests`; the
-hook that refuses calls is `sandbox.iam_guard`. The ECR registry endpoint (the data plane) authorizes pulls as the
+setup, the sandbox, moto) are not evaluated. What each botocore call asks IAM for is `sandbox.aws.iam_requests`; the
+hook that refuses calls is `sandbox.aws.iam_guard`. The ECR registry endpoint (the data plane) authorizes pulls as the
 principal that asked GetAuthorizationToken for the token (`registry_token`, `registry_denial`).
 """
 
@@ -238,7 +238,7 @@ def registry_denial(header: str | None, repository: str, kind: str, method: str 
 
     A token issued outside a function (tests, skopeo, the demo's offline pulls) is not evaluated.
     """
-    from sandbox import iam_requests  # here: iam_requests builds on this module
+    from sandbox.aws import iam_requests  # here: iam_requests builds on this module
     from sandbox.registries.upstream import error_body
 
     password = iam_requests.registry_password(header)

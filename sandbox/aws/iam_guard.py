@@ -1,10 +1,10 @@
 """The hook that puts every botocore call made as a function's principal before IAM, and refuses as AWS refuses.
 
 `install()` wraps botocore's `BaseClient._make_api_call` once for the process. While a principal is set
-(`sandbox.iam.acting_as`, which `Stack.invoke` uses) each call is mapped to what it asks IAM for
-(`sandbox.iam_requests`) and evaluated against the principal's role (`sandbox.iam`); a refused call never reaches
-moto. The refusal is the HTTP error AWS sends, in the service's own protocol, parsed by botocore's own parser and
-raised as botocore raises it, so callers see exactly the ClientError (code, message, HTTP status, modelled
+(`sandbox.aws.iam.acting_as`, which `Stack.invoke` uses) each call is mapped to what it asks IAM for
+(`sandbox.aws.iam_requests`) and evaluated against the principal's role (`sandbox.aws.iam`); a refused call never
+reaches moto. The refusal is the HTTP error AWS sends, in the service's own protocol, parsed by botocore's own parser
+and raised as botocore raises it, so callers see exactly the ClientError (code, message, HTTP status, modelled
 exception class) they would see from AWS.
 """
 

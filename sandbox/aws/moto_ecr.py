@@ -4,12 +4,12 @@
 name (CreatePullThroughCacheRule -> create_pull_through_cache_rule), so boto3 under `mock_aws()` (or a moto server)
 calls them exactly as against AWS. It also makes DescribeImages, ListImages, BatchGetImage, BatchDeleteImage,
 BatchCheckLayerAvailability and GetDownloadUrlForLayer answer for repositories under a rule from the sandbox's
-registry model (`set_registry`, `sandbox.moto_ecr_images`).
+registry model (`set_registry`, `sandbox.aws.moto_ecr_images`).
 
 GetAuthorizationToken answers as ECR does: "An authorization token represents your IAM authentication credentials
 and can be used to access any Amazon ECR registry that your IAM principal has access to. The authorization token is
 valid for 12 hours." (botocore's ECR model). moto's token names no one and expired in 2015; the sandbox's names the
-principal that asked (sandbox.iam), so the registry endpoint authorizes a pull as that principal.
+principal that asked (sandbox.aws.iam), so the registry endpoint authorizes a pull as that principal.
 
 The sandbox's ECR registry endpoint uses the hooks below (`find_rule`, `rule_secret`, `ensure_cache_repository`),
 and maps upstream hosts to loopback URLs with `set_upstream_endpoints` for ValidatePullThroughCacheRule.

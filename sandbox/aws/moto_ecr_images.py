@@ -1,7 +1,7 @@
 """ECR's image operations on pull-through cache repositories, answered from the sandbox's registry model.
 
 moto keeps images it was given with PutImage; a cache repository's images are what ECR imported from the upstream,
-which `sandbox.ecr_registry` holds (with their real manifest digests: moto's own digest is not the manifest's
+which `sandbox.registries.ecr_registry` holds (with their real manifest digests: moto's own digest is not the manifest's
 sha256). Repositories outside every rule keep moto's own answers.
 
 Shapes follow botocore's ECR model: BatchGetImage's `failures` (ImageFailureCode), BatchCheckLayerAvailability's

@@ -4,7 +4,7 @@ Debian's `containerd` package; the daemon runs as root with its own root, state 
 and without the CRI plugin (no Kubernetes here), so it never touches a system containerd. Tests drive it with `ctr`,
 e.g. `ctr content fetch --hosts-dir <certs.d> <image>`, which resolves registries through hosts.toml files as the
 CRI plugin does with `config_path` (containerd docs/hosts.md). Like the registries, it is spawned under pdeathsig
-(sandbox.distribution.spawn) and stopped by leaving the `with` block.
+(sandbox.registries.distribution.spawn) and stopped by leaving the `with` block.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The sandbox's ECR registry endpoint: `<account>.dkr.ecr.<region>.amazonaws.com` on 127.0.0.1.
 
 It speaks ECR's path scheme for pull-through cache (`/v2/<prefix>/<upstream path>/...`) and answers from
-`sandbox.ecr_registry`, which holds ECR's index and imports from the upstream as ECR does:
+`sandbox.registries.ecr_registry`, which holds ECR's index and imports from the upstream as ECR does:
 
     GET/HEAD /v2/<name>/manifests/<tag>      the tag, synced with the upstream when new or a day old (an import)
     GET/HEAD /v2/<name>/manifests/<digest>   held, or listed by a held index; a first pull by digest is refused
@@ -46,14 +46,14 @@ def upstream_path(prefix: str, repository: str, upstream_prefix: str | None) -> 
 
 
 class MotoCacheRules:
-    """The registry's `Rules`, answered by moto's ECR backend through the hooks of `sandbox.moto_ecr`."""
+    """The registry's `Rules`, answered by moto's ECR backend through the hooks of `sandbox.aws.moto_ecr`."""
 
     def __init__(self, account: str, region: str) -> None:
         self.account = account
         self.region = region
 
     def route(self, repository: str) -> Route | None:
-        from sandbox import moto_ecr  # here, not at the top: `import sandbox` must not load moto
+        from sandbox.aws import moto_ecr  # here, not at the top: `import sandbox` must not load moto
 
         rule = moto_ecr.find_rule(self.account, self.region, repository)
         if rule is None:

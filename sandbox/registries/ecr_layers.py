@@ -1,11 +1,11 @@
 """ECR's layers in the sandbox's registry: where a client gets one, its import from the upstream, pre-signed URLs.
 
-Part of `sandbox.ecr_registry.EcrRegistry` (a base class of it), separate so the registry class stays readable. What
-ECR does, with its sources (sandbox/registries/ecr_registry.py's docstring has them all): GetDownloadUrlForLayer "is
-called once per image layer that is not already cached" (botocore's model), and first-pull blob requests are redirected
-to the upstream's storage while ECR imports in the background (containers-roadmap #939, #2304); a layer is imported only
-once something asks ECR for it (the sandbox's reading: AWS does not say). Archived layers (LayerAvailability
-ARCHIVED in botocore's model) are held but cannot be pulled until restored.
+Part of `sandbox.registries.ecr_registry.EcrRegistry` (a base class of it), separate so the registry class stays
+readable. What ECR does, with its sources (sandbox/registries/ecr_registry.py's docstring has them all):
+GetDownloadUrlForLayer "is called once per image layer that is not already cached" (botocore's model), and first-pull
+blob requests are redirected to the upstream's storage while ECR imports in the background (containers-roadmap #939,
+#2304); a layer is imported only once something asks ECR for it (the sandbox's reading: AWS does not say). Archived
+layers (LayerAvailability ARCHIVED in botocore's model) are held but cannot be pulled until restored.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The sandbox's ECR private registry, as far as pull-through cache goes: what it holds and how it imports.
 
-Both of ECR's faces answer from here: the registry endpoint (`sandbox.ecr_endpoint`, what docker and skopeo pull
-from) and the control plane (`sandbox.moto_ecr_images`: DescribeImages, BatchGetImage, BatchCheckLayerAvailability,
-GetDownloadUrlForLayer). What ECR does, with the source of each behaviour:
+Both of ECR's faces answer from here: the registry endpoint (`sandbox.registries.ecr_endpoint`, what docker and skopeo
+pull from) and the control plane (`sandbox.aws.moto_ecr_images`: DescribeImages, BatchGetImage,
+BatchCheckLayerAvailability, GetDownloadUrlForLayer). What ECR does, with the source of each behaviour:
 
 - A pull of a tag through a rule's prefix syncs the tag with the upstream: ECR fetches the manifest, and for an index
   "the manifest list and each image referenced in the manifest list are pulled to the Amazon ECR repository" (the

@@ -1,9 +1,9 @@
 """ECR's pull times and storage classes in the sandbox's registry: lastRecordedPullTime, archive and restore.
 
-Part of `sandbox.ecr_registry.EcrRegistry` (a base class of it), separate so the registry class stays readable.
-`lastRecordedPullTime`: "Amazon ECR refreshes the last image pull timestamp at least once every 24 hours" (botocore's
-ImageDetail): the sandbox refreshes it only when the recorded time is a day old, the coarsest reading. Archived
-images (ECR's archive storage class: ImageStatus ARCHIVED in botocore's model) cannot be pulled until restored.
+Part of `sandbox.registries.ecr_registry.EcrRegistry` (a base class of it), separate so the registry class stays
+readable. `lastRecordedPullTime`: "Amazon ECR refreshes the last image pull timestamp at least once every 24 hours"
+(botocore's ImageDetail): the sandbox refreshes it only when the recorded time is a day old, the coarsest reading.
+Archived images (ECR's archive storage class: ImageStatus ARCHIVED in botocore's model) cannot be pulled until restored.
 """
 
 from __future__ import annotations

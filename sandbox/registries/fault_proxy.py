@@ -1,11 +1,11 @@
 """A fault-injecting HTTP proxy on 127.0.0.1, between Pullthrough and a registry endpoint it talks to directly.
 
-The upstream front (`sandbox.upstream`) injects faults in front of the upstream, so they reach Pullthrough through
-the cache (the ECR endpoint and its distribution proxy), the way an upstream outage reaches a real ECR. One row of
-the fault matrix cannot be seen that way: a download that breaks mid-body. distribution drops its client when the
+The upstream front (`sandbox.registries.upstream`) injects faults in front of the upstream, so they reach Pullthrough
+through the cache (the ECR endpoint and its distribution proxy), the way an upstream outage reaches a real ECR. One row
+of the fault matrix cannot be seen that way: a download that breaks mid-body. distribution drops its client when the
 upstream resets mid-blob, but the sandbox's ECR endpoint then stops sending without closing the connection, so
-the warmer sees a stall rather than a reset. This proxy puts the same faults (`sandbox.upstream.Faults`: status,
-delay, stall, reset, truncate, corrupt) on the hop between the warmer and the ECR endpoint:
+the warmer sees a stall rather than a reset. This proxy puts the same faults (`sandbox.registries.upstream.Faults`:
+status, delay, stall, reset, truncate, corrupt) on the hop between the warmer and the ECR endpoint:
 
     with FaultProxy(sb.ecr_url, lifetime=60) as proxy:
         proxy.faults.reset(method="GET", path=BLOBS)     # next blob GET: half the body, then RST

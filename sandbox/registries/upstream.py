@@ -28,7 +28,7 @@ A fault's `path` is a regex searched in the decoded request target (path and que
 repository so that a proxy's background requests cannot use it up.
 
 The faults live in sandbox/registries/faults.py and the loopback plumbing (`LoopbackService`, `ForwardingHandler`,
-shared with `sandbox.ecr_endpoint`) in sandbox/registries/loopback.py; their names stay importable from here.
+shared with `sandbox.registries.ecr_endpoint`) in sandbox/registries/loopback.py; their names stay importable from here.
 """
 
 from __future__ import annotations

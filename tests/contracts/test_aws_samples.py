@@ -22,7 +22,8 @@ import yaml
 
 from pullthrough.credentials.rotation import RotationError
 from pullthrough.errors import EventError
-from sandbox import Sandbox, moto_ecr
+from sandbox import Sandbox
+from sandbox.aws import moto_ecr
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 

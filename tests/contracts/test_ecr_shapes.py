@@ -19,7 +19,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from pullthrough.registry import Credentials, RegistryClient
-from sandbox import Sandbox, moto_ecr
+from sandbox import Sandbox
+from sandbox.aws import moto_ecr
 from tests.contracts.shapes import problems
 from tests.fake_aws import fake_aws
 

@@ -35,7 +35,8 @@ from pullthrough.aws import ecr
 from pullthrough.credentials.rotation import TOKEN_ID_TAG
 from pullthrough.registry import Credentials, RegistryClient
 from pullthrough.registry.dockerhub import HubClient
-from sandbox import Sandbox, iam, moto_ecr
+from sandbox import Sandbox
+from sandbox.aws import iam, moto_ecr
 from sandbox.aws.iam import Decision, Principal
 from sandbox.registries.hub_api import HubApi
 from sandbox.stack import Stack

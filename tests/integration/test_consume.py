@@ -17,8 +17,9 @@ import boto3
 import pytest
 
 from pullthrough.aws import clients, ecr
-from sandbox import Sandbox, skopeo
+from sandbox import Sandbox
 from sandbox.registries import containerd as containerd_process
+from sandbox.registries import skopeo
 from sandbox.registries.containerd import Containerd
 from tests.fake_aws import fake_aws
 from tests.integration.cli_support import run

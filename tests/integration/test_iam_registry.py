@@ -18,7 +18,8 @@ import pytest
 
 from pullthrough.errors import RegistryError
 from pullthrough.registry import Credentials, RegistryClient
-from sandbox import Sandbox, iam, iam_guard, moto_ecr
+from sandbox import Sandbox
+from sandbox.aws import iam, iam_guard, moto_ecr
 from sandbox.aws.iam import Principal, Role, Statement
 from tests.fake_aws import fake_aws
 

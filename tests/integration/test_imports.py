@@ -1,7 +1,7 @@
 """How warm jobs wait for ECR's import, and how failed pulls are heard: the sandbox's ECR made slow, stuck or failing.
 
-Each test turns one of ECR's import behaviours (sandbox.ecr_behaviour) and drives plan_warming, warm_images and
-report_pull_failures as template.yaml wires them. warm.imports is set to seconds so a test waits a second or two
+Each test turns one of ECR's import behaviours (sandbox.registries.ecr_behaviour) and drives plan_warming, warm_images
+and report_pull_failures as template.yaml wires them. warm.imports is set to seconds so a test waits a second or two
 where a deployment waits minutes; the queue's delays pass at once (Stack.pass_delays).
 """
 
@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from pullthrough.reporting import Outcome
-from sandbox import Sandbox, skopeo
+from sandbox import Sandbox
+from sandbox.registries import skopeo
 from tests.integration.warm_support import WarmHarness, unique
 
 pytestmark = pytest.mark.sandbox

@@ -28,7 +28,8 @@ from pullthrough.aws import clients, ownership, ptc
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
 from pullthrough.reporting import Report
-from sandbox import Sandbox, moto_ecr
+from sandbox import Sandbox
+from sandbox.aws import moto_ecr
 from sandbox.lambdas import LambdaContext, invoke, sample_event
 from tests.fake_aws import fake_aws
 from tests.template.cfn import load_template

@@ -361,8 +361,9 @@ def test_token_realm_down_during_test_keeps_the_old_value(staged: Rig, new_user:
 def test_slow_token_realm_still_lets_a_good_token_through(staged: Rig, new_user: tuple[str, str]) -> None:
     # Given a good staged token and a realm that takes 0.3 s per check token
     token = staged.aws.stage_pending(staged.arn, {"username": new_user[0], "accessToken": new_user[1]})
-    fault = staged.sandbox.upstream.faults.delay(0.3, path=rf"^/token\?.*scope=repository:{RATE_LIMIT_REPOSITORY}:")
-    # When testSecret runs
+    fault = staged.sandbox.upstream.faults.delay(
+        0.3, path=rf"^/token\?.*scope=repository:{RATE_LIMIT_REPOSITORY}:"
+    )  # When testSecret runs
     result = staged.step("testSecret", token)
     # Then it waited and passed
     assert result.action == "tested"

@@ -23,7 +23,8 @@ from pullthrough.reporting import Outcome, Report
 from pullthrough.warm import upstream_clients
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.run import ledger_for
-from sandbox import PushedImage, Sandbox, skopeo
+from sandbox import PushedImage, Sandbox
+from sandbox.registries import skopeo
 from tests.canary import canary_token
 from tests.integration.warm_support import WANTED, WarmHarness, unique
 

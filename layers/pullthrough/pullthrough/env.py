@@ -2,7 +2,8 @@
 
 `Settings` is what a terminal may know (the CLI fills in the rest from the deployed stack, or goes without); each
 function has its own model below, with what template.yaml gives that function required, so a missing variable is
-refused once in app.py (`<Model>.from_env()`), naming the variable and the fix, not deep in the logic.
+refused once in app.py (`<Model>.from_env()`), naming the variable and the fix, not deep in the logic
+(docs/ARCHITECTURE.md, "Thin handlers").
 
 The same code runs in AWS and in the sandbox; only these values differ (docs/CONTRACTS.md, "Endpoints").
 """

@@ -103,7 +103,8 @@ def use_profile(name: str) -> None:
 def _boto3() -> ModuleType:
     """boto3, imported on the first client, not with the adapters: it brings botocore's endpoint, loader and session
     machinery, about 400 ms of import on this machine beyond the botocore exceptions every adapter needs (bench/
-    README.md, cold start), which a handler then pays at its first AWS call, inside the invocation that needs it."""
+    README.md, cold start), which a handler then pays at its first AWS call, inside the invocation that needs it.
+    The one deferred import of the library (docs/ARCHITECTURE.md, house rules)."""
     import boto3
 
     return boto3

@@ -1,7 +1,8 @@
 """The one way a run's report leaves a function: logged, counted, and sent to the report topic.
 
 Every function ends a run here (rules, credentials, warm, prune, pull failures, a rejected event), so a report reads,
-counts and arrives the same whichever run wrote it; `tools/house.py` holds `sns.publish` to this one call site.
+counts and arrives the same whichever run wrote it; `tools/house.py` holds `sns.publish` to this one call site
+(docs/ARCHITECTURE.md, "One way to publish").
 """
 
 from __future__ import annotations

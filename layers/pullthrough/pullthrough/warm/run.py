@@ -3,7 +3,8 @@ is counted (or its deadline passed: the sweep), and report it exactly once.
 
 `WarmRun` is the only place the warm report of a run is built (`run_report`, from the ledger's items) and the moved-tag
 note derived (`notes_with_moved_tag`); the planner opens runs and sweeps through it, the worker records and closes
-through it. The ledger (pullthrough.aws.ledger) is the adapter beneath; nothing outside pullthrough/warm/ holds it.
+through it. The ledger (pullthrough.aws.ledger) is the adapter beneath; nothing outside pullthrough/warm/ holds it
+(docs/ARCHITECTURE.md, "One object owns a warm run").
 """
 
 from __future__ import annotations
