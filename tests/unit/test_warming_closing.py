@@ -14,7 +14,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.env import Settings
+from pullthrough.errors import AwsError
 from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.reporting import publish as publish_module
 from pullthrough.warm import run as warm_run
 from pullthrough.warm.importing import Progress, Waiting
 from pullthrough.warm.worker import JobPostponed, WarmJob, Worker
@@ -150,3 +152,21 @@ def test_a_job_is_not_started_with_too_little_of_the_invocation_left() -> None:
     with pytest.raises(JobPostponed, match="back to the queue"):
         the_worker.process(message())
     assert ledger.recorded == []
+
+
+def test_a_report_sns_refuses_is_not_marked_sent_and_the_closing_job_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a run this job completes, and a report topic that refuses the message
+    def refuse(*args: Any, **kwargs: Any) -> str:
+        raise AwsError("sns:Publish", "arn:aws:sns:us-east-1:123456789012:t", "Throttling", "Rate exceeded")
+
+    monkeypatch.setattr(publish_module.sns, "publish", refuse)
+    marked: list[str] = []
+    ledger = Ledger(state())
+    ledger.jobs = lambda run_id: []  # type: ignore[attr-defined]
+    ledger.mark_reported = marked.append  # type: ignore[attr-defined]
+    # When the job closes it, Then the error reaches SQS (the job is delivered again and the report retried: the
+    # redelivery test above) and the run is not marked reported, so no report is lost
+    settings = Settings(ACCOUNT_ID="123456789012", REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:t")  # type: ignore[call-arg]
+    with pytest.raises(AwsError):
+        Worker(settings, config=config_with([]), ledger=ledger).finish_run("warm-1", KEY)  # type: ignore[arg-type]
+    assert (ledger.closes, marked) == ([KEY], [])
