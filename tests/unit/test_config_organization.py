@@ -61,7 +61,8 @@ def test_each_member_account_and_region_gets_one_ecr_to_ecr_rule_per_cached_pref
         custom_role_arn="arn:aws:iam::444455556666:role/pullthrough-org-ptc-us-west-2",
         template=None,
     )
-    assert rules[3].ecr_repository_prefix == "quay" and rules[3].template == quay.template
+    assert rules[3].ecr_repository_prefix == "quay"
+    assert rules[3].template == quay.template
     assert all(rule.upstream_registry == "ecr" for rule in rules)
     # an organisational unit's accounts are known when the StackSet deploys: the ARN names the account as CFN would
     unit = rules[4]
@@ -181,7 +182,8 @@ BAD = [
     pytest.param(
         ORG.replace("eu-west-1, us-west-2", "eu-west-1, eu-west-1"),
         [
-            "organization.members[0].regions: region eu-west-1 listed twice; list each once (got ['eu-west-1', 'eu-west-1'])"
+            "organization.members[0].regions: region eu-west-1 listed twice; list each once "
+            "(got ['eu-west-1', 'eu-west-1'])"
         ],
         id="region-twice",
     ),
@@ -217,7 +219,8 @@ BAD = [
     pytest.param(
         ORG.replace("  hub:", "  paths: [o-zzzzzzzzzz/*]\n  hub:"),
         [
-            "organization.paths[0]: outside organization o-a1b2c3d4e5: start the path with o-a1b2c3d4e5/ (got 'o-zzzzzzzzzz/*')"
+            "organization.paths[0]: outside organization o-a1b2c3d4e5: start the path with o-a1b2c3d4e5/ "
+            "(got 'o-zzzzzzzzzz/*')"
         ],
         id="path-other-org",
     ),
