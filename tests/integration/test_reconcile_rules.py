@@ -1121,7 +1121,7 @@ def test_every_call_the_function_makes_is_granted_by_its_role_and_nothing_more(w
     assert used == CALLED
 
 
-# --- the hub's registry policy ------------------------------------------------------------------------------------------
+# --- the hub's registry policy ---------------------------------------------------------------------------------------
 
 
 def registry_policy(world: World) -> dict[str, Any] | None:
