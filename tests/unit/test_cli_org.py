@@ -208,8 +208,11 @@ def test_an_unhealthy_instance_names_its_state_reason_and_fix(aws: Path, monkeyp
     from pullthrough.aws import stacksets
 
     failed = stacksets.StackInstance(MEMBER, "eu-west-1", "OUTDATED", "FAILED", "Role pullthrough-org-ptc exists")
-    monkeypatch.setattr(stacksets, "stack_instances", lambda *a, **k: [failed])
-    code, found, _ = run(aws, "status")
+    asked: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(stacksets, "stack_instances", lambda *a: asked.append(a) or [failed])
+    code, found, _ = run(aws, "status", "--call-as", "DELEGATED_ADMIN")
+    # The StackSet is read in the hub's region, as the delegated administrator
+    assert asked == [(STACK_SET, REGION, "DELEGATED_ADMIN")]
     assert found["instances"][0]["problems"] == [
         "stack instance OUTDATED/FAILED: Role pullthrough-org-ptc exists; see the StackSet's last operation in "
         "CloudFormation, fix the cause, then deploy the hub again (sam deploy)"
@@ -226,3 +229,18 @@ def test_status_without_the_stack_set_says_how_to_get_one(aws: Path) -> None:
         "delegated administrator, or --stage for another stage"
     ]
     assert {r["status"] for r in found["instances"]} == {"MISSING"}
+
+
+def test_the_adapter_asks_cloudformation_as_told(aws: Path) -> None:
+    from pullthrough.aws import clients, stacksets
+
+    stack_set([MEMBER], ["eu-west-1"])
+    sent: list[dict[str, Any]] = []
+    boto3.setup_default_session(region_name=REGION)
+    clients.clear()
+    boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+        "provide-client-params.cloudformation.ListStackInstances", lambda params, **_: sent.append(dict(params))
+    )
+    found = stacksets.stack_instances(STACK_SET, REGION, "DELEGATED_ADMIN")
+    assert sent == [{"StackSetName": STACK_SET, "CallAs": "DELEGATED_ADMIN"}]
+    assert found == [stacksets.StackInstance(MEMBER, "eu-west-1", "CURRENT", "SUCCEEDED")]
