@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Private
 from pullthrough import sources, upstreams
 from pullthrough.config import fields
 from pullthrough.config.fields import Model
+from pullthrough.config.organization import Organization
 from pullthrough.config.patterns import STACK
 from pullthrough.config.prune import Prune
 from pullthrough.config.resolution import resolve
@@ -63,6 +64,13 @@ class Config(Model):
     notifications: Notifications = Field(default_factory=Notifications, description="What reports contain.")
     prune: Prune | None = Field(
         None, description="Delete cached images nobody pulled for a while; left out, nothing is ever deleted."
+    )
+    organization: Organization | None = Field(
+        None,
+        description=(
+            "An organisation caching this hub's prefixes: member accounts and regions get ECR-to-ECR rules to this "
+            "account's registry, whose registry policy lets them import; left out, this installation is on its own."
+        ),
     )
     _origin: Path | None = PrivateAttr(None)  # the file load() read: warm.sources paths are relative to its folder
 
@@ -154,6 +162,8 @@ class Config(Model):
                 + (", dry run (reported, not deleted)" if prune.dry_run else ", deleted")
                 + (f"; also kept: {', '.join(str(ref) for ref in prune.keep)}" if prune.keep else "")
             )
+        if self.organization is not None:
+            lines.extend(_explain_organization(self))
         # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
         subject = self.notifications.subject_prefix or "pullthrough (the default)"
         lines.append(f"reports: success {self.notifications.success}; subject prefix {subject}")
@@ -164,6 +174,21 @@ class Config(Model):
         """The JSON Schema of the document, for editors (config/pullthrough.schema.json)."""
         schema = cls.model_json_schema()
         return {"$schema": SCHEMA_DIALECT, **schema}
+
+
+def _explain_organization(config: Config) -> list[str]:
+    org = config.organization
+    assert org is not None
+    prefixes = ", ".join(rule.prefix for rule in org.cached_rules(config))
+    lines = [
+        f"organization {org.id}: hub {org.hub.account} in {org.hub.region} ({org.hub.registry}); members cache "
+        f"{prefixes}" + (f"; only principals under {', '.join(org.paths)}" if org.paths else "")
+    ]
+    for member in org.members:
+        targets = [*member.accounts, *(f"every account of {unit}" for unit in member.organizational_units)]
+        warm = f"; warms {len(member.warm)} image(s)" if member.warm else ""
+        lines.append(f"  member {member.name}: {', '.join(targets)} in {', '.join(member.regions)}{warm}")
+    return lines
 
 
 def _explain_auth(rule: Rule) -> str:
