@@ -69,20 +69,26 @@ def role_arn(account: str, region: str) -> str:
 
 
 def member_role(
-    org: OrgSandbox, account: str, region: str, *, trust: dict[str, Any] | None = None, resource: str | None = None
-) -> None:
-    """The member's role of the ECR guide: trust for ECR's pull through cache, the import permissions."""
+    org: OrgSandbox,
+    where: tuple[str, str],
+    *,
+    name: str | None = None,
+    trust: dict[str, Any] | None = None,
+    resource: str | None = None,
+    token: bool = True,
+) -> str:
+    """The member's role of the ECR guide (trust for ECR's pull through cache, the import permissions); its ARN."""
+    account, region = where
     iam = org.client("iam", account, region)
-    iam.create_role(RoleName=role_name(region), AssumeRolePolicyDocument=json.dumps(trust or ECR_TRUST))
+    name = name or role_name(region)
+    arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust or ECR_TRUST))["Role"]["Arn"]
     hub_repositories = resource or f"arn:aws:ecr:{HUB[1]}:{HUB[0]}:repository/*"
-    permissions = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
-            {"Effect": "Allow", "Action": IMPORT_ACTIONS, "Resource": hub_repositories},
-        ],
-    }
-    iam.put_role_policy(RoleName=role_name(region), PolicyName="import", PolicyDocument=json.dumps(permissions))
+    statements = [{"Effect": "Allow", "Action": IMPORT_ACTIONS, "Resource": hub_repositories}]
+    if token:
+        statements.append({"Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"})
+    permissions = {"Version": "2012-10-17", "Statement": statements}
+    iam.put_role_policy(RoleName=name, PolicyName="import", PolicyDocument=json.dumps(permissions))
+    return arn
 
 
 def member_rule(org: OrgSandbox, account: str, region: str, prefix: str) -> None:
@@ -124,7 +130,7 @@ def prefix(org: OrgSandbox) -> str:
     user, password = next(iter(org.hub.users.items()))
     docker_hub_rule((org.client("ecr", *HUB), org.client("secretsmanager", *HUB)), name, user, password)
     for account, region in EVERY_MEMBER:
-        member_role(org, account, region)
+        member_role(org, (account, region))
         member_rule(org, account, region, name)
     return name
 
@@ -194,7 +200,7 @@ def test_the_hub_policy_admits_only_the_organization_paths_it_names(org: OrgSand
 def test_an_account_outside_the_organization_is_refused_by_the_hub_policy(org: OrgSandbox, prefix: str) -> None:
     outsider = ("444444444444", "eu-west-1")
     org.add_registry(*outsider)
-    member_role(org, *outsider)
+    member_role(org, outsider)
     member_rule(org, *outsider, prefix)
     hub_policy(org, prefix)
     image = org.hub.push_image(unique("library/app"), "1")
@@ -212,15 +218,14 @@ def test_a_role_whose_trust_does_not_admit_ecr_fails_the_import_with_upstream_ac
     account, region = "333333333333", "eu-west-1"
     ecr = org.client("ecr", account, region)
     ecr.delete_pull_through_cache_rule(ecrRepositoryPrefix=prefix)
-    wrong = f"{prefix}-wrong"
-    trust_lambda = {
+    # The role of the guide's permissions, trusted by Lambda instead of ECR's pull through cache.
+    lambda_trust = {
         "Version": "2012-10-17",
         "Statement": [
             {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
         ],
     }
-    org.client("iam", account, region).create_role(RoleName=wrong, AssumeRolePolicyDocument=json.dumps(trust_lambda))
-    wrong_arn = f"arn:aws:iam::{account}:role/{wrong}"
+    wrong_arn = member_role(org, (account, region), name=f"{prefix}-wrong", trust=lambda_trust)
     ecr.create_pull_through_cache_rule(
         ecrRepositoryPrefix=prefix,
         upstreamRegistry="ecr",
@@ -265,13 +270,38 @@ def test_the_role_permissions_must_allow_the_import_on_the_hub_repository(org: O
     iam.delete_role_policy(RoleName=role_name(region), PolicyName="import")
     iam.delete_role(RoleName=role_name(region))
     elsewhere = f"arn:aws:ecr:{HUB[1]}:{HUB[0]}:repository/other/*"
-    member_role(org, account, region, resource=elsewhere)
+    member_role(org, (account, region), resource=elsewhere)
     hub_policy(org, prefix)
     image = org.hub.push_image(unique("library/app"), "1")
 
     failure = refusal(org, account, region, f"{prefix}/{image.repository}")
     assert "no identity-based policy allows the ecr:BatchGetImage action" in failure["failureReason"]
     assert role_arn(account, region) in failure["failureReason"]
+
+
+def test_a_role_that_may_not_get_an_authorization_token_cannot_import(org: OrgSandbox, prefix: str) -> None:
+    account, region = "333333333333", "us-west-2"
+    iam = org.client("iam", account, region)
+    iam.delete_role_policy(RoleName=role_name(region), PolicyName="import")
+    iam.delete_role(RoleName=role_name(region))
+    member_role(org, (account, region), token=False)
+    hub_policy(org, prefix)
+    image = org.hub.push_image(unique("library/app"), "1")
+
+    failure = refusal(org, account, region, f"{prefix}/{image.repository}")
+    assert "no identity-based policy allows the ecr:GetAuthorizationToken action" in failure["failureReason"]
+
+
+def test_the_hub_account_in_another_region_needs_no_registry_policy(org: OrgSandbox, prefix: str) -> None:
+    # Within one account an Allow of the identity-based policy is enough (IAM's policy evaluation logic).
+    same_account = (HUB[0], "eu-west-1")
+    org.add_registry(*same_account)
+    member_role(org, same_account)
+    member_rule(org, *same_account, prefix)
+    image = org.hub.push_image(unique("library/app"), "1")
+
+    assert pull(org, *same_account, f"{prefix}/{image.repository}", "1").status == 200
+    assert refusal(org, "222222222222", "eu-west-1", f"{prefix}/{image.repository}")
 
 
 # --- the upstream counts each image once for the organization -------------------------------------------------------
