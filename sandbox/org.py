@@ -18,9 +18,9 @@
 
 Accounts in moto: moto's documented STS mechanism (getmoto/moto, docs/docs/multi_account.rst, "Configure an account
 using STS": "Passing in a role that belongs to a different account will return a set of credentials that give access
-to that account"; the role need not exist). `client()` assumes `OrganizationAccountAccessRole`, the role AWS
-Organizations creates in the accounts it creates (Organizations User Guide, "Accessing a member account that has a
-management account access role"). MOTO_ACCOUNT_ID must stay unset: moto reads it before any credential.
+to that account"; the role need not exist). `client()` assumes `OrganizationAccountAccessRole` there
+(sandbox/aws/accounts.py). MOTO_ACCOUNT_ID must stay unset: moto reads it before any credential. A Stack deployed with
+`account=` creates its resources in that account and runs its functions with that account's credentials.
 
 One ECR endpoint and registry model per (account, region), each `<account>.dkr.ecr.<region>.amazonaws.com` on its own
 loopback port; moto's image operations of each account and region answer from its model (sandbox/aws/moto_ecr.py).
@@ -40,19 +40,15 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import boto3
-
 from sandbox import DEFAULT_HOSTS, Sandbox
-from sandbox.aws import moto_ecr, moto_ecr_rules
+from sandbox.aws import accounts, moto_ecr, moto_ecr_rules
 from sandbox.aws.organization import Organization
 from sandbox.registries.ecr_cross_account import CrossAccountImports
 from sandbox.registries.ecr_endpoint import EcrEndpoint, MotoCacheRules
 from sandbox.registries.ecr_registry import EcrRegistry
 from sandbox.registries.upstream import UpstreamFront
 
-__all__ = ["ACCESS_ROLE", "OrgSandbox", "Organization", "ecr_host"]
-
-ACCESS_ROLE = "OrganizationAccountAccessRole"
+__all__ = ["OrgSandbox", "Organization", "ecr_host"]
 
 
 def ecr_host(account: str, region: str) -> str:
@@ -200,19 +196,12 @@ class OrgSandbox:
     # --- AWS, account by account (inside mock_aws) ----------------------------------------------------------------
 
     def credentials(self, account: str, region: str) -> dict[str, str]:
-        """Credentials acting in `account`: moto's STS AssumeRole of the organization's access role there."""
-        sts = boto3.client("sts", region_name=region)
-        found = sts.assume_role(RoleArn=f"arn:aws:iam::{account}:role/{ACCESS_ROLE}", RoleSessionName="sandbox")
-        keys = found["Credentials"]
-        return {
-            "aws_access_key_id": keys["AccessKeyId"],
-            "aws_secret_access_key": keys["SecretAccessKey"],
-            "aws_session_token": keys["SessionToken"],
-        }
+        """boto3 keyword arguments acting in `account` (sandbox/aws/accounts.py: moto's STS mechanism)."""
+        return accounts.credentials(account, region)
 
     def client(self, service: str, account: str, region: str) -> Any:
         """A boto3 client of `service` acting in `account` and `region`."""
-        return boto3.client(service, region_name=region, **self.credentials(account, region))  # type: ignore[call-overload]
+        return accounts.client(service, region, account)
 
     def ecr_auth(self, account: str, region: str) -> dict[str, str]:
         """The Authorization header a client builds from the account's GetAuthorizationToken, for its registry."""
