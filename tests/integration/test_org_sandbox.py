@@ -338,9 +338,35 @@ def test_n_images_pulled_in_every_member_and_region_cost_the_upstream_n_pulls(or
             held = org.registry(account, region).repository(f"{prefix}/{image.repository}")
             assert held is not None
             assert image.digest in held.manifests
+            assert held.layers[image.blobs[image.digest][1]] == "AVAILABLE"  # imported from the hub
 
     # A day later each member re-checks its tags with the hub, and the hub with the upstream: HEADs, no new pull.
     org.advance(hours=25)
     for account, region in EVERY_MEMBER:
         assert pull(org, account, region, f"{prefix}/{images[0].repository}", "1").status == 200
     assert pulls(org) - before == len(images)
+
+
+def test_a_day_later_the_member_asks_the_hub_again_and_a_revoked_grant_shows_there(
+    org: OrgSandbox, prefix: str
+) -> None:
+    # AWS does not say whether a member's 24-hour re-check reaches the hub: the sandbox's reading is that it does,
+    # under the policies of that moment (sandbox/registries/ecr_cross_account.py).
+    account, region = "222222222222", "us-west-2"
+    hub_policy(org, org_config(prefix))
+    image = org.hub.push_image(unique("library/app"), "1")
+    repository = f"{prefix}/{image.repository}"
+    assert pull(org, account, region, repository, "1").status == 200
+    org.registry(account, region).events.take()
+
+    org.client("ecr", *HUB).delete_registry_policy()
+    assert pull(org, account, region, repository, "1").status == 200  # within the day: the member's own copy
+    assert org.registry(account, region).events.take() == []
+    org.advance(hours=25)
+
+    response = pull(org, account, region, repository, "1")
+    assert response.status == 200  # the re-check failed; the member still serves what it holds
+    assert response.headers["Docker-Content-Digest"] == image.digest
+    failed = [e["detail"] for e in org.registry(account, region).events.take()]
+    assert [(d["repository-name"], d["failure-code"]) for d in failed] == [(repository, "UpstreamAccessDenied")]
+    assert "no resource-based policy allows" in failed[0]["failure-reason"]
