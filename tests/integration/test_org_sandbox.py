@@ -19,6 +19,9 @@ from moto import mock_aws
 
 from pullthrough.config import Config, parse
 from pullthrough.config.organization import MemberRule, member_role_name
+from pullthrough.rules.registry_policy import reconcile_policy
+from sandbox.aws import accounts
+from sandbox.aws.deployed_functions import environment_set
 from sandbox.org import Organization, OrgSandbox
 from tests.integration.registry_http import blob, docker_hub_rule, manifest, unique
 
@@ -201,6 +204,22 @@ def test_members_are_refused_before_the_hub_policy_allows_the_organization_and_s
         assert response.headers["Docker-Content-Digest"] == image.digest
         assert org.registry(account, region).repository(repository) is not None
     assert org.registry(*HUB).repository(f"{prefix}/{image.repository}") is not None
+
+
+def test_the_hubs_own_reconcile_opens_the_hub_to_the_members(org: OrgSandbox, prefix: str) -> None:
+    # The library's reconcile of the hub's registry policy (rules/registry_policy.py), run in the hub's account as
+    # reconcile_rules runs there, against the sandbox's evaluation of the members' imports.
+    image = org.hub.push_image(unique("library/app"), "1")
+    repository = f"{prefix}/{image.repository}"
+    assert refusal(org, "333333333333", "us-west-2", repository)
+
+    with accounts.own_environment(HUB[0]), environment_set(accounts.environment(*HUB)):
+        items, notes = reconcile_policy(org_config(prefix), *HUB, dry_run=False)
+    assert notes == []
+    assert items
+
+    for account, region in EVERY_MEMBER:
+        assert pull(org, account, region, repository, "1").status == 200
 
 
 def test_the_hub_policy_admits_only_the_organization_paths_it_names(org: OrgSandbox, prefix: str) -> None:
