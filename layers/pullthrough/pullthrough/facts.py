@@ -34,6 +34,10 @@ NOTHING = "NONE"
 NO_KEY = "arn:aws:kms:*:*:key/" + NOTHING
 # A schedule needs a valid expression even when DISABLED (no prune section).
 DEFAULT_PRUNE_SCHEDULE = "rate(1 day)"
+# The fixed expansions of the organisation's templates (a service-managed StackSet takes no macro, so no Fn::ForEach):
+# templates/member.yaml has this many cached-prefix slots, template.yaml's StackSet this many member groups.
+ORG_PREFIX_SLOTS = 10
+ORG_MEMBER_SLOTS = 6
 
 
 @dataclass(frozen=True)
