@@ -21,7 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "pullthrough"))
 
-from pullthrough.facts import ORG_PREFIX_SLOTS  # noqa: E402
+from pullthrough.org_facts import ORG_PREFIX_SLOTS  # noqa: E402
 
 TARGET = ROOT / "templates" / "member.yaml"
 PREFIX_PATTERN = r"^$|^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(\/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$"
@@ -79,8 +79,8 @@ def _parameters() -> dict[str, Any]:
                            "Description": "The cache repositories' encryption (KMS: the AWS managed key of ECR)."},
         "LifecyclePolicy": {"Type": "String", "Default": "",
                             "Description": "The cache repositories' lifecycle policy text (JSON), empty for none."},
-        "WarmImages": {"Type": "String", "Default": "",
-                       "Description": "The member's warm list, comma-separated; empty: no warm role."},
+        "WarmImageCount": {"Type": "Number", "Default": 0, "MinValue": 0,
+                           "Description": "How many entries the member's warm list has (the hub keeps the list); 0: no warm role."},
         "HubWarmRoleArn": {"Type": "String", "Default": "", "AllowedPattern": "^$|^arn:aws[-a-z]*:iam::[0-9]{12}:role/.+$",
                            "Description": "The hub's warm_images role, which may assume the warm role."},
     }
@@ -99,7 +99,7 @@ def _conditions() -> dict[str, Any]:
     conditions["HasLifecyclePolicy"] = {"Fn::Not": [{"Fn::Equals": [{"Ref": "LifecyclePolicy"}, ""]}]}
     conditions["HasWarmList"] = {
         "Fn::And": [
-            {"Fn::Not": [{"Fn::Equals": [{"Ref": "WarmImages"}, ""]}]},
+            {"Fn::Not": [{"Fn::Equals": [{"Ref": "WarmImageCount"}, 0]}]},
             {"Fn::Not": [{"Fn::Equals": [{"Ref": "HubWarmRoleArn"}, ""]}]},
         ]
     }

@@ -23,9 +23,19 @@ from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
 from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import ConfigFactsEnv
+from pullthrough.org_facts import ORG_MEMBER_SLOTS, ORG_PREFIX_SLOTS, OrgFacts, check_deployment, derive_org
 from pullthrough.reference import ROOT_PREFIX
 
-__all__ = ["NOTHING", "PHYSICAL_ID", "Facts", "derive", "handle", "repository_pattern"]
+__all__ = [
+    "NOTHING",
+    "ORG_MEMBER_SLOTS",
+    "ORG_PREFIX_SLOTS",
+    "PHYSICAL_ID",
+    "Facts",
+    "derive",
+    "handle",
+    "repository_pattern",
+]
 
 PHYSICAL_ID = "pullthrough-config-facts"  # one per stack, the same on every update: never a replacement
 # Stands for an empty list in a repository or KMS key ARN: upper case, which neither an ECR repository name nor a KMS
@@ -34,10 +44,6 @@ NOTHING = "NONE"
 NO_KEY = "arn:aws:kms:*:*:key/" + NOTHING
 # A schedule needs a valid expression even when DISABLED (no prune section).
 DEFAULT_PRUNE_SCHEDULE = "rate(1 day)"
-# The fixed expansions of the organisation's templates (a service-managed StackSet takes no macro, so no Fn::ForEach):
-# templates/member.yaml has this many cached-prefix slots, template.yaml's StackSet this many member groups.
-ORG_PREFIX_SLOTS = 10
-ORG_MEMBER_SLOTS = 6
 
 
 @dataclass(frozen=True)
@@ -63,10 +69,13 @@ class Facts:
     # "<prefix>/*" of the rules prune may delete under: never a ROOT rule's (pullthrough.prune); none unless the
     # config has a prune section
     prune_repository_patterns: tuple[str, ...] = ()
+    # the organization section: the StackSet's targets and the member template's parameters (pullthrough.org_facts)
+    org: OrgFacts = OrgFacts()
 
-    def attributes(self) -> dict[str, str]:
-        """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads."""
-        return {
+    def attributes(self, org_root: str = "") -> dict[str, str]:
+        """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads (`org_root`: the stack's
+        OrgRootId parameter, the unit of members that list accounts only)."""
+        return self.org.attributes(org_root) | {
             "RepositoryPatterns": ",".join(self.repository_patterns or (NOTHING,)),
             "SecretNames": ",".join(self.secret_names),
             "WarmSchedule": self.warm_schedule,
@@ -108,6 +117,7 @@ def derive(config: Config) -> Facts:
         )
         if config.prune is not None
         else (),
+        org=derive_org(config),
     )
 
 
@@ -117,9 +127,12 @@ def handle(event: Mapping[str, Any], context: LambdaContext, env: ConfigFactsEnv
     Returns the answer as CloudFormation reads it (its field names), for the function's log.
     """
 
-    def facts(_: custom_resource.Request) -> dict[str, str]:
-        # A ConfigError lists every problem of the document; it becomes the deploy's failure reason.
-        return derive(config_module.load(env.config_path)).attributes()
+    def facts(request: custom_resource.Request) -> dict[str, str]:
+        # A ConfigError lists every problem of the document; it becomes the deploy's failure reason. The stack's
+        # organisation parameters (OrgMembers, OrgRootId) and its account and region must agree with the config.
+        derived = derive(config_module.load(env.config_path))
+        check_deployment(derived.org, request.resource_properties)
+        return derived.attributes(str(request.resource_properties.get("OrgRootId", "")))
 
     answer = custom_resource.answer(event, facts, physical_id=PHYSICAL_ID)
     return answer.model_dump(mode="json", by_alias=True)

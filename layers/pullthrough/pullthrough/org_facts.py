@@ -1,0 +1,184 @@
+"""What template.yaml's StackSet and templates/member.yaml need from the config's `organization` section.
+
+The StackSet (template.yaml, MemberStackSet) deploys templates/member.yaml to every member target and region. Both
+are fixed expansions (a service-managed StackSet takes no macro, so no Fn::ForEach): ORG_PREFIX_SLOTS cached prefixes
+and ORG_MEMBER_SLOTS member groups. CloudFormation conditions cannot read a custom resource's answer ("Conditions":
+only parameters and other conditions), so how many member groups exist is the stack parameter OrgMembers, and
+config_facts fails the deploy when it disagrees with the config: the deploy, not a silent partial StackSet, says so.
+
+Each member group's DeploymentTargets come out as three facts that are never empty, because an empty list has no
+CloudFormation spelling here (Fn::Split of "" is [""], and AWS::NoValue needs a condition). AWS's StackSets
+DeploymentTargets: with service-managed permissions OrganizationalUnitIds is the target and AccountFilterType combines
+it with Accounts (INTERSECTION, DIFFERENCE, UNION, NONE):
+- units only: the units, DIFFERENCE with the hub's own account (the hub caches from its upstreams, not from itself);
+- accounts only: the organisation's root (OrgRootId), INTERSECTION with the accounts;
+- both: the units, UNION with the accounts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pullthrough.config import Config
+from pullthrough.config.organization import Member, Organization
+from pullthrough.errors import ConfigError, Problem
+
+__all__ = ["ORG_MEMBER_SLOTS", "ORG_PREFIX_SLOTS", "MemberGroup", "OrgFacts", "check_deployment", "derive_org"]
+
+ORG_PREFIX_SLOTS = 10
+ORG_MEMBER_SLOTS = 6
+CONFIG = "config/pullthrough.yaml"
+_SETTINGS = ("tag mutability", "encryption type", "lifecycle policy")
+
+
+@dataclass(frozen=True)
+class MemberGroup:
+    """One StackInstancesGroup of the StackSet: a member's targets, regions and parameter overrides."""
+
+    name: str
+    regions: tuple[str, ...]
+    organizational_units: tuple[str, ...]  # never empty (see the module's note)
+    accounts: tuple[str, ...]  # never empty
+    account_filter: str  # NONE | INTERSECTION | DIFFERENCE | UNION
+    warm_images: int
+    needs_root: bool = False  # accounts only: OrganizationalUnitIds is the root, given by the OrgRootId parameter
+
+
+@dataclass(frozen=True)
+class OrgFacts:
+    """The organisation's facts; `enabled` False (and nothing else set) without an organization section."""
+
+    enabled: bool = False
+    hub_account: str = ""
+    hub_region: str = ""
+    prefixes: tuple[str, ...] = ()
+    tag_mutability: str = "MUTABLE"
+    encryption_type: str = "AES256"
+    lifecycle_policy: str = ""
+    members: tuple[MemberGroup, ...] = ()
+
+    def attributes(self, root: str = "") -> dict[str, str]:
+        """ConfigFacts' Data for the organisation: fixed keys, padded slots (template.yaml selects by index); `root`
+        (the OrgRootId parameter) is the unit of members that list accounts only."""
+        data = {
+            "OrgHubAccount": self.hub_account,
+            "OrgHubRegion": self.hub_region,
+            "OrgPrefixes": ",".join(self.prefixes + ("",) * (ORG_PREFIX_SLOTS - len(self.prefixes))),
+            "OrgTagMutability": self.tag_mutability,
+            "OrgEncryptionType": self.encryption_type,
+            "OrgLifecyclePolicy": self.lifecycle_policy,
+        }
+        for n in range(1, ORG_MEMBER_SLOTS + 1):
+            group = self.members[n - 1] if n <= len(self.members) else None
+            data[f"OrgMember{n}Name"] = group.name if group else ""
+            data[f"OrgMember{n}Regions"] = ",".join(group.regions) if group else ""
+            units = (group.organizational_units or (root,)) if group else ()
+            data[f"OrgMember{n}Units"] = ",".join(units)
+            data[f"OrgMember{n}Accounts"] = ",".join(group.accounts) if group else ""
+            data[f"OrgMember{n}Filter"] = group.account_filter if group else "NONE"
+            data[f"OrgMember{n}Warm"] = str(group.warm_images) if group else "0"
+        return data
+
+
+def derive_org(config: Config) -> OrgFacts:
+    """The organisation's facts of a validated config; ConfigError when the fixed expansions cannot hold it."""
+    org: Organization | None = config.organization
+    if org is None:
+        return OrgFacts()
+    problems: list[Problem] = []
+    rules = org.cached_rules(config)
+    prefixes = tuple(rule.prefix for rule in rules)
+    if len(prefixes) > ORG_PREFIX_SLOTS:
+        problems.append(_problem("organization.cache", ", ".join(prefixes),
+                                 f"members cache at most {ORG_PREFIX_SLOTS} prefixes (templates/member.yaml's slots); "
+                                 "list fewer in organization.cache"))  # fmt: skip
+    if len(org.members) > ORG_MEMBER_SLOTS:
+        problems.append(_problem("organization.members", str(len(org.members)),
+                                 f"the StackSet holds at most {ORG_MEMBER_SLOTS} members (template.yaml's groups); "
+                                 "merge members that share regions (a member may list several units and accounts)"))  # fmt: skip
+    settings = _template_settings(rules, problems)
+    if problems:
+        raise ConfigError(problems)
+    return OrgFacts(
+        enabled=True,
+        hub_account=org.hub.account,
+        hub_region=org.hub.region,
+        prefixes=prefixes,
+        tag_mutability=settings[0],
+        encryption_type=settings[1],
+        lifecycle_policy=settings[2],
+        members=tuple(_group(member, org.hub.account) for member in org.members),
+    )
+
+
+def _group(member: Member, hub_account: str) -> MemberGroup:
+    units, accounts = tuple(member.organizational_units), tuple(member.accounts)
+    warm = len(member.warm)
+    if units and accounts:
+        return MemberGroup(member.name, tuple(member.regions), units, accounts, "UNION", warm)
+    if units:
+        return MemberGroup(member.name, tuple(member.regions), units, (hub_account,), "DIFFERENCE", warm)
+    return MemberGroup(member.name, tuple(member.regions), (), accounts, "INTERSECTION", warm, needs_root=True)
+
+
+def _template_settings(rules: list[Any], problems: list[Problem]) -> tuple[str, str, str]:
+    """The creation template settings every member prefix gets: the cached rules' templates must agree (the member
+    template takes one of each); a rule without a template counts as ECR's defaults."""
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for rule in rules:
+        template = rule.template
+        key = (
+            (template.tag_mutability, template.encryption.type, template.lifecycle.policy_text() if template.lifecycle else "")
+            if template is not None
+            else ("MUTABLE", "AES256", "")
+        )  # fmt: skip
+        seen.setdefault(key, []).append(rule.prefix)
+    if len(seen) > 1:
+        groups = "; ".join(f"{', '.join(prefixes)}: {_describe(key)}" for key, prefixes in seen.items())
+        problems.append(_problem("organization.cache", groups,
+                                 "members get one repository creation setting for every cached prefix, and the cached "
+                                 "rules' templates differ in tag_mutability, encryption.type or lifecycle; give them "
+                                 "the same, or cache only the rules that agree"))  # fmt: skip
+    return next(iter(seen), ("MUTABLE", "AES256", ""))
+
+
+def _describe(key: tuple[str, str, str]) -> str:
+    return ", ".join(f"{name} {value or 'none'}" for name, value in zip(_SETTINGS, key, strict=True))
+
+
+def _problem(field: str, value: str, message: str) -> Problem:
+    return Problem(f"{CONFIG}: {field}", value, message)
+
+
+def check_deployment(org: OrgFacts, properties: Mapping[str, Any]) -> None:
+    """The stack's parameters against the config (ConfigFacts' properties OrgMembers, OrgRootId, Account, Region):
+    ConfigError naming the parameter, its value and the fix, before CloudFormation touches the StackSet."""
+    problems: list[Problem] = []
+    count = str(properties.get("OrgMembers", "0"))
+    wanted = str(len(org.members))
+    if count != wanted:
+        fix = (
+            f"deploy with --parameter-overrides OrgMembers={wanted} (the organization section lists {wanted} members)"
+            if org.enabled
+            else "deploy with OrgMembers=0, or add the organization section to the config"
+        )
+        problems.append(Problem("stack parameter OrgMembers", count, f"it must match the config: {fix}"))
+    if org.enabled:
+        here = (str(properties.get("Account", "")), str(properties.get("Region", "")))
+        if here != (org.hub_account, org.hub_region):
+            problems.append(_problem("organization.hub", f"{org.hub_account} {org.hub_region}",
+                                     f"this stack deploys in {here[0]} {here[1]}: deploy the hub's stack in the hub's "
+                                     "account and region (the management or delegated administrator account), or "
+                                     "name this account and region as the hub"))  # fmt: skip
+        root = str(properties.get("OrgRootId", ""))
+        needing = [group.name for group in org.members if group.needs_root]
+        if needing and not root:
+            problems.append(Problem("stack parameter OrgRootId", "(empty)",
+                                    f"members {', '.join(needing)} list accounts without organizational_units, and a "
+                                    "service-managed StackSet targets accounts through a unit: deploy with "
+                                    "--parameter-overrides OrgRootId=r-xxxx (aws organizations list-roots), or give "
+                                    "those members their organizational_units"))  # fmt: skip
+    if problems:
+        raise ConfigError(problems)
