@@ -45,6 +45,12 @@ class MemberGroup:
     warm_images: int
     needs_root: bool = False  # accounts only: OrganizationalUnitIds is the root, given by the OrgRootId parameter
 
+    def fact(self, root: str) -> str:
+        """The group as one ConfigFacts attribute: name;warm;filter;units;accounts;regions."""
+        units = self.organizational_units or (root,)
+        lists = (",".join(units), ",".join(self.accounts), ",".join(self.regions))
+        return ";".join((self.name, str(self.warm_images), self.account_filter, *lists))
+
 
 @dataclass(frozen=True)
 class OrgFacts:
@@ -60,25 +66,20 @@ class OrgFacts:
     members: tuple[MemberGroup, ...] = ()
 
     def attributes(self, root: str = "") -> dict[str, str]:
-        """ConfigFacts' Data for the organisation: fixed keys, padded slots (template.yaml selects by index); `root`
-        (the OrgRootId parameter) is the unit of members that list accounts only."""
+        """ConfigFacts' Data for the organisation: fixed keys, padded slots (template.yaml selects by index with
+        Fn::Select and Fn::Split). Few keys, because every key's name counts against CloudFormation's 4096 bytes:
+        OrgHub "account,region"; OrgSettings "tag mutability,encryption type"; OrgPrefixes ORG_PREFIX_SLOTS entries;
+        OrgLifecyclePolicy the policy text; OrgMember<N> "name;warm entries;account filter;units;accounts;regions"
+        with comma-separated lists. `root` (the OrgRootId parameter) is the unit of members that list accounts only."""
         data = {
-            "OrgHubAccount": self.hub_account,
-            "OrgHubRegion": self.hub_region,
+            "OrgHub": f"{self.hub_account},{self.hub_region}",
+            "OrgSettings": f"{self.tag_mutability},{self.encryption_type}",
             "OrgPrefixes": ",".join(self.prefixes + ("",) * (ORG_PREFIX_SLOTS - len(self.prefixes))),
-            "OrgTagMutability": self.tag_mutability,
-            "OrgEncryptionType": self.encryption_type,
             "OrgLifecyclePolicy": self.lifecycle_policy,
         }
         for n in range(1, ORG_MEMBER_SLOTS + 1):
             group = self.members[n - 1] if n <= len(self.members) else None
-            data[f"OrgMember{n}Name"] = group.name if group else ""
-            data[f"OrgMember{n}Regions"] = ",".join(group.regions) if group else ""
-            units = (group.organizational_units or (root,)) if group else ()
-            data[f"OrgMember{n}Units"] = ",".join(units)
-            data[f"OrgMember{n}Accounts"] = ",".join(group.accounts) if group else ""
-            data[f"OrgMember{n}Filter"] = group.account_filter if group else "NONE"
-            data[f"OrgMember{n}Warm"] = str(group.warm_images) if group else "0"
+            data[f"OrgMember{n}"] = group.fact(root) if group else ";0;NONE;;;"
         return data
 
 
