@@ -64,31 +64,65 @@ def _slot(n: int) -> str:
 
 def _parameters() -> dict[str, Any]:
     params: dict[str, Any] = {
-        "Stage": {"Type": "String", "AllowedValues": ["dev", "prod"], "Default": "dev",
-                  "Description": "The hub's stage; tags the roles."},
-        "MemberName": {"Type": "String", "AllowedPattern": "^[a-z0-9-]{1,40}$",
-                       "Description": "The member's name in the hub's config (organization.members[].name); tags the roles."},
-        "HubAccount": {"Type": "String", "AllowedPattern": "^[0-9]{12}$",
-                       "Description": "The hub's account id: its registry is every rule's upstream."},
-        "HubRegion": {"Type": "String", "AllowedPattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$",
-                      "Description": "The hub's region."},
-        "TagMutability": {"Type": "String", "Default": "MUTABLE",
-                          "AllowedValues": ["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"],
-                          "Description": "The cache repositories' tag mutability (the cached rules' templates)."},
-        "EncryptionType": {"Type": "String", "Default": "AES256", "AllowedValues": ["AES256", "KMS", "KMS_DSSE"],
-                           "Description": "The cache repositories' encryption (KMS: the AWS managed key of ECR)."},
-        "LifecyclePolicy": {"Type": "String", "Default": "",
-                            "Description": "The cache repositories' lifecycle policy text (JSON), empty for none."},
-        "WarmImageCount": {"Type": "Number", "Default": 0, "MinValue": 0,
-                           "Description": "How many entries the member's warm list has (the hub keeps the list); 0: no warm role."},
-        "HubWarmRoleArn": {"Type": "String", "Default": "", "AllowedPattern": "^$|^arn:aws[-a-z]*:iam::[0-9]{12}:role/.+$",
-                           "Description": "The hub's warm_images role, which may assume the warm role."},
+        "Stage": {
+            "Type": "String",
+            "AllowedValues": ["dev", "prod"],
+            "Default": "dev",
+            "Description": "The hub's stage; tags the roles.",
+        },
+        "MemberName": {
+            "Type": "String",
+            "AllowedPattern": "^[a-z0-9-]{1,40}$",
+            "Description": "The member's name in the hub's config (organization.members[].name); tags the roles.",
+        },
+        "HubAccount": {
+            "Type": "String",
+            "AllowedPattern": "^[0-9]{12}$",
+            "Description": "The hub's account id: its registry is every rule's upstream.",
+        },
+        "HubRegion": {
+            "Type": "String",
+            "AllowedPattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$",
+            "Description": "The hub's region.",
+        },
+        "TagMutability": {
+            "Type": "String",
+            "Default": "MUTABLE",
+            "AllowedValues": ["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"],
+            "Description": "The cache repositories' tag mutability (the cached rules' templates).",
+        },
+        "EncryptionType": {
+            "Type": "String",
+            "Default": "AES256",
+            "AllowedValues": ["AES256", "KMS", "KMS_DSSE"],
+            "Description": "The cache repositories' encryption (KMS: the AWS managed key of ECR).",
+        },
+        "LifecyclePolicy": {
+            "Type": "String",
+            "Default": "",
+            "Description": "The cache repositories' lifecycle policy text (JSON), empty for none.",
+        },
+        "WarmImageCount": {
+            "Type": "Number",
+            "Default": 0,
+            "MinValue": 0,
+            "Description": "How many entries the member's warm list has (the hub keeps the list); 0: no warm role.",
+        },
+        "HubWarmRoleArn": {
+            "Type": "String",
+            "Default": "",
+            "AllowedPattern": "^$|^arn:aws[-a-z]*:iam::[0-9]{12}:role/.+$",
+            "Description": "The hub's warm_images role, which may assume the warm role.",
+        },
     }
     for n in range(1, ORG_PREFIX_SLOTS + 1):
         params[_slot(n)] = {
-            "Type": "String", "Default": "", "MaxLength": 30, "AllowedPattern": PREFIX_PATTERN,
+            "Type": "String",
+            "Default": "",
+            "MaxLength": 30,
+            "AllowedPattern": PREFIX_PATTERN,
             "Description": f"Cached hub prefix {n} (organization.cache), empty when fewer are cached.",
-        }  # fmt: skip
+        }
     return params
 
 
@@ -109,10 +143,15 @@ def _conditions() -> dict[str, Any]:
 def _arns(pattern: str) -> list[Any]:
     """One ARN per slot, dropped when the slot is empty (Fn::If with AWS::NoValue leaves the list)."""
     return [
-        {"Fn::If": [f"Has{_slot(n)}", {"Fn::Sub": pattern.replace("PREFIX", "${" + _slot(n) + "}")},
-                    {"Ref": "AWS::NoValue"}]}
+        {
+            "Fn::If": [
+                f"Has{_slot(n)}",
+                {"Fn::Sub": pattern.replace("PREFIX", "${" + _slot(n) + "}")},
+                {"Ref": "AWS::NoValue"},
+            ]
+        }
         for n in range(1, ORG_PREFIX_SLOTS + 1)
-    ]  # fmt: skip
+    ]
 
 
 HUB_REPOSITORIES = "arn:${AWS::Partition}:ecr:${HubRegion}:${HubAccount}:repository/PREFIX/*"
@@ -134,32 +173,55 @@ def _member_role() -> dict[str, Any]:
             "Tags": TAGS,
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{
-                    "Effect": "Allow",
-                    "Principal": {"Service": "pullthroughcache.ecr.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                    "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
-                }],
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "pullthroughcache.ecr.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEqualsIfExists": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}},
+                    }
+                ],
             },
-            "Policies": [{
-                "PolicyName": "ImportFromHub",
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Sid": "RegistryToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
-                         "Resource": "*"},
-                        {"Sid": "ReadHubRepositories", "Effect": "Allow",
-                         "Action": ["ecr:BatchGetImage", "ecr:BatchImportUpstreamImage", "ecr:GetDownloadUrlForLayer"],
-                         "Resource": _arns(HUB_REPOSITORIES)},
-                        {"Sid": "WriteCacheRepositories", "Effect": "Allow",
-                         "Action": ["ecr:CompleteLayerUpload", "ecr:GetImageCopyStatus", "ecr:InitiateLayerUpload",
-                                    "ecr:PutImage", "ecr:UploadLayerPart"],
-                         "Resource": _arns(OWN_REPOSITORIES)},
-                    ],
-                },
-            }],
+            "Policies": [
+                {
+                    "PolicyName": "ImportFromHub",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "RegistryToken",
+                                "Effect": "Allow",
+                                "Action": "ecr:GetAuthorizationToken",
+                                "Resource": "*",
+                            },
+                            {
+                                "Sid": "ReadHubRepositories",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ecr:BatchGetImage",
+                                    "ecr:BatchImportUpstreamImage",
+                                    "ecr:GetDownloadUrlForLayer",
+                                ],
+                                "Resource": _arns(HUB_REPOSITORIES),
+                            },
+                            {
+                                "Sid": "WriteCacheRepositories",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ecr:CompleteLayerUpload",
+                                    "ecr:GetImageCopyStatus",
+                                    "ecr:InitiateLayerUpload",
+                                    "ecr:PutImage",
+                                    "ecr:UploadLayerPart",
+                                ],
+                                "Resource": _arns(OWN_REPOSITORIES),
+                            },
+                        ],
+                    },
+                }
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def _warm_role() -> dict[str, Any]:
@@ -172,26 +234,42 @@ def _warm_role() -> dict[str, Any]:
             "Tags": TAGS,
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"AWS": {"Ref": "HubWarmRoleArn"}},
-                               "Action": "sts:AssumeRole"}],
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"AWS": {"Ref": "HubWarmRoleArn"}}, "Action": "sts:AssumeRole"}
+                ],
             },
-            "Policies": [{
-                "PolicyName": "WarmCacheRepositories",
-                "PolicyDocument": {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {"Sid": "RegistryToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken",
-                         "Resource": "*"},
-                        {"Sid": "PullThroughCacheRepositories", "Effect": "Allow",
-                         "Action": ["ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage",
-                                    "ecr:BatchImportUpstreamImage", "ecr:CreateRepository", "ecr:DescribeImages",
-                                    "ecr:GetDownloadUrlForLayer", "ecr:TagResource"],
-                         "Resource": _arns(OWN_REPOSITORIES)},
-                    ],
-                },
-            }],
+            "Policies": [
+                {
+                    "PolicyName": "WarmCacheRepositories",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Sid": "RegistryToken",
+                                "Effect": "Allow",
+                                "Action": "ecr:GetAuthorizationToken",
+                                "Resource": "*",
+                            },
+                            {
+                                "Sid": "PullThroughCacheRepositories",
+                                "Effect": "Allow",
+                                "Action": [
+                                    "ecr:BatchCheckLayerAvailability",
+                                    "ecr:BatchGetImage",
+                                    "ecr:BatchImportUpstreamImage",
+                                    "ecr:CreateRepository",
+                                    "ecr:DescribeImages",
+                                    "ecr:GetDownloadUrlForLayer",
+                                    "ecr:TagResource",
+                                ],
+                                "Resource": _arns(OWN_REPOSITORIES),
+                            },
+                        ],
+                    },
+                }
+            ],
         },
-    }  # fmt: skip
+    }
 
 
 def _per_prefix(n: int) -> dict[str, Any]:
@@ -217,10 +295,12 @@ def _per_prefix(n: int) -> dict[str, Any]:
                 "AppliedFor": ["PULL_THROUGH_CACHE"],
                 "ImageTagMutability": {"Ref": "TagMutability"},
                 "EncryptionConfiguration": {"EncryptionType": {"Ref": "EncryptionType"}},
-                "LifecyclePolicy": {"Fn::If": ["HasLifecyclePolicy", {"Ref": "LifecyclePolicy"}, {"Ref": "AWS::NoValue"}]},
+                "LifecyclePolicy": {
+                    "Fn::If": ["HasLifecyclePolicy", {"Ref": "LifecyclePolicy"}, {"Ref": "AWS::NoValue"}]
+                },
             },
         },
-    }  # fmt: skip
+    }
 
 
 def template() -> dict[str, Any]:
@@ -236,12 +316,17 @@ def template() -> dict[str, Any]:
         "Conditions": _conditions(),
         "Resources": resources,
         "Outputs": {
-            "MemberRoleArn": {"Description": "The role ECR assumes to import from the hub.",
-                              "Value": {"Fn::GetAtt": ["MemberRole", "Arn"]}},
-            "WarmRoleArn": {"Condition": "HasWarmList", "Description": "The role the hub's warm_images assumes.",
-                            "Value": {"Fn::GetAtt": ["WarmRole", "Arn"]}},
+            "MemberRoleArn": {
+                "Description": "The role ECR assumes to import from the hub.",
+                "Value": {"Fn::GetAtt": ["MemberRole", "Arn"]},
+            },
+            "WarmRoleArn": {
+                "Condition": "HasWarmList",
+                "Description": "The role the hub's warm_images assumes.",
+                "Value": {"Fn::GetAtt": ["WarmRole", "Arn"]},
+            },
         },
-    }  # fmt: skip
+    }
 
 
 class _NoAliases(yaml.SafeDumper):

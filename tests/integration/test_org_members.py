@@ -78,7 +78,7 @@ def rules_in(account: str, region: str) -> dict[str, dict[str, Any]]:
 
 def test_each_member_account_and_region_gets_the_contracts_rules_role_and_templates(aws: None, tmp_path: Path) -> None:
     # Given the hub deployed with two members (an account in two regions; a unit in one) and OrgRootId for the first
-    stack, result = deployed(tmp_path, MEMBERS, OrgMembers=2, OrgRootId="r-ab12")
+    _, result = deployed(tmp_path, MEMBERS, OrgMembers=2, OrgRootId="r-ab12")
 
     # Then StackSets made one instance per account and region: the unit's accounts but the hub (DIFFERENCE, and the
     # management account never gets one), the listed account through the root (INTERSECTION)
@@ -90,8 +90,12 @@ def test_each_member_account_and_region_gets_the_contracts_rules_role_and_templa
     assert parsed.organization is not None
     for (account, region), _ in result.stacks.items():
         expected = {
-            (rule.ecr_repository_prefix, rule.upstream_registry_url, rule.upstream_repository_prefix,
-             rule.for_account(account).custom_role_arn if rule.account is None else rule.custom_role_arn)
+            (
+                rule.ecr_repository_prefix,
+                rule.upstream_registry_url,
+                rule.upstream_repository_prefix,
+                rule.for_account(account).custom_role_arn if rule.account is None else rule.custom_role_arn,
+            )
             for rule in parsed.organization.member_rules(parsed)
             if rule.region == region and rule.account in (account, None)
         }  # fmt: skip

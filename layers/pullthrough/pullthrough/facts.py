@@ -13,7 +13,7 @@ The answers are short lists joined by commas, because CloudFormation takes at mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -70,7 +70,7 @@ class Facts:
     # config has a prune section
     prune_repository_patterns: tuple[str, ...] = ()
     # the organization section: the StackSet's targets and the member template's parameters (pullthrough.org_facts)
-    org: OrgFacts = OrgFacts()
+    org: OrgFacts = field(default_factory=OrgFacts)
 
     def attributes(self, org_root: str = "") -> dict[str, str]:
         """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads (`org_root`: the stack's

@@ -92,13 +92,23 @@ def derive_org(config: Config) -> OrgFacts:
     rules = org.cached_rules(config)
     prefixes = tuple(rule.prefix for rule in rules)
     if len(prefixes) > ORG_PREFIX_SLOTS:
-        problems.append(_problem("organization.cache", ", ".join(prefixes),
-                                 f"members cache at most {ORG_PREFIX_SLOTS} prefixes (templates/member.yaml's slots); "
-                                 "list fewer in organization.cache"))  # fmt: skip
+        problems.append(
+            _problem(
+                "organization.cache",
+                ", ".join(prefixes),
+                f"members cache at most {ORG_PREFIX_SLOTS} prefixes (templates/member.yaml's slots); "
+                "list fewer in organization.cache",
+            )
+        )
     if len(org.members) > ORG_MEMBER_SLOTS:
-        problems.append(_problem("organization.members", str(len(org.members)),
-                                 f"the StackSet holds at most {ORG_MEMBER_SLOTS} members (template.yaml's groups); "
-                                 "merge members that share regions (a member may list several units and accounts)"))  # fmt: skip
+        problems.append(
+            _problem(
+                "organization.members",
+                str(len(org.members)),
+                f"the StackSet holds at most {ORG_MEMBER_SLOTS} members (template.yaml's groups); "
+                "merge members that share regions (a member may list several units and accounts)",
+            )
+        )
     settings = _template_settings(rules, problems)
     if problems:
         raise ConfigError(problems)
@@ -131,17 +141,26 @@ def _template_settings(rules: list[Any], problems: list[Problem]) -> tuple[str, 
     for rule in rules:
         template = rule.template
         key = (
-            (template.tag_mutability, template.encryption.type, template.lifecycle.policy_text() if template.lifecycle else "")
+            (
+                template.tag_mutability,
+                template.encryption.type,
+                template.lifecycle.policy_text() if template.lifecycle else "",
+            )
             if template is not None
             else ("MUTABLE", "AES256", "")
-        )  # fmt: skip
+        )
         seen.setdefault(key, []).append(rule.prefix)
     if len(seen) > 1:
         groups = "; ".join(f"{', '.join(prefixes)}: {_describe(key)}" for key, prefixes in seen.items())
-        problems.append(_problem("organization.cache", groups,
-                                 "members get one repository creation setting for every cached prefix, and the cached "
-                                 "rules' templates differ in tag_mutability, encryption.type or lifecycle; give them "
-                                 "the same, or cache only the rules that agree"))  # fmt: skip
+        problems.append(
+            _problem(
+                "organization.cache",
+                groups,
+                "members get one repository creation setting for every cached prefix, and the cached "
+                "rules' templates differ in tag_mutability, encryption.type or lifecycle; give them "
+                "the same, or cache only the rules that agree",
+            )
+        )
     return next(iter(seen), ("MUTABLE", "AES256", ""))
 
 
@@ -169,17 +188,27 @@ def check_deployment(org: OrgFacts, properties: Mapping[str, Any]) -> None:
     if org.enabled:
         here = (str(properties.get("Account", "")), str(properties.get("Region", "")))
         if here != (org.hub_account, org.hub_region):
-            problems.append(_problem("organization.hub", f"{org.hub_account} {org.hub_region}",
-                                     f"this stack deploys in {here[0]} {here[1]}: deploy the hub's stack in the hub's "
-                                     "account and region (the management or delegated administrator account), or "
-                                     "name this account and region as the hub"))  # fmt: skip
+            problems.append(
+                _problem(
+                    "organization.hub",
+                    f"{org.hub_account} {org.hub_region}",
+                    f"this stack deploys in {here[0]} {here[1]}: deploy the hub's stack in the hub's "
+                    "account and region (the management or delegated administrator account), or "
+                    "name this account and region as the hub",
+                )
+            )
         root = str(properties.get("OrgRootId", ""))
         needing = [group.name for group in org.members if group.needs_root]
         if needing and not root:
-            problems.append(Problem("stack parameter OrgRootId", "(empty)",
-                                    f"members {', '.join(needing)} list accounts without organizational_units, and a "
-                                    "service-managed StackSet targets accounts through a unit: deploy with "
-                                    "--parameter-overrides OrgRootId=r-xxxx (aws organizations list-roots), or give "
-                                    "those members their organizational_units"))  # fmt: skip
+            problems.append(
+                Problem(
+                    "stack parameter OrgRootId",
+                    "(empty)",
+                    f"members {', '.join(needing)} list accounts without organizational_units, and a "
+                    "service-managed StackSet targets accounts through a unit: deploy with "
+                    "--parameter-overrides OrgRootId=r-xxxx (aws organizations list-roots), or give "
+                    "those members their organizational_units",
+                )
+            )
     if problems:
         raise ConfigError(problems)
