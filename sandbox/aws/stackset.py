@@ -34,12 +34,23 @@ from typing import Any
 
 import boto3
 import yaml
+from moto.organizations.models import FakeDelegatedAdministrator, organizations_backends
 
 from sandbox.aws import cloudformation, iam_roles, moto_ecr
 from sandbox.aws.intrinsics import Intrinsics
 
-__all__ = ["Instance", "MemberStack", "OrganizationModel", "deploy_stackset", "instances"]
+__all__ = [
+    "Instance",
+    "MemberStack",
+    "OrganizationModel",
+    "activate_organizations_access",
+    "deploy_stackset",
+    "install",
+    "instances",
+    "organization_from_moto",
+]
 
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"  # StackSets' delegated admin principal
 EXECUTION_ROLE = "stacksets-exec-sandbox"  # service-managed StackSets' role in each member (AWS names it per org)
 Clients = Callable[[str, str, str], Any]  # (service, account, region) -> a boto3 client acting in that account
 
@@ -57,6 +68,72 @@ class OrganizationModel:
             # botocore's CloudFormation model: OrganizationalUnitIds must name units of the organization
             raise cloudformation.DeployFailed(f"StackSet: {unit} is not an organizational unit of the organization")
         return list(self.units[unit])
+
+
+_TRUSTED = "_sandbox_stacksets_trusted_access"  # kept on moto's Organizations backend: a moto reset forgets it
+
+
+def install() -> None:
+    """moto 5.2.5 refuses StackSets' principal as a delegated administrator's service ("unrecognized service
+    principal"); AWS takes it: CloudFormation User Guide, "Register a delegated administrator": aws organizations
+    register-delegated-administrator --service-principal=member.org.stacksets.cloudformation.amazonaws.com."""
+    if STACKSETS_PRINCIPAL not in FakeDelegatedAdministrator.SUPPORTED_SERVICES:
+        FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(STACKSETS_PRINCIPAL)
+
+
+def activate_organizations_access(management: str) -> None:
+    """CloudFormation's ActivateOrganizationsAccess (moto 5.2.5 lacks it): "With trusted access between StackSets and
+    Organizations activated, the management account has permissions to create and manage StackSets for your
+    organization" (CloudFormation API Reference). Until then a service-managed StackSet fails."""
+    install()
+    setattr(organizations_backends[management]["aws"], _TRUSTED, True)
+
+
+def organization_from_moto(region: str = "us-east-1") -> OrganizationModel:
+    """moto's organisation (AWS Organizations API: ListRoots, ListOrganizationalUnitsForParent,
+    ListAccountsForParent), each unit with the accounts below it, the root included."""
+    organizations = boto3.client("organizations", region_name=region)
+    management = organizations.describe_organization()["Organization"]["MasterAccountId"]
+    units: dict[str, list[str]] = {}
+
+    def walk(parent: str) -> list[str]:
+        accounts = [a["Id"] for a in organizations.list_accounts_for_parent(ParentId=parent)["Accounts"]]
+        for unit in organizations.list_organizational_units_for_parent(ParentId=parent)["OrganizationalUnits"]:
+            accounts += walk(unit["Id"])
+        units[parent] = accounts
+        return accounts
+
+    for root in organizations.list_roots()["Roots"]:
+        walk(root["Id"])
+    return OrganizationModel(management, units)
+
+
+def _check_caller(properties: Mapping[str, Any], stack: Any, organization: OrganizationModel) -> None:
+    """Who may create a service-managed StackSet: the management account (CallAs SELF) once trusted access is active,
+    or a delegated administrator registered for StackSets (CallAs DELEGATED_ADMIN; botocore's CloudFormation model,
+    CreateStackSet CallAs: "Your Amazon Web Services account must be registered as a delegated admin in the
+    management account")."""
+    if not getattr(organizations_backends[organization.management]["aws"], _TRUSTED, False):
+        raise cloudformation.DeployFailed(
+            "StackSet: trusted access with AWS Organizations is not activated: in the management account run "
+            "aws cloudformation activate-organizations-access"
+        )
+    if properties.get("CallAs", "SELF") == "SELF":
+        if stack.account != organization.management:
+            raise cloudformation.DeployFailed(
+                f"StackSet: CallAs SELF from {stack.account}, which is not the management account: deploy with "
+                "CallAs=DELEGATED_ADMIN from a registered delegated administrator"
+            )
+        return
+    delegated = boto3.client("organizations", region_name=stack.region).list_delegated_administrators(
+        ServicePrincipal=STACKSETS_PRINCIPAL
+    )["DelegatedAdministrators"]
+    if stack.account not in {d["Id"] for d in delegated}:
+        raise cloudformation.DeployFailed(
+            f"StackSet: Account used is not a delegated administrator ({stack.account}): in the management account run "
+            f"aws organizations register-delegated-administrator --account-id {stack.account} --service-principal "
+            f"{STACKSETS_PRINCIPAL}"
+        )
 
 
 @dataclass(frozen=True)
@@ -213,6 +290,7 @@ def deploy_stackset(
     TemplateURL read from `root` (the local path `sam deploy` uploads), one MemberStack per instance."""
     stacks: dict[tuple[str, str], MemberStack] = {}
     found: list[Instance] = []
+    install()
     moto_ecr.install()  # the member template's rules and templates: moto 5.2.5 lacks them (sandbox/aws/moto_ecr.py)
     _generated_roles(stack)
     for logical_id, resource in stack.template.get("Resources", {}).items():
@@ -221,8 +299,10 @@ def deploy_stackset(
         if "Condition" in resource and not stack.condition(resource["Condition"]):
             continue
         properties = _without_no_value(stack.resolve(resource["Properties"]))
-        if properties.get("PermissionModel") == "SERVICE_MANAGED" and not properties.get("AutoDeployment"):
-            raise cloudformation.DeployFailed(f"{logical_id}: SERVICE_MANAGED needs AutoDeployment")
+        if properties.get("PermissionModel") == "SERVICE_MANAGED":
+            if not properties.get("AutoDeployment"):
+                raise cloudformation.DeployFailed(f"{logical_id}: SERVICE_MANAGED needs AutoDeployment")
+            _check_caller(properties, stack, organization)
         template = yaml.safe_load((root / str(properties["TemplateURL"])).read_text())
         for instance in instances(properties, organization):
             member = MemberStack(template, instance.account, instance.region, dict(instance.parameters), clients)

@@ -19,7 +19,13 @@ import yaml
 
 from pullthrough import config as config_module
 from sandbox.aws.cloudformation import DeployFailed
-from sandbox.aws.stackset import Deployed, OrganizationModel, assumed_clients, deploy_stackset
+from sandbox.aws.stackset import (
+    Deployed,
+    OrganizationModel,
+    activate_organizations_access,
+    assumed_clients,
+    deploy_stackset,
+)
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 
@@ -57,17 +63,22 @@ MEMBERS = [
 ]  # fmt: skip
 
 
-def deployed(tmp_path: Path, members: list[dict[str, Any]], **parameters: Any) -> tuple[Stack, Deployed]:
+def hub(tmp_path: Path, members: list[dict[str, Any]], **parameters: Any) -> Stack:
     path = tmp_path / "pullthrough.yaml"
     path.write_text(yaml.safe_dump(document(members)))
     stack = Stack(account=HUB, region=REGION, parameters=parameters, extra_env={"PULLTHROUGH_CONFIG": str(path)})
-    stack.deploy()
+    return stack.deploy()
+
+
+def deployed(tmp_path: Path, members: list[dict[str, Any]], **parameters: Any) -> tuple[Stack, Deployed]:
+    stack = hub(tmp_path, members, **parameters)
     return stack, deploy_stackset(stack, ORG, root=ROOT)
 
 
 @pytest.fixture
 def aws() -> Iterator[None]:
     with fake_aws(REGION, POWERTOOLS_METRICS_NAMESPACE="Pullthrough"):
+        activate_organizations_access(HUB)
         yield
 
 
@@ -164,3 +175,20 @@ def test_without_an_organization_there_is_no_stackset(aws: None, tmp_path: Path)
     path.write_text("version: 1\nrules:\n  - {prefix: quay, upstream: quay}\n")
     stack = Stack(account=HUB, region=REGION, extra_env={"PULLTHROUGH_CONFIG": str(path)}).deploy()
     assert deploy_stackset(stack, ORG, root=ROOT).instances == []
+
+
+def test_a_service_managed_stackset_needs_trusted_access_and_the_right_caller(tmp_path: Path) -> None:
+    with fake_aws(REGION, POWERTOOLS_METRICS_NAMESPACE="Pullthrough"):
+        # Given the hub deployed as a delegated administrator before trusted access is activated
+        stack = hub(tmp_path, MEMBERS, OrgMembers=2, OrgRootId="r-ab12", CallAs="DELEGATED_ADMIN")
+
+        # When StackSets deploys, Then it refuses, naming the command that activates it
+        with pytest.raises(DeployFailed) as failed:
+            deploy_stackset(stack, ORG, root=ROOT)
+        assert "aws cloudformation activate-organizations-access" in str(failed.value)
+
+        # Given it activated, When the hub is not a registered delegated administrator, Then refused with the fix
+        activate_organizations_access(HUB)
+        with pytest.raises(DeployFailed) as failed:
+            deploy_stackset(stack, ORG, root=ROOT)
+        assert "aws organizations register-delegated-administrator" in str(failed.value)
