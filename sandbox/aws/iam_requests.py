@@ -84,7 +84,8 @@ def _repository(call: Call, name: str | None = None) -> str:
 
 
 def _on_registry(action: str) -> Mapper:
-    # Actions with no resource type in ECR's table (the PTC rule and template actions, GetAuthorizationToken).
+    # Actions with no resource type in ECR's table (the PTC rule and template actions, GetAuthorizationToken, the
+    # registry policy's Get/Put/Delete).
     return lambda call: [call.ask(action, "*")]
 
 
@@ -307,6 +308,9 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("ecr", "DeletePullThroughCacheRule"): _rule,
     ("ecr", "ValidatePullThroughCacheRule"): _rule,
     ("ecr", "DescribeRepositoryCreationTemplates"): _on_registry("ecr:DescribeRepositoryCreationTemplates"),
+    ("ecr", "GetRegistryPolicy"): _on_registry("ecr:GetRegistryPolicy"),
+    ("ecr", "PutRegistryPolicy"): _on_registry("ecr:PutRegistryPolicy"),
+    ("ecr", "DeleteRegistryPolicy"): _on_registry("ecr:DeleteRegistryPolicy"),
     ("ecr", "CreateRepositoryCreationTemplate"): _template,
     ("ecr", "UpdateRepositoryCreationTemplate"): _template,
     ("ecr", "DeleteRepositoryCreationTemplate"): _on_registry("ecr:DeleteRepositoryCreationTemplate"),

@@ -1,4 +1,5 @@
-"""moto's ECR, extended with what moto 5.2.5 lacks: pull-through cache rules and repository creation templates.
+"""moto's ECR, extended with what moto 5.2.5 lacks: pull-through cache rules and repository creation templates, and
+registry policies of the V2 scope (sandbox.aws.moto_ecr_registry_policy).
 
 `install()` adds the operations to moto's ECR response class, where moto dispatches a JSON action by its snake-case
 name (CreatePullThroughCacheRule -> create_pull_through_cache_rule), so boto3 under `mock_aws()` (or a moto server)
@@ -29,6 +30,7 @@ from moto.ecr.responses import ECRResponse
 
 from sandbox.aws import iam
 from sandbox.aws import moto_ecr_images as images
+from sandbox.aws import moto_ecr_registry_policy as registry_policy
 from sandbox.aws import moto_ecr_rules as rules
 from sandbox.aws import moto_ecr_templates as templates
 from sandbox.aws.moto_ecr_state import LOCK, backend, now, prefix_key, state
@@ -56,6 +58,8 @@ _ADDED: dict[str, _Operation] = {
     "describe_repository_creation_templates": templates.describe,
     "update_repository_creation_template": templates.update,
     "delete_repository_creation_template": templates.delete,
+    # moto refuses registry policies beyond the V1 scope; ECR's default V2 scope takes every ECR action.
+    "put_registry_policy": registry_policy.put,
 }
 _FROM_REGISTRY: dict[str, _ImageOperation] = {
     "describe_images": images.describe_images,

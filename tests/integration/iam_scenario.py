@@ -12,7 +12,9 @@ function runs as Lambda would run it, through the template's own routes:
 - a secret change (CloudTrail PutSecretValue) and the daily schedule check credentials;
 - a staged rotation and a docker-hub-api rotation (the Hub API mints, tags and revokes tokens);
 - prune (deployed with a prune section) deletes the aged, unlisted images, an index with its platform images;
-- a later reconcile updates a rule's secret and a template, and deletes a rule and a template no longer configured.
+- a later reconcile updates a rule's secret and a template, and deletes a rule and a template no longer configured;
+- the first config has an organisation whose hub is this account and region, the later ones none: the hub's registry
+  policy is written, then deleted.
 `iam.recording()` keeps every (principal, decision) of the whole pass: the test of the grants replays them against
 the roles with one statement or one action taken away.
 """
@@ -79,7 +81,15 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
             _store_secrets(api, hub, ghcr, admin, user, token)
             config = workdir / "pullthrough.yaml"
             rules = _rules(hub, ghcr, quay, description="first", ghcr_secret=f"ecr-pullthroughcache/{ghcr}")
-            _write(config, ns, rules, ["app", "tool", "ghcr.io/{ns}/ghapp"])
+            # The first config has an organisation whose hub is this account and region: the deploy's reconcile
+            # writes the hub's registry policy (PutRegistryPolicy); the later configs have none, so the next
+            # reconcile removes its statements and, nothing else being in it, the policy (DeleteRegistryPolicy).
+            organization = {
+                "id": "o-a1b2c3d4e5",
+                "hub": {"account": sb.account, "region": sb.region},
+                "members": [{"name": "members", "accounts": ["444455556666"], "regions": ["eu-west-1"]}],
+            }
+            _write(config, ns, rules, ["app", "tool", "ghcr.io/{ns}/ghapp"], organization=organization)
             endpoints = {**json.loads(sb.env()["PULLTHROUGH_UPSTREAM_ENDPOINTS"]), "hub.docker.com": api.url}
             stack = Stack(
                 stack_name="pullthrough-grants",
@@ -179,9 +189,11 @@ def _write(
     ns: str,
     rules: list[dict[str, Any]],
     images: list[str],
+    *,
     imports: dict[str, Any] | None = None,
-    prune: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
 ) -> None:
+    """The pass's config: the rules, the warm images, and top-level `sections` (prune, organization) as given."""
     warm = [f"{image.format(ns=ns)}:1.0" if image.startswith("ghcr.io") else f"{ns}/{image}:1.0" for image in images]
     document = {
         "version": 1,
@@ -196,7 +208,7 @@ def _write(
             **({"imports": imports} if imports else {}),
         },
         "notifications": {"success": "full"},
-        **({"prune": prune} if prune else {}),
+        **sections,
     }
     path.write_text(yaml.safe_dump(document), encoding="utf-8")
 

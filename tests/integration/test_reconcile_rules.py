@@ -72,6 +72,17 @@ notifications:
 """
 
 
+# An organisation whose hub is this account and region: two cached prefixes, one member account.
+ORGANIZATION = f"""\
+organization:
+  id: o-a1b2c3d4e5
+  hub: {{account: "{ACCOUNT}", region: {REGION}}}
+  cache: [docker-hub, quay]
+  members:
+    - {{name: prod, accounts: ["444455556666"], regions: [eu-west-1, us-east-1]}}
+"""
+
+
 # --- the world a test runs in --------------------------------------------------------------------------------------
 
 
@@ -307,6 +318,7 @@ def test_a_second_run_with_nothing_changed_makes_no_write_call(world: World) -> 
         "Query",
         "DescribeSecret",
         "ValidatePullThroughCacheRule",
+        "GetRegistryPolicy",  # the registry policy's PullthroughOrg statements, none without an organisation
         "Publish",
     }
     # And it says so: everything unchanged, and still valid
@@ -1094,6 +1106,12 @@ def test_every_call_the_function_makes_is_granted_by_its_role_and_nothing_more(w
     world.invoke("scheduled")
     world.configure(world.config_path.read_text().replace("  - prefix: k8s\n    upstream: k8s\n", ""))
     world.invoke("scheduled")
+    # an organisation whose hub is this account and region (PutRegistryPolicy), then none (DeleteRegistryPolicy)
+    without = world.config_path.read_text()
+    world.configure(without + ORGANIZATION)
+    world.invoke("scheduled")
+    world.configure(without)
+    world.invoke("scheduled")
 
     # Then every AWS call it made is granted, and every granted action was used or is checked by AWS on its behalf
     setup = {"secretsmanager:CreateSecret"}  # the test's own call above
@@ -1101,3 +1119,74 @@ def test_every_call_the_function_makes_is_granted_by_its_role_and_nothing_more(w
     assert used <= granted
     assert granted - used == ON_ITS_BEHALF
     assert used == CALLED
+
+
+# --- the hub's registry policy ---------------------------------------------------------------------------------------
+
+
+def registry_policy(world: World) -> dict[str, Any] | None:
+    try:
+        text = world.ecr.get_registry_policy()["policyText"]
+    except world.ecr.exceptions.RegistryPolicyNotFoundException:
+        return None
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+def test_the_hub_reconciles_its_registry_policy_beside_the_rules_and_repairs_drift(world: World) -> None:
+    # Given a registry policy someone else wrote (replication from another account) and a config with an organisation
+    foreign = {
+        "Sid": "ReplicationFromProd",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+        "Action": ["ecr:CreateRepository", "ecr:ReplicateImage"],
+        "Resource": f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/*",
+    }
+    world.ecr.put_registry_policy(policyText=json.dumps({"Version": "2012-10-17", "Statement": [foreign]}))
+    world.configure(CONFIG + ORGANIZATION)
+
+    # When the stack's deploy reconciles
+    summary = world.invoke("deploy_create_complete")
+
+    # Then the report has one item per organisation statement, created, beside the rules
+    lines = items_of(summary)
+    assert lines["hub policy PullthroughOrgDockerHub"] == (
+        "created: the organisation may now import docker-hub/* from this registry"
+    )
+    assert lines["hub policy PullthroughOrgQuay"].startswith("created")
+    assert summary["counts"] == {"created": 7}
+    # And the policy holds them after the foreign statement, which is unchanged
+    config = config_module.load(str(world.config_path))
+    assert config.organization is not None
+    assert registry_policy(world) == {
+        "Version": "2012-10-17",
+        "Statement": [foreign, *config.organization.registry_policy_statements(config)],
+    }
+
+    # When someone drops the organisation condition from one statement (anyone could import), and the schedule runs
+    document = registry_policy(world)
+    assert document is not None
+    document["Statement"][1].pop("Condition")
+    world.ecr.put_registry_policy(policyText=json.dumps(document))
+    world.calls.clear()
+    summary = world.invoke("scheduled")
+
+    # Then it is restored, with one PutRegistryPolicy, and the report says what differed
+    assert items_of(summary)["hub policy PullthroughOrgDockerHub"] == (
+        "updated: restored: the statement differed from the config (Condition)"
+    )
+    assert world.writes() == [("ecr", "PutRegistryPolicy")]
+    restored = registry_policy(world)
+    assert restored is not None
+    assert restored["Statement"][1]["Condition"] == {"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}}
+
+    # And a run with nothing changed writes nothing
+    world.calls.clear()
+    world.invoke("scheduled")
+    assert world.writes() == []
+
+    # When the organisation leaves the config, its access goes, and the foreign statement stays
+    world.configure(CONFIG)
+    summary = world.invoke("scheduled")
+    assert items_of(summary)["hub policy PullthroughOrgQuay"].startswith("deleted: no longer in the config")
+    assert registry_policy(world) == {"Version": "2012-10-17", "Statement": [foreign]}

@@ -42,6 +42,9 @@ CALLED = {
     "ecr:CreateRepositoryCreationTemplate",
     "ecr:UpdateRepositoryCreationTemplate",
     "ecr:DeleteRepositoryCreationTemplate",
+    "ecr:GetRegistryPolicy",
+    "ecr:PutRegistryPolicy",
+    "ecr:DeleteRegistryPolicy",
     "secretsmanager:DescribeSecret",
     "secretsmanager:GetSecretValue",
     "dynamodb:Query",
@@ -186,11 +189,15 @@ def test_only_registry_level_ecr_actions_have_no_resource_scope(template: dict[s
     # Given the statements whose resource is "*"
     unscoped = [s for s in statements(template).values() if s["Resource"] == "*"]
 
-    # Then there is one: the pull-through cache rule and template actions, which ECR defines on no resource
-    assert [s["Sid"] for s in unscoped] == ["ManagePullThroughCacheRulesAndTemplates"]
+    # Then there are two: the pull-through cache rule and template actions, and the registry policy's, which ECR
+    # defines on no resource
+    assert [s["Sid"] for s in unscoped] == ["ManagePullThroughCacheRulesAndTemplates", "ManageHubRegistryPolicy"]
     assert all(
         re.fullmatch(r"ecr:\w+(PullThroughCacheRules?|RepositoryCreationTemplates?)", a) for a in actions(unscoped[0])
     )
+    assert actions(unscoped[1]) == ["ecr:GetRegistryPolicy", "ecr:PutRegistryPolicy", "ecr:DeleteRegistryPolicy"]
+    # pinned to this stack's region
+    assert unscoped[1]["Condition"] == {"StringEquals": {"aws:RequestedRegion": {"Ref": "AWS::Region"}}}
 
 
 def evaluate(node: Any, facts: dict[str, str]) -> Any:

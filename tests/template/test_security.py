@@ -89,6 +89,10 @@ UNSCOPABLE = {
     "ecr:CreateRepositoryCreationTemplate": "repository creation templates",
     "ecr:UpdateRepositoryCreationTemplate": "repository creation templates",
     "ecr:DeleteRepositoryCreationTemplate": "repository creation templates",
+    # The registry policy (the organisation's PullthroughOrg* statements in the hub) belongs to the registry itself.
+    "ecr:GetRegistryPolicy": "the registry policy",
+    "ecr:PutRegistryPolicy": "the registry policy",
+    "ecr:DeleteRegistryPolicy": "the registry policy",
     # ECS: reading task definitions (an `ecs` warm source); neither action names a resource type.
     "ecs:ListTaskDefinitions": "task definitions (the ecs source)",
     "ecs:DescribeTaskDefinition": "task definitions (the ecs source)",

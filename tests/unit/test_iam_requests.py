@@ -27,6 +27,7 @@ SANDBOX = Path(iam_requests.__file__).resolve().parent
 ADAPTERS = {
     "ecr.py": "ecr",
     "ptc.py": "ecr",
+    "registry_policy.py": "ecr",
     "secrets.py": "secretsmanager",
     "ledger/table.py": "dynamodb",
     "ledger/runs.py": "dynamodb",

@@ -27,6 +27,7 @@ from pullthrough.rules.diff import Action, Change, Plan, RuleChange, TemplateCha
 from pullthrough.rules.gate import CredentialsGate
 from pullthrough.rules.items import rule_item, template_item
 from pullthrough.rules.records import Records
+from pullthrough.rules.registry_policy import reconcile_policy
 from pullthrough.rules.result import Result
 from pullthrough.rules.trigger import Trigger, TriggerKind
 
@@ -88,6 +89,10 @@ class Run:
         region = self.settings.region
         items = [rule_item(c, results[(Kind.RULE, c.prefix)], self.trigger, region) for c in self.plan.rules]
         items += [template_item(c, results[(Kind.TEMPLATE, c.prefix)], self.trigger) for c in self.plan.templates]
+        # The hub's registry policy: the organisation's statements (none without one, or outside the hub).
+        policy_items, policy_notes = reconcile_policy(self.config, account, region, dry_run=self.dry_run)
+        items += policy_items
+        self.notes.extend(policy_notes)
         self._announce(desired, results, items, wrote=applier.wrote)
         return Report(
             kind=ReportKind.RULES,
