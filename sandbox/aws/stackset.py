@@ -63,6 +63,16 @@ class OrganizationModel:
     management: str
     units: Mapping[str, Sequence[str]]
 
+    @classmethod
+    def of(cls, root: str, accounts: Mapping[str, str], management: str) -> OrganizationModel:
+        """From the sandbox's organisation (sandbox.org.Organization: root, and each account's unit path below it,
+        "ou-a/ou-b", "" under the root): a unit holds the accounts of every path through it."""
+        units: dict[str, list[str]] = {root: list(accounts)}
+        for account, path in accounts.items():
+            for unit in [u for u in path.split("/") if u]:
+                units.setdefault(unit, []).append(account)
+        return cls(management, units)
+
     def accounts_of(self, unit: str) -> list[str]:
         if unit not in self.units:
             # botocore's CloudFormation model: OrganizationalUnitIds must name units of the organization
