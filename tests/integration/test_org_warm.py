@@ -170,3 +170,28 @@ def test_members_warm_runs_import_from_the_hub_so_the_upstream_counts_each_image
             assert image.digest in held.manifests
     # And the upstream served each image once for the whole organisation: 3 pulls, not 3 x 2 accounts x 2 regions
     assert org.upstream.counters[("GET", "manifest")] - before == len(images)
+
+
+def test_a_member_whose_role_is_wrong_fails_with_its_own_reason_and_fix(org: OrgSandbox, tmp_path: Path) -> None:
+    # Given the organisation deployed, and one member's role changed by hand so it no longer reads the hub
+    prefix = unique("hub")
+    image = org.hub.push_image(unique("library/app"), "1")
+    deploy_organisation(org, tmp_path, prefix, [f"docker.io/{image.repository}:1"])
+    broken = (MEMBERS[0], "eu-west-1")
+    org.client("iam", *broken).delete_role_policy(RoleName="pullthrough-org-ptc-eu-west-1", PolicyName="ImportFromHub")
+
+    # When both accounts warm in eu-west-1
+    (failed,) = warm_member(org, *broken, [job(prefix, image.repository)])
+    (served,) = warm_member(org, MEMBERS[1], "eu-west-1", [job(prefix, image.repository)])
+
+    # Then the other member is served, and the broken one fails naming its role, what it lacks and how to fix it
+    assert served.outcome == "warmed"
+    assert failed.outcome == "failed"
+    assert failed.reason_code == "auth"
+    assert "UpstreamAccessDenied" in failed.reason
+    assert "role arn:aws:iam::222222222222:role/pullthrough-org-ptc-eu-west-1" in failed.reason
+    # the fix is the role's and the hub's policy, not a secret (an ECR to ECR rule has none)
+    assert failed.fix is not None
+    assert "pullthroughcache.ecr.amazonaws.com" in failed.fix
+    assert "sam deploy" in failed.fix
+    assert "secret" not in failed.fix
