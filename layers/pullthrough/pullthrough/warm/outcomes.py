@@ -137,9 +137,9 @@ def ecr_upstream_fix(rule: str) -> str:
         f"fix the role ECR assumes for rule {rule} (its customRoleArn, in an organisation pullthrough-org-ptc-<region> "
         "of the member template): its trust policy must let pullthroughcache.ecr.amazonaws.com sts:AssumeRole, its "
         "permissions allow ecr:GetAuthorizationToken on * and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer and "
-        f"ecr:BatchImportUpstreamImage on the upstream registry's {rule}/ repositories; redeploy the hub (`sam deploy`: "
-        "its StackSet restores the member stacks) if the role was changed by hand, and check the upstream registry's "
-        "policy allows the role (the hub's reconcile writes it)"
+        f"ecr:BatchImportUpstreamImage on the upstream registry's {rule}/ repositories; redeploy the hub "
+        "(`sam deploy`: its StackSet restores the member stacks) if the role was changed by hand, and check the "
+        "upstream registry's policy allows the role (the hub's reconcile writes it)"
     )
 
 
@@ -247,8 +247,8 @@ __all__ = [
     "UNREACHABLE_CODES",
     "Failure",
     "Reason",
-    "failure",
     "ecr_upstream_fix",
+    "failure",
     "fix_for",
     "reason_of",
     "unreadable_secret_fix",
