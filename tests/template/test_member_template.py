@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from samcli.commands._utils.template import _update_relative_paths
 
 from pullthrough.org_facts import ORG_MEMBER_SLOTS, ORG_PREFIX_SLOTS
 from tests.template.cfn import REPO_ROOT, resources_of_type
@@ -127,3 +128,15 @@ def test_the_member_template_lints_clean(linter: str) -> None:
     )
     result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, env=None)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_sam_build_keeps_the_member_template_reachable(template: dict[str, Any], tmp_path: Path) -> None:
+    # `sam build` writes the template under .aws-sam/build and rewrites the local paths of the resources SAM CLI lists
+    # (samcli.lib.utils.resources.RESOURCES_WITH_LOCAL_PATHS has AWS::CloudFormation::StackSet's TemplateURL), so
+    # `sam deploy` finds templates/member.yaml and uploads it
+    (logical_id, _), *_ = resources_of_type(template, "AWS::CloudFormation::StackSet").items()
+    built = tmp_path / ".aws-sam" / "build"
+    built.mkdir(parents=True)
+    moved = _update_relative_paths(json.loads(json.dumps(template)), str(REPO_ROOT), str(built))
+    url = moved["Resources"][logical_id]["Properties"]["TemplateURL"]
+    assert (built / url).resolve() == MEMBER.resolve()
