@@ -21,6 +21,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "layers" / "pullthrough"))
 
+from pullthrough.config.templates import Lifecycle  # noqa: E402
 from pullthrough.org_facts import ORG_PREFIX_SLOTS  # noqa: E402
 
 TARGET = ROOT / "templates" / "member.yaml"
@@ -48,8 +49,8 @@ HEADER = """\
 #   (EcrRepositoryPrefix, UpstreamRegistry with "ecr" in its enum, UpstreamRegistryUrl, UpstreamRepositoryPrefix,
 #   CustomRoleArn), all create-only: changing one replaces the rule.
 # - TemplateN: AWS::ECR::RepositoryCreationTemplate per cached prefix, applied for PULL_THROUGH_CACHE, with the tag
-#   mutability, encryption type and lifecycle policy the hub's cached rules agree on (config_facts). No tags and no
-#   KMS key: both need a role in this account (the ECR guide), and a hub's KMS key is not this account's.
+#   hub rule's template's tag mutability and lifecycle (per slot, config_facts), encrypted AES256. No tags and no KMS:
+#   both need a repository creation role in this account (the ECR guide), and a hub's KMS key is not this account's.
 # - WarmRole (pullthrough-org-warm-<region>), only when the member has a warm list: the hub's warm_images role may
 #   assume it to trigger ECR's import in this account and region (the pull through this account's ECR, which imports
 #   from the hub), so the member's region is warm before its first pull. The code stays in the hub: no function, no
@@ -85,23 +86,6 @@ def _parameters() -> dict[str, Any]:
             "AllowedPattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$",
             "Description": "The hub's region.",
         },
-        "TagMutability": {
-            "Type": "String",
-            "Default": "MUTABLE",
-            "AllowedValues": ["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"],
-            "Description": "The cache repositories' tag mutability (the cached rules' templates).",
-        },
-        "EncryptionType": {
-            "Type": "String",
-            "Default": "AES256",
-            "AllowedValues": ["AES256", "KMS", "KMS_DSSE"],
-            "Description": "The cache repositories' encryption (KMS: the AWS managed key of ECR).",
-        },
-        "LifecyclePolicy": {
-            "Type": "String",
-            "Default": "",
-            "Description": "The cache repositories' lifecycle policy text (JSON), empty for none.",
-        },
         "WarmImageCount": {
             "Type": "Number",
             "Default": 0,
@@ -123,6 +107,20 @@ def _parameters() -> dict[str, Any]:
             "AllowedPattern": PREFIX_PATTERN,
             "Description": f"Cached hub prefix {n} (organization.cache), empty when fewer are cached.",
         }
+        params[f"{_slot(n)}Mutability"] = {
+            "Type": "String",
+            "Default": "MUTABLE",
+            "AllowedValues": ["MUTABLE", "IMMUTABLE", "MUTABLE_WITH_EXCLUSION", "IMMUTABLE_WITH_EXCLUSION"],
+            "Description": f"Prefix {n}'s repositories' tag mutability (the hub rule's template).",
+        }
+        params[f"{_slot(n)}KeepLastTags"] = {
+            "Type": "Number", "Default": 0, "MinValue": 0, "MaxValue": 10000,
+            "Description": f"Prefix {n}'s lifecycle: keep the N newest tagged images (0: no such rule).",
+        }  # fmt: skip
+        params[f"{_slot(n)}ExpireUntaggedDays"] = {
+            "Type": "Number", "Default": 0, "MinValue": 0, "MaxValue": 3650,
+            "Description": f"Prefix {n}'s lifecycle: expire untagged images after N days (0: no such rule).",
+        }  # fmt: skip
     return params
 
 
@@ -130,7 +128,11 @@ def _conditions() -> dict[str, Any]:
     conditions: dict[str, Any] = {
         f"Has{_slot(n)}": {"Fn::Not": [{"Fn::Equals": [{"Ref": _slot(n)}, ""]}]} for n in range(1, ORG_PREFIX_SLOTS + 1)
     }
-    conditions["HasLifecyclePolicy"] = {"Fn::Not": [{"Fn::Equals": [{"Ref": "LifecyclePolicy"}, ""]}]}
+    for n in range(1, ORG_PREFIX_SLOTS + 1):
+        keep, expire = f"Has{_slot(n)}Keep", f"Has{_slot(n)}Expire"
+        conditions[keep] = {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{_slot(n)}KeepLastTags"}, 0]}]}
+        conditions[expire] = {"Fn::Not": [{"Fn::Equals": [{"Ref": f"{_slot(n)}ExpireUntaggedDays"}, 0]}]}
+        conditions[f"Has{_slot(n)}KeepAndExpire"] = {"Fn::And": [{"Condition": keep}, {"Condition": expire}]}
     conditions["HasWarmList"] = {
         "Fn::And": [
             {"Fn::Not": [{"Fn::Equals": [{"Ref": "WarmImageCount"}, 0]}]},
@@ -293,14 +295,33 @@ def _per_prefix(n: int) -> dict[str, Any]:
                 "Prefix": {"Ref": slot},
                 "Description": {"Fn::Sub": "Pullthrough: cache repositories of the hub's ${" + slot + "} prefix"},
                 "AppliedFor": ["PULL_THROUGH_CACHE"],
-                "ImageTagMutability": {"Ref": "TagMutability"},
-                "EncryptionConfiguration": {"EncryptionType": {"Ref": "EncryptionType"}},
-                "LifecyclePolicy": {
-                    "Fn::If": ["HasLifecyclePolicy", {"Ref": "LifecyclePolicy"}, {"Ref": "AWS::NoValue"}]
-                },
+                "ImageTagMutability": {"Ref": f"{slot}Mutability"},
+                # AES256: a KMS key needs a repository creation role in this account (the ECR guide), and the hub's
+                # key is the hub's; KMS in members is left for later (README, "Organisation")
+                "EncryptionConfiguration": {"EncryptionType": "AES256"},
+                "LifecyclePolicy": _lifecycle(slot),
             },
         },
     }
+
+
+# The lifecycle policy text the hub's reconcile writes for a template (config.templates.Lifecycle.policy_text), with
+# the numbers left to Fn::Sub: the members' repositories expire what the hub's do.
+_KEEP, _EXPIRE = 9871, 3641  # stand-ins, replaced by the slot's parameters
+
+
+def _policy(slot: str, keep: int | None, expire: int | None) -> dict[str, Any]:
+    text = Lifecycle(keep_last_tags=keep, expire_untagged_days=expire).policy_text()
+    text = text.replace(str(_KEEP), "${" + slot + "KeepLastTags}").replace(
+        str(_EXPIRE), "${" + slot + "ExpireUntaggedDays}"
+    )
+    return {"Fn::Sub": text}
+
+
+def _lifecycle(slot: str) -> dict[str, Any]:
+    expire_only = {"Fn::If": [f"Has{slot}Expire", _policy(slot, None, _EXPIRE), {"Ref": "AWS::NoValue"}]}
+    keep_only = {"Fn::If": [f"Has{slot}Keep", _policy(slot, _KEEP, None), expire_only]}
+    return {"Fn::If": [f"Has{slot}KeepAndExpire", _policy(slot, _KEEP, _EXPIRE), keep_only]}
 
 
 def template() -> dict[str, Any]:

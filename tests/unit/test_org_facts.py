@@ -37,8 +37,9 @@ def test_members_become_stackset_groups_whose_targets_are_never_empty() -> None:
 
     # Then the hub, the cached prefixes padded to the member template's slots and the agreed settings are there
     assert data["OrgHub"] == "111122223333,us-east-1"
-    assert data["OrgPrefixes"].split(",") == ["docker-hub", "quay"] + [""] * (ORG_PREFIX_SLOTS - 2)
-    assert data["OrgSettings"] == "IMMUTABLE,AES256"
+    assert data["OrgPrefixes"].split(",") == ["docker-hub;IMMUTABLE;0;0", "quay;IMMUTABLE;0;0"] + [";MUTABLE;0;0"] * (
+        ORG_PREFIX_SLOTS - 2
+    )
     # And each member's targets: UNION of both; the units but the hub (DIFFERENCE); the accounts through the root
     assert data["OrgMember1"] == "both;2;UNION;ou-ab12-11111111;444455556666;eu-west-1"
     assert data["OrgMember2"] == "units;0;DIFFERENCE;ou-ab12-22222222;111122223333;eu-west-1,us-west-2"
@@ -75,17 +76,23 @@ def test_the_deployment_must_be_the_hubs_and_count_its_members() -> None:
     assert "members accounts list accounts without organizational_units" in reason
 
 
-def test_cached_rules_whose_templates_disagree_fail_naming_them() -> None:
-    # Given ghcr (no template: ECR's defaults) cached beside the IMMUTABLE ones
-    text = RULES + ORG.replace("cache: [docker-hub, quay]", "cache: [docker-hub, quay, ghcr]")
+def test_each_cached_prefix_keeps_its_own_template_settings() -> None:
+    # Given cached rules whose templates differ (one with a lifecycle, one with KMS, one with none)
+    text = """version: 1
+rules:
+  - {prefix: docker-hub, upstream: docker-hub, credentials: ecr-pullthroughcache/docker-hub,
+     template: {tag_mutability: IMMUTABLE, lifecycle: {keep_last_tags: 5, expire_untagged_days: 7}}}
+  - prefix: quay
+    upstream: quay
+    template:
+      role: create
+      encryption: {type: KMS, key: 'arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-aaaa-bbbb-cccc-000011112222'}
+  - {prefix: ghcr, upstream: github-container-registry, credentials: ecr-pullthroughcache/ghcr}
+""" + ORG.replace("cache: [docker-hub, quay]", "cache: [docker-hub, quay, ghcr]")
 
-    # When derived, Then the problem names organization.cache, each group of prefixes and their settings
-    with pytest.raises(ConfigError) as failed:
-        derive_org(config.parse(text))
-    reason = str(failed.value)
-    assert "organization.cache" in reason
-    assert "docker-hub, quay: tag mutability IMMUTABLE" in reason
-    assert "ghcr: tag mutability MUTABLE" in reason
+    # When derived, Then each slot carries its rule's mutability and lifecycle numbers (encryption: AES256 in members)
+    slots = derive_org(config.parse(text)).attributes()["OrgPrefixes"].split(",")
+    assert slots[:3] == ["docker-hub;IMMUTABLE;5;7", "quay;MUTABLE;0;0", "ghcr;MUTABLE;0;0"]
 
 
 def test_more_members_than_the_stackset_holds_fail() -> None:

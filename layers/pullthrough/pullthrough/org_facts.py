@@ -23,14 +23,23 @@ from typing import Any
 
 from pullthrough.config import Config
 from pullthrough.config.organization import Member, Organization
+from pullthrough.config.rules import Rule
 from pullthrough.errors import ConfigError, Problem
 
-__all__ = ["ORG_MEMBER_SLOTS", "ORG_PREFIX_SLOTS", "MemberGroup", "OrgFacts", "check_deployment", "derive_org"]
+__all__ = [
+    "ORG_MEMBER_SLOTS",
+    "ORG_PREFIX_SLOTS",
+    "CachedPrefix",
+    "MemberGroup",
+    "OrgFacts",
+    "cached_prefix",
+    "check_deployment",
+    "derive_org",
+]
 
 ORG_PREFIX_SLOTS = 10
 ORG_MEMBER_SLOTS = 6
 CONFIG = "config/pullthrough.yaml"
-_SETTINGS = ("tag mutability", "encryption type", "lifecycle policy")
 
 
 @dataclass(frozen=True)
@@ -53,29 +62,57 @@ class MemberGroup:
 
 
 @dataclass(frozen=True)
+class CachedPrefix:
+    """A cached hub prefix and the repository creation settings members get for it: the hub rule's template's tag
+    mutability and lifecycle. Encryption is AES256 in members: a KMS key needs a repository creation role in the
+    member account (the ECR guide), and the hub's key is the hub's."""
+
+    prefix: str
+    tag_mutability: str = "MUTABLE"
+    keep_last_tags: int = 0  # 0: no such lifecycle rule
+    expire_untagged_days: int = 0
+
+    def fact(self) -> str:
+        """prefix;mutability;keep;expire, one entry of OrgPrefixes."""
+        fields = (self.tag_mutability, str(self.keep_last_tags), str(self.expire_untagged_days))
+        return ";".join((self.prefix, *fields)) if self.prefix else ";MUTABLE;0;0"
+
+
+def cached_prefix(rule: Rule) -> CachedPrefix:
+    """A hub rule as members cache it."""
+    template = rule.template
+    if template is None:
+        return CachedPrefix(rule.prefix)
+    lifecycle = template.lifecycle
+    return CachedPrefix(
+        rule.prefix,
+        template.tag_mutability,
+        (lifecycle.keep_last_tags or 0) if lifecycle else 0,
+        (lifecycle.expire_untagged_days or 0) if lifecycle else 0,
+    )
+
+
+@dataclass(frozen=True)
 class OrgFacts:
     """The organisation's facts; `enabled` False (and nothing else set) without an organization section."""
 
     enabled: bool = False
     hub_account: str = ""
     hub_region: str = ""
-    prefixes: tuple[str, ...] = ()
-    tag_mutability: str = "MUTABLE"
-    encryption_type: str = "AES256"
-    lifecycle_policy: str = ""
+    prefixes: tuple[CachedPrefix, ...] = ()
     members: tuple[MemberGroup, ...] = ()
 
     def attributes(self, root: str = "") -> dict[str, str]:
         """ConfigFacts' Data for the organisation: fixed keys, padded slots (template.yaml selects by index with
         Fn::Select and Fn::Split). Few keys, because every key's name counts against CloudFormation's 4096 bytes:
-        OrgHub "account,region"; OrgSettings "tag mutability,encryption type"; OrgPrefixes ORG_PREFIX_SLOTS entries;
-        OrgLifecyclePolicy the policy text; OrgMember<N> "name;warm entries;account filter;units;accounts;regions"
+        OrgHub "account,region"; OrgPrefixes ORG_PREFIX_SLOTS entries "prefix;mutability;keep;expire";
+        OrgMember<N> "name;warm entries;account filter;units;accounts;regions"
         with comma-separated lists. `root` (the OrgRootId parameter) is the unit of members that list accounts only."""
         data = {
             "OrgHub": f"{self.hub_account},{self.hub_region}",
-            "OrgSettings": f"{self.tag_mutability},{self.encryption_type}",
-            "OrgPrefixes": ",".join(self.prefixes + ("",) * (ORG_PREFIX_SLOTS - len(self.prefixes))),
-            "OrgLifecyclePolicy": self.lifecycle_policy,
+            "OrgPrefixes": ",".join(
+                p.fact() for p in self.prefixes + (CachedPrefix(""),) * (ORG_PREFIX_SLOTS - len(self.prefixes))
+            ),
         }
         for n in range(1, ORG_MEMBER_SLOTS + 1):
             group = self.members[n - 1] if n <= len(self.members) else None
@@ -109,17 +146,13 @@ def derive_org(config: Config) -> OrgFacts:
                 "merge members that share regions (a member may list several units and accounts)",
             )
         )
-    settings = _template_settings(rules, problems)
     if problems:
         raise ConfigError(problems)
     return OrgFacts(
         enabled=True,
         hub_account=org.hub.account,
         hub_region=org.hub.region,
-        prefixes=prefixes,
-        tag_mutability=settings[0],
-        encryption_type=settings[1],
-        lifecycle_policy=settings[2],
+        prefixes=tuple(cached_prefix(rule) for rule in rules),
         members=tuple(_group(member, org.hub.account) for member in org.members),
     )
 
@@ -132,40 +165,6 @@ def _group(member: Member, hub_account: str) -> MemberGroup:
     if units:
         return MemberGroup(member.name, tuple(member.regions), units, (hub_account,), "DIFFERENCE", warm)
     return MemberGroup(member.name, tuple(member.regions), (), accounts, "INTERSECTION", warm, needs_root=True)
-
-
-def _template_settings(rules: list[Any], problems: list[Problem]) -> tuple[str, str, str]:
-    """The creation template settings every member prefix gets: the cached rules' templates must agree (the member
-    template takes one of each); a rule without a template counts as ECR's defaults."""
-    seen: dict[tuple[str, str, str], list[str]] = {}
-    for rule in rules:
-        template = rule.template
-        key = (
-            (
-                template.tag_mutability,
-                template.encryption.type,
-                template.lifecycle.policy_text() if template.lifecycle else "",
-            )
-            if template is not None
-            else ("MUTABLE", "AES256", "")
-        )
-        seen.setdefault(key, []).append(rule.prefix)
-    if len(seen) > 1:
-        groups = "; ".join(f"{', '.join(prefixes)}: {_describe(key)}" for key, prefixes in seen.items())
-        problems.append(
-            _problem(
-                "organization.cache",
-                groups,
-                "members get one repository creation setting for every cached prefix, and the cached "
-                "rules' templates differ in tag_mutability, encryption.type or lifecycle; give them "
-                "the same, or cache only the rules that agree",
-            )
-        )
-    return next(iter(seen), ("MUTABLE", "AES256", ""))
-
-
-def _describe(key: tuple[str, str, str]) -> str:
-    return ", ".join(f"{name} {value or 'none'}" for name, value in zip(_SETTINGS, key, strict=True))
 
 
 def _problem(field: str, value: str, message: str) -> Problem:
