@@ -96,7 +96,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 account=sb.account,
                 region=sb.region,
                 # config_facts checks the member count against the organization section (README, "Organisation")
-                parameters={"OrgMembers": "1"},
+                parameters={"OrgMembers": "1", "OrgRootId": "r-ab12"},
                 extra_env={
                     **sb.env(),
                     "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(endpoints),
