@@ -328,3 +328,15 @@ def test_a_document_with_no_rule_to_cache_says_so() -> None:
     assert problems_of(text)[0].startswith(
         "organization: no rule for members to cache: add a rule with a prefix (not ROOT) to rules"
     )
+
+
+def test_the_explanation_names_the_hub_the_cached_prefixes_and_each_member() -> None:
+    lines = parse(RULES + ORG).explain()
+    assert (
+        "organization o-a1b2c3d4e5: hub 111122223333 in us-east-1 (111122223333.dkr.ecr.us-east-1.amazonaws.com); "
+        "members cache docker-hub, quay"
+    ) in lines
+    assert (
+        "  member prod-eu: 444455556666, every account of ou-ab12-11111111 in eu-west-1, us-west-2; warms 1 image(s)"
+        in lines
+    )

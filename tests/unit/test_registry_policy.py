@@ -246,3 +246,14 @@ def test_a_registry_policy_that_is_not_json_is_an_aws_error(monkeypatch: pytest.
     monkeypatch.setattr(adapter, "_ecr", lambda region: Client())
     with pytest.raises(AwsError, match="not JSON"):
         adapter.get_policy()
+
+
+def test_the_sandbox_takes_ecr_actions_only_and_ecrs_size_limit(ecr: Any) -> None:
+    # ECR's V2 registry policy scope takes every ECR action, and only those (sandbox/aws/moto_ecr_registry_policy.py)
+    statement = dict(FOREIGN, Action=["ecr:BatchImportUpstreamImage", "ecr:BatchGetImage"])
+    put(ecr, statement)
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        put(ecr, dict(FOREIGN, Action="s3:GetObject"))
+    with pytest.raises(ecr.exceptions.InvalidParameterException):
+        put(ecr, *[dict(FOREIGN, Sid=f"S{n}") for n in range(60)])
+    assert current(ecr) == {"Version": "2012-10-17", "Statement": [statement]}

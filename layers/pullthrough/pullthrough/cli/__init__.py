@@ -9,6 +9,7 @@
     pullthrough pull-config               consumer configuration: .env, registries.conf, containerd, Kyverno, IAM, VPC
     pullthrough images                    what warm.sources yield: each image with its source and place
     pullthrough uninstall [--dry-run]     after `sam delete`: list and remove what Pullthrough owns
+    pullthrough org plan|status           the organisation: what each member gets; its StackSet's instances
 
 Each command family is a module with `add_<family>_commands(subparsers)`, registered in COMMANDS: a new family is
 one module and one list entry. A family declares each command as a `Command` (common.py: name, handler, help,
@@ -43,6 +44,7 @@ from pullthrough.cli.common import (
 from pullthrough.cli.consume import add_consume_commands
 from pullthrough.cli.credentials import add_credentials_commands
 from pullthrough.cli.images import add_images_commands
+from pullthrough.cli.org import add_org_commands
 from pullthrough.cli.plan import add_plan_commands
 from pullthrough.cli.prune import add_prune_commands
 from pullthrough.cli.reconcile import add_reconcile_commands
@@ -82,6 +84,7 @@ COMMANDS: list[Callable[[Any], None]] = [
     add_images_commands,
     add_uninstall_commands,
     add_prune_commands,
+    add_org_commands,
 ]
 
 

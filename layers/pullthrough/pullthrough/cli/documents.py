@@ -286,6 +286,92 @@ class UninstallDocument(Ended):
     notes: list[str]
 
 
+# --- org plan, org status ---------------------------------------------------------------------------------------------
+
+
+class MemberRuleDoc(_Doc):
+    """One ECR-to-ECR rule a member target gets: the hub's prefix, cached from the hub's registry."""
+
+    prefix: str = Field(description="ecrRepositoryPrefix: the hub rule's prefix, the same in the member.")
+    upstream_registry: str = Field(description="Always ecr (ECR to ECR).")
+    upstream_registry_url: str = Field(description="The hub's registry: <hub>.dkr.ecr.<hub region>.amazonaws.com.")
+    upstream_repository_prefix: str = Field(description="upstreamRepositoryPrefix: the same prefix in the hub.")
+    custom_role_arn: str = Field(
+        description="The member role ECR assumes; ${AWS::AccountId} stands for each account of an organisational unit."
+    )
+    template: dict[str, Any] | None = Field(
+        None, description="The hub rule's repository creation template (config fields), created in the member too."
+    )
+
+
+class MemberTargetDoc(_Doc):
+    """What one member target (an account, or every account of an organisational unit) gets in one region."""
+
+    member: str
+    account: str | None = Field(description="None for an organisational unit's accounts.")
+    organizational_unit: str | None = None
+    region: str
+    role_name: str = Field(description="The member role ECR assumes: pullthrough-org-ptc-<region>.")
+    rules: list[MemberRuleDoc]
+    warm: list[str] = Field(description="The member's warm list, as the config writes each image.")
+
+
+class StatementChangeDoc(_Doc):
+    """What a reconcile in the hub does (or would do) with one of Pullthrough's registry policy statements."""
+
+    sid: str
+    outcome: str = Field(description="created, updated (drift repaired), deleted or unchanged")
+    differences: list[str] = Field(description="The statement's elements that differ from the config.")
+
+
+class HubPolicyDoc(_Doc):
+    """The hub's registry policy: Pullthrough's statements, and how the hub's current policy differs."""
+
+    account: str
+    region: str
+    statements: list[dict[str, Any]] = Field(description="The PullthroughOrg* statements the config asks for.")
+    changes: list[StatementChangeDoc] | None = Field(
+        None, description="None when the hub's current policy could not be read (the notes say why)."
+    )
+
+
+class OrgPlanDocument(Ended):
+    """`pullthrough org plan --json`: what every member target and region gets, and the hub policy's diff."""
+
+    organization: str
+    hub: dict[str, str] = Field(description="{account, region}")
+    stack_set: str = Field(description="The members' StackSet: pullthrough-members-<Stage>.")
+    targets: list[MemberTargetDoc]
+    hub_policy: HubPolicyDoc
+    notes: list[str]
+
+
+class InstanceStatusDoc(_Doc):
+    """One member account in one region: its stack instance, and the rules it should hold."""
+
+    member: str | None = Field(description="The config's member it belongs to; None: no member targets it.")
+    account: str | None = Field(description="None: an organisational unit with no stack instance in the region.")
+    region: str
+    organizational_unit: str | None = None
+    status: str = Field(description="CURRENT, OUTDATED, INOPERABLE (CloudFormation's), or MISSING (no instance).")
+    detailed_status: str | None = Field(None, description="PENDING, RUNNING, SUCCEEDED, FAILED, ...")
+    status_reason: str | None = None
+    drift_status: str | None = None
+    rules: list[str] = Field(description="The prefixes the member caches from the hub.")
+    problems: list[str]
+
+
+class OrgStatusDocument(Ended):
+    """`pullthrough org status --json`: each member account and region, as the members' StackSet has it."""
+
+    organization: str
+    hub: dict[str, str] = Field(description="{account, region}")
+    stack_set: str
+    call_as: str = Field(description="SELF (management account) or DELEGATED_ADMIN")
+    instances: list[InstanceStatusDoc]
+    notes: list[str]
+
+
 DOCUMENTS: dict[str, type[BaseModel]] = {
     "credentials-check": CredentialsCheckDocument,
     "credentials-set": CredentialsSetDocument,
@@ -298,6 +384,8 @@ DOCUMENTS: dict[str, type[BaseModel]] = {
     "pull-config": PullConfigDocument,
     "uninstall": UninstallDocument,
     "prune": PruneDocument,
+    "org-plan": OrgPlanDocument,
+    "org-status": OrgStatusDocument,
 }
 
 

@@ -162,6 +162,8 @@ class Config(Model):
                 + (", dry run (reported, not deleted)" if prune.dry_run else ", deleted")
                 + (f"; also kept: {', '.join(str(ref) for ref in prune.keep)}" if prune.keep else "")
             )
+        if self.organization is not None:
+            lines.extend(_explain_organization(self))
         # The word Report.subject puts after the status when no prefix is set: say what subscribers will see.
         subject = self.notifications.subject_prefix or "pullthrough (the default)"
         lines.append(f"reports: success {self.notifications.success}; subject prefix {subject}")
@@ -172,6 +174,21 @@ class Config(Model):
         """The JSON Schema of the document, for editors (config/pullthrough.schema.json)."""
         schema = cls.model_json_schema()
         return {"$schema": SCHEMA_DIALECT, **schema}
+
+
+def _explain_organization(config: Config) -> list[str]:
+    org = config.organization
+    assert org is not None
+    prefixes = ", ".join(rule.prefix for rule in org.cached_rules(config))
+    lines = [
+        f"organization {org.id}: hub {org.hub.account} in {org.hub.region} ({org.hub.registry}); members cache "
+        f"{prefixes}" + (f"; only principals under {', '.join(org.paths)}" if org.paths else "")
+    ]
+    for member in org.members:
+        targets = [*member.accounts, *(f"every account of {unit}" for unit in member.organizational_units)]
+        warm = f"; warms {len(member.warm)} image(s)" if member.warm else ""
+        lines.append(f"  member {member.name}: {', '.join(targets)} in {', '.join(member.regions)}{warm}")
+    return lines
 
 
 def _explain_auth(rule: Rule) -> str:
