@@ -134,6 +134,7 @@ class OrgSandbox:
             endpoint.stop()
             del self._members[(account, region)]
         self._by_host.clear()
+        moto_ecr.set_registry(self.hub_account, self.hub_region, None)
         self.hub.stop()
 
     def __enter__(self) -> OrgSandbox:

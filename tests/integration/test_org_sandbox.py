@@ -2,8 +2,9 @@
 
 Hub 111111111111 in us-east-1 (a Docker Hub rule under the test's prefix); members 222222222222 and 333333333333, each
 in eu-west-1 and us-west-2, with an ECR to ECR rule under the same prefix to the hub, as the ECR guide's "Setting up
-permissions for cross-account ECR to ECR PTC" describes (sandbox/registries/ecr_cross_account.py). Raw urllib3 and
-boto3 on purpose: these tests prove the sandbox, so they must not depend on the library.
+permissions for cross-account ECR to ECR PTC" describes (sandbox/registries/ecr_cross_account.py). The member rules
+and the hub's registry policy are the config's (`organization.member_rules`, `registry_policy_statements`: the shared
+contract); everything else is raw urllib3 and boto3: these tests prove the sandbox, not the library.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sandbox.aws.moto_ecr_state import backend
-from sandbox.org import Organization, OrgSandbox, ecr_host
+from pullthrough.config import Config, parse
+from pullthrough.config.organization import MemberRule, member_role_name
+from pullthrough.rules.registry_policy import reconcile_policy
+from sandbox.aws import accounts
+from sandbox.aws.deployed_functions import environment_set
+from sandbox.org import Organization, OrgSandbox
 from tests.integration.registry_http import blob, docker_hub_rule, manifest, unique
 
 pytestmark = pytest.mark.sandbox
@@ -60,8 +64,29 @@ def org(osb: OrgSandbox) -> Iterator[OrgSandbox]:
     osb.reset_clocks()
 
 
+def org_config(prefix: str, paths: tuple[str, ...] = ()) -> Config:
+    """A config with the hub's Docker Hub rule under `prefix` and both members in both regions caching it."""
+    members = ", ".join(f'"{account}"' for account in MEMBERS)
+    text = f"""version: 1
+rules:
+  - {{prefix: {prefix}, upstream: docker-hub, credentials: ecr-pullthroughcache/{prefix}}}
+organization:
+  id: {ORG.id}
+  paths: [{", ".join(paths)}]
+  hub: {{account: "{HUB[0]}", region: {HUB[1]}}}
+  members:
+    - {{name: members, accounts: [{members}], regions: [{", ".join(REGIONS)}]}}
+"""
+    return parse(text)
+
+
+def member_rules(config: Config) -> dict[tuple[str, str], MemberRule]:
+    assert config.organization is not None
+    return {(str(r.account), r.region): r for r in config.organization.member_rules(config)}
+
+
 def role_name(region: str) -> str:
-    return f"pullthrough-org-ptc-{region}"
+    return member_role_name(region)
 
 
 def role_arn(account: str, region: str) -> str:
@@ -91,47 +116,41 @@ def member_role(
     return arn
 
 
-def member_rule(org: OrgSandbox, account: str, region: str, prefix: str) -> None:
-    org.client("ecr", account, region).create_pull_through_cache_rule(
-        ecrRepositoryPrefix=prefix,
-        upstreamRegistry="ecr",
-        upstreamRegistryUrl=ecr_host(*HUB),
-        customRoleArn=role_arn(account, region),
-        upstreamRepositoryPrefix=prefix,
+def member_rule(org: OrgSandbox, rule: MemberRule, *, role: str | None = None) -> None:
+    """The config's ECR to ECR rule, created in its account and region (as the member template would)."""
+    org.client("ecr", str(rule.account), rule.region).create_pull_through_cache_rule(
+        ecrRepositoryPrefix=rule.ecr_repository_prefix,
+        upstreamRegistry=rule.upstream_registry,
+        upstreamRegistryUrl=rule.upstream_registry_url,
+        customRoleArn=role or rule.custom_role_arn,
+        upstreamRepositoryPrefix=rule.upstream_repository_prefix,
     )
 
 
-def hub_policy(org: OrgSandbox, prefix: str, paths: list[str] | None = None) -> None:
-    """The hub's registry policy as the shared contract shapes it (Organization.registry_policy_statements)."""
-    condition: dict[str, Any] = {"StringEquals": {"aws:PrincipalOrgID": ORG.id}}
-    if paths:
-        condition["ForAnyValue:StringLike"] = {"aws:PrincipalOrgPaths": paths}
-    statement = {
-        "Sid": "PullthroughOrgTest",
-        "Effect": "Allow",
-        "Principal": {"AWS": "*"},
-        "Action": sorted(IMPORT_ACTIONS),
-        "Resource": f"arn:aws:ecr:{HUB[1]}:{HUB[0]}:repository/{prefix}/*",
-        "Condition": condition,
-    }
-    text = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-    try:
-        org.client("ecr", *HUB).put_registry_policy(policyText=text)
-    except ClientError:
-        # moto 5.2.5's PutRegistryPolicy accepts only ecr:CreateRepository and ecr:ReplicateImage (org-config's lane
-        # extends it); until then the test stores what PutRegistryPolicy stores, where GetRegistryPolicy reads it.
-        backend(*HUB).registry_policy = text
+def rule_in(prefix: str, account: str, region: str) -> MemberRule:
+    """The config's rule of a region, for an account the config does not name (as for an OU's account)."""
+    return member_rules(org_config(prefix))[(MEMBERS[0], region)].for_account(account)
+
+
+def hub_policy(org: OrgSandbox, config: Config) -> None:
+    """The hub's registry policy: the config's statements, put with PutRegistryPolicy in the hub's account."""
+    assert config.organization is not None
+    statements = config.organization.registry_policy_statements(config)
+    text = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    org.client("ecr", *HUB).put_registry_policy(policyText=text)
 
 
 @pytest.fixture
 def prefix(org: OrgSandbox) -> str:
-    """A Docker Hub rule at the hub and an ECR to ECR rule with its role in every member registry; the prefix."""
+    """A Docker Hub rule at the hub and the config's ECR to ECR rule with its role in every member registry."""
     name = unique("hub")
     user, password = next(iter(org.hub.users.items()))
     docker_hub_rule((org.client("ecr", *HUB), org.client("secretsmanager", *HUB)), name, user, password)
-    for account, region in EVERY_MEMBER:
+    rules = member_rules(org_config(name))
+    assert sorted(rules) == sorted(EVERY_MEMBER)
+    for (account, region), rule in rules.items():
         member_role(org, (account, region))
-        member_rule(org, account, region, name)
+        member_rule(org, rule)
     return name
 
 
@@ -177,7 +196,7 @@ def test_members_are_refused_before_the_hub_policy_allows_the_organization_and_s
         assert role_arn(account, region) in failure["failureReason"]
         assert "no resource-based policy allows the ecr:BatchGetImage action" in failure["failureReason"]
 
-    hub_policy(org, prefix)
+    hub_policy(org, org_config(prefix))
 
     for account, region in EVERY_MEMBER:
         response = pull(org, account, region, repository, "1")
@@ -187,10 +206,26 @@ def test_members_are_refused_before_the_hub_policy_allows_the_organization_and_s
     assert org.registry(*HUB).repository(f"{prefix}/{image.repository}") is not None
 
 
+def test_the_hubs_own_reconcile_opens_the_hub_to_the_members(org: OrgSandbox, prefix: str) -> None:
+    # The library's reconcile of the hub's registry policy (rules/registry_policy.py), run in the hub's account as
+    # reconcile_rules runs there, against the sandbox's evaluation of the members' imports.
+    image = org.hub.push_image(unique("library/app"), "1")
+    repository = f"{prefix}/{image.repository}"
+    assert refusal(org, "333333333333", "us-west-2", repository)
+
+    with accounts.own_environment(HUB[0]), environment_set(accounts.environment(*HUB)):
+        items, notes = reconcile_policy(org_config(prefix), *HUB, dry_run=False)
+    assert notes == []
+    assert items
+
+    for account, region in EVERY_MEMBER:
+        assert pull(org, account, region, repository, "1").status == 200
+
+
 def test_the_hub_policy_admits_only_the_organization_paths_it_names(org: OrgSandbox, prefix: str) -> None:
     image = org.hub.push_image(unique("library/app"), "1")
     repository = f"{prefix}/{image.repository}"
-    hub_policy(org, prefix, paths=[f"{ORG.id}/r-ab12/ou-ab12-11111111/*"])
+    hub_policy(org, org_config(prefix, paths=(f"{ORG.id}/r-ab12/ou-ab12-11111111/*",)))
 
     assert pull(org, "222222222222", "eu-west-1", repository, "1").status == 200
     refused = refusal(org, "333333333333", "eu-west-1", repository)
@@ -201,8 +236,8 @@ def test_an_account_outside_the_organization_is_refused_by_the_hub_policy(org: O
     outsider = ("444444444444", "eu-west-1")
     org.add_registry(*outsider)
     member_role(org, outsider)
-    member_rule(org, *outsider, prefix)
-    hub_policy(org, prefix)
+    member_rule(org, rule_in(prefix, *outsider))
+    hub_policy(org, org_config(prefix))
     image = org.hub.push_image(unique("library/app"), "1")
 
     failure = refusal(org, *outsider, f"{prefix}/{image.repository}")
@@ -226,14 +261,8 @@ def test_a_role_whose_trust_does_not_admit_ecr_fails_the_import_with_upstream_ac
         ],
     }
     wrong_arn = member_role(org, (account, region), name=f"{prefix}-wrong", trust=lambda_trust)
-    ecr.create_pull_through_cache_rule(
-        ecrRepositoryPrefix=prefix,
-        upstreamRegistry="ecr",
-        upstreamRegistryUrl=ecr_host(*HUB),
-        customRoleArn=wrong_arn,
-        upstreamRepositoryPrefix=prefix,
-    )
-    hub_policy(org, prefix)
+    member_rule(org, member_rules(org_config(prefix))[(account, region)], role=wrong_arn)
+    hub_policy(org, org_config(prefix))
     image = org.hub.push_image(unique("library/app"), "1")
     repository = f"{prefix}/{image.repository}"
 
@@ -254,7 +283,7 @@ def test_a_role_missing_from_the_member_account_fails_with_upstream_access_denie
     account, region = "222222222222", "us-west-2"
     org.client("iam", account, region).delete_role_policy(RoleName=role_name(region), PolicyName="import")
     org.client("iam", account, region).delete_role(RoleName=role_name(region))
-    hub_policy(org, prefix)
+    hub_policy(org, org_config(prefix))
     image = org.hub.push_image(unique("library/app"), "1")
 
     failure = refusal(org, account, region, f"{prefix}/{image.repository}")
@@ -271,7 +300,7 @@ def test_the_role_permissions_must_allow_the_import_on_the_hub_repository(org: O
     iam.delete_role(RoleName=role_name(region))
     elsewhere = f"arn:aws:ecr:{HUB[1]}:{HUB[0]}:repository/other/*"
     member_role(org, (account, region), resource=elsewhere)
-    hub_policy(org, prefix)
+    hub_policy(org, org_config(prefix))
     image = org.hub.push_image(unique("library/app"), "1")
 
     failure = refusal(org, account, region, f"{prefix}/{image.repository}")
@@ -285,7 +314,7 @@ def test_a_role_that_may_not_get_an_authorization_token_cannot_import(org: OrgSa
     iam.delete_role_policy(RoleName=role_name(region), PolicyName="import")
     iam.delete_role(RoleName=role_name(region))
     member_role(org, (account, region), token=False)
-    hub_policy(org, prefix)
+    hub_policy(org, org_config(prefix))
     image = org.hub.push_image(unique("library/app"), "1")
 
     failure = refusal(org, account, region, f"{prefix}/{image.repository}")
@@ -297,7 +326,7 @@ def test_the_hub_account_in_another_region_needs_no_registry_policy(org: OrgSand
     same_account = (HUB[0], "eu-west-1")
     org.add_registry(*same_account)
     member_role(org, same_account)
-    member_rule(org, *same_account, prefix)
+    member_rule(org, rule_in(prefix, *same_account))
     image = org.hub.push_image(unique("library/app"), "1")
 
     assert pull(org, *same_account, f"{prefix}/{image.repository}", "1").status == 200
@@ -308,7 +337,7 @@ def test_the_hub_account_in_another_region_needs_no_registry_policy(org: OrgSand
 
 
 def test_n_images_pulled_in_every_member_and_region_cost_the_upstream_n_pulls(org: OrgSandbox, prefix: str) -> None:
-    hub_policy(org, prefix)
+    hub_policy(org, org_config(prefix))
     images = [org.hub.push_image(unique("library/app"), "1") for _ in range(3)]
     before = pulls(org)
 
@@ -328,9 +357,35 @@ def test_n_images_pulled_in_every_member_and_region_cost_the_upstream_n_pulls(or
             held = org.registry(account, region).repository(f"{prefix}/{image.repository}")
             assert held is not None
             assert image.digest in held.manifests
+            assert held.layers[image.blobs[image.digest][1]] == "AVAILABLE"  # imported from the hub
 
     # A day later each member re-checks its tags with the hub, and the hub with the upstream: HEADs, no new pull.
     org.advance(hours=25)
     for account, region in EVERY_MEMBER:
         assert pull(org, account, region, f"{prefix}/{images[0].repository}", "1").status == 200
     assert pulls(org) - before == len(images)
+
+
+def test_a_day_later_the_member_asks_the_hub_again_and_a_revoked_grant_shows_there(
+    org: OrgSandbox, prefix: str
+) -> None:
+    # AWS does not say whether a member's 24-hour re-check reaches the hub: the sandbox's reading is that it does,
+    # under the policies of that moment (sandbox/registries/ecr_cross_account.py).
+    account, region = "222222222222", "us-west-2"
+    hub_policy(org, org_config(prefix))
+    image = org.hub.push_image(unique("library/app"), "1")
+    repository = f"{prefix}/{image.repository}"
+    assert pull(org, account, region, repository, "1").status == 200
+    org.registry(account, region).events.take()
+
+    org.client("ecr", *HUB).delete_registry_policy()
+    assert pull(org, account, region, repository, "1").status == 200  # within the day: the member's own copy
+    assert org.registry(account, region).events.take() == []
+    org.advance(hours=25)
+
+    response = pull(org, account, region, repository, "1")
+    assert response.status == 200  # the re-check failed; the member still serves what it holds
+    assert response.headers["Docker-Content-Digest"] == image.digest
+    failed = [e["detail"] for e in org.registry(account, region).events.take()]
+    assert [(d["repository-name"], d["failure-code"]) for d in failed] == [(repository, "UpstreamAccessDenied")]
+    assert "no resource-based policy allows" in failed[0]["failure-reason"]
