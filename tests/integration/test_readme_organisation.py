@@ -22,6 +22,7 @@ import jmespath
 import pytest
 import yaml
 
+from pullthrough import cli
 from sandbox.aws.stackset import Deployed, activate_organizations_access, deploy_stackset, organization_from_moto
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
@@ -93,6 +94,9 @@ class Runner:
             self.outputs.append([(i.account, i.region) for i in self.deployed.instances])
         elif argv[:2] == ["aws", "organizations"]:
             self.outputs.append(self.organizations(argv[2], argv[3:]))
+        elif argv[:3] == ["pullthrough", "org", "plan"]:
+            argv[argv.index("--config") + 1] = str(self.config)
+            self.outputs.append(cli.main(argv[1:]))
         else:
             pytest.fail(f"the README's Organisation section runs `{line}`, which this test cannot follow")
 
@@ -130,6 +134,8 @@ def test_the_readmes_organisation_section_deploys_every_member_account_and_regio
 
     # Then list-roots gave the root the deploy command names
     assert runner.outputs[1] == organisation["r-ab12"]
+    # And org plan ran before the deploy: exit 1, the hub's policy not written yet (the deploy's reconcile writes it)
+    assert runner.outputs[2] == 1
     # And the StackSet made one stack instance per member account and region: the unit's two accounts in two
     # regions, the account listed alone in one; none in the management account
     expected = [(organisation[a], r) for a in ("fleet-1", "fleet-2") for r in ("eu-west-1", "us-west-2")]
