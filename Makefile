@@ -32,9 +32,11 @@ house: venv ## the house rules of docs/ARCHITECTURE.md: sizes, handler shape, de
 types: venv ## mypy --strict on the library
 	$(BIN)/mypy
 
-template: venv ## sam validate --lint and cfn-lint on template.yaml
+template: venv ## sam validate --lint and cfn-lint on template.yaml and the member template (templates/member.yaml)
+	$(PY) tools/member_template.py --check
 	$(BIN)/sam validate --lint --template template.yaml --region $(AWS_DEFAULT_REGION)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/sam validate --lint --template templates/member.yaml --region $(AWS_DEFAULT_REGION)
+	$(BIN)/cfn-lint template.yaml templates/member.yaml
 
 pytest: venv ## the test suite (unit, integration on the sandbox, template)
 	$(BIN)/pytest -n 2 --dist loadfile -q

@@ -95,6 +95,8 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 stack_name="pullthrough-grants",
                 account=sb.account,
                 region=sb.region,
+                # config_facts checks the member count against the organization section (README, "Organisation")
+                parameters={"OrgMembers": "1", "OrgRootId": "r-ab12"},
                 extra_env={
                     **sb.env(),
                     "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(endpoints),
@@ -119,6 +121,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 "prune": lambda: _prune(stack, sb, config, ns, rules),
                 "update and delete": lambda: (
                     _write(config, ns, later, ["app"]),
+                    stack.parameters.update(OrgMembers="0"),
                     stack.update(),  # an edited config is deployed: the functions' IAM scopes follow it
                     stack.fire_schedule("ReconcileRulesFunction"),
                 ),
@@ -261,6 +264,7 @@ def _prune(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: list[dict[st
     # its own role, which exercises its ReadTaskDefinitions); the rest goes, a multi-platform image's index read
     # first, then deleted with its platform images.
     _write(config, ns, rules, ["tool"], prune={"unused_for_days": 30, "dry_run": False})
+    stack.parameters["OrgMembers"] = "0"  # the config has no organization section any more
     stack.update()
     sb.registry.age(days=31)
     result = stack.fire_schedule("PruneImagesFunction")

@@ -196,8 +196,15 @@ def test_every_reference_names_something_the_template_defines(template: dict[str
     # Given every name referred to from the template's body
     referenced = names_referenced_from_the_body(template)
 
-    # Then each is a parameter, a resource or a pseudo parameter
-    defined = set(template["Parameters"]) | set(template["Resources"])
+    # Then each is a parameter, a resource or a pseudo parameter; or the role SAM generates for a function without a
+    # Role of its own, <Function>Role, which SAM documents as referenceable (SAM Developer Guide, "Generated AWS
+    # CloudFormation resources for AWS SAM": "AWS::Serverless::Function ... AWS::IAM::Role LogicalId: <function>Role")
+    generated = {
+        f"{logical_id}Role"
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function" and "Role" not in resource.get("Properties", {})
+    }
+    defined = set(template["Parameters"]) | set(template["Resources"]) | generated
     assert {name for name in referenced if not name.startswith("AWS::")} - defined == set()
 
 

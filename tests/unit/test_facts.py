@@ -10,6 +10,7 @@ import pytest
 
 from pullthrough import config, custom_resource, facts
 from pullthrough.env import ConfigFactsEnv
+from pullthrough.org_facts import OrgFacts
 from sandbox import lambdas
 
 ROOT_DIR = Path(__file__).resolve().parents[2]
@@ -27,6 +28,7 @@ def test_the_shipped_config_gives_its_prefixes_secrets_schedule_and_role_needs()
 
     # When its facts are derived
     attributes = facts.derive(shipped).attributes()
+    org = {key: attributes.pop(key) for key in list(attributes) if key.startswith("Org")}
 
     # Then each rule's repositories, each secret (without the prefix the template writes), the warm schedule and what
     # the repository creation role serves (docker-hub's template sets tags with role: create) are there
@@ -41,6 +43,9 @@ def test_the_shipped_config_gives_its_prefixes_secrets_schedule_and_role_needs()
         "PruneScheduleState": "ENABLED" if shipped.prune else "DISABLED",
         "PruneRepositoryPatterns": "docker-hub/*,ghcr/*,quay/*,k8s/*,ecr-public/*" if shipped.prune else "NONE",
     }
+    # and, without an organization section, the organisation's facts are the empty ones (the StackSet is not deployed)
+    assert shipped.organization is None
+    assert org == OrgFacts().attributes()
 
 
 def test_a_root_rule_covers_every_repository_and_keys_come_from_role_templates() -> None:

@@ -286,6 +286,18 @@ def test_an_upstream_refusing_the_rules_credentials_names_the_secret_to_fix() ->
     assert "secret ecr-pullthroughcache/docker-hub" in (item.fix or "")
 
 
+def test_an_ecr_to_ecr_rule_refused_upstream_names_its_role_not_a_secret() -> None:
+    # Given an ECR to ECR rule (upstream ecr: ECR assumes the rule's role, no secret) whose import ECR refused
+    ecr = TriggerRefused(RegistryAuthError("ECR", REPO, "DENIED: upstream", 403))
+    ecr.refusals["1"] = ImageFailure("UpstreamAccessDenied", "role arn:aws:iam::1:role/r may not")
+    item = outcome(ecr, job(upstream="ecr", rule="docker-hub"))
+    # Then the fix is the role's trust and permissions and the upstream registry's policy
+    assert (item.outcome, item.reason_code) == (Outcome.FAILED, "auth")
+    assert "pullthroughcache.ecr.amazonaws.com sts:AssumeRole" in (item.fix or "")
+    assert "rule docker-hub" in (item.fix or "")
+    assert "secret" not in (item.fix or "")
+
+
 def test_an_incomplete_import_names_what_ecrs_events_reported() -> None:
     ecr, clock = FakeEcr(checks_to_import=None), Clock()
     digest, body, _ = image_manifest("app")

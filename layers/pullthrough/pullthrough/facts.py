@@ -13,7 +13,7 @@ The answers are short lists joined by commas, because CloudFormation takes at mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,9 +23,19 @@ from pullthrough import custom_resource
 from pullthrough.config import CREATE_ROLE, SECRET_PREFIX, Config
 from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import ConfigFactsEnv
+from pullthrough.org_facts import ORG_MEMBER_SLOTS, ORG_PREFIX_SLOTS, OrgFacts, check_deployment, derive_org
 from pullthrough.reference import ROOT_PREFIX
 
-__all__ = ["NOTHING", "PHYSICAL_ID", "Facts", "derive", "handle", "repository_pattern"]
+__all__ = [
+    "NOTHING",
+    "ORG_MEMBER_SLOTS",
+    "ORG_PREFIX_SLOTS",
+    "PHYSICAL_ID",
+    "Facts",
+    "derive",
+    "handle",
+    "repository_pattern",
+]
 
 PHYSICAL_ID = "pullthrough-config-facts"  # one per stack, the same on every update: never a replacement
 # Stands for an empty list in a repository or KMS key ARN: upper case, which neither an ECR repository name nor a KMS
@@ -59,10 +69,13 @@ class Facts:
     # "<prefix>/*" of the rules prune may delete under: never a ROOT rule's (pullthrough.prune); none unless the
     # config has a prune section
     prune_repository_patterns: tuple[str, ...] = ()
+    # the organization section: the StackSet's targets and the member template's parameters (pullthrough.org_facts)
+    org: OrgFacts = field(default_factory=OrgFacts)
 
-    def attributes(self) -> dict[str, str]:
-        """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads."""
-        return {
+    def attributes(self, org_root: str = "") -> dict[str, str]:
+        """The custom resource's Data: each attribute `!GetAtt ConfigFacts.<name>` reads (`org_root`: the stack's
+        OrgRootId parameter, the unit of members that list accounts only)."""
+        return self.org.attributes(org_root) | {
             "RepositoryPatterns": ",".join(self.repository_patterns or (NOTHING,)),
             "SecretNames": ",".join(self.secret_names),
             "WarmSchedule": self.warm_schedule,
@@ -104,6 +117,7 @@ def derive(config: Config) -> Facts:
         )
         if config.prune is not None
         else (),
+        org=derive_org(config),
     )
 
 
@@ -113,9 +127,12 @@ def handle(event: Mapping[str, Any], context: LambdaContext, env: ConfigFactsEnv
     Returns the answer as CloudFormation reads it (its field names), for the function's log.
     """
 
-    def facts(_: custom_resource.Request) -> dict[str, str]:
-        # A ConfigError lists every problem of the document; it becomes the deploy's failure reason.
-        return derive(config_module.load(env.config_path)).attributes()
+    def facts(request: custom_resource.Request) -> dict[str, str]:
+        # A ConfigError lists every problem of the document; it becomes the deploy's failure reason. The stack's
+        # organisation parameters (OrgMembers, OrgRootId) and its account and region must agree with the config.
+        derived = derive(config_module.load(env.config_path))
+        check_deployment(derived.org, request.resource_properties)
+        return derived.attributes(str(request.resource_properties.get("OrgRootId", "")))
 
     answer = custom_resource.answer(event, facts, physical_id=PHYSICAL_ID)
     return answer.model_dump(mode="json", by_alias=True)

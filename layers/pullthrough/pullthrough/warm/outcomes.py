@@ -129,6 +129,20 @@ def unreadable_secret_fix(secret: str, error: AwsError) -> str:
     return f"nothing to do if it happens once: the next run reads secret {secret} again"
 
 
+def ecr_upstream_fix(rule: str) -> str:
+    """What to do when ECR could not import from an upstream ECR registry (ECR to ECR): the rule's role or the
+    upstream's registry policy, never a secret (such a rule has none). AWS's ECR guide, "Setting up permissions for
+    cross-account ECR to ECR PTC"."""
+    return (
+        f"fix the role ECR assumes for rule {rule} (its customRoleArn, in an organisation pullthrough-org-ptc-<region> "
+        "of the member template): its trust policy must let pullthroughcache.ecr.amazonaws.com sts:AssumeRole, its "
+        "permissions allow ecr:GetAuthorizationToken on * and ecr:BatchGetImage, ecr:GetDownloadUrlForLayer and "
+        f"ecr:BatchImportUpstreamImage on the upstream registry's {rule}/ repositories; redeploy the hub "
+        "(`sam deploy`: its StackSet restores the member stacks) if the role was changed by hand, and check the "
+        "upstream registry's policy allows the role (the hub's reconcile writes it)"
+    )
+
+
 def fix_for(
     reason: Reason,
     *,
@@ -233,6 +247,7 @@ __all__ = [
     "UNREACHABLE_CODES",
     "Failure",
     "Reason",
+    "ecr_upstream_fix",
     "failure",
     "fix_for",
     "reason_of",

@@ -26,6 +26,7 @@ from pullthrough.warm.outcomes import (
     UNREACHABLE_CODES,
     Failure,
     Reason,
+    ecr_upstream_fix,
     failure,
     fix_for,
     upstream_reason,
@@ -46,10 +47,17 @@ def explain(error: PullthroughError | ImageRefusal, job: WarmJob, ecr: EcrImport
     return failure(error, image=job.subject, rule=job.rule, secret=job.secret)
 
 
+def _fix(reason: Reason, job: WarmJob) -> str:
+    """The fix of a reason ECR gave: an ECR to ECR rule's access is its role's and the upstream registry's policy."""
+    if reason is Reason.AUTH and job.upstream == "ecr":
+        return ecr_upstream_fix(job.rule)
+    return fix_for(reason, image=job.subject, rule=job.rule, secret=job.secret)
+
+
 def refusal(found: ImageRefusal, job: WarmJob) -> Failure:
     """What one of BatchGetImage's failure codes means for the job."""
     reason = IMAGE_FAILURES.get(found.code, Reason.ERROR)
-    fix = fix_for(reason, image=job.subject, rule=job.rule, secret=job.secret)
+    fix = _fix(reason, job)
     return Failure(reason, f"{reason.value.replace('_', ' ')}: ECR says {found.code}: {found.reason}", fix)
 
 
@@ -66,7 +74,7 @@ def aws_refusal(error: AwsError, job: WarmJob) -> Failure:
         reason = Reason.ECR_UNREACHABLE
     else:
         return failure(error, image=job.subject, rule=job.rule, secret=job.secret)
-    fix = fix_for(reason, image=job.subject, rule=job.rule, secret=job.secret)
+    fix = _fix(reason, job)
     return Failure(reason, f"{reason.value.replace('_', ' ')}: {error}", fix)
 
 
