@@ -67,7 +67,7 @@ BAD_DOCUMENTS = [
         [
             (
                 "rule: unknown field (did you mean 'rules'?); valid here: version, stack, rules, warm, "
-                "notifications, prune (got [])"
+                "notifications, prune, organization (got [])"
             ),
         ],
         id="unknown-top-field",

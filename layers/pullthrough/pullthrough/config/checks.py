@@ -1,5 +1,6 @@
 """Checks across the document: prefixes unique and not nested, each warm image resolving to exactly one rule, each
-kept image under a rule; run on whatever parts of the document are valid on their own.
+kept image under a rule, the organization against the rules (pullthrough.config.organization_checks); run on
+whatever parts of the document are valid on their own.
 
 pydantic validates one section at a time and stops at the first broken one; these checks run even when parts of the
 document are broken, so one round of fixes is enough. An image whose rule is itself broken waits for that rule's
@@ -18,6 +19,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from pullthrough import upstreams
 from pullthrough.config import fields
+from pullthrough.config.organization import Organization
+from pullthrough.config.organization_checks import check_organization
 from pullthrough.config.problems import format_loc, raw_at
 from pullthrough.config.redaction import show
 from pullthrough.config.resolution import resolve
@@ -44,6 +47,7 @@ class _Parts:
     images: list[tuple[int, WarmImage]] = field(default_factory=list)
     broken_upstreams: set[str] = field(default_factory=set)
     broken_prefixes: set[str] = field(default_factory=set)
+    organization: Organization | None = None
 
     def resolve(self, ref: ImageReference, pin: str | None) -> Rule | str | None:
         """The rule of `ref` among the valid rules, what to fix, or None when a broken rule may be the answer."""
@@ -57,6 +61,7 @@ def document_checks(raw: dict[str, Any], config: Config | None, source: str) -> 
             rules=list(enumerate(config.rules)),
             prefixes=[(index, rule.prefix) for index, rule in enumerate(config.rules)],
             images=list(enumerate(config.warm.images)),
+            organization=config.organization,
         )
     elif isinstance(raw.get("rules"), list):
         parts = _valid_parts(raw)
@@ -68,6 +73,9 @@ def document_checks(raw: dict[str, Any], config: Config | None, source: str) -> 
         checker.check_image(index, image)
     if config is not None and config.prune is not None:
         checker.check_keep(config.prune.keep)
+    if parts.organization is not None:
+        broken = (parts.broken_upstreams, parts.broken_prefixes)
+        check_organization(parts.organization, parts.rules, broken, checker.problem)
     return checker.finished()
 
 
@@ -86,6 +94,9 @@ def _valid_parts(raw: dict[str, Any]) -> _Parts:
     for index, item in enumerate(raw_images if isinstance(raw_images, list) else []):
         with contextlib.suppress(ValidationError):  # reported by the full validation already
             parts.images.append((index, _IMAGE_ADAPTER.validate_python(item)))
+    if isinstance(raw.get("organization"), dict):
+        with contextlib.suppress(ValidationError):  # reported by the full validation already
+            parts.organization = Organization.model_validate(raw["organization"])
     return parts
 
 

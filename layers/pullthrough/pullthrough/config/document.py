@@ -15,6 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Private
 from pullthrough import sources, upstreams
 from pullthrough.config import fields
 from pullthrough.config.fields import Model
+from pullthrough.config.organization import Organization
 from pullthrough.config.patterns import STACK
 from pullthrough.config.prune import Prune
 from pullthrough.config.resolution import resolve
@@ -63,6 +64,13 @@ class Config(Model):
     notifications: Notifications = Field(default_factory=Notifications, description="What reports contain.")
     prune: Prune | None = Field(
         None, description="Delete cached images nobody pulled for a while; left out, nothing is ever deleted."
+    )
+    organization: Organization | None = Field(
+        None,
+        description=(
+            "An organisation caching this hub's prefixes: member accounts and regions get ECR-to-ECR rules to this "
+            "account's registry, whose registry policy lets them import; left out, this installation is on its own."
+        ),
     )
     _origin: Path | None = PrivateAttr(None)  # the file load() read: warm.sources paths are relative to its folder
 
