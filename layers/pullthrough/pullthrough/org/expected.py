@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pullthrough.aws.stack_instances import StackInstance
 from pullthrough.errors import AwsError
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
+    from pullthrough.config.organization import Member
 
 Where = tuple[str, str]  # (account, region)
 
@@ -42,25 +43,20 @@ class Expected:
         return bool(self.members) and all(where in reported for where in self.members)
 
 
-def organization_of(config: Config) -> Any:
-    """The config's `organization` section, or None (org-config's model: config/organization.py)."""
-    return getattr(config, "organization", None)
-
-
 def expected(config: Config, instances: Callable[[], Sequence[StackInstance]], stack_set: str) -> Expected:
     """The members the hub waits for in a cycle: listed accounts x regions, and the StackSet's instances for OUs."""
-    organization = organization_of(config)
+    organization = config.organization
     if organization is None:
         return Expected()
     members: dict[Where, str] = {}
-    by_ou: dict[str, list[Any]] = {}
+    by_ou: dict[str, list[Member]] = {}
     for member in organization.members:
-        if not getattr(member, "warm", None):
+        if not member.warm:
             continue  # no warm list: no planner in the member, no cycle to report
-        for account in member.accounts or ():
+        for account in member.accounts:
             for region in member.regions:
                 members.setdefault((account, region), member.name)
-        for ou in member.organizational_units or ():
+        for ou in member.organizational_units:
             by_ou.setdefault(ou, []).append(member)
     if not by_ou:
         return Expected(members)
@@ -69,7 +65,7 @@ def expected(config: Config, instances: Callable[[], Sequence[StackInstance]], s
 
 def _with_instances(
     members: dict[Where, str],
-    by_ou: dict[str, list[Any]],
+    by_ou: dict[str, list[Member]],
     instances: Callable[[], Sequence[StackInstance]],
     stack_set: str,
 ) -> Expected:
