@@ -18,7 +18,7 @@ import boto3
 import pytest
 
 from pullthrough import config as config_module
-from pullthrough.aws.ledger.cycles import Cycles, Recorded
+from pullthrough.aws.ledger.cycles import Cycles, MemberReport, Recorded
 from pullthrough.aws.stack_instances import StackInstance
 from pullthrough.env import GatherEnv, HubSettings
 from pullthrough.errors import AwsError, EventError
@@ -372,3 +372,21 @@ def test_an_unreadable_event_is_dropped_not_retried(hub: Hub) -> None:
 def test_expected_is_empty_without_an_organization() -> None:
     plain = CONFIG.split("organization:")[0]
     assert expected(config_of(plain), lambda: [], "x") == Expected()
+
+
+def test_two_closers_racing_publish_once(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    for account in (A, B):
+        for region in REGIONS:
+            hub.gatherer.cycles.record("2026-12-07T06:00:00Z", T0 + timedelta(hours=6), _entry(account, region))
+    cycles = hub.gatherer.cycles
+    seen_open = cycles.state("2026-12-07T06:00:00Z")
+    assert hub.gatherer.close_if_complete("2026-12-07T06:00:00Z", by="first") is not None
+    # the second closer read the cycle open before the first closed it
+    monkeypatch.setattr(type(cycles), "state", lambda self, cycle: seen_open)
+    assert hub.gatherer.close_if_complete("2026-12-07T06:00:00Z", by="second") is None
+    assert len(hub.published) == 1
+
+
+def _entry(account: str, region: str) -> MemberReport:
+    report = warm_report(account, region)
+    return MemberReport(account, region, report.run_id, "prod", "warm", report.to_json())
