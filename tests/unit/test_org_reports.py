@@ -135,7 +135,8 @@ def test_a_report_too_large_for_one_event_keeps_its_failures_and_counts_the_rest
     assert [i.outcome for i in event.report.items] == [Outcome.FAILED] * 40
     assert event.report.unlisted == {Outcome.WARMED: 3000}
     assert event.report.counts == report.counts
-    assert event.trimmed is not None and "40 item(s) kept" in event.trimmed
+    assert event.trimmed is not None
+    assert "40 item(s) kept" in event.trimmed
 
 
 def test_even_too_many_failures_are_cut_to_fit() -> None:
@@ -287,7 +288,8 @@ def test_one_hub_report_when_every_member_reported(hub: Hub) -> None:
         assert hub.published == []  # not every expected member yet
     assert hub.gatherer.take(envelope(reports[3])) is Recorded.RECORDED
     [found] = hub.published
-    assert found.kind is Kind.ORG and found.status is Status.FAILED
+    assert found.kind is Kind.ORG
+    assert found.status is Status.FAILED
     assert found.counts == {Outcome.FAILED: 1, Outcome.REPORTED: 4}
     [failure] = found.problems()
     assert failure.subject == f"{B}/us-west-2 docker.io/library/bad0:1"
@@ -296,7 +298,8 @@ def test_one_hub_report_when_every_member_reported(hub: Hub) -> None:
         "us-west-2",
         "UpstreamAccessDenied",
     )
-    assert failure.fix and "ecr:BatchImportUpstreamImage" in failure.fix
+    assert failure.fix
+    assert "ecr:BatchImportUpstreamImage" in failure.fix
     summary = {(i.details.account, i.details.region): i.details.counts for i in found.successes()}
     assert summary[(A, "eu-west-1")] == {Outcome.WARMED: 2}
     assert summary[(B, "us-west-2")] == {Outcome.FAILED: 1, Outcome.WARMED: 2}
@@ -322,8 +325,10 @@ def test_a_member_missing_at_the_deadline_is_named_with_the_fix(hub: Hub) -> Non
     [found] = hub.published
     [missing] = found.problems()
     assert (missing.outcome, missing.subject) == (Outcome.MISSING, f"prod {B}/us-west-2")
-    assert missing.reason and "by its deadline 2026-12-07 12:00 UTC" in missing.reason
-    assert missing.fix and "HUB_EVENT_BUS_ARN" in missing.fix
+    assert missing.reason
+    assert "by its deadline 2026-12-07 12:00 UTC" in missing.reason
+    assert missing.fix
+    assert "HUB_EVENT_BUS_ARN" in missing.fix
     assert found.counts == {Outcome.MISSING: 1, Outcome.REPORTED: 3}
     # the late report counts for nothing, and nothing is reported twice
     assert hub.gatherer.take(envelope(warm_report(B, "us-west-2"))) is Recorded.CLOSED
