@@ -129,7 +129,7 @@ class Stack(Routing):
             attributes = {}
             if "KmsMasterKeyId" in props:  # publishers then need the key too (SNS Developer Guide, "Key management")
                 attributes["KmsMasterKeyId"] = str(self.resolve(props["KmsMasterKeyId"]))
-            arn = client("sns", self.region).create_topic(
+            arn = client("sns", self.region, self.account).create_topic(
                 Name=f"{self.stack_name}-{logical_id}", Attributes=attributes
             )["TopicArn"]
             self.physical[logical_id] = arn
@@ -228,7 +228,7 @@ class Stack(Routing):
         return found
 
     def _create_queue(self, logical_id: str, props: dict[str, Any]) -> None:
-        sqs = client("sqs", self.region)
+        sqs = client("sqs", self.region, self.account)
         attributes: dict[str, str] = {}
         if "VisibilityTimeout" in props:
             attributes["VisibilityTimeout"] = str(self.resolve(props["VisibilityTimeout"]))
@@ -246,7 +246,7 @@ class Stack(Routing):
         self.physical[f"{logical_id}.QueueName"] = url.rsplit("/", 1)[-1]
 
     def _create_table(self, logical_id: str, props: dict[str, Any]) -> None:
-        ddb = client("dynamodb", self.region)
+        ddb = client("dynamodb", self.region, self.account)
         name = f"{self.stack_name}-{logical_id}"
         ddb.create_table(
             TableName=name,

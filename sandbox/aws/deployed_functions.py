@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sandbox import lambdas
-from sandbox.aws import iam, iam_guard, iam_roles
+from sandbox.aws import accounts, iam, iam_guard, iam_roles
 from sandbox.aws.intrinsics import Intrinsics
 from sandbox.template import REPO_ROOT
 
@@ -46,6 +46,7 @@ class DeployedFunctions(Intrinsics):
         env = {k: self.resolve(v) for k, v in {**glob, **own}.items()}
         env = {k: str(v) for k, v in env.items() if v is not None}
         env.update(AWS_REGION=self.region, AWS_LAMBDA_FUNCTION_NAME=self.physical[function])
+        env.update(accounts.environment(self.account, self.region))  # the execution role's keys, in its account
         if env.get("PULLTHROUGH_CONFIG") == LAYER_CONFIG:
             env["PULLTHROUGH_CONFIG"] = str(CONFIG_SOURCE)  # the config layer holds config/pullthrough.yaml
         env.update(self.extra_env)
@@ -70,7 +71,11 @@ class DeployedFunctions(Intrinsics):
         would, its time counting down from its Timeout."""
         self.invocations.append((function, kind))
         iam_guard.install()
-        with environment_set(self.environment(function)), iam.acting_as(self.principal(function)):
+        with (
+            accounts.own_environment(self.account),
+            environment_set(self.environment(function)),
+            iam.acting_as(self.principal(function)),
+        ):
             context = lambdas.LambdaContext(
                 function_name=self.physical[function],
                 region=self.region,

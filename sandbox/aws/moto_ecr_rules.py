@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -48,6 +49,9 @@ PREFIX_LENGTH = (2, 30)
 
 # Module-level so the sandbox can fill it before any boto3 call: upstream host -> local base URL.
 UPSTREAM_ENDPOINTS: dict[str, str] = {}
+# How ValidatePullThroughCacheRule checks a rule whose upstream is another ECR registry (account, region, the rule
+# Describe-shaped) -> failure text or None; set by the multi-account sandbox (sandbox/registries/ecr_cross_account.py).
+ECR_UPSTREAM_VALIDATOR: list[Callable[[str, str, dict[str, Any]], str | None]] = []
 
 
 @dataclass
@@ -239,7 +243,10 @@ def validate(ecr: ECRBackend, params: dict[str, Any]) -> dict[str, Any]:
     prefix = check_prefix("ecrRepositoryPrefix", params.get("ecrRepositoryPrefix"), min_length=2, max_length=30)
     with LOCK:
         rule = get(ecr, prefix_key(prefix))
-    failure = _check_upstream(ecr, rule)
+    if rule.upstream_registry == "ecr" and ECR_UPSTREAM_VALIDATOR:
+        failure = ECR_UPSTREAM_VALIDATOR[-1](ecr.account_id, ecr.region_name, rule.describe())
+    else:
+        failure = _check_upstream(ecr, rule)
     result = rule.subset(
         "ecrRepositoryPrefix",
         "registryId",

@@ -15,9 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
-from sandbox.aws import iam, iam_guard, moto_secrets
+from sandbox.aws import accounts, iam, iam_guard, moto_secrets
 from sandbox.aws.deployed_functions import DeployedFunctions
 from sandbox.aws.eventbridge import envelope, matches
 
@@ -131,7 +129,9 @@ class Routing(DeployedFunctions):
             payload = json.loads(route.input) if isinstance(route.input, str) else (route.input or event)
             if route.queue is not None:
                 url = self.physical[route.queue]
-                results.append(client("sqs", self.region).send_message(QueueUrl=url, MessageBody=json.dumps(payload)))
+                results.append(
+                    client("sqs", self.region, self.account).send_message(QueueUrl=url, MessageBody=json.dumps(payload))
+                )
                 continue
             results.append(self.invoke(route.function, payload, "eventbridge"))
         return results
@@ -175,7 +175,7 @@ class Routing(DeployedFunctions):
         route = next((r for r in self.routes if r.kind == "sqs" and r.function == function), None)
         if route is None or route.queue is None:
             raise LookupError(f"{function} has no SQS event source in template.yaml")
-        sqs = client("sqs", self.region)
+        sqs = client("sqs", self.region, self.account)
         url = self.physical[route.queue]
         arn = self.physical[f"{route.queue}.Arn"]
         # Lambda's poller reads, receives and deletes with the function's execution role (Lambda Developer Guide,
@@ -213,7 +213,7 @@ class Routing(DeployedFunctions):
         With a batching window the poller keeps receiving until the batch is full or the window ends; here, until the
         queue is empty.
         """
-        sqs = client("sqs", self.region)
+        sqs = client("sqs", self.region, self.account)
         batch: list[dict[str, Any]] = []
         while len(batch) < size:
             got = sqs.receive_message(
@@ -245,7 +245,7 @@ class Routing(DeployedFunctions):
     @contextmanager
     def bus(self) -> Iterator[Callable[[], int]]:
         """Capture the events handlers put on the default bus; the yielded callable routes what arrived."""
-        events, sqs = client("events", self.region), client("sqs", self.region)
+        events, sqs = client("events", self.region, self.account), client("sqs", self.region, self.account)
         url = sqs.create_queue(QueueName=f"{self.stack_name}-sandbox-bus")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         rule = f"{self.stack_name}-sandbox-bus"
@@ -270,8 +270,9 @@ class Routing(DeployedFunctions):
             events.delete_rule(Name=rule)
 
 
-def client(service: str, region: str) -> Any:
-    return boto3.client(service, region_name=region)  # type: ignore[call-overload]
+def client(service: str, region: str, account: str = accounts.DEFAULT_ACCOUNT) -> Any:
+    """A boto3 client acting in the stack's account (sandbox/aws/accounts.py)."""
+    return accounts.client(service, region, account)
 
 
 def function_of(node: Any) -> str | None:

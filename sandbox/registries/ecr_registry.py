@@ -146,6 +146,8 @@ class EcrRegistry(LayerImports, StorageClasses):
         self.imports = Imports()
         self.events = Events(account, region, self.clock)
         self.upstream_endpoints: dict[str, str] = {}  # upstream host -> local base URL
+        # Clients for rules whose upstream is another ECR registry (sandbox/registries/ecr_cross_account.py).
+        self.ecr_upstream: Callable[[Route], UpstreamClient | None] | None = None
         self.public_url = ""  # the registry endpoint's URL, for pre-signed layer URLs (set by the endpoint)
         self.storage: RegistryProcess | None = None
         self._on_spawn = on_spawn
@@ -282,6 +284,9 @@ class EcrRegistry(LayerImports, StorageClasses):
     # --- plumbing -----------------------------------------------------------------------------------------------
 
     def _client(self, route: Route) -> UpstreamClient:
+        cross = self.ecr_upstream(route) if self.ecr_upstream is not None else None
+        if cross is not None:
+            return cross  # an ECR to ECR rule: ECR reads the other registry as the rule's role
         base_url = self.upstream_endpoints.get(route.upstream_url)
         if base_url is None:
             raise UpstreamFailure(UNAVAILABLE, f"The upstream registry {route.upstream_url} is unreachable.")
