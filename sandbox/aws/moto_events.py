@@ -28,9 +28,9 @@ import random
 from collections.abc import Callable
 from typing import Any
 
+from moto.core.utils import unix_time
 from moto.events.models import EventsBackend, events_backends
 from moto.events.utils import _BASE_EVENT_MESSAGE
-from moto.utilities.utils import unix_time
 
 from sandbox.aws.iam_conditions import action_matches, conditions_hold, resource_matches
 

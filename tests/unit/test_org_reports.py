@@ -123,7 +123,12 @@ def test_the_event_carries_the_contract_detail() -> None:
 
 def test_a_member_cannot_report_for_another_account() -> None:
     with pytest.raises(EventError, match=f"account {B} sent a report for account {A}"):
-        HubEvent.from_envelope(envelope(warm_report(A, "eu-west-1"), sender=B))
+        HubEvent.from_envelope(envelope(warm_report(A, "eu-west-1"), sender=B), hub_account=HUB)
+
+
+def test_the_hub_may_report_a_members_region_it_warmed() -> None:
+    event = HubEvent.from_envelope(envelope(warm_report(A, "eu-west-1"), sender=HUB), hub_account=HUB)
+    assert (event.account, event.region) == (A, "eu-west-1")
 
 
 def test_a_report_too_large_for_one_event_keeps_its_failures_and_counts_the_rest() -> None:

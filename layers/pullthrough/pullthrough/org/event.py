@@ -55,12 +55,13 @@ class HubEvent(BaseModel):
         return parse_cycle(self.cycle)
 
     @classmethod
-    def from_envelope(cls, envelope: dict[str, Any]) -> Self:
+    def from_envelope(cls, envelope: dict[str, Any], hub_account: str | None = None) -> Self:
         """Read an EventBridge event (as the SQS queue receives it); EventError names what is wrong.
 
         A cross-account event carries the sending account in the envelope's `account` ("Sending and receiving events
         between AWS accounts in Amazon EventBridge"): a detail naming another account is refused, so a member cannot
-        report for someone else.
+        report for someone else. Only the hub itself (`hub_account`) may report a member's account and region: its
+        functions warm members' regions through their roles.
         """
         if envelope.get("source") != SOURCE or envelope.get("detail-type") != DETAIL_TYPE:
             raise EventError(
@@ -73,7 +74,7 @@ class HubEvent(BaseModel):
         except (ValidationError, ValueError) as exc:
             raise EventError(f"the report event's detail is not readable: {_first_error(exc)}") from None
         sender = envelope.get("account")
-        if sender and sender != event.account:
+        if sender and sender not in (event.account, hub_account):
             raise EventError(
                 f"account {sender} sent a report for account {event.account}; a member reports for itself only"
             )

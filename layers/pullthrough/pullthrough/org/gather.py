@@ -61,7 +61,7 @@ class Gatherer:
     def take(self, envelope: Mapping[str, Any]) -> Recorded | None:
         """Record one report event and close its cycle when it completes it; None for an event not counted (a
         report other than warm). EventError for an event that is not a member's report."""
-        event = HubEvent.from_envelope(dict(envelope))
+        event = HubEvent.from_envelope(dict(envelope), hub_account=self.env.account_id)
         if event.kind is not Kind.WARM:
             logger.info("not a warm report: not part of a cycle", extra={"kind": event.kind.value, "run": event.run_id})
             return None
