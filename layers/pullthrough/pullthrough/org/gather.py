@@ -120,6 +120,7 @@ class Gatherer:
         config = self.config
         hub = Hub(config.stack, self.env.account_id, self.env.region)
         report = hub_report(state, self.cycles.reports(state.cycle), self.expected, hub, trigger)
+        logger.append_keys(run_id=report.run_id)  # the report's Logs Insights query finds this invocation's lines
         # Strict, as a warm run's: an SNS error fails the invocation, and the ledger marks the cycle reported only
         # after the report went out (the redelivery or the schedule publishes it then).
         publish(report, self.env.topic_arn, config.notifications, strict=True, log_successes=False)
