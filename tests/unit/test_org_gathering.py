@@ -400,3 +400,14 @@ def test_two_closers_racing_publish_once(hub: Hub, monkeypatch: pytest.MonkeyPat
 def _entry(account: str, region: str) -> MemberReport:
     report = warm_report(account, region)
     return MemberReport(account, region, report.run_id, "prod", "warm", report.to_json())
+
+
+def test_a_report_sns_refused_in_strict_mode_goes_nowhere_else(bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AwsError("sns:Publish", "t", "KMSAccessDenied", "no key")
+
+    monkeypatch.setattr(publish_module.sns, "publish", refused)
+    hub = HubSettings(HUB_EVENT_BUS_ARN=BUS_ARN)
+    with pytest.raises(AwsError):
+        publish_module.publish(warm_report(A, "eu-west-1"), "arn:aws:sns:eu-west-1:1:t", strict=True, hub=hub)
+    assert bus.put == []  # the run is retried until its own report is sent; the hub's copy follows it
