@@ -18,12 +18,14 @@ from typing import Any
 
 import boto3
 import pytest
+from moto.sns.models import sns_backends
 
 from pullthrough.env import GatherEnv, HubSettings
 from pullthrough.org import gather
 from pullthrough.reporting import Kind, Outcome, Report, ReportItem, Status
 from pullthrough.reporting import publish as publish_module
 from sandbox.aws import accounts, moto_events
+from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 
 HUB = accounts.DEFAULT_ACCOUNT
@@ -228,3 +230,54 @@ def test_an_account_outside_the_organisation_is_refused_and_its_run_stands(
     assert member_publishes(OUTSIDER, "eu-west-1", report, monkeypatch) is not None
     assert counted == [1]
     assert hub.gather() == []
+
+
+# --- gather_reports as template.yaml deploys it -----------------------------------------------------------------------
+
+
+def test_the_deployed_hub_gathers_and_reports_with_its_own_role(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's stack with OrganizationId: gather_reports drained from its queue (OrgReportsQueue) by Lambda's poller
+    and closing cycles on its schedule, each call decided by its execution role (IAM enforced by the sandbox), its
+    report on the stack's KMS-encrypted topic; the warm functions' HUB_EVENT_BUS_ARN names the hub's own bus."""
+    config = tmp_path / "pullthrough.yaml"
+    config.write_text(CONFIG)
+    with fake_aws(HUB_REGION):
+        moto_events.install(lambda account: ORG_ID if account in {A, B, HUB} else None)
+        stack = Stack(parameters={"OrganizationId": ORG_ID}, extra_env={"PULLTHROUGH_CONFIG": str(config)}).deploy()
+        assert stack.environment("WarmImagesFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
+        assert stack.environment("PlanWarmingFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
+        # The bus and its rule as template.yaml declares them (the sandbox's CloudFormation does not create buses)
+        bus = stack.template["Resources"]["OrgReportBus"]["Properties"]
+        events = boto3.client("events", region_name=HUB_REGION)
+        events.create_event_bus(Name=stack.resolve(bus["Name"]))
+        events.put_permission(EventBusName=BUS, Policy=json.dumps(stack.resolve(bus["Policy"])))
+        rule = stack.template["Resources"]["OrgReportsRule"]["Properties"]
+        events.put_rule(Name="org-reports", EventBusName=BUS, EventPattern=json.dumps(rule["EventPattern"]))
+        target = {"Id": "org-reports", "Arn": stack.physical["OrgReportsQueue.Arn"]}
+        events.put_targets(Rule="org-reports", EventBusName=BUS, Targets=[target])
+        # Given this cycle's four member runs and an earlier cycle with one member missing
+        now, earlier = datetime.now(UTC), datetime.now(UTC) - timedelta(days=2)
+        for account in (A, B):
+            for region in REGIONS:
+                member_publishes(account, region, warm_report(account, region, now), monkeypatch)
+                if (account, region) != (B, "us-west-2"):
+                    member_publishes(account, region, warm_report(account, region, earlier), monkeypatch)
+        # When Lambda's poller drains the queue and the schedule fires
+        assert stack.drain("GatherReportsFunction") == 7
+        closed = stack.fire_schedule("GatherReportsFunction")
+        # Then both cycles are reported, each once, through the function's own role
+        assert len(closed["closed"]) == 1
+        subjects = sorted(subject for subject, _ in moto_sns_messages(stack.physical["ReportTopic"]))
+        assert subjects == [
+            "FAILED pullthrough org org/us-east-1: 1 of 4 missing, 3 reported",
+            "OK pullthrough org org/us-east-1: 4 reported",  # notifications.success: summary (the default)
+        ]
+
+
+def moto_sns_messages(topic_arn: str) -> list[tuple[str, str]]:
+    """(subject, body) of what moto's SNS backend kept of the messages published to the topic (FACTS.md)."""
+    account, region = topic_arn.split(":")[4], topic_arn.split(":")[3]
+    topic = sns_backends[account][region].topics[topic_arn]
+    return [(subject or "", body) for _, body, subject, _, _ in topic.sent_notifications]
