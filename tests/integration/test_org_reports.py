@@ -264,6 +264,8 @@ def test_the_deployed_hub_gathers_and_reports_with_its_own_role(
                 member_publishes(account, region, warm_report(account, region, now), monkeypatch)
                 if (account, region) != (B, "us-west-2"):
                     member_publishes(account, region, warm_report(account, region, earlier), monkeypatch)
+        # (and an account outside the organisation, which the bus's policy refuses)
+        member_publishes(OUTSIDER, "eu-west-1", warm_report(OUTSIDER, "eu-west-1", now), monkeypatch)
         # When Lambda's poller drains the queue and the schedule fires
         assert stack.drain("GatherReportsFunction") == 7
         closed = stack.fire_schedule("GatherReportsFunction")
