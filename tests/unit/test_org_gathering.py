@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -411,3 +412,12 @@ def test_a_report_sns_refused_in_strict_mode_goes_nowhere_else(bus: Bus, monkeyp
     with pytest.raises(AwsError):
         publish_module.publish(warm_report(A, "eu-west-1"), "arn:aws:sns:eu-west-1:1:t", strict=True, hub=hub)
     assert bus.put == []  # the run is retried until its own report is sent; the hub's copy follows it
+
+
+def test_the_sample_events_are_what_gather_reports_takes() -> None:
+    samples = Path(__file__).resolve().parents[2] / "events" / "gather_reports"
+    batch = json.loads((samples / "member_report.json").read_text())
+    [record] = batch["Records"]
+    event = HubEvent.from_envelope(json.loads(record["body"]), hub_account=HUB)
+    assert (event.kind, event.cycle, event.member) == (Kind.WARM, "2026-12-07T06:00:00Z", "prod-eu")
+    assert json.loads((samples / "close_cycles.json").read_text()) == {"trigger": gather.CLOSE_TRIGGER}
