@@ -10,8 +10,8 @@ Size: "The maximum size for a PutEvents event entry is 256 KB. Entry size is cal
 necessary characters and keys of the JSON representation of the event" (EventBridge API Reference, PutEvents; the
 User Guide's "Calculating PutEvents event entry size" counts Source, DetailType, Detail and Resources in UTF-8
 bytes). A detail larger than `MAX_DETAIL_BYTES` (256 KB less a margin for that JSON) keeps the failures and counts
-the rest (the report's `unlisted`), then, if still too large, keeps as many failures as fit; `trimmed` says so, and
-the member's own SNS report and logs keep every item.
+the rest (the report's `unlisted`), then, if still too large, keeps as many failures as fit (fewer in proportion to
+the excess, try by try); `trimmed` says so, and the member's own SNS report and logs keep every item.
 """
 
 from __future__ import annotations
@@ -101,9 +101,11 @@ def detail_for(report: Report, *, member: str, schedule: str) -> str:
         trimmed = _trimmed(report, kept)
         note = TRIMMED_NOTE.format(kept=len(kept), dropped=len(report.items) - len(kept), run_id=report.run_id)
         detail = _dump(from_run, trimmed, note)
-        if _size(detail) <= MAX_DETAIL_BYTES or keep == 0:
+        size = _size(detail)
+        if size <= MAX_DETAIL_BYTES or keep == 0:
             return detail
-        keep //= 2
+        # Items are alike in size: scale the number kept by how far over the limit this try was (at least one less).
+        keep = min(keep - 1, keep * MAX_DETAIL_BYTES // size)
 
 
 def _trimmed(report: Report, kept: list[ReportItem]) -> Report:
