@@ -10,7 +10,8 @@ Run by `make test` (target `house`). Each rule is a reason, not a taste:
   <Function>Env.from_env())`, and every library `handle(event, context, env)` in that order;
 - deferred imports (an import inside a function): at most 5, each in an entry module, each with its measured
   reason beside it (ENTRY_MODULES below);
-- the warm run's ledger records are read and written only by pullthrough/warm/ (and the adapter itself);
+- the warm run's ledger records are read and written only by pullthrough/warm/ (and the adapter itself); the
+  organisation's cycle records (aws/ledger/cycles.py) only by pullthrough/org/;
 - one call site publishes to SNS (pullthrough/reporting/publish.py);
 - no block of 6 or more lines is the same in sandbox/ and tests/ (tests reuse the sandbox's parts).
 """
@@ -39,6 +40,9 @@ ENTRY_MODULES = frozenset(
 ) | {f"functions/{p.parent.name}/app.py" for p in FUNCTIONS.glob("*/app.py")}
 LEDGER_MODULES = ("pullthrough.aws.ledger",)
 LEDGER_OWNERS = ("layers/pullthrough/pullthrough/warm/", "layers/pullthrough/pullthrough/aws/")
+# The hub's cycles share the table, not the warm runs' records: their adapter, and whom it belongs to.
+CYCLE_MODULE = "pullthrough.aws.ledger.cycles"
+CYCLE_OWNERS = ("layers/pullthrough/pullthrough/org/", "layers/pullthrough/pullthrough/aws/")
 PUBLISH_OWNER = "layers/pullthrough/pullthrough/reporting/publish.py"
 REPEAT_LINES = 6
 
@@ -133,7 +137,13 @@ def ledger_records() -> Iterator[str]:
         if rel(path).startswith(LEDGER_OWNERS):
             continue
         for name in _imports(parse(path)):
-            if name in LEDGER_MODULES:
+            if name.startswith(CYCLE_MODULE):
+                if not rel(path).startswith(CYCLE_OWNERS):
+                    yield f"{rel(path)}: imports {name}; only pullthrough/org/ reads or writes the hub's cycles"
+                    break
+                continue
+            org_reaching = name.startswith(LEDGER_MODULES[0] + ".") and rel(path).startswith(CYCLE_OWNERS)
+            if name in LEDGER_MODULES or org_reaching:
                 yield f"{rel(path)}: imports {name}; only pullthrough/warm/ reads or writes the warm run's records"
                 break
 

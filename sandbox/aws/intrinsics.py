@@ -35,7 +35,9 @@ class Intrinsics:
     def resolve(self, node: Any) -> Any:
         """Evaluate Ref, Fn::Sub, Fn::GetAtt, Fn::Join, Fn::If, Fn::Select, Fn::Split against this deployment."""
         if isinstance(node, list):
-            return [self.resolve(item) for item in node]
+            # AWS::NoValue (an Fn::If's branch) removes the element from a list, as it removes a property
+            # (CloudFormation User Guide, "Pseudo parameters reference": AWS::NoValue).
+            return [found for found in (self.resolve(item) for item in node) if found is not None]
         if not isinstance(node, dict):
             return node
         if len(node) == 1:

@@ -72,7 +72,7 @@ EMIT_EVERY_KIND = """
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
-from pullthrough.observability import metrics, record_report_metrics
+from pullthrough.observability import metrics, record_hub_report_not_sent, record_report_metrics
 from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
 
 def item(outcome, rule="docker-hub", upstream="docker-hub", **details):
@@ -91,12 +91,15 @@ reports = [
            item(Outcome.ROTATION_FAILED, rule="ghcr", upstream="ghcr", valid=False)),
     report(Kind.PULLS, item(Outcome.FAILED, upstream=None)),
     report(Kind.PRUNE, item(Outcome.PRUNED, upstream=None, size=10), item(Outcome.FAILED, upstream=None)),
+    report(Kind.ORG, item(Outcome.REPORTED, upstream=None), item(Outcome.MISSING, upstream=None),
+           item(Outcome.FAILED)),
 ]
 
 @metrics.log_metrics(capture_cold_start_metric=True)
 def handler(event, context):
     for each in reports:
         record_report_metrics(each)
+    record_hub_report_not_sent()  # a member's report its hub's bus refused
 
 handler({}, SimpleNamespace(function_name="pullthrough-test-Function"))
 """
@@ -385,9 +388,28 @@ def placeholder_resource(template: dict[str, Any], value: str) -> tuple[str, str
     return logical_id, template["Resources"][logical_id]["Type"]
 
 
+# Resources only the organisation's hub has (template.yaml: Condition GathersOrgReports) are on its own dashboard,
+# which exists with them: the stack's dashboard cannot name a resource that may not exist.
+ORG_CONDITION = "GathersOrgReports"
+
+
+def of_the_hub(template: dict[str, Any], logical_id: str) -> bool:
+    return template["Resources"][logical_id].get("Condition") == ORG_CONDITION
+
+
 @pytest.fixture(scope="module")
 def dashboard(template: dict[str, Any]) -> dict[str, Any]:
-    (resource,) = resources_of_type(template, "AWS::CloudWatch::Dashboard").values()
+    return parse_dashboard(template, "PullthroughDashboard")
+
+
+@pytest.fixture(scope="module")
+def org_dashboard(template: dict[str, Any]) -> dict[str, Any]:
+    assert of_the_hub(template, "OrgDashboard")
+    return parse_dashboard(template, "OrgDashboard")
+
+
+def parse_dashboard(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    resource = template["Resources"][logical_id]
     body = resource["Properties"]["DashboardBody"]["Fn::Sub"]
     assert isinstance(body, str), "write DashboardBody as !Sub over one JSON string"
     parsed = json.loads(substitute(body))
@@ -463,26 +485,37 @@ def test_the_dashboard_shows_every_metric_the_library_publishes(dashboard: dict[
     assert set(METRIC_NAMES) <= shown, f"not on the dashboard: {sorted(set(METRIC_NAMES) - shown)}"
 
 
-def test_the_dashboard_shows_each_function_and_both_queues(template: dict[str, Any], dashboard: dict[str, Any]) -> None:
+def test_the_dashboard_shows_each_function_and_both_queues(
+    template: dict[str, Any], dashboard: dict[str, Any], org_dashboard: dict[str, Any]
+) -> None:
     shown: dict[str, set[str]] = {}
-    for _, row in metric_rows(dashboard):
-        if isinstance(row[0], str) and row[0] in AWS_NAMESPACES:
-            logical_id, _ = placeholder_resource(template, row[3])
-            shown.setdefault(logical_id, set()).add(row[1])
+    for page, hub in ((dashboard, False), (org_dashboard, True)):
+        for _, row in metric_rows(page):
+            if isinstance(row[0], str) and row[0] in AWS_NAMESPACES:
+                logical_id, _ = placeholder_resource(template, row[3])
+                assert of_the_hub(template, logical_id) == hub, f"{logical_id} on the wrong dashboard"
+                shown.setdefault(logical_id, set()).add(row[1])
     for function in resources_of_type(template, FUNCTION):
         assert {"Errors", "Duration"} <= shown.get(function, set()), function
     for queue in resources_of_type(template, QUEUE):
         assert "ApproximateNumberOfMessagesVisible" in shown.get(queue, set()), queue
 
 
-def test_the_dashboard_shows_the_state_of_every_alarm(template: dict[str, Any], dashboard: dict[str, Any]) -> None:
-    (widget,) = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
-    listed = [placeholder_resource(template, arn) for arn in widget["properties"]["alarms"]]
-    assert sorted(logical_id for logical_id, _ in listed) == sorted(alarms(template))
+def test_the_dashboard_shows_the_state_of_every_alarm(
+    template: dict[str, Any], dashboard: dict[str, Any], org_dashboard: dict[str, Any]
+) -> None:
+    listed = []
+    for page in (dashboard, org_dashboard):
+        (widget,) = [w for w in page["widgets"] if w["type"] == "alarm"]
+        listed += [placeholder_resource(template, arn)[0] for arn in widget["properties"]["alarms"]]
+    assert sorted(listed) == sorted(alarms(template))
+    # the hub's own alarms on the hub's dashboard (which exists with them), the rest on the stack's
+    assert {a for a in listed if of_the_hub(template, a)} == {"GatherReportsErrorsAlarm", "OrgReportsDeadLettersAlarm"}
 
 
 def test_the_outputs_give_the_dashboard_url(template: dict[str, Any]) -> None:
-    (dashboard_id,) = resources_of_type(template, "AWS::CloudWatch::Dashboard")
+    dashboard_id = "PullthroughDashboard"
+    assert set(resources_of_type(template, "AWS::CloudWatch::Dashboard")) == {dashboard_id, "OrgDashboard"}
     url = substitute(template["Outputs"]["DashboardUrl"]["Value"]["Fn::Sub"])
     assert url == (
         f"https://{REGION}.console.aws.amazon.com/cloudwatch/home?region={REGION}#dashboards:name=ref:{dashboard_id}"

@@ -85,6 +85,10 @@ def test_metric_names_are_the_published_list() -> None:
         "ImagesPruned",
         "ImagesPruneFailed",
         "BytesFreed",
+        "OrgMembersReported",
+        "OrgMembersMissing",
+        "OrgImagesFailed",
+        "HubReportsNotSent",
     )
     assert NAMESPACE == "Pullthrough"
 
@@ -265,3 +269,23 @@ def test_tracer_is_created_on_first_use_only() -> None:
 def test_unknown_module_attributes_still_raise() -> None:
     with pytest.raises(AttributeError, match="no attribute 'tracers'"):
         observability.tracers  # noqa: B018
+
+
+def test_an_org_report_counts_members_reported_missing_and_their_failures() -> None:
+    items = [ReportItem(subject=f"m{i}", outcome=o) for i, o in enumerate([Outcome.REPORTED] * 3 + [Outcome.MISSING])]
+    items.append(ReportItem(subject="444455556666/eu-west-1 nginx:1", outcome=Outcome.FAILED))
+    report = Report(
+        kind=Kind.ORG,
+        stack="org",
+        region="us-east-1",
+        account="111122223333",
+        run_id="org-1",
+        trigger="t",
+        started=datetime(2026, 12, 7, tzinfo=UTC),
+        items=tuple(items),
+    )
+    assert report_metrics(report) == {
+        MetricName.ORG_MEMBERS_REPORTED: 3,
+        MetricName.ORG_MEMBERS_MISSING: 1,
+        MetricName.ORG_IMAGES_FAILED: 1,
+    }

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -124,7 +124,43 @@ class PruneEnv(FunctionEnv):
     """prune_images: the config's prune section and the rules' prefixes."""
 
 
-_ALIASES = {field.alias for field in Settings.model_fields.values() if field.alias} | {"AWS_REGION"}
+class GatherEnv(FunctionEnv):
+    """gather_reports (the organisation's hub): the ledger that counts each member report once, the StackSet whose
+    instances are the members it waits for, and how it calls CloudFormation there (SELF or DELEGATED_ADMIN)."""
+
+    ledger_table: str = Field(alias="LEDGER_TABLE")
+    member_stack_set: str | None = Field(None, alias="MEMBER_STACK_SET")
+    stack_set_call_as: Literal["SELF", "DELEGATED_ADMIN"] = Field("SELF", alias="STACK_SET_CALL_AS")
+
+    def stack_set(self) -> str:
+        """The members' StackSet: MEMBER_STACK_SET, else pullthrough-members-<Stage> (docs/CONTRACTS.md)."""
+        return self.member_stack_set or f"pullthrough-members-{self.stage}"
+
+
+class HubSettings(BaseModel):
+    """What reporting.publish reads to send a member's report to the hub (template.yaml: HubEventBusArn; the member
+    template sets all three): only these variables, unvalidated beyond their type, so a publish never fails on the
+    environment (a wrong ARN fails the PutEvents, which is logged and counted, and the hub names the member missing).
+    The member label and the warm schedule name the report's cycle (pullthrough.org.event)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
+
+    hub_event_bus_arn: str | None = Field(None, alias="HUB_EVENT_BUS_ARN")
+    member: str = Field("", alias="PULLTHROUGH_MEMBER")
+    warm_schedule: str = Field("rate(6 hours)", alias="PULLTHROUGH_WARM_SCHEDULE")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        source = os.environ if environ is None else environ
+        names = ("HUB_EVENT_BUS_ARN", "PULLTHROUGH_MEMBER", "PULLTHROUGH_WARM_SCHEDULE")
+        return cls.model_validate({name: source[name] for name in names if source.get(name)})
+
+
+_ALIASES = (
+    {field.alias for field in Settings.model_fields.values() if field.alias}
+    | {field.alias for field in GatherEnv.model_fields.values() if field.alias}
+    | {"AWS_REGION"}
+)
 
 
 def _describe(exc: Exception) -> str:

@@ -69,6 +69,12 @@ class MetricName(StrEnum):
     IMAGES_PRUNED = "ImagesPruned"  # cached images prune deleted (a dry run emits nothing)
     IMAGES_PRUNE_FAILED = "ImagesPruneFailed"  # deletions ECR refused
     BYTES_FREED = "BytesFreed"  # the sizes DescribeImages gave for what prune deleted
+    # the hub's report of a warm cycle across the organisation (pullthrough/org/)
+    ORG_MEMBERS_REPORTED = "OrgMembersReported"  # member accounts x regions whose warm report reached the hub
+    ORG_MEMBERS_MISSING = "OrgMembersMissing"  # member accounts x regions with no report by the cycle's deadline
+    ORG_IMAGES_FAILED = "OrgImagesFailed"  # images the members' warm runs of the cycle failed
+    # a member's report that could not be put on the hub's event bus (its own SNS report went out)
+    HUB_REPORTS_NOT_SENT = "HubReportsNotSent"
 
 
 METRIC_NAMES: tuple[str, ...] = tuple(name.value for name in MetricName)
@@ -161,6 +167,12 @@ def _kind_values(kind: Kind, items: Iterable[ReportItem], counts: dict[Outcome, 
         return {name: counts.get(outcome, 0) for name, outcome in _IMAGE_OUTCOMES.items()}
     if kind is Kind.PULLS:
         return {MetricName.PULL_FAILURES: counts.get(Outcome.FAILED, 0)}
+    if kind is Kind.ORG:
+        return {
+            MetricName.ORG_MEMBERS_REPORTED: counts.get(Outcome.REPORTED, 0),
+            MetricName.ORG_MEMBERS_MISSING: counts.get(Outcome.MISSING, 0),
+            MetricName.ORG_IMAGES_FAILED: counts.get(Outcome.FAILED, 0),
+        }
     if kind is Kind.PRUNE:
         return {
             MetricName.IMAGES_PRUNED: counts.get(Outcome.PRUNED, 0),
@@ -179,6 +191,11 @@ def _kind_values(kind: Kind, items: Iterable[ReportItem], counts: dict[Outcome, 
         MetricName.ROTATION_SUCCEEDED: counts.get(Outcome.ROTATED, 0),
         MetricName.ROTATION_FAILED: counts.get(Outcome.ROTATION_FAILED, 0),
     }
+
+
+def record_hub_report_not_sent() -> None:
+    """Count a member's report the hub's event bus did not take (alarm: the hub names the member missing too)."""
+    metrics.add_metric(name=MetricName.HUB_REPORTS_NOT_SENT.value, unit=MetricUnit.Count, value=1)
 
 
 def _validity(items: Iterable[ReportItem], counts: dict[Outcome, int]) -> tuple[int, int]:

@@ -42,6 +42,14 @@ def _whose(item: ReportItem) -> list[str]:
     """Where the item comes from and what it belongs to: source, rule, upstream, secret."""
     d = item.details
     found: list[str] = []
+    if d.member and d.member not in item.subject:
+        found.append(f"member {d.member}")
+    if d.account and d.account not in item.subject:
+        found.append(f"account {d.account}")
+    if d.region and d.region not in item.subject:
+        found.append(f"region {d.region}")
+    if d.counts:
+        found.append(", ".join(f"{count:,} {outcome.label}" for outcome, count in d.counts.items()))
     # Facts the subject already states ("rule ghcr", "secret ecr-pullthroughcache/hub") are not repeated.
     if d.source:
         found.append(f"from {d.source}")

@@ -55,6 +55,12 @@ class Details(BaseModel):
     expires: AwareDatetime | None = None  # a token's known expiry
     seconds: float | None = Field(None, ge=0)  # how long the item took
     source: ShortText | None = None  # the warm.sources entry that names the image (None: warm.images or a request)
+    # org reports (the hub's): which member account and region an item is about, and that run's counts per outcome
+    account: str | None = Field(None, pattern=r"^\d{12}$")
+    region: str | None = Field(None, max_length=32)
+    member: str | None = Field(None, max_length=64)  # the organization.members entry's name
+    run_ids: tuple[str, ...] | None = None  # the member's warm runs of the cycle
+    counts: dict[Outcome, Annotated[int, Field(ge=0)]] | None = None
 
 
 class ReportItem(BaseModel):

@@ -19,6 +19,7 @@ class Kind(StrEnum):
     WARM = "warm"
     PULLS = "pulls"  # pulls that failed in ECR, from its "ECR Pull Through Cache Action" events
     PRUNE = "prune"  # cached images nobody pulled for `prune.unused_for_days`, deleted (or, in a dry run, listed)
+    ORG = "org"  # the hub's report of one warm cycle across the organisation's member accounts and regions
 
 
 class Status(StrEnum):
@@ -66,6 +67,9 @@ class Outcome(StrEnum):
     PRUNED = "pruned"  # deleted: nobody pulled it for prune.unused_for_days
     WOULD_PRUNE = "would_prune"  # a dry run's deletion
     KEPT = "kept"  # unpulled as long, but the warm list, prune.keep or an index still needs it
+    # org (the hub's report of a warm cycle): one item per member account and region
+    REPORTED = "reported"  # the member's warm report reached the hub for the cycle
+    MISSING = "missing"  # no report from the member by the cycle's deadline
 
     @property
     def label(self) -> str:
@@ -87,6 +91,7 @@ _DEFAULT_SEVERITY: dict[Outcome, Severity] = {
     Outcome.INVALID: Severity.FAILURE,
     Outcome.ROTATION_FAILED: Severity.FAILURE,
     Outcome.FAILED: Severity.FAILURE,
+    Outcome.MISSING: Severity.FAILURE,
 }
 SEVERITY_RANK = {Severity.FAILURE: 0, Severity.WARNING: 1, Severity.OK: 2}
 _OUTCOME_RANK = {outcome: index for index, outcome in enumerate(Outcome)}

@@ -9,6 +9,8 @@
                                                  and how many manifests its index lists (what a new import costs)
     pk = BUDGET#<allowance key> sk = SHARED      the pull allowance open runs share (budget.py): base, each run's
                                                  draw, and a version every write is conditioned on
+    pk = CYCLE#<cycle> sk = META | REPORT#<account>#<region>#<run>   the organisation's warm cycles at the hub, and
+    pk = OPENCYCLE     sk = CYCLE#<cycle>            the ones not yet reported (cycles.py: pullthrough/org/ only)
 
 A job's outcome is written with its counters in one transaction whose conditions make a redelivered job count
 once and a job arriving after its run closed count not at all. The job that sees `done == planned` tries the
