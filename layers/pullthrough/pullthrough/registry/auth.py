@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 from urllib.parse import urlencode, urlsplit
@@ -113,20 +114,39 @@ class Authenticator:
                 cached = self._tokens.get(key)
             if cached is not None and cached[1] > self._transport.clock():
                 return cached[0]
-            return self._request_token(challenge, scope, repository)
+            return self._request_token(challenge, [scope], repository)
 
-    def _request_token(self, challenge: Challenge, scope: str | None, repository: str | None) -> str:
-        key = scope or ""
+    def share(self, scopes: Sequence[str]) -> int:
+        """Ask the realm once for a token that serves every scope in `scopes` not already served by a live token.
+
+        Docker's token spec has the client repeat `scope` once per scope it needs, and the realm answer with a token
+        for the access granted ("If the client only has a subset of the requested access it must not be considered
+        an error"); https://distribution.github.io/distribution/spec/auth/token/. The token is cached under each
+        of the scopes, so requests in any of them use it; a request it does not authorise (a scope the realm did
+        not grant) gets a 401, after which that scope alone asks for its own token (`renew`). Returns the token
+        requests sent: 0 (nothing missing, or the registry wants no Bearer token) or 1.
+        """
+        challenge = self._challenge or self.discover(None)
+        if challenge.scheme != "bearer":
+            return 0
+        now = self._transport.clock()
+        with self._lock:
+            missing = [s for s in dict.fromkeys(scopes) if not ((found := self._tokens.get(s)) and found[1] > now)]
+        if not missing:
+            return 0
+        self._request_token(challenge, missing, None)
+        return 1
+
+    def _request_token(self, challenge: Challenge, scopes: Sequence[str | None], repository: str | None) -> str:
         realm = challenge.realm
         if not realm or urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryAuthError(
                 self._name, repository, f"the Bearer challenge names no usable token realm ({realm!r})", 401
             )
-        params: dict[str, str] = {}
+        params: list[tuple[str, str]] = []
         if challenge.service:
-            params["service"] = challenge.service
-        if scope:
-            params["scope"] = scope
+            params.append(("service", challenge.service))
+        params.extend(("scope", scope) for scope in scopes if scope)
         headers: dict[str, str] = {}
         if self.credentials is not None:
             # No `account` parameter: the distribution token spec makes it optional ("if it can be inferred from
@@ -152,7 +172,8 @@ class Authenticator:
         # Renew a little early so a token never expires between the check and the request it authorises.
         expires = started + lifetime - min(10.0, lifetime / 10)
         with self._lock:
-            self._tokens[key] = (token, expires)
+            for scope in scopes:
+                self._tokens[scope or ""] = (token, expires)
         return token
 
     def _realm_refused(self, response: urllib3.BaseHTTPResponse, realm: str, repository: str | None) -> NoReturn:
