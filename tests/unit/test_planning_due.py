@@ -140,6 +140,22 @@ def test_a_pinned_digest_ecr_holds_is_never_headed() -> None:
     assert heads(upstream) == 0
 
 
+def test_a_pinned_tag_ecr_holds_at_another_digest_is_headed_even_when_not_due() -> None:
+    # Given a tag HEADed and verified an hour ago, which the config now pins to the digest the upstream moved to
+    ecr, upstream, ledger = FakeEcr(), FakeUpstream(), Ledger()
+    old = held(ecr, upstream, ["1"])["1"]
+    ledger.plan(config_with([{"image": "app:1", "platforms": ["linux/amd64"]}]), ecr, upstream, START)
+    heads(upstream)
+    new, _, _ = image_manifest("app1-new")
+    upstream.serve("library/app", "1", new)
+    pinned = config_with([{"image": f"app:1@{new}", "platforms": ["linux/amd64"]}])
+    # When it is planned, Then the HEAD is sent and ECR's copy refreshed to the pinned digest, not kept as it is
+    plan = ledger.plan(pinned, ecr, upstream, START + timedelta(hours=1))
+    [job] = plan.jobs
+    assert (job.action, job.expected_digest, job.previous_digest) == ("refresh", new, old)
+    assert heads(upstream) == 1
+
+
 def test_a_tag_ecr_no_longer_holds_is_headed_even_when_not_due() -> None:
     # Given a tag HEADed an hour ago, that ECR has since lost (a lifecycle policy, a prune)
     ecr, upstream, ledger = FakeEcr(), FakeUpstream(), Ledger()
