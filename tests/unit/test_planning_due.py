@@ -198,9 +198,7 @@ def test_the_heads_of_docker_hub_repositories_share_one_token_request_per_50() -
     upstream.serve("team/tool", "1", image_manifest("tool")[0])
     images = [{"image": name, "tags": ["1", "2"]} for name in names] + [{"image": "quay.io/team/tool:1"}]
     # When they are planned
-    plan = Planner(config_with(images), FakeEcr(), lambda rule: upstream, workers=4).plan(
-        WarmRequest(trigger="t"), RUN
-    )
+    plan = Planner(config_with(images), FakeEcr(), lambda rule: upstream, workers=4).plan(WarmRequest(trigger="t"), RUN)
     # Then the Docker Hub repositories' tokens are asked for in two requests, 50 repositories and 10, before any
     # HEAD; Quay's repository gets none (it asks for its own token as it goes)
     assert len(plan.jobs) == 121

@@ -586,10 +586,13 @@ def test_a_warm_or_refresh_job_remembers_when_ecr_looked_upstream_and_a_complete
     progress = Progress(started, digest_of("app"))
     before = datetime.now(UTC)
     fresh = verified_of(job(action="refresh"), item)
-    assert fresh is not None and fresh.looked is not None and fresh.looked >= before
+    assert fresh is not None
+    assert fresh.looked is not None
+    assert fresh.looked >= before
     for action, looked in (("warm", started), ("refresh", started), ("complete", None)):
         found = verified_of(job(action=action, progress=progress), item)
-        assert found is not None and found.looked == looked, action
+        assert found is not None
+        assert found.looked == looked, action
 
 
 def test_a_failed_or_unverified_outcome_is_not_remembered() -> None:
