@@ -18,7 +18,7 @@ from typing import Any
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import RegistryRateLimited
 from pullthrough.reporting import Outcome
-from pullthrough.warm.decisions import ECR_RECHECK, LOOK_SLACK
+from pullthrough.warm.decisions import ECR_RECHECK, LOOK_SLACK, SHARED_TOKEN_NAMES, token_batches
 from pullthrough.warm.plan import Plan
 from pullthrough.warm.planner import Planner, WarmRequest
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, config_with, image_manifest
@@ -221,3 +221,15 @@ def test_only_repositories_with_a_tag_to_head_are_in_the_token_request() -> None
     ledger.plan(config, ecr, upstream, START + ECR_RECHECK)
     # Then the token request names only the repository that is due
     assert upstream.shared == [("library/old",)]
+
+
+def test_long_repository_names_share_a_token_with_fewer_others() -> None:
+    # Every HEAD carries the shared token, which names each of its repositories: long names make smaller batches
+    short = [f"library/app{index:02d}" for index in range(60)]
+    assert [len(batch) for batch in token_batches(short, 50)] == [50, 10]
+    long = [f"some-organisation/a-rather-long-repository-name-{index:04d}" for index in range(60)]
+    batches = token_batches(long, 50)
+    assert [name for batch in batches for name in batch] == long
+    assert all(sum(map(len, batch)) <= SHARED_TOKEN_NAMES for batch in batches)
+    assert [len(batch) for batch in batches] == [28, 28, 4]  # 52 characters each
+    assert token_batches(short, 1) == [[name] for name in short]

@@ -49,6 +49,11 @@ ECR_RECHECK = timedelta(hours=24)
 # more (6 h by default). 30 minutes covers those delays and is small beside any sensible schedule period, so a tag
 # is never looked at more than half an hour before its day is up.
 LOOK_SLACK = timedelta(minutes=30)
+# Characters of repository names one shared token may cover, besides the upstream's count (upstreams.py). The realm
+# signs each scope into the token's `access` claim (about 45 characters of JSON besides the name), and every HEAD
+# carries the token: 1,500 characters of names keep a 50-scope token near 6 KB, under the 8 KB a request header
+# line may take in common HTTP front ends (nginx's default large_client_header_buffers).
+SHARED_TOKEN_NAMES = 1500
 
 Outcomes = Decided | Wanted
 Head = ManifestHead | PullthroughError | None
@@ -112,6 +117,20 @@ def already_cached(c: Candidate, verified: Verified, budget: Budget, note: str |
     )
 
 
+def token_batches(repositories: list[str], scopes: int) -> list[list[str]]:
+    """The repositories in batches of at most `scopes`, and of SHARED_TOKEN_NAMES characters of names."""
+    batches: list[list[str]] = []
+    batch: list[str] = []
+    chars = 0
+    for name in repositories:
+        if batch and (len(batch) == scopes or chars + len(name) > SHARED_TOKEN_NAMES):
+            batches.append(batch)
+            batch, chars = [], 0
+        batch.append(name)
+        chars += len(name)
+    return [*batches, batch] if batch else batches
+
+
 @dataclass
 class Decider:
     """Decides a plan's candidates against ECR and the upstreams (`upstream`: a rule's client, None: not asked)."""
@@ -170,10 +189,11 @@ class Decider:
         for c in heading:
             if c.rule.entry.token_scopes > 1:
                 by_rule.setdefault(c.rule.prefix, (c.rule, {}))[1][c.upstream_repository] = None
-        batches: list[tuple[Rule, list[str]]] = []
-        for rule, repositories in by_rule.values():
-            names, size = list(repositories), rule.entry.token_scopes
-            batches.extend((rule, names[begin : begin + size]) for begin in range(0, len(names), size))
+        batches = [
+            (rule, batch)
+            for rule, names in by_rule.values()
+            for batch in token_batches(list(names), rule.entry.token_scopes)
+        ]
         list(pool.map(lambda batch: self._share(*batch), batches))
 
     def _share(self, rule: Rule, repositories: list[str]) -> None:
