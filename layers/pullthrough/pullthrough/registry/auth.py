@@ -2,8 +2,9 @@
 
 A registry answers an anonymous `GET /v2/` with 200 (no authentication), or with 401 and a WWW-Authenticate
 challenge: Basic (send the credentials with every request) or Bearer (ask the named token realm for a token per
-scope, Docker's token spec). Separate from the transport, which asks it for an Authorization header and for a second
-chance after a 401, and from the client's operations, which never see a token.
+scope, Docker's token spec; or one token for several scopes, `share`, cached under each). Separate from the
+transport, which asks it for an Authorization header and for a second chance after a 401, and from the client's
+operations, which never see a token.
 """
 
 from __future__ import annotations
