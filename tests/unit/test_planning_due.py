@@ -156,6 +156,24 @@ def test_a_pinned_tag_ecr_holds_at_another_digest_is_headed_even_when_not_due() 
     assert heads(upstream) == 1
 
 
+def test_a_copy_verified_again_keeps_the_time_of_the_last_look() -> None:
+    # Given a tag HEADed and verified for one platform, then wanted for two (its memory no longer answers)
+    ecr, upstream, ledger = FakeEcr(), FakeUpstream(), Ledger()
+    held(ecr, upstream, ["1"])
+    ledger.plan(config_with([{"image": "app", "tags": ["1"], "platforms": ["linux/amd64"]}]), ecr, upstream, START)
+    heads(upstream)
+    both = config_with([{"image": "app", "tags": ["1"]}])
+    # When it is planned six hours later, Then ECR's copy is verified again without a HEAD, and the memory keeps the
+    # first run's look, so the tag is HEADed a day after it, not sooner or later
+    ecr.asked.clear()
+    plan = ledger.plan(both, ecr, upstream, START + SIX_HOURS)
+    assert [kind for kind, _ in ecr.asked] == ["describe", "get", "layers"]
+    assert [v.looked for v in plan.verified] == [START]
+    assert heads(upstream) == 0
+    ledger.plan(both, ecr, upstream, START + ECR_RECHECK)
+    assert heads(upstream) == 1
+
+
 def test_a_tag_ecr_no_longer_holds_is_headed_even_when_not_due() -> None:
     # Given a tag HEADed an hour ago, that ECR has since lost (a lifecycle policy, a prune)
     ecr, upstream, ledger = FakeEcr(), FakeUpstream(), Ledger()

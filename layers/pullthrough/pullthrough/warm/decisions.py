@@ -147,9 +147,10 @@ class Decider:
     def decide_all(self, candidates: list[Candidate], pool: ThreadPoolExecutor) -> list[Outcomes]:
         """Every candidate's decision, in order, with ECR asked per repository rather than per tag.
 
-        Per repository, three steps: the tags ECR holds (one DescribeImages), a HEAD upstream per tag (on `pool`, so
-        a repository's tags overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level
-        and one BatchCheckLayerAvailability), unless an earlier run verified that very digest for these platforms.
+        First, the token requests Docker Hub's HEADs share (`_share_tokens`). Then per repository, three steps: the
+        tags ECR holds (one DescribeImages), a HEAD upstream per tag that is due (on `pool`, so a repository's tags
+        overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level and one
+        BatchCheckLayerAvailability), unless an earlier run verified that very digest for these platforms.
         Repositories go REPOSITORY_WORKERS at a time, so one's ECR calls overlap another's HEADs. A large warm list
         is mostly many tags of fewer repositories, and ECR's API rate limits count calls, not tags.
         """
@@ -211,7 +212,7 @@ class Decider:
         # The HEADs go out while ECR is asked (a pinned tag ECR already holds at its digest needs none).
         now = self.clock()
         due = {i: self.due(c, now) for i, c in indexed}
-        heads = {i: pool.submit(self.head, c) for i, c in indexed if c.reference.digest is None and due[i]}
+        heads = {i: pool.submit(self.head, c) for i, c in indexed if self.heads_first(c, now)}
         held = self._held_tags(name, [c for _, c in indexed])
         first = [self._first_look(c, held, heads.get(i), due=due[i]) for i, c in indexed]
         checks = []
