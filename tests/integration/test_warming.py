@@ -478,6 +478,10 @@ def test_a_moved_tag_waits_for_ecrs_daily_recheck_then_is_refreshed(world: Warm)
     world.run()
     moved = world.push(name, seed=2)
     assert moved.digest != first.digest
+    # ...and whose import the ledger remembers as a look upstream
+    [remembered] = ledger_for(_settings(world)).remembered([(f"{HUB}/{name}", "1.0")]).values()
+    assert remembered.looked is not None
+    assert remembered.digest == first.digest
     # When the next run goes through within the day ECR imported the tag
     heads = world.sb.upstream.counters[("HEAD", "manifest")]
     _, report = world.run()
