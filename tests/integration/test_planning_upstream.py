@@ -90,6 +90,8 @@ def test_a_docker_hub_plan_asks_one_token_per_50_repositories_and_a_ghcr_plan_on
     assert asked["docker-hub"]["GET token"] == 2
     assert asked["github-container-registry"]["GET token"] == REPOSITORIES
     assert asked["docker-hub"]["HEAD manifest"] == asked["github-container-registry"]["HEAD manifest"] == REPOSITORIES
+    # And each client learned how the registry authenticates with one GET /v2/, not one per thread that needed it
+    assert asked["docker-hub"]["GET ping"] == asked["github-container-registry"]["GET ping"] == 1
 
 
 def test_a_scope_the_shared_token_leaves_out_fails_no_other_repository(sandbox: Sandbox, pushed: list[str]) -> None:

@@ -71,6 +71,7 @@ class Authenticator:
         self._failures = failures
         self._name = failures.registry
         self._lock = threading.Lock()
+        self._pinging = threading.Lock()  # threads that find no challenge yet wait for one GET /v2/
         self._challenge: Challenge | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._flights: dict[str, threading.Lock] = {}  # one token request in flight per scope
@@ -92,9 +93,14 @@ class Authenticator:
         self._challenge = challenge
         return challenge
 
+    def _discovered(self, repository: str | None) -> Challenge:
+        """The challenge, from one GET /v2/ however many threads need it at once."""
+        with self._pinging:
+            return self._challenge or self.discover(repository)
+
     def authorization(self, scope: str | None, repository: str | None) -> str | None:
         """The Authorization header for a request in `scope` (None: send none)."""
-        challenge = self._challenge or self.discover(repository)
+        challenge = self._challenge or self._discovered(repository)
         if challenge.scheme == "basic":
             return basic(self.credentials) if self.credentials else None
         if challenge.scheme == "bearer":
@@ -127,7 +133,7 @@ class Authenticator:
         not grant) gets a 401, after which that scope alone asks for its own token (`renew`). Returns the token
         requests sent: 0 (nothing missing, or the registry wants no Bearer token) or 1.
         """
-        challenge = self._challenge or self.discover(None)
+        challenge = self._challenge or self._discovered(None)
         if challenge.scheme != "bearer":
             return 0
         now = self._transport.clock()
@@ -135,10 +141,14 @@ class Authenticator:
             missing = [s for s in dict.fromkeys(scopes) if not ((found := self._tokens.get(s)) and found[1] > now)]
         if not missing:
             return 0
-        self._request_token(challenge, missing, None)
+        # Not retried: a shared token saves requests, and if the realm cannot give it now each repository asks for
+        # its own (retried as usual), so a failure here costs one request and fails nothing.
+        self._request_token(challenge, missing, None, retries=0)
         return 1
 
-    def _request_token(self, challenge: Challenge, scopes: Sequence[str | None], repository: str | None) -> str:
+    def _request_token(
+        self, challenge: Challenge, scopes: Sequence[str | None], repository: str | None, *, retries: int | None = None
+    ) -> str:
         realm = challenge.realm
         if not realm or urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryAuthError(
@@ -155,7 +165,7 @@ class Authenticator:
             headers["Authorization"] = basic(self.credentials)
         url = realm + ("&" if "?" in realm else "?") + urlencode(params) if params else realm
         started = self._transport.clock()
-        response = self._transport.send(Request("GET", url, "token", repository, headers=headers))
+        response = self._transport.send(Request("GET", url, "token", repository, headers=headers, retries=retries))
         if response.status in (401, 403):
             self._realm_refused(response, realm, repository)
         if response.status != 200:
