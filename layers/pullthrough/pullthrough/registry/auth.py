@@ -133,6 +133,8 @@ class Authenticator:
         not grant) gets a 401, after which that scope alone asks for its own token (`renew`). Returns the token
         requests sent: 0 (nothing missing, or the registry wants no Bearer token) or 1.
         """
+        if not scopes:
+            return 0
         challenge = self._challenge or self._discovered(None)
         if challenge.scheme != "bearer":
             return 0
