@@ -255,13 +255,23 @@ class UpstreamFront:
         return name
 
     def issue_token(self, user: str | None, scopes: list[str]) -> str:
-        """A token for the scopes this caller may have: users pull and push anywhere, anonymous pulls public repos."""
+        """A token for the scopes this caller may have: users pull and push anywhere, anonymous pulls public repos.
+
+        Each `scope` parameter is granted on its own, as auth.docker.io does: a request naming several (Docker's
+        token spec repeats the parameter, https://distribution.github.io/distribution/spec/auth/token/) gets one
+        token for what the caller may do, and a scope it may not have is left out of `access`, not an error (the
+        spec: "If the client only has a subset of the requested access it must not be considered an error";
+        Docker Hub answers 200 with `"access":[]` for a repository the caller cannot read,
+        distribution/distribution#1203). The registry then answers 401 insufficient_scope for that repository.
+        """
         access = []
         for entry in parse_scopes(scopes):
             if entry["type"] != "repository":
                 continue
             allowed = {"pull", "push"} if user else ({"pull"} if self.is_public(entry["name"]) else set())
-            access.append({**entry, "actions": [a for a in entry["actions"] if a in allowed]})
+            granted = [a for a in entry["actions"] if a in allowed]
+            if granted:
+                access.append({**entry, "actions": granted})
         return self.issuer.sign(user or "", access)
 
     def count_pull(self, method: str, user: str, address: str) -> tuple[dict[str, str], bool]:

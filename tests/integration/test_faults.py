@@ -203,6 +203,8 @@ MATRIX = [
         attempts=1 + RETRIES + 1,
     ),
     Row(
+        # +1: the planner's one token request for the rule's repositories (Docker Hub's HEADs share it) meets the
+        # fault first, unretried; then each repository asks for its own, and only the faulted one fails
         "token realm 401",
         "upstream",
         lambda f, r: f.token_status(401, repository=r, times=None),
@@ -210,9 +212,10 @@ MATRIX = [
         "auth",
         "the token realm",
         f"in secret {secret_of(HUB)}",
-        attempts=1,
+        attempts=1 + 1,
     ),
     Row(
+        # +1 likewise: the shared token request is not retried
         "token realm 500",
         "upstream",
         lambda f, r: f.token_status(500, repository=r, times=None),
@@ -220,7 +223,7 @@ MATRIX = [
         "upstream_down",
         "the token realm",
         "the next run retries it",
-        attempts=1 + RETRIES,
+        attempts=1 + 1 + RETRIES,
     ),
 ]
 

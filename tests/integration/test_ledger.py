@@ -221,7 +221,9 @@ def test_unwritten_job_items_are_retried_then_refused() -> None:
     assert len(slept) == 5
 
 
-def verified(tag: str, at: datetime = T0, digest: str = "sha256:" + "a" * 64) -> Verified:
+def verified(
+    tag: str, at: datetime = T0, digest: str = "sha256:" + "a" * 64, looked: datetime | None = None
+) -> Verified:
     return Verified(
         "docker-hub/library/app",
         tag,
@@ -231,17 +233,20 @@ def verified(tag: str, at: datetime = T0, digest: str = "sha256:" + "a" * 64) ->
         ("linux/arm64",),
         1234,
         at,
+        looked=looked,
     )
 
 
 def test_verified_images_are_remembered_and_recalled_in_batches(ledger: Ledger) -> None:
     # Given 150 verified tags remembered (more than one BatchGetItem's 100 keys)
-    ledger.remember([verified(str(i)) for i in range(150)])
+    # (every other one with the time of Pullthrough's last look at the tag upstream)
+    ledger.remember([verified(str(i), looked=T0 if i % 2 else None) for i in range(150)])
     # When they and an unknown tag are recalled
     found = ledger.remembered([("docker-hub/library/app", str(i)) for i in range(150)] + [("other", "1")])
     # Then each comes back whole, and the unknown one is simply absent
     assert len(found) == 150
-    assert found[("docker-hub/library/app", "7")] == verified("7")
+    assert found[("docker-hub/library/app", "7")] == verified("7", looked=T0)
+    assert found[("docker-hub/library/app", "8")] == verified("8")
 
 
 def test_an_expired_verification_is_not_recalled(ledger: Ledger) -> None:

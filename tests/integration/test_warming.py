@@ -342,7 +342,7 @@ def test_a_moved_index_is_charged_what_its_last_import_showed(world: Warm) -> No
     world.configure([f"{name}:1.0"])
     world.run()
     world.push(name, platforms=("linux/amd64", "linux/arm64", "linux/s390x"), seed=2)
-    world.sb.registry.clock.advance(hours=25)  # ECR's daily re-check is due
+    world.age(hours=25)  # ECR's daily re-check is due
     # When the next run plans it
     world.plan()
     (job,) = [WarmJob.model_validate_json(m["Body"]) for m in world.receive()]
@@ -478,14 +478,19 @@ def test_a_moved_tag_waits_for_ecrs_daily_recheck_then_is_refreshed(world: Warm)
     world.run()
     moved = world.push(name, seed=2)
     assert moved.digest != first.digest
-    # When the next run goes through within the day ECR checked the tag
+    # ...and whose import the ledger remembers as a look upstream
+    [remembered] = ledger_for(_settings(world)).remembered([(f"{HUB}/{name}", "1.0")]).values()
+    assert remembered.looked is not None
+    assert remembered.digest == first.digest
+    # When the next run goes through within the day ECR imported the tag
+    heads = world.sb.upstream.counters[("HEAD", "manifest")]
     _, report = world.run()
-    # Then ECR still serves the digest it holds: the report says the tag moved and when ECR will look again
+    # Then it does not ask the upstream (ECR would not look again yet): ECR's copy is cached, at the digest it holds
     (item,) = report.items
-    assert (item.outcome, item.reason_code, item.details.digest) == (Outcome.ALREADY_CACHED, "tag_moved", first.digest)
-    assert any("at most once a day" in note for note in report.notes)
-    # And once ECR's re-check is due, the next run refreshes it
-    world.sb.registry.clock.advance(hours=25)
+    assert (item.outcome, item.reason_code, item.details.digest) == (Outcome.ALREADY_CACHED, None, first.digest)
+    assert world.sb.upstream.counters[("HEAD", "manifest")] == heads
+    # And once ECR's re-check is due, the next run HEADs the tag and refreshes it
+    world.age(hours=25)
     _, later = world.run()
     (item,) = later.items
     assert (item.outcome, item.details.digest, item.details.previous_digest) == (

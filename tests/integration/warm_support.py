@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -192,6 +193,30 @@ class WarmHarness:
     def report_of(self, run_id: str) -> Report:
         (report,) = self.reports_of(run_id)
         return report
+
+    def age(self, hours: float) -> None:
+        """Let `hours` pass for ECR (the sandbox registry's clock) and for the planner, whose clock is the wall clock:
+        each tag's last look upstream in the ledger's memory moves back as much (a tag ECR holds is HEADed again
+        only once that look is a day old, warm/decisions.py)."""
+        self.sb.registry.clock.advance(hours=hours)
+        ddb = boto3.client("dynamodb", region_name=self.sb.region)
+        table = self.stack.physical["LedgerTable"]
+        scan: dict[str, Any] = {
+            "TableName": table,
+            "FilterExpression": "begins_with(pk, :verified)",
+            "ExpressionAttributeValues": {":verified": {"S": "VERIFIED#"}},
+        }
+        while True:
+            page = ddb.scan(**scan)
+            for item in page.get("Items", []):
+                facts = json.loads(item["verified"]["S"])
+                if facts.get("looked"):
+                    looked = datetime.fromisoformat(facts["looked"]) - timedelta(hours=hours)
+                    facts["looked"] = looked.isoformat()
+                    ddb.put_item(TableName=table, Item={**item, "verified": {"S": json.dumps(facts)}})
+            if "LastEvaluatedKey" not in page:
+                break
+            scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def pulls(self) -> int:
         """Manifest GETs the upstream has seen (what Docker Hub counts as pulls)."""

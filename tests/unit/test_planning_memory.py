@@ -9,8 +9,8 @@ The fakes are test_planning's; the memory is a dictionary standing in for the le
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import AwsError
@@ -51,9 +51,15 @@ def held_index(ecr: FakeEcr, upstream: FakeUpstream, tag: str) -> str:
     return top
 
 
-def plan_with(memory: FakeMemory | None, ecr: FakeEcr, upstream: FakeUpstream, platforms: Sequence[str] = BOTH) -> Plan:
+def plan_with(
+    memory: FakeMemory | None,
+    ecr: FakeEcr,
+    upstream: FakeUpstream,
+    platforms: Sequence[str] = BOTH,
+    now: datetime = NOW,
+) -> Plan:
     config = config_with([{"image": "app", "tags": ["1"], "platforms": list(platforms)}])
-    planner = Planner(config, ecr, lambda rule: upstream, memory=memory, workers=2, clock=lambda: NOW)
+    planner = Planner(config, ecr, lambda rule: upstream, memory=memory, workers=2, clock=lambda: now)
     return planner.plan(WarmRequest(trigger="t"), RUN)
 
 
@@ -64,13 +70,13 @@ def test_a_full_verification_is_handed_back_to_be_remembered() -> None:
     # When it is planned
     plan = plan_with(memory, ecr, upstream)
     # Then it is already cached, verified in full, and the plan hands back what it verified, with the number of
-    # manifests its index lists (what ECR's next import of the tag costs upstream)
+    # manifests its index lists (what ECR's next import of the tag costs upstream) and when it HEADed the tag
     [decided] = plan.decided
     assert decided.item.outcome is Outcome.ALREADY_CACHED
     assert [kind for kind, _ in ecr.asked] == ["describe", "get", "get", "layers"]
     assert memory.asked == [(REPOSITORY, "1")]
     [learned] = plan.verified
-    assert learned == Verified(REPOSITORY, "1", top, BOTH, BOTH, (), decided.item.details.size or -1, NOW, 2)
+    assert learned == Verified(REPOSITORY, "1", top, BOTH, BOTH, (), decided.item.details.size or -1, NOW, 2, NOW)
 
 
 def test_a_remembered_digest_skips_the_manifests_and_blobs_and_reports_the_same() -> None:
@@ -80,14 +86,15 @@ def test_a_remembered_digest_skips_the_manifests_and_blobs_and_reports_the_same(
     first = plan_with(FakeMemory(), ecr, upstream)
     memory = FakeMemory({(REPOSITORY, "1"): first.verified[0]})
     ecr.asked.clear()
-    # When it is planned again
-    again = plan_with(memory, ecr, upstream)
-    # Then ECR is only asked which digest the tag has, the upstream still gets its HEAD (has the tag moved?)
+    # When it is planned again a day later, when the tag is due for ECR's daily re-check
+    later = NOW + timedelta(days=1)
+    again = plan_with(memory, ecr, upstream, now=later)
+    # Then ECR is only asked which digest the tag has, the upstream gets its HEAD (has the tag moved?)
     assert [kind for kind, _ in ecr.asked] == ["describe"]
     assert [call[0] for call in upstream.calls].count("HEAD") == 2
-    # And the report item is the one a full verification gives; nothing new to remember
+    # And the report item is the one a full verification gives; only the time of the look is new to remember
     assert again.decided[0].item == first.decided[0].item
-    assert again.verified == ()
+    assert again.verified == (replace(first.verified[0], looked=later),)
 
 
 def test_a_memory_of_another_digest_or_other_platforms_is_not_trusted() -> None:

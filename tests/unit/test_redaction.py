@@ -365,7 +365,7 @@ def test_urllib3_and_the_registry_client_at_debug_log_no_credential(every_line: 
         from pullthrough.registry import Challenge
 
         # When the client asks the realm for a token (urllib3 logs the request line at DEBUG)
-        client._auth._request_token(Challenge("bearer", realm, "svc"), "repository:a/b:pull", "a/b")
+        client._auth._request_token(Challenge("bearer", realm, "svc"), ["repository:a/b:pull"], "a/b")
         pool = urllib3.PoolManager()
         pool.request("GET", f"{realm}?account={quote(token)}", headers={"Authorization": f"Bearer {token}"})
     finally:

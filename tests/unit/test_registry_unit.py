@@ -241,7 +241,7 @@ class TestTokenRealm:
         client = RegistryClient("https://registry.example", credentials=Credentials("robot", "t0ken-value"))
         # When it asks for a token
         with pytest.raises(RegistryAuthError) as raised:
-            client._auth._request_token(Challenge("bearer", realm, "svc"), None, "team/app")
+            client._auth._request_token(Challenge("bearer", realm, "svc"), [None], "team/app")
         # Then it says the challenge names no usable realm, as an authentication failure, without a request sent
         assert "the Bearer challenge names no usable token realm" in str(raised.value)
         assert raised.value.status == 401

@@ -590,6 +590,23 @@ def test_a_job_that_left_its_image_complete_is_remembered_with_its_platforms_and
     assert (found.size, found.children) == (item.details.size, 1)
 
 
+def test_a_warm_or_refresh_job_remembers_when_ecr_looked_upstream_and_a_complete_job_does_not() -> None:
+    # The planner HEADs the tag again a day after its last look upstream (warm/decisions.py): an import ECR made
+    # is one, dated by the job's first look (carried from delivery to delivery); completing the blobs is none
+    item = ReportItem(subject="s", outcome=Outcome.WARMED, details=Details(digest=digest_of("app"), size=210))
+    started = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    progress = Progress(started, digest_of("app"))
+    before = datetime.now(UTC)
+    fresh = verified_of(job(action="refresh"), item)
+    assert fresh is not None
+    assert fresh.looked is not None
+    assert fresh.looked >= before
+    for action, looked in (("warm", started), ("refresh", started), ("complete", None)):
+        found = verified_of(job(action=action, progress=progress), item)
+        assert found is not None
+        assert found.looked == looked, action
+
+
 def test_a_failed_or_unverified_outcome_is_not_remembered() -> None:
     failed = ReportItem(subject="s", outcome=Outcome.FAILED, reason="timeout: ...")
     assert verified_of(job(), failed) is None

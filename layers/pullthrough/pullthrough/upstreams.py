@@ -32,6 +32,11 @@ class Upstream:
     auth: Auth
     domains: tuple[str, ...]  # reference domains that mean this upstream (after Docker's normalisation)
     example_url: str
+    # Repositories whose pull scopes one token request may carry (repeated `scope` parameters, Docker's token spec).
+    # More than 1 only where the realm is known to grant them all in one token: Docker Hub's auth.docker.io does
+    # (docker/hub-feedback#2215: a regression in that handling was reported and fixed in 2022). GHCR, GitLab, Quay
+    # and the others keep one token per repository: no source of theirs says they honour several scopes.
+    token_scopes: int = 1
 
     @property
     def needs_secret(self) -> bool:
@@ -54,6 +59,9 @@ CATALOGUE: dict[str, Upstream] = {
             auth=Auth.SECRET,
             domains=("docker.io", "registry-1.docker.io", "index.docker.io"),
             example_url="registry-1.docker.io",
+            # 50 scopes of typical names (30 to 60 characters encoded) make a 2 to 4 KB query string: under the
+            # 8 KB request line common HTTP front ends accept.
+            token_scopes=50,
         ),
         Upstream(
             key="github-container-registry",

@@ -2,8 +2,9 @@
 
 A registry answers an anonymous `GET /v2/` with 200 (no authentication), or with 401 and a WWW-Authenticate
 challenge: Basic (send the credentials with every request) or Bearer (ask the named token realm for a token per
-scope, Docker's token spec). Separate from the transport, which asks it for an Authorization header and for a second
-chance after a 401, and from the client's operations, which never see a token.
+scope, Docker's token spec; or one token for several scopes, `share`, cached under each). Separate from the
+transport, which asks it for an Authorization header and for a second chance after a 401, and from the client's
+operations, which never see a token.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 from urllib.parse import urlencode, urlsplit
@@ -69,6 +71,7 @@ class Authenticator:
         self._failures = failures
         self._name = failures.registry
         self._lock = threading.Lock()
+        self._pinging = threading.Lock()  # threads that find no challenge yet wait for one GET /v2/
         self._challenge: Challenge | None = None
         self._tokens: dict[str, tuple[str, float]] = {}
         self._flights: dict[str, threading.Lock] = {}  # one token request in flight per scope
@@ -90,9 +93,14 @@ class Authenticator:
         self._challenge = challenge
         return challenge
 
+    def _discovered(self, repository: str | None) -> Challenge:
+        """The challenge, from one GET /v2/ however many threads need it at once."""
+        with self._pinging:
+            return self._challenge or self.discover(repository)
+
     def authorization(self, scope: str | None, repository: str | None) -> str | None:
         """The Authorization header for a request in `scope` (None: send none)."""
-        challenge = self._challenge or self.discover(repository)
+        challenge = self._challenge or self._discovered(repository)
         if challenge.scheme == "basic":
             return basic(self.credentials) if self.credentials else None
         if challenge.scheme == "bearer":
@@ -113,20 +121,45 @@ class Authenticator:
                 cached = self._tokens.get(key)
             if cached is not None and cached[1] > self._transport.clock():
                 return cached[0]
-            return self._request_token(challenge, scope, repository)
+            return self._request_token(challenge, [scope], repository)
 
-    def _request_token(self, challenge: Challenge, scope: str | None, repository: str | None) -> str:
-        key = scope or ""
+    def share(self, scopes: Sequence[str]) -> int:
+        """Ask the realm once for a token that serves every scope in `scopes` not already served by a live token.
+
+        Docker's token spec has the client repeat `scope` once per scope it needs, and the realm answer with a token
+        for the access granted ("If the client only has a subset of the requested access it must not be considered
+        an error"); https://distribution.github.io/distribution/spec/auth/token/. The token is cached under each
+        of the scopes, so requests in any of them use it; a request it does not authorise (a scope the realm did
+        not grant) gets a 401, after which that scope alone asks for its own token (`renew`). Returns the token
+        requests sent: 0 (nothing missing, or the registry wants no Bearer token) or 1.
+        """
+        if not scopes:
+            return 0
+        challenge = self._challenge or self._discovered(None)
+        if challenge.scheme != "bearer":
+            return 0
+        now = self._transport.clock()
+        with self._lock:
+            missing = [s for s in dict.fromkeys(scopes) if not ((found := self._tokens.get(s)) and found[1] > now)]
+        if not missing:
+            return 0
+        # Not retried: a shared token saves requests, and if the realm cannot give it now each repository asks for
+        # its own (retried as usual), so a failure here costs one request and fails nothing.
+        self._request_token(challenge, missing, None, retries=0)
+        return 1
+
+    def _request_token(
+        self, challenge: Challenge, scopes: Sequence[str | None], repository: str | None, *, retries: int | None = None
+    ) -> str:
         realm = challenge.realm
         if not realm or urlsplit(realm).scheme not in ("http", "https"):
             raise RegistryAuthError(
                 self._name, repository, f"the Bearer challenge names no usable token realm ({realm!r})", 401
             )
-        params: dict[str, str] = {}
+        params: list[tuple[str, str]] = []
         if challenge.service:
-            params["service"] = challenge.service
-        if scope:
-            params["scope"] = scope
+            params.append(("service", challenge.service))
+        params.extend(("scope", scope) for scope in scopes if scope)
         headers: dict[str, str] = {}
         if self.credentials is not None:
             # No `account` parameter: the distribution token spec makes it optional ("if it can be inferred from
@@ -134,7 +167,7 @@ class Authenticator:
             headers["Authorization"] = basic(self.credentials)
         url = realm + ("&" if "?" in realm else "?") + urlencode(params) if params else realm
         started = self._transport.clock()
-        response = self._transport.send(Request("GET", url, "token", repository, headers=headers))
+        response = self._transport.send(Request("GET", url, "token", repository, headers=headers, retries=retries))
         if response.status in (401, 403):
             self._realm_refused(response, realm, repository)
         if response.status != 200:
@@ -152,7 +185,8 @@ class Authenticator:
         # Renew a little early so a token never expires between the check and the request it authorises.
         expires = started + lifetime - min(10.0, lifetime / 10)
         with self._lock:
-            self._tokens[key] = (token, expires)
+            for scope in scopes:
+                self._tokens[scope or ""] = (token, expires)
         return token
 
     def _realm_refused(self, response: urllib3.BaseHTTPResponse, realm: str, repository: str | None) -> NoReturn:

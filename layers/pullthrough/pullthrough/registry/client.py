@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Unpack
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -150,6 +150,13 @@ class RegistryClient:
         response = self._send("GET", "/v2/", "ping", repository)
         if response.status != 200:
             self._failures.fail(response, repository, "the /v2/ endpoint", resource=False)
+
+    def authorize_pulls(self, repositories: Sequence[str]) -> int:
+        """Ask the token realm once for pull access to all of `repositories` (repeated `scope` parameters), for the
+        requests that follow; returns the token requests sent (0 or 1). Only for a realm known to grant several
+        scopes in one token (Docker Hub's does): a scope it leaves out costs that repository its own token later,
+        never a failure. Errors are the realm's, as for any token request."""
+        return self._auth.share([scope for repository in repositories if (scope := pull_scope(repository))])
 
     def head_manifest(self, repository: str, reference: str) -> ManifestHead:
         """HEAD a manifest: digest, media type, size and rate limit, without counting as a pull on Docker Hub."""

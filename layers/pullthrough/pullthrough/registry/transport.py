@@ -58,6 +58,7 @@ class Request:
     scope: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     stream: bool = False
+    retries: int | None = None  # the client's own (TransportOptions) unless given
 
 
 class Authorizer(Protocol):
@@ -106,6 +107,7 @@ class Transport:
         """
         retried_auth = False
         attempt = 0
+        retries = self._retries if request.retries is None else request.retries
         while True:
             headers = dict(request.headers)
             value = auth.authorization(request.scope, request.repository) if auth is not None else None
@@ -120,7 +122,7 @@ class Transport:
                     f"{describe(request)}: no answer within {self._timeout.read_timeout}s",
                 ) from None
             except HTTPError as exc:
-                if attempt < self._retries:
+                if attempt < retries:
                     self._wait(attempt, None, request.repository, f"{type(exc).__name__}")
                     attempt += 1
                     continue
@@ -131,17 +133,19 @@ class Transport:
                 retried_auth = True
                 discard(response)
                 continue
-            if self._retry_answer(response, attempt, request.repository):
+            if self._retry_answer(response, attempt, retries, request.repository):
                 attempt += 1
                 continue
             return response
 
-    def _retry_answer(self, response: urllib3.BaseHTTPResponse, attempt: int, repository: str | None) -> bool:
+    def _retry_answer(
+        self, response: urllib3.BaseHTTPResponse, attempt: int, retries: int, repository: str | None
+    ) -> bool:
         """After a 429 or a 5xx (but 501): wait and say True when another attempt is left and the wait is short."""
         if response.status == 429 or (response.status >= 500 and response.status != 501):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
             wait = retry_after if retry_after is not None else self._backoff_for(attempt)
-            if attempt < self._retries and wait <= self._max_wait:
+            if attempt < retries and wait <= self._max_wait:
                 discard(response)
                 self._wait(attempt, wait, repository, f"HTTP {response.status}")
                 return True
@@ -206,7 +210,7 @@ class Transport:
     def _connection_error(self, exc: HTTPError, request: Request) -> RegistryError:
         what = describe(request)
         repository = request.repository
-        attempts = self._retries + 1
+        attempts = (self._retries if request.retries is None else request.retries) + 1
         if isinstance(exc, NewConnectionError):
             return RegistryUnavailable(
                 self.name, repository, f"{what}: cannot connect ({attempts} attempts; {reason(exc)})"

@@ -1,8 +1,11 @@
 """Decisions, ECR first: for each candidate, what ECR holds and the upstream's free HEAD say the run must do.
 
+    tokens       for an upstream whose realm grants several scopes in one token (Docker Hub), one token request per
+                 up to 50 repositories whose tags will be HEADed; other upstreams ask per repository as they go
     first look   ECR's tag (one DescribeImages per repository) and a HEAD upstream, which Docker Hub does not count
                  as a pull: archived, a pinned digest the upstream no longer serves, absent (warm), moved (refresh),
-                 failed, or held at the upstream's digest (to verify)
+                 failed, or held at the upstream's digest (to verify). A tag ECR holds is HEADed only when it is due
+                 for ECR's daily re-check (ECR_RECHECK, LOOK_SLACK); a pinned digest ECR holds, never
     verify       for what ECR holds, its manifests and blobs (verification.py), unless an earlier run verified that
                  very digest for these platforms: already cached, or incomplete (complete)
 
@@ -16,7 +19,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pullthrough.aws.ecr import EcrImage
 from pullthrough.aws.ledger import Verified
@@ -30,11 +33,27 @@ from pullthrough.warm.cost import Known, import_cost
 from pullthrough.warm.importing import ARCHIVED, AVAILABLE
 from pullthrough.warm.outcomes import Reason, failure, fix_for
 from pullthrough.warm.plan import Candidate, Decided, Wanted, decided
-from pullthrough.warm.ports import EcrTags, EcrView, Upstream
+from pullthrough.warm.ports import EcrTags, EcrView, SharedTokens, Upstream
 from pullthrough.warm.verification import Fetched, fetch, read_copy
 
 # Repositories decided at once; each one's tags share the planner's pool for their HEADs.
 REPOSITORY_WORKERS = 8
+# ECR re-checks a cached tag upstream at most once per 24 hours, and cannot be made to sooner (FACTS.md;
+# aws/containers-roadmap#2254). A HEAD sooner than that after the last look finds nothing ECR would act on yet, so a
+# tag ECR holds is HEADed only once Pullthrough's last look at it upstream (a HEAD, or an import or refresh it
+# triggered: the ledger's verified memory keeps the time) is this old, less LOOK_SLACK.
+ECR_RECHECK = timedelta(hours=24)
+# Schedule jitter. A look is recorded when it happens, some way into its run: a HEAD up to one plan_warming invocation
+# in (its timeout is 300 s, a shard's queue hop adds seconds), an import when its job is first received. The run 24 h
+# later can reach the tag sooner into its own invocation; without slack the tag would wait a whole schedule period
+# more (6 h by default). 30 minutes covers those delays and is small beside any sensible schedule period, so a tag
+# is never looked at more than half an hour before its day is up.
+LOOK_SLACK = timedelta(minutes=30)
+# Characters of repository names one shared token may cover, besides the upstream's count (upstreams.py). The realm
+# signs each scope into the token's `access` claim (about 45 characters of JSON besides the name), and every HEAD
+# carries the token: 1,500 characters of names keep a 50-scope token near 6 KB, under the 8 KB a request header
+# line may take in common HTTP front ends (nginx's default large_client_header_buffers).
+SHARED_TOKEN_NAMES = 1500
 
 Outcomes = Decided | Wanted
 Head = ManifestHead | PullthroughError | None
@@ -46,6 +65,7 @@ class Check:
 
     digest: str
     note: str | None = None
+    looked: datetime | None = None  # when this run HEADed the tag upstream (None: it did not, or the HEAD failed)
 
 
 def aws_failed(c: Candidate, exc: AwsError) -> Decided:
@@ -97,6 +117,20 @@ def already_cached(c: Candidate, verified: Verified, budget: Budget, note: str |
     )
 
 
+def token_batches(repositories: list[str], scopes: int) -> list[list[str]]:
+    """The repositories in batches of at most `scopes`, and of SHARED_TOKEN_NAMES characters of names."""
+    batches: list[list[str]] = []
+    batch: list[str] = []
+    chars = 0
+    for name in repositories:
+        if batch and (len(batch) == scopes or chars + len(name) > SHARED_TOKEN_NAMES):
+            batches.append(batch)
+            batch, chars = [], 0
+        batch.append(name)
+        chars += len(name)
+    return [*batches, batch] if batch else batches
+
+
 @dataclass
 class Decider:
     """Decides a plan's candidates against ECR and the upstreams (`upstream`: a rule's client, None: not asked)."""
@@ -113,15 +147,18 @@ class Decider:
     def decide_all(self, candidates: list[Candidate], pool: ThreadPoolExecutor) -> list[Outcomes]:
         """Every candidate's decision, in order, with ECR asked per repository rather than per tag.
 
-        Per repository, three steps: the tags ECR holds (one DescribeImages), a HEAD upstream per tag (on `pool`, so
-        a repository's tags overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level
-        and one BatchCheckLayerAvailability), unless an earlier run verified that very digest for these platforms.
+        First, the token requests Docker Hub's HEADs share (`_share_tokens`). Then per repository, three steps: the
+        tags ECR holds (one DescribeImages), a HEAD upstream per tag that is due (on `pool`, so a repository's tags
+        overlap), then, for what ECR holds, its manifests and blobs (one BatchGetImage per level and one
+        BatchCheckLayerAvailability), unless an earlier run verified that very digest for these platforms.
         Repositories go REPOSITORY_WORKERS at a time, so one's ECR calls overlap another's HEADs. A large warm list
         is mostly many tags of fewer repositories, and ECR's API rate limits count calls, not tags.
         """
+        now = self.clock()
         by_repository: dict[str, list[tuple[int, Candidate]]] = {}
         for index, c in enumerate(candidates):
             by_repository.setdefault(c.repository, []).append((index, c))
+        self._share_tokens([c for c in candidates if self.heads_first(c, now)], pool)
 
         def repository(item: tuple[str, list[tuple[int, Candidate]]]) -> list[tuple[int, Outcomes]]:
             return self._repository(item[0], item[1], pool)
@@ -132,13 +169,52 @@ class Decider:
                 outcomes.update(results)
         return [outcomes[index] for index in range(len(candidates))]
 
+    def due(self, c: Candidate, now: datetime) -> bool:
+        """Whether the tag's copy in ECR is due for ECR's daily re-check: no look at it upstream remembered, or the
+        last one ECR_RECHECK (less LOOK_SLACK) ago. A pinned tag always is (it is HEADed only when ECR's tag is not
+        at the pinned digest)."""
+        known = self.remembered.get((c.repository, c.tag))
+        if c.reference.digest is not None or known is None or known.looked is None:
+            return True
+        return now - known.looked >= ECR_RECHECK - LOOK_SLACK
+
+    def heads_first(self, c: Candidate, now: datetime) -> bool:
+        """Whether the tag is HEADed while ECR is asked: due and not pinned (a pinned tag ECR holds at its digest
+        needs no HEAD; a tag not due needs one only if ECR lacks it, which its DescribeImages tells)."""
+        return c.reference.digest is None and self.due(c, now)
+
+    def _share_tokens(self, heading: list[Candidate], pool: ThreadPoolExecutor) -> None:
+        """One token request per `token_scopes` repositories of each upstream whose realm grants several scopes in
+        one token (upstreams.py: Docker Hub), for the repositories whose tags are HEADed; the HEADs then use it."""
+        by_rule: dict[str, tuple[Rule, dict[str, None]]] = {}
+        for c in heading:
+            if c.rule.entry.token_scopes > 1:
+                by_rule.setdefault(c.rule.prefix, (c.rule, {}))[1][c.upstream_repository] = None
+        batches = [
+            (rule, batch)
+            for rule, names in by_rule.values()
+            for batch in token_batches(list(names), rule.entry.token_scopes)
+        ]
+        list(pool.map(lambda batch: self._share(*batch), batches))
+
+    def _share(self, rule: Rule, repositories: list[str]) -> None:
+        try:
+            client = self.upstream(rule)
+            if isinstance(client, SharedTokens):
+                client.authorize_pulls(repositories)
+        except PullthroughError as exc:
+            # Each repository's HEAD asks for its own token then, and fails with the realm's reason if it must.
+            logger.info("no shared token: asking per repository", extra={"rule": rule.prefix, "error": str(exc)})
+
     def _repository(
         self, name: str, indexed: list[tuple[int, Candidate]], pool: ThreadPoolExecutor
     ) -> list[tuple[int, Outcomes]]:
         # The HEADs go out while ECR is asked (a pinned tag ECR already holds at its digest needs none).
-        heads = {i: pool.submit(self.head, c) for i, c in indexed if c.reference.digest is None}
+        now = self.clock()
+        due = {i: self.due(c, now) for i, c in indexed}
+        heads = {i: pool.submit(self.head, c) for i, c in indexed if self.heads_first(c, now)}
         held = self._held_tags(name, [c for _, c in indexed])
-        first = [self._first_look(c, held, heads.get(i)) for i, c in indexed]
+        first = [self._first_look(c, held, heads.get(i), due=due[i]) for i, c in indexed]
         checks = []
         verified: dict[int, Outcomes] = {}
         for (i, c), look in zip(indexed, first, strict=True):
@@ -147,6 +223,8 @@ class Decider:
             known = self.remembered.get((c.repository, c.tag))
             if known is not None and known.matches(look.digest, c.platforms):
                 verified[i] = already_cached(c, known, self.budget, look.note)
+                if look.looked is not None:
+                    self._learn(replace(known, looked=look.looked))  # the look is what the next run reckons from
             else:
                 checks.append((i, c, look))
         if checks:
@@ -174,9 +252,11 @@ class Decider:
             return exc
 
     def _first_look(
-        self, c: Candidate, tags: dict[str, EcrImage] | AwsError, asked: Future[Head] | None
+        self, c: Candidate, tags: dict[str, EcrImage] | AwsError, asked: Future[Head] | None, *, due: bool = True
     ) -> Outcomes | Check:
-        """What ECR's tag and the upstream's HEAD (`asked`, or asked now) decide; `Check`: ECR's copy to verify."""
+        """What ECR's tag and the upstream's HEAD (`asked`, or asked now) decide; `Check`: ECR's copy to verify.
+
+        A tag ECR holds that is not `due` is not HEADed: ECR's copy is verified (or recalled) as it is."""
         if isinstance(tags, AwsError):
             return aws_failed(c, tags)
         held = tags.get(c.tag)
@@ -184,6 +264,8 @@ class Decider:
             # botocore's ImageStatus: an archived (or restoring) image is not pulled until it is restored.
             return archived(c, held.digest, held.status)
         if held is not None and c.reference.digest is not None and held.digest == c.reference.digest:
+            return Check(held.digest)
+        if held is not None and not due:
             return Check(held.digest)
         looked = asked.result() if asked is not None else self.head(c)
         head = looked if not isinstance(looked, PullthroughError) else None
@@ -201,7 +283,7 @@ class Decider:
         pinned = c.reference.digest
         if head is None or head.digest == held:
             note = f"the upstream could not be asked whether the tag moved: {problem}" if problem else None
-            return Check(held, note)
+            return Check(held, note, self.clock() if head is not None else None)
         if pinned is not None and head.digest != pinned:
             return mismatch(c, head.digest, pinned, held)
         return Wanted(c, "refresh", self._cost(c, head), expected_digest=head.digest, previous_digest=held)
@@ -246,6 +328,7 @@ class Decider:
         if not all(held.get(d) == AVAILABLE for d in sizes):
             return incomplete
         wanted = tuple(sorted(c.platforms))
+        known = self.remembered.get((c.repository, c.tag))
         found = Verified(
             c.repository,
             c.tag,
@@ -256,7 +339,11 @@ class Decider:
             sum(sizes.values()),
             self.clock(),
             copy.listed,
+            check.looked or (known.looked if known is not None else None),
         )
-        with self._lock:
-            self.learned.append(found)
+        self._learn(found)
         return already_cached(c, found, self.budget, check.note)
+
+    def _learn(self, verified: Verified) -> None:
+        with self._lock:
+            self.learned.append(verified)

@@ -61,6 +61,13 @@ class EcrTags(Protocol):
     def describe_images(self, repository: str, tags: Sequence[str]) -> dict[str, EcrImage]: ...
 
 
+@runtime_checkable
+class SharedTokens(Protocol):
+    """An Upstream that can ask its token realm once for several repositories' pull tokens (RegistryClient)."""
+
+    def authorize_pulls(self, repositories: Sequence[str]) -> int: ...
+
+
 @dataclass(frozen=True)
 class AwsEcr:
     """EcrView (and EcrTags) over the ECR API in one region."""

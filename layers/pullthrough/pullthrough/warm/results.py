@@ -154,6 +154,10 @@ def verified_of(job: WarmJob, item: ReportItem) -> Verified | None:
     platforms = tuple(item.details.platforms or ())
     # An import lands on an index only with at least one wanted platform; what it did not warm, the index lacks.
     absent = tuple(p for p in job.platforms if p not in platforms) if platforms else ()
+    now = datetime.now(UTC)
+    # A warm or refresh job's trigger made ECR look at the tag upstream (its first look, carried by the job from one
+    # delivery to the next): the planner's next HEAD of the tag is due a day after. A complete job's was not.
+    looked = (job.progress.started if job.progress else now) if job.action != "complete" else None
     return Verified(
         job.repository,
         job.tag,
@@ -162,8 +166,9 @@ def verified_of(job: WarmJob, item: ReportItem) -> Verified | None:
         platforms,
         absent,
         size,
-        datetime.now(UTC),
+        now,
         item.details.index_manifests or 0,
+        looked,
     )
 
 

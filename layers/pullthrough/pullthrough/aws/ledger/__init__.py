@@ -6,7 +6,8 @@
     pk = PULLFAIL#<repository>  sk = <time>#<id>  a failed sync ECR reported (its action event): code, reason, image
     pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
                                                  platforms, so the next run need not read its manifests and blobs again;
-                                                 and how many manifests its index lists (what a new import costs)
+                                                 and how many manifests its index lists (what a new import costs),
+                                                 and when Pullthrough last looked at the tag upstream (HEAD, import)
     pk = BUDGET#<allowance key> sk = SHARED      the pull allowance open runs share (budget.py): base, each run's
                                                  draw, and a version every write is conditioned on
     pk = CYCLE#<cycle> sk = META | REPORT#<account>#<region>#<run>   the organisation's warm cycles at the hub, and

@@ -106,6 +106,8 @@ def verified_item(verified: Verified) -> dict[str, Any]:
         "at": verified.at.isoformat(),
         "children": verified.children,
     }
+    if verified.looked is not None:
+        facts["looked"] = verified.looked.isoformat()
     return {
         "pk": s(VERIFIED_PREFIX + verified.repository),
         "sk": s(TAG_PREFIX + verified.tag),
@@ -128,6 +130,7 @@ def verified_of(item: dict[str, Any]) -> Verified | None:
             size=int(facts["size"]),
             at=datetime.fromisoformat(facts["at"]),
             children=int(facts.get("children", 0)),
+            looked=datetime.fromisoformat(facts["looked"]) if facts.get("looked") else None,
         )
     except (ValueError, KeyError, TypeError):
         return None

@@ -114,6 +114,9 @@ class Verified:
     size: int
     at: datetime
     children: int = 0  # manifests the index lists (ECR imported them all): what its next import costs upstream
+    # Pullthrough's last look at the tag upstream: a HEAD, or an import or refresh it triggered (None: not known).
+    # The planner HEADs the tag again only once this is a day old (warm/decisions.py: ECR re-checks no sooner).
+    looked: datetime | None = None
 
     @property
     def key(self) -> tuple[str, str]:
