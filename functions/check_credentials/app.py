@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pullthrough import credentials
 from pullthrough.env import CheckEnv
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
+from pullthrough.reporting.vocabulary import Kind
 
 
 # Check what the event names (every secret on the schedule) and report: loud on trouble, one line if fine.

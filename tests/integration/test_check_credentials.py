@@ -19,7 +19,7 @@ from pullthrough import credentials
 from pullthrough.credentials import handler as check_handler
 from pullthrough.env import CheckEnv
 from pullthrough.errors import EventError
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from sandbox import lambdas
 from tests.integration.credentials_support import (
     ACCOUNT,

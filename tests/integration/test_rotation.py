@@ -27,7 +27,7 @@ from pullthrough.credentials.rotation import (
 )
 from pullthrough.env import RotateEnv
 from pullthrough.registry.dockerhub import HubClient
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from sandbox import lambdas
 from sandbox.registries.hub_api import HubApi
 from tests.integration.credentials_support import (

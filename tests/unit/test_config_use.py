@@ -20,7 +20,8 @@ from pydantic import BaseModel
 from pullthrough import config as config_module
 from pullthrough import credentials, facts, prune, rules
 from pullthrough.env import Settings
-from pullthrough.reporting import Kind, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind
 from pullthrough.warm import planner
 from pullthrough.warm import run as warm_run
 

@@ -35,7 +35,7 @@ from pullthrough.errors import (
     SecretError,
 )
 from pullthrough.registry import Challenge, Credentials, RateLimit
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.reporting.vocabulary import Outcome, Severity
 
 TOKEN = "dckr_pat_unit-test-token-0123456789"
 CREDS = Credentials("pullthroughbot", TOKEN)

@@ -25,7 +25,7 @@ from pullthrough.errors import (
     RegistryRateLimited,
 )
 from pullthrough.registry import ManifestHead, RateLimit, manifests
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Draw, Shared
 from pullthrough.warm.planner import InFlight, Planner, WarmRequest, select_tags
 from pullthrough.warm.worker import MOVED_TAG_NOTE

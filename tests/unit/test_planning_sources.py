@@ -9,7 +9,7 @@ from pathlib import Path
 from pullthrough import config as config_module
 from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import Settings
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.sources import Reading, Yielded
 from pullthrough.warm.planner import Planner, WarmRequest, dry_run_report
 from pullthrough.warm.worker import details_of

@@ -15,8 +15,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from pullthrough.aws.ledger import JobRecord, Recorded, RunState
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, ReportItem
 from pullthrough.reporting import publish as publish_module
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import run as warm_run
 from pullthrough.warm.importing import Progress, Waiting
 from pullthrough.warm.worker import JobPostponed, WarmJob, Worker

@@ -20,7 +20,7 @@ from pullthrough.config import Config, Rule
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
 from pullthrough.registry import RegistryClient
-from pullthrough.reporting import ReportItem
+from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
 from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified
 from pullthrough.warm.upstream_clients import upstream_client

@@ -52,7 +52,7 @@ class Notifications(Model):
 class Config(Model):
     """Pullthrough's configuration: ECR pull-through cache rules, images to keep warm, and reports."""
 
-    model_config = ConfigDict(title="Pullthrough configuration")
+    model_config = ConfigDict(title="Pullthrough configuration", defer_build=True)
 
     version: Literal[1] = Field(description="The version of this document's format; write version: 1.")
     stack: Annotated[

@@ -35,7 +35,7 @@ LongText = Annotated[str, _clipped(1000)]
 class Details(BaseModel):
     """Small typed facts about an item; every field is optional and only what applies is set."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     rule: str | None = None  # the rule's ECR repository prefix, e.g. "docker-hub"
     upstream: str | None = None  # the upstream's catalogue key, e.g. "docker-hub"
@@ -60,7 +60,7 @@ class Details(BaseModel):
 class ReportItem(BaseModel):
     """One image, rule or secret, what happened to it, why, and what the reader should do about it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     subject: ShortText  # "docker.io/library/nginx:1.27", "rule docker-hub", "secret ecr-pullthroughcache/hub"
     outcome: Outcome
@@ -86,7 +86,7 @@ def _item_severity(data: dict[str, Any]) -> Severity:
 class Totals(BaseModel):
     """Run-wide figures; derived from the items' details unless the builder knows better (e.g. a ledger)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     bytes_moved: int = Field(0, ge=0)
     pulls_spent: int = Field(0, ge=0)

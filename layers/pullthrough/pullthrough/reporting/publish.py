@@ -15,7 +15,7 @@ from pullthrough.observability import log_report, logger, record_report_metrics
 
 if TYPE_CHECKING:
     from pullthrough.config import Notifications
-    from pullthrough.reporting import Report
+    from pullthrough.reporting.model import Report
 
 
 def publish(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from pullthrough import credentials
 from pullthrough.env import Settings
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.rules.diff import Action, RuleChange
 from pullthrough.rules.result import Result
 

@@ -14,7 +14,8 @@ from datetime import datetime
 
 from pullthrough.config import Config
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.budget import Budget, allowance_key
 from pullthrough.warm.importing import Wait
 from pullthrough.warm.job import WarmJob

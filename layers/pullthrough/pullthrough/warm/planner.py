@@ -36,7 +36,7 @@ from pullthrough.config import Config, Rule
 from pullthrough.env import PlanEnv, Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warm.budget import Budget
@@ -160,7 +160,7 @@ class Planner:
 class RunSummary(BaseModel):
     """What plan_warming did: the run it opened, and the earlier runs it closed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     trigger: str

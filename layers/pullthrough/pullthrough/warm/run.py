@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Unpack
 from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunState
 from pullthrough.env import Settings, SettingsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish as reporting_publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 from pullthrough.warm.job import MAX_RECEIVES, WarmJob
 from pullthrough.warm.ledger import ledger_for
 from pullthrough.warm.outcomes import TAG_MOVED, Reason, fix_for

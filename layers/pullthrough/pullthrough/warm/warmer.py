@@ -22,7 +22,7 @@ from pullthrough.env import Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
 from pullthrough.registry import Manifest, RegistryClient
-from pullthrough.reporting import ReportItem
+from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.importing import EcrImports, Import, Waiting
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.refusals import Diagnose
