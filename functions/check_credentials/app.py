@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough import credentials
+from pullthrough.credentials import handler
 from pullthrough.env import CheckEnv
 from pullthrough.observability import logger, metrics, tracer
 from pullthrough.reporting.rejection import rejects_malformed_events
@@ -20,4 +20,4 @@ from pullthrough.reporting.vocabulary import Kind
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.CREDENTIALS)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return credentials.handle(event, context, CheckEnv.from_env())
+    return handler.handle(event, context, CheckEnv.from_env())

@@ -15,7 +15,8 @@ from collections.abc import Callable
 import pytest
 
 from pullthrough import upstreams
-from pullthrough.credentials import Target, check_credentials
+from pullthrough.credentials.upstream import check_credentials
+from pullthrough.credentials.usage import Target
 from pullthrough.env import Settings
 from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
 from pullthrough.registry import Credentials, RegistryClient

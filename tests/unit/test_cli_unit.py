@@ -16,7 +16,7 @@ import pytest
 
 from pullthrough import cli
 from pullthrough.cli import credentials as cli_credentials
-from pullthrough.credentials import CredentialCheck
+from pullthrough.credentials.verdict import CredentialCheck
 from pullthrough.registry import RateLimit
 
 TOKEN = "dckr_pat_cli-unit-token-5f4e3d2c1b"

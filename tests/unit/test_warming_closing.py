@@ -21,7 +21,6 @@ from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import run as warm_run
 from pullthrough.warm.importing import Progress, Waiting
 from pullthrough.warm.worker import JobPostponed, WarmJob, Worker
-from tests.unit.test_planning import config_with
 
 T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
 KEY = "docker-hub/app:1"
@@ -69,7 +68,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def worker(ledger: Ledger) -> Worker:
     settings = Settings(queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/warm")
-    return Worker(settings, config=config_with([]), ledger=ledger)  # type: ignore[arg-type]
+    return Worker(settings, ledger=ledger)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -169,5 +168,5 @@ def test_a_report_sns_refuses_is_not_marked_sent_and_the_closing_job_fails(monke
     # redelivery test above) and the run is not marked reported, so no report is lost
     settings = Settings(ACCOUNT_ID="123456789012", REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:t")  # type: ignore[call-arg]
     with pytest.raises(AwsError):
-        Worker(settings, config=config_with([]), ledger=ledger).finish_run("warm-1", KEY)  # type: ignore[arg-type]
+        Worker(settings, ledger=ledger).finish_run("warm-1", KEY)  # type: ignore[arg-type]
     assert (ledger.closes, marked) == ([KEY], [])

@@ -129,6 +129,7 @@ def job_for(want: Wanted, run_id: str, pulls_remaining: int | None, wait: Wait) 
         rule=c.rule.prefix,
         secret=c.rule.secret_name,
         upstream=c.rule.upstream,
+        upstream_url=c.rule.upstream_url,
         repository=c.repository,
         upstream_repository=c.upstream_repository,
         tag=c.tag,

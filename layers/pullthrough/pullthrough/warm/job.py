@@ -30,6 +30,11 @@ class WarmJob(BaseModel):
     rule: str = Field(description="The rule's ECR repository prefix.")
     secret: str | None = Field(None, description="The name (never the value) of the rule's credentials secret.")
     upstream: str = Field(description="The upstream's catalogue key, e.g. docker-hub.")
+    upstream_url: str | None = Field(
+        None,
+        description="The rule's upstreamRegistryUrl: warm_images asks the upstream why ECR could not import without "
+        "reading the config. None from a planner that predates the field: the catalogue's URL for the upstream.",
+    )
     repository: str = Field(description="The ECR cache repository.")
     upstream_repository: str = Field(description="The repository's path on the upstream registry.")
     tag: str

@@ -42,6 +42,7 @@ from pullthrough.aws.ledger.records import (
     OpenRun,
     Recorded,
     RunFacts,
+    RunNotifications,
     RunState,
     Verified,
 )
@@ -160,6 +161,7 @@ __all__ = [
     "OpenRun",
     "Recorded",
     "RunFacts",
+    "RunNotifications",
     "RunState",
     "Verified",
 ]
