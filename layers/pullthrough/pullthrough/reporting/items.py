@@ -68,7 +68,7 @@ class ReportItem(BaseModel):
     fix: LongText | None = None  # what to do: "remove 1.99 from warm.images in config/pullthrough.yaml"
     reason_code: str | None = Field(None, max_length=64)  # machine reason, e.g. RegistryError.reason ("auth")
     severity: Severity = Field(default_factory=lambda data: _item_severity(data))
-    details: Details = Details()
+    details: Details = Field(default_factory=Details)  # a factory: a default instance would build Details at import
 
     def to_log(self) -> dict[str, Any]:
         """Fields for one structured log line about this item (Powertools Logger `extra`)."""

@@ -95,7 +95,9 @@ class Worker(Warmer):
         except Exception as exc:
             message_id = str(record.get("messageId"))
             logger.warning(
-                f"SQS message {message_id} failed: {exc}; back to the queue", extra={"message_id": message_id}
+                f"SQS message {message_id} failed: {exc}; back to the queue",
+                exc_info=True,
+                extra={"message_id": message_id},
             )
             return message_id
         return None
