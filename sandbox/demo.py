@@ -157,6 +157,7 @@ def run() -> int:
 def _deploy(sb: Any, workdir: Path, log: IO[str]) -> Demo:
     """template.yaml into moto with the sandbox's endpoints; the config loaded and explained."""
     from pullthrough import config as config_module
+    from pullthrough import sources
 
     say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
     say(f"ECR registry endpoint (imports through each rule as ECR does): {sb.ecr_url}")
@@ -170,7 +171,7 @@ def _deploy(sb: Any, workdir: Path, log: IO[str]) -> Demo:
 
     step(f"Loading {CONFIG.relative_to(ROOT)}")
     demo.cfg = config_module.load(CONFIG)
-    for line in demo.cfg.explain():
+    for line in demo.cfg.explain(sources.read(demo.cfg)):
         say(line)
     return demo
 
