@@ -388,11 +388,12 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
     platforms nobody pulled may still be fetched from the upstream (sandbox/registries/ecr_registry.py). The copy of
     the file skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/registries/skopeo.py), as
     tests/integration/test_consume.py does."""
+    from pullthrough import sources
     from pullthrough.consumers import Target, cached_images
     from sandbox.registries import skopeo
 
     registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
-    platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}
+    platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets(sources.read(cfg))}
     first: dict[str, tuple[str, str]] = {}
     for image in cached_images(cfg, Target.of(sb.account, sb.region)):
         if image.selection is None:  # a named tag, not one chosen at warm time
