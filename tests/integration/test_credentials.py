@@ -18,7 +18,7 @@ from pullthrough.credentials import upstream as upstream_check
 from pullthrough.credentials.check import check_secret
 from pullthrough.credentials.upstream import RATE_LIMIT_REPOSITORY
 from pullthrough.credentials.verdict import CredentialCheck
-from pullthrough.registry import RegistryClient
+from pullthrough.registry.client import RegistryClient
 from tests.integration.credentials_support import (
     ACCOUNT,
     PREFIX,

@@ -19,7 +19,8 @@ from pullthrough.credentials.upstream import check_credentials
 from pullthrough.credentials.usage import Target
 from pullthrough.env import Settings
 from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from tests.integration.local_registries import Reply, Stub
 
 StubFactory = Callable[[Callable[[str, str, dict[str, str]], Reply]], Stub]

@@ -17,7 +17,7 @@ import pytest
 from pullthrough import cli
 from pullthrough.cli import credentials as cli_credentials
 from pullthrough.credentials.verdict import CredentialCheck
-from pullthrough.registry import RateLimit
+from pullthrough.registry.headers import RateLimit
 
 TOKEN = "dckr_pat_cli-unit-token-5f4e3d2c1b"
 

@@ -18,7 +18,7 @@ import pytest
 from pydantic import BaseModel
 
 from pullthrough import config as config_module
-from pullthrough import facts, prune, rules
+from pullthrough import facts, prune, rules, sources
 from pullthrough.credentials.usage import secret_use
 from pullthrough.env import Settings
 from pullthrough.reporting.model import Report
@@ -171,7 +171,7 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     facts.derive(config)
     rules.desired_rules(config, {"ecr-pullthroughcache/docker-hub": None}, "arn:aws:iam::111122223333:role/r")
     secret_use("ecr-pullthroughcache/docker-hub", config, {})
-    for target in config.targets():
+    for target in config.targets(sources.read(config)):
         planner.select_tags(target.image, ["1.26", "1.27", "2.0"])
     without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": (), "sources": ()})})
     planner.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]

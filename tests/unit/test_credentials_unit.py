@@ -29,7 +29,8 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.registry import Challenge, Credentials, RateLimit
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.headers import Challenge, RateLimit
 from pullthrough.reporting.vocabulary import Outcome, Severity
 
 TOKEN = "dckr_pat_unit-test-token-0123456789"

@@ -24,7 +24,9 @@ from pullthrough.errors import (
     RegistryNotFound,
     RegistryRateLimited,
 )
-from pullthrough.registry import ManifestHead, RateLimit, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.client import ManifestHead
+from pullthrough.registry.headers import RateLimit
 from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Draw, Shared
 from pullthrough.warm.planner import InFlight, Planner, WarmRequest, select_tags

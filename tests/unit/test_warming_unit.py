@@ -33,7 +33,7 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.registry import Manifest
+from pullthrough.registry.client import Manifest
 from pullthrough.reporting.items import Details, ReportItem
 from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.importing import Progress, Wait, Waiting, decisive

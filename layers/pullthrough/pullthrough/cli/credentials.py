@@ -27,7 +27,7 @@ from pullthrough.credentials.value import credentials_value, parse_value, refuse
 from pullthrough.credentials.verdict import CredentialCheck
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError, SecretError
-from pullthrough.registry import Credentials
+from pullthrough.registry.auth import Credentials
 
 # --- credentials ---------------------------------------------------------------------------------------------------
 

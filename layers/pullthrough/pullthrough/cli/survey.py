@@ -19,7 +19,7 @@ from pullthrough.config import Config, Rule
 from pullthrough.credentials.usage import secret_use
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
-from pullthrough.registry import RegistryClient
+from pullthrough.registry.client import RegistryClient
 from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
 from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified

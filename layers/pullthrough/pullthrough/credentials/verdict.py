@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pullthrough.registry import RateLimit
+from pullthrough.registry.headers import RateLimit
 from pullthrough.reporting.items import Details, ReportItem
 from pullthrough.reporting.vocabulary import Outcome
 

@@ -13,7 +13,7 @@ from pullthrough.aws import secrets
 from pullthrough.credentials.value import parse_value
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, SecretError
-from pullthrough.registry import RegistryClient
+from pullthrough.registry.client import RegistryClient
 from pullthrough.upstreams import CATALOGUE, Auth
 
 if TYPE_CHECKING:  # warm_images reaches an upstream from its job alone, and never imports the config

@@ -20,7 +20,7 @@ from pullthrough.aws.ledger import Ledger
 from pullthrough.env import Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.registry import Manifest, RegistryClient
+from pullthrough.registry.client import Manifest, RegistryClient
 from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.importing import EcrImports, Import, Waiting
 from pullthrough.warm.job import WarmJob
