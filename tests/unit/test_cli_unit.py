@@ -85,7 +85,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             rate_limit=RateLimit(200, 187, 21600, creds.username) if valid else None,
         )
 
-    monkeypatch.setattr(cli_credentials.credentials, "check_credentials", check_credentials)
+    monkeypatch.setattr(cli_credentials, "check_credentials", check_credentials)
     monkeypatch.setattr(cli_credentials, "_existing", lambda name, settings: None)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     return seen
