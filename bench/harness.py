@@ -189,7 +189,7 @@ class Rig:
 
     def reports(self) -> list[Any]:
         """Every report published since the last call (read from a queue subscribed to the report topic)."""
-        from pullthrough.reporting import Report
+        from pullthrough.reporting.model import Report
 
         sqs = self.session.client("sqs")
         found = []

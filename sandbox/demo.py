@@ -157,6 +157,7 @@ def run() -> int:
 def _deploy(sb: Any, workdir: Path, log: IO[str]) -> Demo:
     """template.yaml into moto with the sandbox's endpoints; the config loaded and explained."""
     from pullthrough import config as config_module
+    from pullthrough import sources
 
     say(f"upstream (Docker Hub-like token realm, rate limits): {sb.upstream_url}")
     say(f"ECR registry endpoint (imports through each rule as ECR does): {sb.ecr_url}")
@@ -170,7 +171,7 @@ def _deploy(sb: Any, workdir: Path, log: IO[str]) -> Demo:
 
     step(f"Loading {CONFIG.relative_to(ROOT)}")
     demo.cfg = config_module.load(CONFIG)
-    for line in demo.cfg.explain():
+    for line in demo.cfg.explain(sources.read(demo.cfg)):
         say(line)
     return demo
 
@@ -387,11 +388,12 @@ def _pull_by_upstream_names(sb: Any, cfg: Any, consumer: Path) -> None:
     platforms nobody pulled may still be fetched from the upstream (sandbox/registries/ecr_registry.py). The copy of
     the file skopeo reads points the mirror at the sandbox's ECR endpoint (sandbox/registries/skopeo.py), as
     tests/integration/test_consume.py does."""
+    from pullthrough import sources
     from pullthrough.consumers import Target, cached_images
     from sandbox.registries import skopeo
 
     registries_conf = (consumer / "registries.conf").read_text(encoding="utf-8")
-    platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets()}
+    platforms = {warm.cache_repository: warm.platforms for warm in cfg.targets(sources.read(cfg))}
     first: dict[str, tuple[str, str]] = {}
     for image in cached_images(cfg, Target.of(sb.account, sb.region)):
         if image.selection is None:  # a named tag, not one chosen at warm time

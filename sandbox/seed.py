@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from pullthrough import sources
 from pullthrough.config import Config, WarmTarget
 from pullthrough.reference import upstream_repository
 from sandbox import PushedImage, Sandbox
@@ -42,7 +43,7 @@ def tags_for(target: WarmTarget) -> list[str]:
 def seed(sb: Sandbox, config: Config, layer_sizes: tuple[int, ...] = (4096, 1024)) -> list[Seeded]:
     """Push every warm target's tags into the sandbox's upstream, as a multi-arch index of amd64 and arm64."""
     seeded = []
-    for target in config.targets():
+    for target in config.targets(sources.read(config)):
         repository = upstream_repository(target.image.image)
         for tag in tags_for(target):
             pushed = sb.push_image(repository, tag, platforms=ALL_PLATFORMS, layer_sizes=layer_sizes, seed=tag)

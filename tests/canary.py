@@ -415,7 +415,7 @@ def _install(guard: Guard) -> list[Callable[[], None]]:
 
         _tap(undo, Logger, "debug", "a Powertools debug() call", guard, result=False)
     with contextlib.suppress(ImportError):
-        from pullthrough.reporting import Report
+        from pullthrough.reporting.model import Report
 
         _tap(undo, Report, "message", "a report's SNS message", guard, result=True)
         _tap(undo, Report, "to_json", "a report's JSON", guard, result=True)

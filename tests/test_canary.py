@@ -229,7 +229,9 @@ def test_failure_text():
 
 def test_report_message():
     from datetime import UTC, datetime
-    from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+    from pullthrough.reporting.items import ReportItem
+    from pullthrough.reporting.model import Report
+    from pullthrough.reporting.vocabulary import Kind, Outcome
     now = datetime(2026, 11, 23, tzinfo=UTC)
     item = ReportItem(subject="secret ecr-pullthroughcache/hub", outcome=Outcome.INVALID, reason=f"bad {CANARY_TOKEN}")
     report = Report.model_validate({"kind": Kind.CREDENTIALS, "stack": "s", "region": "us-east-1",

@@ -7,11 +7,11 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pullthrough import credentials
+from pullthrough.credentials import handler
 from pullthrough.env import CheckEnv
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
+from pullthrough.reporting.vocabulary import Kind
 
 
 # Check what the event names (every secret on the schedule) and report: loud on trouble, one line if fine.
@@ -20,4 +20,4 @@ from pullthrough.reporting.rejection import rejects_malformed_events
 @metrics.log_metrics(capture_cold_start_metric=True)
 @rejects_malformed_events(Kind.CREDENTIALS)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return credentials.handle(event, context, CheckEnv.from_env())
+    return handler.handle(event, context, CheckEnv.from_env())

@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pullthrough.env import PlanEnv
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
+from pullthrough.reporting.vocabulary import Kind
 from pullthrough.warm import planner
 
 

@@ -10,8 +10,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pullthrough import prune
 from pullthrough.env import PruneEnv
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
+from pullthrough.reporting.vocabulary import Kind
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE)

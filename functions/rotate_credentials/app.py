@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pullthrough.credentials import rotation
 from pullthrough.env import RotateEnv
 from pullthrough.observability import logger, metrics, tracer
-from pullthrough.reporting import Kind
 from pullthrough.reporting.rejection import rejects_malformed_events
+from pullthrough.reporting.vocabulary import Kind
 
 
 # Run the step Secrets Manager asks for; a refused step raises, so Secrets Manager retries it.

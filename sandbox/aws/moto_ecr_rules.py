@@ -424,7 +424,8 @@ def _check_upstream(ecr: ECRBackend, rule: Rule) -> str | None:
 
     # Imported here: the sandbox must load (and moto be extended) even while the registry client is being built.
     from pullthrough.errors import RegistryAuthError, RegistryError
-    from pullthrough.registry import Credentials, RegistryClient
+    from pullthrough.registry.auth import Credentials
+    from pullthrough.registry.client import RegistryClient
 
     try:
         with RegistryClient(

@@ -18,7 +18,8 @@ import botocore.session
 import pytest
 from botocore.exceptions import ClientError
 
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from sandbox import Sandbox
 from sandbox.aws import moto_ecr
 from tests.contracts.shapes import problems

@@ -11,7 +11,9 @@ from typing import Any
 
 import boto3
 
-from pullthrough.reporting import Outcome, Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Outcome
 from sandbox import PushedImage
 from tests.integration.warm_support import WarmHarness
 

@@ -35,7 +35,8 @@ import yaml
 
 from pullthrough.aws import ecr
 from pullthrough.credentials.rotation import TOKEN_ID_TAG
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from pullthrough.registry.dockerhub import HubClient
 from sandbox import Sandbox
 from sandbox.aws import iam, moto_ecr

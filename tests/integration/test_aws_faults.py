@@ -27,7 +27,7 @@ from botocore.retries import standard
 
 from pullthrough.aws import clients
 from pullthrough.env import Settings
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.job import MAX_RECEIVES
 from pullthrough.warm.run import ledger_for
 from sandbox import PushedImage, Sandbox

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pullthrough import credentials
 from pullthrough.credentials import handler as check_handler
+from pullthrough.credentials.handler import CheckResult
+from pullthrough.credentials.usage import EXPIRES_TAG
 from pullthrough.env import CheckEnv
 from pullthrough.errors import EventError
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from sandbox import lambdas
 from tests.integration.credentials_support import (
     ACCOUNT,
@@ -43,9 +44,9 @@ TODAY = date(2026, 11, 23)
 CONTEXT = lambdas.LambdaContext(function_name="pullthrough-check_credentials")
 
 
-def handle(event: dict[str, Any], env: CheckEnv) -> credentials.CheckResult:
+def handle(event: dict[str, Any], env: CheckEnv) -> CheckResult:
     """The function's handle, its JSON answer read back as the result it is."""
-    return credentials.CheckResult.model_validate(credentials.handle(event, CONTEXT, env))
+    return CheckResult.model_validate(check_handler.handle(event, CONTEXT, env))
 
 
 @dataclass
@@ -72,7 +73,7 @@ class World:
                         detail[part][key] = secret or self.secret
         return event
 
-    def check(self, sample: str) -> credentials.CheckResult:
+    def check(self, sample: str) -> CheckResult:
         with pytest.MonkeyPatch.context() as patch:
             patch.setattr(check_handler, "today", lambda: TODAY)
             return handle(self.event(sample), self.settings)
@@ -256,9 +257,7 @@ def test_schedule_warns_before_the_token_expires(expiring: World) -> None:
 
 def test_expiry_tag_from_rotation_wins_over_the_config(expiring: World) -> None:
     # Given a rotation recorded a later expiry on the secret
-    expiring.aws.secrets.tag_resource(
-        SecretId=expiring.arn, Tags=[{"Key": credentials.EXPIRES_TAG, "Value": "2027-06-01"}]
-    )
+    expiring.aws.secrets.tag_resource(SecretId=expiring.arn, Tags=[{"Key": EXPIRES_TAG, "Value": "2027-06-01"}])
     # When the schedule runs
     result = expiring.check("scheduled")
     # Then there is nothing to warn about

@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pullthrough import upstreams
-from pullthrough.credentials import RATE_LIMIT_REPOSITORY, CredentialCheck, check_secret
 from pullthrough.credentials import upstream as upstream_check
-from pullthrough.registry import RegistryClient
+from pullthrough.credentials.check import check_secret
+from pullthrough.credentials.upstream import RATE_LIMIT_REPOSITORY
+from pullthrough.credentials.verdict import CredentialCheck
+from pullthrough.registry.client import RegistryClient
 from tests.integration.credentials_support import (
     ACCOUNT,
     PREFIX,

@@ -11,7 +11,7 @@ import boto3
 import pytest
 import yaml
 
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from sandbox import Sandbox
 from tests.integration.test_iam_grants import statement_of
 from tests.integration.warm_support import WarmHarness, unique

@@ -28,7 +28,7 @@ from typing import Literal
 import pytest
 
 from pullthrough.registry import transport
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import upstream_clients
 from sandbox import Sandbox
 from sandbox.registries.fault_proxy import FaultProxy

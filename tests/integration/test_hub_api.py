@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from pullthrough.errors import RegistryAuthError
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from pullthrough.registry.dockerhub import (
     HubAuthError,
     HubClient,

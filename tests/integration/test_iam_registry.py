@@ -17,7 +17,8 @@ import boto3
 import pytest
 
 from pullthrough.errors import RegistryError
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from sandbox import Sandbox
 from sandbox.aws import iam, iam_guard, moto_ecr
 from sandbox.aws.iam import Principal, Role, Statement

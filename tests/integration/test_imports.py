@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from sandbox import Sandbox
 from sandbox.registries import skopeo
 from tests.integration.warm_support import WarmHarness, unique

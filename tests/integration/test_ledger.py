@@ -17,7 +17,7 @@ import pytest
 
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
 from pullthrough.errors import AwsAlreadyExists, AwsError
-from pullthrough.registry import RateLimit
+from pullthrough.registry.headers import RateLimit
 from pullthrough.warm.budget import Budget
 from sandbox.aws.moto_threads import serialised
 from sandbox.template import load_template

@@ -28,8 +28,8 @@ import boto3
 import pytest
 
 from pullthrough.errors import EventError, PullthroughError
-from pullthrough.reporting import Kind, Outcome, Status
 from pullthrough.reporting.rejection import REASON_CODE
+from pullthrough.reporting.vocabulary import Kind, Outcome, Status
 from pullthrough.warm.worker import MAX_RECEIVES
 from sandbox import Sandbox
 from tests.integration.fault_support import HUB, World, accounted, by_subject, subject

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pullthrough.reporting import Outcome, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Outcome
 from sandbox import Sandbox
 from tests.integration.warm_support import WarmHarness, unique
 

@@ -18,7 +18,8 @@ from pullthrough import config as config_module
 from pullthrough import prune as pruning
 from pullthrough.aws import clients
 from pullthrough.env import PruneEnv, Settings
-from pullthrough.reporting import Kind, Outcome, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome
 from pullthrough.sources import ecs as ecs_source
 from sandbox import PushedImage, Sandbox
 from tests.fake_aws import fake_aws

@@ -27,7 +27,7 @@ from pullthrough import rules
 from pullthrough.aws import clients, ownership, ptc
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from sandbox import Sandbox
 from sandbox.aws import moto_ecr
 from sandbox.lambdas import LambdaContext, invoke, sample_event

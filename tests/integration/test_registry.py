@@ -24,7 +24,10 @@ from pullthrough.errors import (
     RegistryTimeout,
     RegistryUnavailable,
 )
-from pullthrough.registry import Credentials, RateLimit, RegistryClient, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
+from pullthrough.registry.headers import RateLimit
 from tests.integration.local_registries import (
     BASIC_PASSWORD,
     BASIC_USER,

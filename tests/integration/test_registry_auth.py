@@ -15,10 +15,12 @@ from collections.abc import Callable
 import pytest
 
 from pullthrough import upstreams
-from pullthrough.credentials import Target, check_credentials
+from pullthrough.credentials.upstream import check_credentials
+from pullthrough.credentials.usage import Target
 from pullthrough.env import Settings
 from pullthrough.errors import RegistryAccessDenied, RegistryAuthError, RegistryError, RegistryUnavailable
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from tests.integration.local_registries import Reply, Stub
 
 StubFactory = Callable[[Callable[[str, str, dict[str, str]], Reply]], Stub]

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from tests.integration.local_registries import TOKEN_PASSWORD, TOKEN_USER, LocalRegistry, TokenRealm
 
 pytestmark = pytest.mark.sandbox

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pullthrough.aws.secrets import CANDIDATE
-from pullthrough.credentials import RATE_LIMIT_REPOSITORY, rotation
+from pullthrough.credentials import rotation
 from pullthrough.credentials.rotation import (
     PENDING_TOKEN_ID_TAG,
     TOKEN_ID_TAG,
@@ -25,9 +25,10 @@ from pullthrough.credentials.rotation import (
     RotationResult,
     docker_hub_api,
 )
+from pullthrough.credentials.upstream import RATE_LIMIT_REPOSITORY
 from pullthrough.env import RotateEnv
 from pullthrough.registry.dockerhub import HubClient
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from sandbox import lambdas
 from sandbox.registries.hub_api import HubApi
 from tests.integration.credentials_support import (

@@ -18,7 +18,10 @@ import pytest
 from pullthrough.aws import clients
 from pullthrough.aws.sns import publish
 from pullthrough.errors import AwsNotFound
-from pullthrough.reporting import MAX_MESSAGE_BYTES, Details, Kind, Outcome, Report, ReportItem, Status
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.render import MAX_MESSAGE_BYTES
+from pullthrough.reporting.vocabulary import Kind, Outcome, Status
 from tests.fake_aws import fake_aws
 
 if TYPE_CHECKING:

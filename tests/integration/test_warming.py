@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from pullthrough.aws import ecr
-from pullthrough.reporting import Outcome, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import upstream_clients
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.run import ledger_for

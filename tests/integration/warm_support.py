@@ -21,7 +21,8 @@ import boto3
 import yaml
 
 from pullthrough.aws import ecr
-from pullthrough.reporting import Kind, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind
 from sandbox import PushedImage, Sandbox
 from sandbox.stack import Stack, sqs_record
 from tests.canary import canary_token

@@ -73,7 +73,9 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 from pullthrough.observability import metrics, record_hub_report_not_sent, record_report_metrics
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome
 
 def item(outcome, rule="docker-hub", upstream="docker-hub", **details):
     facts = Details(rule=rule, upstream=upstream, **details)
@@ -293,7 +295,9 @@ def test_state_metrics_are_reported_as_zero_by_a_run_without_trouble() -> None:
     from datetime import UTC, datetime
 
     from pullthrough.observability import report_metrics
-    from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+    from pullthrough.reporting.items import Details, ReportItem
+    from pullthrough.reporting.model import Report
+    from pullthrough.reporting.vocabulary import Kind, Outcome
 
     def healthy(kind: Kind) -> Report:
         item = ReportItem(subject="docker-hub", outcome=Outcome.VALID, details=Details(rule="docker-hub"))

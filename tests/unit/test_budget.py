@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from pullthrough.registry import RateLimit
+from pullthrough.registry.headers import RateLimit
 from pullthrough.warm.budget import DRAW_GRACE, Budget, Draw, Shared
 
 NOW = datetime(2026, 12, 7, 10, 0, tzinfo=UTC)

@@ -16,8 +16,8 @@ import pytest
 
 from pullthrough import cli
 from pullthrough.cli import credentials as cli_credentials
-from pullthrough.credentials import CredentialCheck
-from pullthrough.registry import RateLimit
+from pullthrough.credentials.verdict import CredentialCheck
+from pullthrough.registry.headers import RateLimit
 
 TOKEN = "dckr_pat_cli-unit-token-5f4e3d2c1b"
 
@@ -85,7 +85,7 @@ def checks(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             rate_limit=RateLimit(200, 187, 21600, creds.username) if valid else None,
         )
 
-    monkeypatch.setattr(cli_credentials.credentials, "check_credentials", check_credentials)
+    monkeypatch.setattr(cli_credentials, "check_credentials", check_credentials)
     monkeypatch.setattr(cli_credentials, "_existing", lambda name, settings: None)
     monkeypatch.setenv("AWS_REGION", "us-east-1")
     return seen

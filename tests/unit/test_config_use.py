@@ -18,9 +18,11 @@ import pytest
 from pydantic import BaseModel
 
 from pullthrough import config as config_module
-from pullthrough import credentials, facts, prune, rules
+from pullthrough import facts, prune, rules, sources
+from pullthrough.credentials.usage import secret_use
 from pullthrough.env import Settings
-from pullthrough.reporting import Kind, Report
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind
 from pullthrough.warm import planner
 from pullthrough.warm import run as warm_run
 
@@ -168,8 +170,8 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
     """Run what the library does with a config, without AWS or upstreams (the report's SNS call is caught)."""
     facts.derive(config)
     rules.desired_rules(config, {"ecr-pullthroughcache/docker-hub": None}, "arn:aws:iam::111122223333:role/r")
-    credentials.secret_use("ecr-pullthroughcache/docker-hub", config, {})
-    for target in config.targets():
+    secret_use("ecr-pullthroughcache/docker-hub", config, {})
+    for target in config.targets(sources.read(config)):
         planner.select_tags(target.image, ["1.26", "1.27", "2.0"])
     without_images = config.model_copy(update={"warm": config.warm.model_copy(update={"images": (), "sources": ()})})
     planner.Planner(without_images, ecr=None, upstream_for=lambda rule: None).plan(  # type: ignore[arg-type]
@@ -193,7 +195,7 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
         trigger="test",
         started=datetime.now(UTC),
     )
-    warm_run.publish(report, config, Settings(REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:t"))  # type: ignore[call-arg]
+    warm_run.publish(report, config.notifications, Settings(REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:111122223333:t"))  # type: ignore[call-arg]
 
 
 def test_every_config_field_is_read_by_something(reads: set[tuple[str, str]], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,16 +14,11 @@ from typing import Any
 import pytest
 
 from pullthrough import redaction, upstreams
-from pullthrough.credentials import (
-    RATE_LIMIT_REPOSITORY,
-    CredentialCheck,
-    Target,
-    check_credentials,
-    credentials_value,
-    parse_value,
-    secret_name,
-)
 from pullthrough.credentials import upstream as upstream_check
+from pullthrough.credentials.upstream import RATE_LIMIT_REPOSITORY, check_credentials
+from pullthrough.credentials.usage import Target
+from pullthrough.credentials.value import credentials_value, parse_value, secret_name
+from pullthrough.credentials.verdict import CredentialCheck
 from pullthrough.env import Settings
 from pullthrough.errors import (
     RegistryAuthError,
@@ -34,8 +29,9 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.registry import Challenge, Credentials, RateLimit
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.headers import Challenge, RateLimit
+from pullthrough.reporting.vocabulary import Outcome, Severity
 
 TOKEN = "dckr_pat_unit-test-token-0123456789"
 CREDS = Credentials("pullthroughbot", TOKEN)
@@ -324,7 +320,7 @@ def test_secret_use_merges_config_ecr_rules_and_tags() -> None:
     from datetime import date
 
     from pullthrough.aws.ptc import RuleSpec
-    from pullthrough.credentials import EXPIRES_TAG, secret_use
+    from pullthrough.credentials.usage import EXPIRES_TAG, secret_use
 
     # Given the config's rule, a second ECR rule (not in the config) on GHCR using the same secret, and a tag
     config = config_with({"secret": "ecr-pullthroughcache/hub", "expires": "2027-01-31", "warn_days": 10})
@@ -351,7 +347,8 @@ def test_secret_use_merges_config_ecr_rules_and_tags() -> None:
 def test_expiry_warns_inside_the_window(days_left: int, warns: bool) -> None:
     from datetime import date, timedelta
 
-    from pullthrough.credentials import expiry_item, secret_use
+    from pullthrough.credentials.report import expiry_item
+    from pullthrough.credentials.usage import secret_use
 
     today = date(2026, 11, 23)
     config = config_with({"secret": "ecr-pullthroughcache/hub", "expires": str(today + timedelta(days_left))})
@@ -386,7 +383,7 @@ def test_expiry_warns_inside_the_window(days_left: int, warns: bool) -> None:
     ],
 )
 def test_change_events_name_their_secret_and_trigger(sample: str, secret: str, rotation_failed: bool) -> None:
-    from pullthrough.credentials import parse_change_event
+    from pullthrough.credentials.events import parse_change_event
     from sandbox import lambdas
 
     change = parse_change_event(lambdas.sample_event("check_credentials", sample))
@@ -397,7 +394,7 @@ def test_change_events_name_their_secret_and_trigger(sample: str, secret: str, r
 
 
 def test_schedule_event_means_every_secret() -> None:
-    from pullthrough.credentials import parse_change_event
+    from pullthrough.credentials.events import parse_change_event
     from sandbox import lambdas
 
     change = parse_change_event(lambdas.sample_event("check_credentials", "scheduled"))

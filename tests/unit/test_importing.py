@@ -14,7 +14,8 @@ import pytest
 
 from pullthrough.aws.ecr import ImageFailure, Images, StoredManifest
 from pullthrough.errors import AwsAccessDenied, AwsError, AwsThrottled, RegistryUnavailable
-from pullthrough.registry import Manifest, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.client import Manifest
 from pullthrough.warm.importing import (
     Archived,
     ImageRefusal,

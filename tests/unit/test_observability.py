@@ -23,7 +23,9 @@ from pullthrough.observability import (
     record_report_metrics,
     report_metrics,
 )
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Totals
+from pullthrough.reporting.items import Details, ReportItem, Totals
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome
 
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 

@@ -24,8 +24,10 @@ from pullthrough.errors import (
     RegistryNotFound,
     RegistryRateLimited,
 )
-from pullthrough.registry import ManifestHead, RateLimit, manifests
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.registry import manifests
+from pullthrough.registry.client import ManifestHead
+from pullthrough.registry.headers import RateLimit
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Draw, Shared
 from pullthrough.warm.planner import InFlight, Planner, WarmRequest, select_tags
 from pullthrough.warm.worker import MOVED_TAG_NOTE

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pullthrough import config as config_module
 from pullthrough.aws.ecs import Container, TaskDefinition, TaskDefinitions
 from pullthrough.errors import AwsAccessDenied
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.warm.planner import Planner, WarmRequest
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, digest_of

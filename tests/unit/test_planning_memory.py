@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.planner import Plan, Planner, WarmRequest
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, config_with, image_manifest, index_manifest
 

@@ -3,13 +3,18 @@ job and item attributed to its source, and a source's problem a failed item nami
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from pullthrough import config as config_module
+from pullthrough import sources
 from pullthrough.config.source_entries import EcsSource
 from pullthrough.env import Settings
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.sources import Reading, Yielded
 from pullthrough.warm.planner import Planner, WarmRequest, dry_run_report
 from pullthrough.warm.worker import details_of
@@ -120,13 +125,14 @@ def test_the_ecs_reader_s_references_join_the_plan(tmp_path: Path) -> None:
 
 def test_config_targets_read_the_file_sources_and_explain_names_them() -> None:
     config = config_module.load(FIXTURES / "pullthrough.yaml")
-    targets = config.targets()
+    reading = sources.read(config)
+    targets = config.targets(reading)
     sourced = [t for t in targets if t.source == "olake"]
     assert [t.image.image.familiar for t in sourced][:2] == ["olakego/ui:v0.2.3", "temporalio/auto-setup:1.22.3"]
     # warm.images names source-mysql:v0.1.8: one target, warm.images', not also the source's
     mysql = [t for t in targets if t.image.image.name == "docker.io/olakego/source-mysql"]
     assert [(t.source, t.platforms) for t in mysql] == [(None, ("linux/amd64", "linux/arm64"))]
-    explained = "\n".join(config.explain())
+    explained = "\n".join(config.explain(reading))
     assert (
         "image docker.io/olakego/ui -> dockerhub/olakego/ui (rule dockerhub): v0.2.3; linux/amd64; "
         "from olake (olake/docker-compose.yml → olake-ui)" in explained
@@ -135,3 +141,16 @@ def test_config_targets_read_the_file_sources_and_explain_names_them() -> None:
 
 def plan_started() -> datetime:
     return datetime.now(UTC)
+
+
+def test_the_config_reads_no_source_itself_and_a_function_that_reads_none_does_not_import_the_readers() -> None:
+    config = config_module.load(FIXTURES / "pullthrough.yaml")
+    # Targets of a config with warm.sources need their reading: the config never reads files behind a caller's back
+    with pytest.raises(ValueError, match=r"pass their reading"):
+        config.targets()
+    # ...so loading the config imports none of the readers (nor does reconcile_rules, which loads it)
+    probe = (
+        "import sys, pullthrough.config; print(sorted(m for m in sys.modules if m.startswith('pullthrough.sources')))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pullthrough import config, prune
 from pullthrough.aws.ecr import EcrImage
 from pullthrough.prune import keeping
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 INDEX = "application/vnd.oci.image.index.v1+json"

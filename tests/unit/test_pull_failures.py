@@ -12,7 +12,7 @@ import pytest
 from pullthrough import config as config_module
 from pullthrough.errors import EventError
 from pullthrough.pull_failures import Batch, PullFailure, fix_for, read_batch, report
-from pullthrough.reporting import Kind, Outcome
+from pullthrough.reporting.vocabulary import Kind, Outcome
 
 CONFIG = config_module.parse(
     "version: 1\nstack: prod\nrules:\n"

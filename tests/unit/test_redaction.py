@@ -23,7 +23,8 @@ import urllib3
 from pullthrough import redaction
 from pullthrough.observability import logger
 from pullthrough.redaction import MASK, looks_like_token, redact, register, user_label
-from pullthrough.registry import Credentials, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
 from tests.canary import CANARY_MARKER, canary_token, forms
 from tests.fake_aws import fake_aws
 
@@ -362,7 +363,7 @@ def test_urllib3_and_the_registry_client_at_debug_log_no_credential(every_line: 
     try:
         client = RegistryClient("http://127.0.0.1:1", credentials=Credentials("robot", token))
         realm = f"http://127.0.0.1:{server.server_address[1]}/token"
-        from pullthrough.registry import Challenge
+        from pullthrough.registry.headers import Challenge
 
         # When the client asks the realm for a token (urllib3 logs the request line at DEBUG)
         client._auth._request_token(Challenge("bearer", realm, "svc"), ["repository:a/b:pull"], "a/b")

@@ -11,19 +11,18 @@ from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, Protocol
 
 from pullthrough import redaction
 from pullthrough.errors import RegistryAuthError, RegistryError, RegistryTimeout, RegistryUnavailable
-from pullthrough.registry import (
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
+from pullthrough.registry.headers import (
     Challenge,
-    Credentials,
     RateLimit,
-    RegistryClient,
-    backoff_delay,
     choose_challenge,
     parse_next_link,
     parse_rate_limit,
     parse_retry_after,
     parse_www_authenticate,
 )
-from pullthrough.registry.transport import Request
+from pullthrough.registry.transport import Request, backoff_delay
 
 
 class TestWwwAuthenticate:

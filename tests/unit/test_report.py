@@ -20,25 +20,16 @@ from urllib.parse import unquote
 import pytest
 from pydantic import ValidationError
 
-from pullthrough.reporting import (
-    JSON_BEGIN,
-    JSON_END,
-    MAX_MESSAGE_BYTES,
-    MAX_SUBJECT_CHARS,
-    SUCCESS_LIST_LIMIT,
-    Details,
-    Kind,
-    Outcome,
-    Report,
-    ReportItem,
-    Severity,
-    Status,
-    Totals,
+from pullthrough.reporting.items import Details, ReportItem, Totals
+from pullthrough.reporting.links import (
     console_repository_url,
     console_secret_url,
     logs_insights_query,
     logs_insights_url,
 )
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.render import JSON_BEGIN, JSON_END, MAX_MESSAGE_BYTES, MAX_SUBJECT_CHARS, SUCCESS_LIST_LIMIT
+from pullthrough.reporting.vocabulary import Kind, Outcome, Severity, Status
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"

@@ -15,7 +15,8 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from pullthrough.aws.ledger import JobRecord, Recorded
 from pullthrough.env import Settings
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.worker import WarmJob, Worker
 
 

@@ -5,22 +5,29 @@ and never again.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from pullthrough.aws.ledger import JobRecord, Recorded, RunState
+from pullthrough.aws.ledger import JobRecord, Recorded, RunFacts, RunNotifications, RunState
+from pullthrough.aws.ledger.items import meta_item, run_state
+from pullthrough.config import parse
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, ReportItem
 from pullthrough.reporting import publish as publish_module
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import run as warm_run
 from pullthrough.warm.importing import Progress, Waiting
+from pullthrough.warm.upstream_clients import registry_client
 from pullthrough.warm.worker import JobPostponed, WarmJob, Worker
-from tests.unit.test_planning import config_with
 
 T0 = datetime(2026, 12, 7, 10, tzinfo=UTC)
 KEY = "docker-hub/app:1"
@@ -68,7 +75,7 @@ def published(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 def worker(ledger: Ledger) -> Worker:
     settings = Settings(queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/warm")
-    return Worker(settings, config=config_with([]), ledger=ledger)  # type: ignore[arg-type]
+    return Worker(settings, ledger=ledger)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -168,5 +175,59 @@ def test_a_report_sns_refuses_is_not_marked_sent_and_the_closing_job_fails(monke
     # redelivery test above) and the run is not marked reported, so no report is lost
     settings = Settings(ACCOUNT_ID="123456789012", REPORT_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:t")  # type: ignore[call-arg]
     with pytest.raises(AwsError):
-        Worker(settings, config=config_with([]), ledger=ledger).finish_run("warm-1", KEY)  # type: ignore[arg-type]
+        Worker(settings, ledger=ledger).finish_run("warm-1", KEY)  # type: ignore[arg-type]
     assert (ledger.closes, marked) == ([KEY], [])
+
+
+def test_the_closing_job_reports_with_the_notifications_its_runs_meta_carries(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a run this job completes, planned with `success: off` and a subject prefix (its META says so)
+    said = RunNotifications("off", "[ACME]")
+    told: list[object] = []
+    monkeypatch.setattr(warm_run, "report_run", lambda ledger, run, notifications, settings: told.append(notifications))
+    # When the job closes it, Then the report goes out as the META says, with no config read (the worker has none)
+    worker(Ledger(state(notifications=said))).finish_run("warm-1", KEY)
+    assert told == [said]
+
+
+def test_a_runs_meta_keeps_its_notifications_and_one_written_before_them_has_none() -> None:
+    facts: RunFacts = {"trigger": "t", "stack": "s", "started": T0, "notifications": RunNotifications("full", "[X]")}
+    assert run_state(meta_item("warm-1", facts, T0, [])).notifications == RunNotifications("full", "[X]")
+    assert run_state(meta_item("warm-1", {"trigger": "t", "stack": "s", "started": T0}, T0, [])).notifications is None
+
+
+def test_a_run_opened_by_the_planner_carries_the_configs_notifications() -> None:
+    # Given the planner's WarmRun, with a config whose reports have a subject prefix
+    opened: list[dict[str, Any]] = []
+
+    class Opening:
+        def open_run(self, run_id: str, **run: Any) -> None:
+            opened.append(run)
+
+    config = parse("version: 1\nrules: []\nnotifications: {success: full, subject_prefix: '[ACME]'}\n")
+    # When it opens a run, Then the META is given the config's notifications
+    warm_run.WarmRun(Opening(), Settings(), lambda: config).open(  # type: ignore[arg-type]
+        "warm-1", trigger="t", stack="s", started=T0, deadline=T0, jobs=()
+    )
+    assert opened[0]["notifications"] == RunNotifications("full", "[ACME]")
+
+
+def test_warm_images_imports_neither_the_config_nor_the_credentials_nor_powertools_batch() -> None:
+    # Given the function's directory as Lambda runs it (its module first on the path)
+    root = Path(__file__).resolve().parents[2]
+    probe = (
+        "import sys, app; print(sorted(m for m in sys.modules if m.startswith(('pullthrough.config', "
+        "'pullthrough.credentials.check', 'pullthrough.sources', 'yaml', 'aws_lambda_powertools.utilities.batch'))))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root / "layers" / "pullthrough"), str(root)])}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=root / "functions" / "warm_images", env=env, capture_output=True, text=True
+    )
+    # When app is imported, Then none of them is (bench/README.md, cold start)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr[-2000:]
+
+
+def test_a_diagnosis_reaches_the_upstream_its_job_names_without_the_config() -> None:
+    # The job's URL (a rule's own), else the catalogue's for its upstream; none where only ECR reaches it (IAM role)
+    assert registry_client("docker-hub", "mirror.example", None, Settings()).base_url == "https://mirror.example"  # type: ignore[union-attr]
+    assert registry_client("docker-hub", None, None, Settings()).base_url == "https://registry-1.docker.io"  # type: ignore[union-attr]
+    assert registry_client("ecr", "111122223333.dkr.ecr.us-east-1.amazonaws.com", None, Settings()) is None

@@ -33,8 +33,9 @@ from pullthrough.errors import (
     RegistryUnavailable,
     SecretError,
 )
-from pullthrough.registry import Manifest
-from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.registry.client import Manifest
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.importing import Progress, Wait, Waiting, decisive
 from pullthrough.warm.results import last_delivery
 from pullthrough.warm.worker import (

@@ -36,7 +36,7 @@ SEND_TIMEOUT = 10.0
 class Request(BaseModel):
     """The fields of a custom resource request the answer needs."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     request_type: Literal["Create", "Update", "Delete"] = Field(alias="RequestType")
     response_url: str = Field(alias="ResponseURL", min_length=1)
@@ -50,7 +50,7 @@ class Request(BaseModel):
 class Answer(BaseModel):
     """The response document CloudFormation reads, and what the handler returns for the logs."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True)
+    model_config = ConfigDict(frozen=True, populate_by_name=True, defer_build=True)
 
     status: Literal["SUCCESS", "FAILED"] = Field(alias="Status")
     reason: str | None = Field(None, alias="Reason")

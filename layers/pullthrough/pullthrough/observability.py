@@ -25,12 +25,17 @@ from collections import Counter
 from collections.abc import Iterable
 from enum import StrEnum
 from functools import cache
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 from pullthrough import redaction
-from pullthrough.reporting import CHANGE_OUTCOMES, Kind, Outcome, Report, ReportItem, Severity, Status
+from pullthrough.reporting.vocabulary import CHANGE_OUTCOMES, Kind, Outcome, Severity, Status
+
+if TYPE_CHECKING:  # annotations only: a handler that never reports does not import the report's models
+    from pullthrough.reporting.items import ReportItem
+    from pullthrough.reporting.model import Report
 
 # Powertools reads these itself too; read here only to give them Pullthrough's defaults.
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME") or "pullthrough"

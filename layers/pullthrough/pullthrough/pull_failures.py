@@ -21,8 +21,10 @@ from pullthrough.config import Config
 from pullthrough.env import PullFailuresEnv
 from pullthrough.errors import EventError
 from pullthrough.observability import logger
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 from pullthrough.warm.ledger import ledger_for
 
 DETAIL_TYPE = "ECR Pull Through Cache Action"

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from pullthrough.aws import clients
 from pullthrough.aws.errors import aws_call
 from pullthrough.errors import AwsError, AwsNotFound
-from pullthrough.registry import Credentials, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.auth import Credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_ecr import ECRClient

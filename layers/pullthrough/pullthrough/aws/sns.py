@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from pullthrough.aws import clients
 from pullthrough.aws.errors import aws_call
-from pullthrough.reporting import Report, SuccessVerbosity
+from pullthrough.reporting.model import Report, SuccessVerbosity
 
 if TYPE_CHECKING:
     from mypy_boto3_sns import SNSClient

@@ -14,16 +14,20 @@ import io as std_io
 from datetime import date
 from typing import Any
 
-from pullthrough import credentials
 from pullthrough.aws import secrets
 from pullthrough.aws.secrets import CANDIDATE, SecretInfo
 from pullthrough.cli.common import EXIT_FAILED, EXIT_OK, Command, Io, emit, environment, find_rule, option
 from pullthrough.cli.documents import CredentialCheckDoc, CredentialsCheckDocument, CredentialsSetDocument, dump
 from pullthrough.config import Rule
-from pullthrough.credentials import CredentialCheck, rotation
+from pullthrough.credentials import rotation
+from pullthrough.credentials.check import check_secret
+from pullthrough.credentials.upstream import CHECK_TIMEOUT, check_credentials
+from pullthrough.credentials.usage import EXPIRES_TAG, Target
+from pullthrough.credentials.value import credentials_value, parse_value, refuse_swapped
+from pullthrough.credentials.verdict import CredentialCheck
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError, SecretError
-from pullthrough.registry import Credentials
+from pullthrough.registry.auth import Credentials
 
 # --- credentials ---------------------------------------------------------------------------------------------------
 
@@ -76,7 +80,7 @@ def add_credentials_commands(commands: Any) -> None:
     ).register(actions)
 
 
-TIMEOUT_OPTION = option("--timeout", type=float, default=credentials.CHECK_TIMEOUT, help="seconds per upstream call")
+TIMEOUT_OPTION = option("--timeout", type=float, default=CHECK_TIMEOUT, help="seconds per upstream call")
 
 
 def credentials_set(args: argparse.Namespace, io: Io) -> int:
@@ -108,11 +112,11 @@ def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
     existing = _existing(name, settings)
     username = args.username or _current_username(name, existing, settings) or _ask_username(io, rule)
     token = _read_token(io, rule)
-    credentials.refuse_swapped(name, username, token)
-    check = credentials.check_credentials(
+    refuse_swapped(name, username, token)
+    check = check_credentials(
         name,
         Credentials(username, token),
-        credentials.Target(rule.entry, rule.upstream_url, rule.prefix),
+        Target(rule.entry, rule.upstream_url, rule.prefix),
         settings,
         timeout=args.timeout,
     )
@@ -124,9 +128,9 @@ def _set(args: argparse.Namespace, io: Io, found: dict[str, Any]) -> int:
     if args.check_only:
         io.say("--check-only: nothing stored")
         return EXIT_OK
-    value = credentials.credentials_value(Credentials(username, token))
+    value = credentials_value(Credentials(username, token))
     if existing is None:
-        tags = {credentials.EXPIRES_TAG: args.expires.isoformat()} if args.expires else {}
+        tags = {EXPIRES_TAG: args.expires.isoformat()} if args.expires else {}
         arn = secrets.create(
             name,
             value,
@@ -227,9 +231,7 @@ def credentials_check(args: argparse.Namespace, io: Io) -> int:
             lines.append(f"{rule.prefix}: {rule.entry.title} takes no credentials")
             continue
         io.progress(f"checking {name} upstream ({rule.entry.title})...")
-        check = credentials.check_secret(
-            name, rule.entry, rule.upstream_url, settings, rule=rule.prefix, timeout=args.timeout
-        )
+        check = check_secret(name, rule.entry, rule.upstream_url, settings, rule=rule.prefix, timeout=args.timeout)
         checks.append(check_document(rule.prefix, check))
         lines.append(f"{rule.prefix}: {_verdict(check)}")
         if not check.valid:
@@ -285,7 +287,7 @@ def _current_username(name: str, existing: SecretInfo | None, settings: Settings
     if existing is None:
         return None
     try:
-        return credentials.parse_value(name, secrets.get_value(existing.arn, region=settings.region)).username
+        return parse_value(name, secrets.get_value(existing.arn, region=settings.region)).username
     except (SecretError, AwsError):
         return None
 

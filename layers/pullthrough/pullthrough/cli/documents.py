@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pullthrough.cli.common import SCHEMA_VERSION
 from pullthrough.consumers import Artefact, CachedImage, RegistryBase, Target
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 class _Doc(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
 
 class Ended(_Doc):

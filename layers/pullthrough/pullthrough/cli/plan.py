@@ -26,7 +26,7 @@ from pullthrough.cli.common import (
 from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import PlanDocument, WarmImageDoc, WarmPlanDoc, dump
 from pullthrough.cli.reconcile import findings, rule_changes, rules_lines
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from pullthrough.warm import planner
 
 _ACTIONS = {

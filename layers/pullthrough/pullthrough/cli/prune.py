@@ -18,7 +18,9 @@ from pullthrough.aws import ecr
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_option, emit, environment
 from pullthrough.cli.documents import PruneDocument, dump
 from pullthrough.errors import PullthroughError
-from pullthrough.reporting import Report, Status, human_bytes
+from pullthrough.reporting.facts import human_bytes
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Status
 from pullthrough.sources import ecs as ecs_source
 
 

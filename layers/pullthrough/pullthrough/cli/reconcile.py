@@ -17,7 +17,8 @@ from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Command, Io, dry_run_
 from pullthrough.cli.deployment import deployed
 from pullthrough.cli.documents import ChangeDoc, ReconcileDocument, dump
 from pullthrough.errors import PullthroughError
-from pullthrough.reporting import Report, Status
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Status
 from pullthrough.rules import Plan
 
 

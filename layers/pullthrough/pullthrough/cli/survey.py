@@ -1,7 +1,7 @@
 """What `pullthrough status` reads: each rule, each warm-list image and the recent runs, as the account has them.
 
 Only reads: DescribePullThroughCacheRules and ValidatePullThroughCacheRule (ECR), DescribeSecret (the token's
-expiry tag, credentials.EXPIRES_TAG), DescribeImages (imagePushedAt, lastRecordedPullTime), a HEAD on each upstream
+expiry tag, EXPIRES_TAG), DescribeImages (imagePushedAt, lastRecordedPullTime), a HEAD on each upstream
 manifest (not a pull on Docker Hub: registry.head_manifest), and the warm runs through warm/runs_view.py (the
 ledger's Query, GetItem, BatchGetItem, Scan).
 """
@@ -12,15 +12,15 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
-from pullthrough import credentials
 from pullthrough.aws import ecr, ptc, secrets
 from pullthrough.aws.ecr import EcrImage
 from pullthrough.cli.documents import ImageStatusDoc, RuleStatusDoc, RunStatusDoc
 from pullthrough.config import Config, Rule
+from pullthrough.credentials.usage import secret_use
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
-from pullthrough.registry import RegistryClient
-from pullthrough.reporting import ReportItem
+from pullthrough.registry.client import RegistryClient
+from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.planner import AwsEcr, Candidate, Decided, Planner, WarmRequest
 from pullthrough.warm.runs_view import JobRecord, RunState, RunsView, Verified
 from pullthrough.warm.upstream_clients import upstream_client
@@ -80,7 +80,7 @@ def _secret(
         return False, None, None
     if info.deleted is not None:
         problems.append(f"secret {name} is scheduled for deletion")
-    use = credentials.secret_use(name, config, info.tags)
+    use = secret_use(name, config, info.tags)
     if use.expires is None:
         return True, None, None
     left = (use.expires - today).days

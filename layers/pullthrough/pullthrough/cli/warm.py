@@ -17,7 +17,8 @@ from pullthrough.cli.common import (
     image_option,
 )
 from pullthrough.cli.documents import WarmDocument, dump
-from pullthrough.reporting import Report, Status
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Status
 from pullthrough.warm import planner
 
 

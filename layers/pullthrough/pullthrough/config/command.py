@@ -39,8 +39,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    print("\n".join(config.explain()))
-    problems = sources.read(config).problems  # what warm.sources name that cannot be warmed
+    reading = sources.read(config)
+    print("\n".join(config.explain(reading)))
+    problems = reading.problems  # what warm.sources name that cannot be warmed
     for problem in problems:
         print(f"warm.sources: {problem}", file=sys.stderr)
     return 1 if problems else 0

@@ -2,17 +2,19 @@
 image, the warm targets, the explanation `--check` prints); and the `notifications` section.
 
 Reading the files `warm.sources` name is pullthrough.sources' (the readers resolve references against this model's
-rules, which they know only as a type); `targets()` reads them when not given a reading.
+rules, which they know only as a type): `targets()` and `explain()` take that reading (`sources.read(config)`), so a
+function that never reads the sources (config_facts, reconcile_rules, the credentials, report_pull_failures) does
+not import their readers with the config (bench/README.md, cold start).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
-from pullthrough import sources, upstreams
+from pullthrough import upstreams
 from pullthrough.config import fields
 from pullthrough.config.fields import Model
 from pullthrough.config.organization import Organization
@@ -25,6 +27,9 @@ from pullthrough.config.templates import CREATE_ROLE, Template
 from pullthrough.config.warm import Warm, WarmImage, WarmTarget
 from pullthrough.errors import ConfigError, Problem
 from pullthrough.reference import ROOT_PREFIX, ImageReference
+
+if TYPE_CHECKING:
+    from pullthrough.sources import Reading
 
 __all__ = ["Config", "Notifications"]
 
@@ -53,7 +58,7 @@ class Notifications(Model):
 class Config(Model):
     """Pullthrough's configuration: ECR pull-through cache rules, images to keep warm, and reports."""
 
-    model_config = ConfigDict(title="Pullthrough configuration")
+    model_config = ConfigDict(title="Pullthrough configuration", defer_build=True)
 
     version: Literal[1] = Field(description="The version of this document's format; write version: 1.")
     stack: Annotated[
@@ -88,9 +93,10 @@ class Config(Model):
             raise ConfigError([Problem(location=str(reference), value=str(reference), message=message)])
         return rule
 
-    def targets(self, reading: sources.Reading | None = None) -> list[WarmTarget]:
+    def targets(self, reading: Reading | None = None) -> list[WarmTarget]:
         """Every warm image with its rule, cache repository and platforms; then each reference warm.sources name
-        (`reading`, else the files read now; ecs sources only through a given reading) that warm.images does not."""
+        (`reading`: `sources.read(config)`) that warm.images does not. No reading is needed only without warm.sources.
+        """
         result = []
         for image in self.warm.images:
             rule = self.rule_for(image.image, image.rule)
@@ -98,12 +104,12 @@ class Config(Model):
                 WarmTarget(image, rule, rule.cache_repository(image.image), image.platforms or self.warm.platforms)
             )
         if reading is None:
-            if not self.warm.sources:
-                return result
-            reading = sources.read(self)
+            if self.warm.sources:
+                raise ValueError("the config has warm.sources: pass their reading, pullthrough.sources.read(config)")
+            return result
         return result + self._source_targets(reading)
 
-    def _source_targets(self, reading: sources.Reading) -> list[WarmTarget]:
+    def _source_targets(self, reading: Reading) -> list[WarmTarget]:
         """The sources' references as targets; warm.images wins: its tags are not repeated, its settings apply."""
         listed: dict[str, WarmImage] = {}
         for image in self.warm.images:
@@ -122,8 +128,9 @@ class Config(Model):
             result.append(WarmTarget(image, rule, rule.cache_repository(ref), platforms, item.source, item.place))
         return result
 
-    def explain(self) -> list[str]:
-        """Human-readable lines: each rule with its upstream, auth and template; each image with its cache name."""
+    def explain(self, reading: Reading | None = None) -> list[str]:
+        """Human-readable lines: each rule with its upstream, auth and template; each image (warm.images, and what
+        `reading` says warm.sources name) with its cache name."""
         warm = self.warm
         lines = [
             f"stack {self.stack}: {len(self.rules)} rule(s), {len(warm.images)} image(s) warmed on {warm.schedule} "
@@ -140,7 +147,7 @@ class Config(Model):
             lines.append(f"  template: {_explain_template(rule.template)}")
             if rule.allow_replace:
                 lines.append("  reconcile may delete and recreate this rule when an immutable field changes")
-        for target in self.targets():
+        for target in self.targets(reading):
             image = target.image
             selected = list(image.fixed_tags)
             if image.latest is not None:

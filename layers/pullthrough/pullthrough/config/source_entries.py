@@ -59,7 +59,7 @@ SourceName = Annotated[str, StringConstraints(min_length=1, max_length=100, patt
 
 
 class _Source(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     name: SourceName | None = Field(
         None,

@@ -14,7 +14,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from pullthrough import upstreams
+from pullthrough import sources, upstreams
 from pullthrough.config import Config, Rule
 from pullthrough.consumers.target import Target
 from pullthrough.reference import image_uri
@@ -74,7 +74,7 @@ def cached_images(config: Config, target: Target) -> list[CachedImage]:
     """Every warm-list image with its ECR URI; a tag_pattern / latest image is listed once, without a tag."""
     host = target.registry_host
     result: list[CachedImage] = []
-    for warm in config.targets():
+    for warm in config.targets(sources.read(config)):
         image, rule, repository = warm.image, warm.rule.prefix, warm.cache_repository
         for tag in image.fixed_tags:
             uri = image_uri(host, repository, tag)

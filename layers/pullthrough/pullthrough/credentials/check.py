@@ -19,7 +19,7 @@ from pullthrough.credentials.value import parse_value, secret_name
 from pullthrough.credentials.verdict import CredentialCheck, Status, set_command
 from pullthrough.env import Settings
 from pullthrough.errors import AwsAccessDenied, AwsError, AwsNotFound, SecretError
-from pullthrough.registry import Credentials
+from pullthrough.registry.auth import Credentials
 from pullthrough.upstreams import Upstream
 
 

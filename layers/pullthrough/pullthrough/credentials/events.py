@@ -24,7 +24,7 @@ ROTATION_OUTCOMES = ("RotationSucceeded", "RotationFailed", "RotationAbandoned")
 class ChangeEvent(BaseModel):
     """What a Secrets Manager change event (or the schedule) asks check_credentials to look at."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     trigger: str
     secrets: tuple[str, ...] = ()  # names or ARNs; empty with `everything` for the schedule

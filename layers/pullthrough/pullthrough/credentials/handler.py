@@ -25,7 +25,8 @@ from pullthrough.credentials.value import secret_name
 from pullthrough.env import CheckEnv, Settings
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 class CheckResult(BaseModel):
     """What check_credentials returns: the run, what it checked, and the report's verdict."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     trigger: str

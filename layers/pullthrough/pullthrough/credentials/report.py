@@ -18,8 +18,10 @@ from pullthrough.credentials.verdict import set_command
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish as reporting_publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 
 
 @dataclass(frozen=True)

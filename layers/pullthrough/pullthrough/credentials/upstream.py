@@ -23,7 +23,9 @@ from pullthrough.errors import (
     RegistryTimeout,
     RegistryUnavailable,
 )
-from pullthrough.registry import Credentials, RateLimit, RegistryClient
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
+from pullthrough.registry.headers import RateLimit
 from pullthrough.upstreams import Upstream
 
 # Docker's documented way to read the pull budget: a HEAD on this manifest costs no pull.

@@ -18,7 +18,8 @@ from pullthrough.credentials.value import secret_name
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, ConfigError
 from pullthrough.observability import logger
-from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.upstreams import Upstream
 
 # Tags on a secret: how to rotate a secret no config rule names, and the token's expiry as rotation last set it.

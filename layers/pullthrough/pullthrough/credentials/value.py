@@ -10,7 +10,7 @@ import json
 
 from pullthrough import redaction
 from pullthrough.errors import SecretError
-from pullthrough.registry import Credentials
+from pullthrough.registry.auth import Credentials
 
 _TOKEN_ALIASES = ("password", "token", "access_token", "accesstoken", "AccessToken", "secret")
 

@@ -10,8 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from pullthrough.registry import RateLimit
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.registry.headers import RateLimit
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 
 Status = Literal["valid", "invalid", "missing", "malformed", "wrong_prefix", "unreachable"]
 
@@ -28,7 +29,7 @@ _OUTCOMES: dict[str, Outcome] = {
 class CredentialCheck(BaseModel):
     """The verdict on one credentials secret; names the secret, never carries the token."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     secret: str
     status: Status

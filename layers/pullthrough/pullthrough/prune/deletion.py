@@ -13,7 +13,8 @@ from typing import Any
 
 from pullthrough.prune.decisions import Candidate, Plan
 from pullthrough.prune.ecr import Ecr
-from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ from pullthrough.prune.deletion import execute
 from pullthrough.prune.ecr import AwsEcr, Ecr
 from pullthrough.prune.keeping import named_by_sources, protected
 from pullthrough.reference import ROOT_PREFIX
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 from pullthrough.sources import EcsReader
 from pullthrough.sources import ecs as ecs_source
 

@@ -32,7 +32,7 @@ def protected(
     what warm.sources yield (`named_by_sources`).
     """
     kept: dict[str, dict[str, str]] = {}
-    for target in config.targets():
+    for target in config.targets(sources.read(config)):
         image = target.image
         tags = [tag for ecr_image in held.get(target.cache_repository, ()) for tag in ecr_image.tags]
         chosen = choose_tags(image, tags if image.tag_pattern is not None or image.latest is not None else None).tags

@@ -8,42 +8,6 @@ media type ECR pull-through cache serves, streams blobs without keeping them, an
 One concern per module, as go-containerregistry lays out its transport: `headers` (WWW-Authenticate, rate limits,
 Retry-After, Link), `transport` (send, retry, redirects, connection errors), `auth` (credentials, the challenge, the
 token cache), `failures` (an answer as the error it stands for), `client` (the operations), `manifests` (the
-documents), `dockerhub` (the Docker Hub API, for rotations). This package's public names are re-exported here.
+documents), `dockerhub` (the Docker Hub API, for rotations). Nothing is re-exported here: a function that only
+reads manifests (prune, through aws/ecr.py) imports `manifests`, not the client (bench/README.md, cold start).
 """
-
-from __future__ import annotations
-
-from pullthrough.registry import manifests
-from pullthrough.registry.auth import Credentials
-from pullthrough.registry.client import MAX_MANIFEST_BYTES, Manifest, ManifestHead, RegistryClient
-from pullthrough.registry.headers import (
-    Challenge,
-    RateLimit,
-    Scheme,
-    choose_challenge,
-    parse_next_link,
-    parse_rate_limit,
-    parse_retry_after,
-    parse_www_authenticate,
-)
-from pullthrough.registry.transport import Kind, Method, backoff_delay
-
-__all__ = [
-    "MAX_MANIFEST_BYTES",
-    "Challenge",
-    "Credentials",
-    "Kind",
-    "Manifest",
-    "ManifestHead",
-    "Method",
-    "RateLimit",
-    "RegistryClient",
-    "Scheme",
-    "backoff_delay",
-    "choose_challenge",
-    "manifests",
-    "parse_next_link",
-    "parse_rate_limit",
-    "parse_retry_after",
-    "parse_www_authenticate",
-]

@@ -35,7 +35,7 @@ LongText = Annotated[str, _clipped(1000)]
 class Details(BaseModel):
     """Small typed facts about an item; every field is optional and only what applies is set."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     rule: str | None = None  # the rule's ECR repository prefix, e.g. "docker-hub"
     upstream: str | None = None  # the upstream's catalogue key, e.g. "docker-hub"
@@ -66,7 +66,7 @@ class Details(BaseModel):
 class ReportItem(BaseModel):
     """One image, rule or secret, what happened to it, why, and what the reader should do about it."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     subject: ShortText  # "docker.io/library/nginx:1.27", "rule docker-hub", "secret ecr-pullthroughcache/hub"
     outcome: Outcome
@@ -74,7 +74,7 @@ class ReportItem(BaseModel):
     fix: LongText | None = None  # what to do: "remove 1.99 from warm.images in config/pullthrough.yaml"
     reason_code: str | None = Field(None, max_length=64)  # machine reason, e.g. RegistryError.reason ("auth")
     severity: Severity = Field(default_factory=lambda data: _item_severity(data))
-    details: Details = Details()
+    details: Details = Field(default_factory=Details)  # a factory: a default instance would build Details at import
 
     def to_log(self) -> dict[str, Any]:
         """Fields for one structured log line about this item (Powertools Logger `extra`)."""
@@ -92,7 +92,7 @@ def _item_severity(data: dict[str, Any]) -> Severity:
 class Totals(BaseModel):
     """Run-wide figures; derived from the items' details unless the builder knows better (e.g. a ledger)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     bytes_moved: int = Field(0, ge=0)
     pulls_spent: int = Field(0, ge=0)

@@ -28,7 +28,7 @@ CONSOLE_LINK_LIMIT = 10
 class Link(BaseModel):
     """A console page, with words saying what it shows."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     title: str
     url: str
@@ -37,7 +37,7 @@ class Link(BaseModel):
 class Links(BaseModel):
     """Where to look for more: the run id, a Logs Insights query for it, and console pages."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     logs_insights_query: str

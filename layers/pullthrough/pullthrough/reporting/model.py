@@ -45,7 +45,7 @@ _COMPUTED = ("counts", "total", "truncated", "links")
 class Report(BaseModel):
     """The result of one run, for a person (subject, body) and for machines (attributes, JSON, log, metrics)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     kind: Kind
     stack: str = Field(min_length=1, max_length=128)

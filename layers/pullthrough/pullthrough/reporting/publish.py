@@ -8,7 +8,7 @@ counts and arrives the same whichever run wrote it; `tools/house.py` holds `sns.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pullthrough.aws import events, sns
 from pullthrough.env import HubSettings
@@ -18,14 +18,23 @@ from pullthrough.org.event import DETAIL_TYPE, detail_for
 from pullthrough.reporting.vocabulary import Kind
 
 if TYPE_CHECKING:
-    from pullthrough.config import Notifications
-    from pullthrough.reporting import Report
+    from pullthrough.reporting.model import Report, SuccessVerbosity
+
+
+class Notifying(Protocol):
+    """What a report's sending reads of the config's `notifications` (the config's section, or a warm run's META)."""
+
+    @property
+    def success(self) -> SuccessVerbosity: ...
+
+    @property
+    def subject_prefix(self) -> str | None: ...
 
 
 def publish(
     report: Report,
     topic_arn: str | None,
-    notifications: Notifications | None = None,
+    notifications: Notifying | None = None,
     *,
     strict: bool = False,
     log_successes: bool = True,

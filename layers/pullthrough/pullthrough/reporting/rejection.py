@@ -26,8 +26,10 @@ from pydantic import BaseModel, ConfigDict
 from pullthrough.env import Settings
 from pullthrough.errors import EventError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 
 REASON_CODE = "rejected_event"
 FIX = (
@@ -52,7 +54,7 @@ Handler = Callable[[Any, Any], Any]
 class Rejection(BaseModel):
     """What a wrapped handler returns for an event it cannot take."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     status: Literal["REJECTED"] = "REJECTED"
     run_id: str

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pullthrough.aws import ptc
 from pullthrough.aws.ownership import Kind
 from pullthrough.errors import AwsAlreadyExists, AwsError, AwsNotFound
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.rules.diff import Action, Change, RuleChange, TemplateChange, plan_rule, plan_template
 from pullthrough.rules.gate import CredentialsGate
 from pullthrough.rules.records import Records

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pullthrough import credentials
+from pullthrough.credentials.check import check_secret
+from pullthrough.credentials.verdict import CredentialCheck
 from pullthrough.env import Settings
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.rules.diff import Action, RuleChange
 from pullthrough.rules.result import Result
 
@@ -26,7 +27,7 @@ class CredentialsGate:
     """The secrets a run proved (or could not), asked once each."""
 
     settings: Settings
-    _checks: dict[tuple[str, str, str], credentials.CredentialCheck] = field(default_factory=dict)
+    _checks: dict[tuple[str, str, str], CredentialCheck] = field(default_factory=dict)
 
     def check(self, change: RuleChange) -> Result | None:
         """None when the change may go ahead; else why it is skipped and what to do."""
@@ -35,7 +36,7 @@ class CredentialsGate:
             return None
         key = (want.secret, want.upstream.key, want.spec.upstream_url)
         if key not in self._checks:
-            self._checks[key] = credentials.check_secret(
+            self._checks[key] = check_secret(
                 want.secret, want.upstream, want.spec.upstream_url, self.settings, rule=change.prefix
             )
         check = self._checks[key]
@@ -51,7 +52,7 @@ class CredentialsGate:
             )
         return self._skipped(change, check)
 
-    def _skipped(self, change: RuleChange, check: credentials.CredentialCheck) -> Result:
+    def _skipped(self, change: RuleChange, check: CredentialCheck) -> Result:
         verb = VERB[change.action]
         if check.status == "missing" and check.reason_code == "missing":
             fix = (

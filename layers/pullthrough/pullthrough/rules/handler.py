@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from pullthrough import config as config_module
 from pullthrough.env import ReconcileEnv
 from pullthrough.observability import logger
-from pullthrough.reporting import ReportItem
+from pullthrough.reporting.items import ReportItem
 from pullthrough.reporting.publish import publish
 from pullthrough.rules.reconcile import Run
 from pullthrough.rules.trigger import Trigger, TriggerKind
@@ -25,7 +25,7 @@ __all__ = ["LambdaContextLike", "Summary", "handle"]
 class Summary(BaseModel):
     """What the handler returns: the report in brief, and what the run did with it."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     status: str

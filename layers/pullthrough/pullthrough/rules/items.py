@@ -11,7 +11,8 @@ from typing import Any
 from pullthrough.aws import ptc
 from pullthrough.aws.ownership import Kind
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.rules.diff import DELETED_OUTSIDE, Change, RuleChange, TemplateChange
 from pullthrough.rules.gate import SECRET_VALUE_SHAPE
 from pullthrough.rules.result import Result, join

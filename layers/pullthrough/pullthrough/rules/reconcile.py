@@ -19,8 +19,9 @@ from pullthrough.aws import events, ptc
 from pullthrough.aws.ownership import Kind
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Kind as ReportKind
-from pullthrough.reporting import Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind as ReportKind
 from pullthrough.rules.apply import Applier
 from pullthrough.rules.desired import DesiredRule, desired_rules, secret_arns
 from pullthrough.rules.diff import Action, Change, Plan, RuleChange, TemplateChange, plan

@@ -14,7 +14,7 @@ from pullthrough.aws import ownership
 from pullthrough.aws.ownership import Kind, Owned
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Severity
+from pullthrough.reporting.vocabulary import Severity
 from pullthrough.rules.diff import Change
 from pullthrough.rules.result import Result, join
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.reporting.vocabulary import Outcome, Severity
 
 __all__ = ["Result", "join"]
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from pullthrough.config import Rule
-    from pullthrough.registry import RateLimit
+    from pullthrough.registry.headers import RateLimit
 
 # A draw stays while its run is open, and this long after it was made while the run is not in the ledger yet: a planner
 # draws first, then opens its run (seconds later; minutes for the largest lists).

@@ -11,7 +11,8 @@ import math
 from collections.abc import Mapping
 
 from pullthrough.aws.ledger import Verified
-from pullthrough.registry import ManifestHead, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.client import ManifestHead
 from pullthrough.warm.plan import Candidate
 
 # An index never imported before: its manifests are estimated from its size at one per this many bytes. An index entry

@@ -26,8 +26,8 @@ from pullthrough.aws.ledger import Verified
 from pullthrough.config import Rule
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.registry import ManifestHead
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.registry.client import ManifestHead
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Budget, allowance_key
 from pullthrough.warm.cost import Known, import_cost
 from pullthrough.warm.importing import ARCHIVED, AVAILABLE

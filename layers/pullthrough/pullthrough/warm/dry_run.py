@@ -10,7 +10,9 @@ from datetime import datetime
 
 from pullthrough.config import Config
 from pullthrough.env import Settings
-from pullthrough.reporting import Details, Outcome, Report, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.plan import Plan
 from pullthrough.warm.run import RunHeader, warm_report
 

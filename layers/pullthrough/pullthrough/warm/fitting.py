@@ -14,7 +14,8 @@ from datetime import datetime
 
 from pullthrough.config import Config
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.budget import Budget, allowance_key
 from pullthrough.warm.importing import Wait
 from pullthrough.warm.job import WarmJob
@@ -128,6 +129,7 @@ def job_for(want: Wanted, run_id: str, pulls_remaining: int | None, wait: Wait) 
         rule=c.rule.prefix,
         secret=c.rule.secret_name,
         upstream=c.rule.upstream,
+        upstream_url=c.rule.upstream_url,
         repository=c.repository,
         upstream_repository=c.upstream_repository,
         tag=c.tag,

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from pullthrough.errors import AwsAccessDenied, AwsError, InvalidManifest, PullthroughError, RegistryError
-from pullthrough.registry import Manifest, manifests
+from pullthrough.registry import manifests
+from pullthrough.registry.client import Manifest
 
 if TYPE_CHECKING:
     from pullthrough.aws.ecr import Images

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from pullthrough.reporting import Details
+from pullthrough.reporting.items import Details
 from pullthrough.warm.importing import Progress, Wait
 
 # template.yaml's WarmQueue RedrivePolicy maxReceiveCount: on the last delivery an unexpected error becomes a failed
@@ -22,7 +22,7 @@ class WarmJob(BaseModel):
     """One image tag to warm: the SQS message the planner sends and warm_images receives."""
 
     # Unknown fields are ignored: messages queued by a newer planner must not fail a worker still on the old code.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
     run_id: str
     key: str = Field(description="Unique within the run: <cache repository>:<tag>.")
@@ -30,6 +30,11 @@ class WarmJob(BaseModel):
     rule: str = Field(description="The rule's ECR repository prefix.")
     secret: str | None = Field(None, description="The name (never the value) of the rule's credentials secret.")
     upstream: str = Field(description="The upstream's catalogue key, e.g. docker-hub.")
+    upstream_url: str | None = Field(
+        None,
+        description="The rule's upstreamRegistryUrl: warm_images asks the upstream why ECR could not import without "
+        "reading the config. None from a planner that predates the field: the catalogue's URL for the upstream.",
+    )
     repository: str = Field(description="The ECR cache repository.")
     upstream_repository: str = Field(description="The repository's path on the upstream registry.")
     tag: str

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from pullthrough.aws.ledger import PENDING, Ledger
-from pullthrough.reporting import Outcome, Severity
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Shared
 from pullthrough.warm.outcomes import Reason, fix_for
 from pullthrough.warm.plan import Candidate, Decided, decided

@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pullthrough.aws.ledger import Verified
 from pullthrough.config import Rule
 from pullthrough.reference import ImageReference, upstream_repository
-from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.job import WarmJob
 
 

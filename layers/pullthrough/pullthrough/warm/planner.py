@@ -36,7 +36,7 @@ from pullthrough.config import Config, Rule
 from pullthrough.env import PlanEnv, Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.reporting import Report
+from pullthrough.reporting.model import Report
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.versions import Version, latest_versions
 from pullthrough.warm.budget import Budget
@@ -160,7 +160,7 @@ class Planner:
 class RunSummary(BaseModel):
     """What plan_warming did: the run it opened, and the earlier runs it closed."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     run_id: str
     trigger: str
@@ -210,7 +210,7 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
         # What a run would do now: around the open runs and within what they drew, drawing nothing itself.
         looked = ledger_for(env) if env.ledger_table else None
         plan = make_plan(config, env, request, run_id, RunsAround.looking(looked, recall=False))
-        publish(dry_run_report(plan, config, env, request.trigger, started), config, env)
+        publish(dry_run_report(plan, config, env, request.trigger, started), config.notifications, env)
         return _summary(plan, request, queued=0, dry_run=True)
     if not env.queue_url:
         raise SettingsError("WARM_QUEUE_URL is not set: it names the warm job queue (template.yaml: WarmQueue)")
@@ -249,7 +249,7 @@ def run_here(config: Config, settings: Settings, request: WarmRequest, *, dry_ru
     plan = make_plan(config, settings, request, new_run_id(started))
     if dry_run:
         return dry_run_report(plan, config, settings, request.trigger, started)
-    worker = Warmer(settings, config=config)
+    worker = Warmer(settings)
     items = [d.item for d in plan.decided]
     try:
         for job in plan.jobs:

@@ -16,7 +16,7 @@ from pullthrough.aws import ecr
 from pullthrough.aws.ecr import EcrImage, StoredManifest
 from pullthrough.aws.ledger import Verified
 from pullthrough.config import Rule
-from pullthrough.registry import ManifestHead
+from pullthrough.registry.client import ManifestHead
 from pullthrough.warm.budget import Shared
 
 

@@ -18,7 +18,7 @@ RECONCILED_DETAIL_TYPE = "Pullthrough Rules Reconciled"
 class WarmRequest(BaseModel):
     """What to warm and why: every listed image, the images of some rules, or a manual selection."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     trigger: str
     images: tuple[str, ...] = ()  # manual: only these references

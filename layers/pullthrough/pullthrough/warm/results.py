@@ -13,7 +13,8 @@ from typing import Any
 
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome, ReportItem, Severity
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.importing import (
     Archived,
     EcrImports,

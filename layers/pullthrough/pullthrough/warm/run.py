@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Unpack
 
-from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunState
+from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunNotifications, RunState
 from pullthrough.env import Settings, SettingsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish as reporting_publish
+from pullthrough.reporting.vocabulary import Kind, Outcome
 from pullthrough.warm.job import MAX_RECEIVES, WarmJob
 from pullthrough.warm.ledger import ledger_for
 from pullthrough.warm.outcomes import TAG_MOVED, Reason, fix_for
@@ -26,6 +28,7 @@ from pullthrough.warm.results import verified_of
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
+    from pullthrough.reporting.publish import Notifying
 
 MOVED_TAG_NOTE = (
     "ECR re-checks a cached tag upstream at most once a day on its own; Pullthrough cannot make it sooner, so a tag "
@@ -35,16 +38,26 @@ MOVED_TAG_NOTE = (
 
 @dataclass
 class WarmRun:
-    """The warm runs in `ledger`, reported with `settings` and the config `config()` loads (only when a report goes
-    out: most jobs never need it)."""
+    """The warm runs in `ledger`, reported with `settings` and the notifications each run's META carries.
+
+    `config` (the planner's, which has one) gives a run its notifications when it opens, and stands in for a META
+    written before runs carried them; warm_images has none: it never imports the config."""
 
     ledger: Ledger
     settings: Settings
-    config: Callable[[], Config]
+    config: Callable[[], Config] | None = None
 
     def open(self, run_id: str, **run: Unpack[OpenRun]) -> None:
         """Open a run: its jobs (decided and pending), then its META; AwsAlreadyExists for a reused run id."""
+        if "notifications" not in run and self.config is not None:
+            run["notifications"] = notifications_of(self.config())
         self.ledger.open_run(run_id, **run)
+
+    def notifications(self, state: RunState | None = None) -> Notifying:
+        """What the run's report says: the META's notifications, else the config's, else the config's defaults."""
+        if state is not None and state.notifications is not None:
+            return state.notifications
+        return notifications_of(self.config()) if self.config is not None else RunNotifications()
 
     def record(self, job: WarmJob, item: ReportItem) -> Recorded:
         """Count one job's outcome once, with what it moved and spent, and what it verified complete in ECR."""
@@ -65,10 +78,10 @@ class WarmRun:
             return
         if not state.closed and state.complete and self.ledger.close(run_id, by=key):
             # Closing changes nothing the report reads (run id, stack, trigger, start, notes): no second read.
-            report_run(self.ledger, state, self.config(), self.settings)
+            report_run(self.ledger, state, self.notifications(state), self.settings)
         elif state.closed and state.closed_by == key and state.reported_at is None:
             # This job closed the run, but its report did not go out (the publish failed and SQS redelivered).
-            report_run(self.ledger, state, self.config(), self.settings)
+            report_run(self.ledger, state, self.notifications(state), self.settings)
 
     def sweep(self, now: datetime) -> list[str]:
         """Close and report earlier runs that cannot complete (their deadline passed), or completed unreported."""
@@ -77,14 +90,15 @@ class WarmRun:
             overdue = now >= state.deadline
             if state.closed:
                 if overdue:  # its closer could not publish, and SQS gave up redelivering
-                    report_run(self.ledger, state, self.config(), self.settings)
+                    report_run(self.ledger, state, self.notifications(state), self.settings)
                     closed.append(state.run_id)
             elif (state.complete or overdue) and self.ledger.close(state.run_id, by="planner"):
                 logger.warning(
                     "closing a run that cannot complete",
                     extra={"closed_run": state.run_id, "planned": state.planned, "done": state.done},
                 )
-                report_run(self.ledger, self.ledger.run(state.run_id) or state, self.config(), self.settings)
+                closed_state = self.ledger.run(state.run_id) or state
+                report_run(self.ledger, closed_state, self.notifications(closed_state), self.settings)
                 closed.append(state.run_id)
         return closed
 
@@ -106,7 +120,7 @@ class WarmRun:
         )
         records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
         report = run_report(state, records, self.settings)
-        publish(report, self.config(), self.settings)
+        publish(report, self.notifications(), self.settings)
         self.ledger.reported_run(
             header.run_id,
             trigger=header.trigger,
@@ -193,18 +207,23 @@ def account_of(settings: Settings) -> str:
     return settings.account_id
 
 
-def report_run(ledger: Ledger, state: RunState, config: Config, settings: Settings) -> Report:
+def report_run(ledger: Ledger, state: RunState, notifications: Notifying, settings: Settings) -> Report:
     """Build the closed run's report, publish it once, and take the run off the open list."""
     report = run_report(state, ledger.jobs(state.run_id), settings)
-    publish(report, config, settings)
+    publish(report, notifications, settings)
     ledger.mark_reported(state.run_id)
     return report
 
 
-def publish(report: Report, config: Config, settings: Settings) -> str | None:
+def publish(report: Report, notifications: Notifying, settings: Settings) -> str | None:
     """Log the report, add its metrics, and send it to the report topic; an SNS error is raised, so the run's last
     job is retried until its report is sent (the ledger marks the run reported only after this returns)."""
-    return reporting_publish(report, settings.topic_arn, config.notifications, strict=True, log_successes=False)
+    return reporting_publish(report, settings.topic_arn, notifications, strict=True, log_successes=False)
+
+
+def notifications_of(config: Config) -> RunNotifications:
+    """The config's notifications, as a run's META carries them."""
+    return RunNotifications(config.notifications.success, config.notifications.subject_prefix)
 
 
 __all__ = [
@@ -214,6 +233,7 @@ __all__ = [
     "account_of",
     "ledger_for",
     "notes_with_moved_tag",
+    "notifications_of",
     "publish",
     "report_run",
     "run_report",

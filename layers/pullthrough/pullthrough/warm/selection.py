@@ -20,7 +20,8 @@ from pullthrough import sources, versions
 from pullthrough.config import Config, Rule, WarmImage, WarmTarget
 from pullthrough.errors import ConfigError, InvalidReference, PullthroughError, RegistryError
 from pullthrough.reference import ImageReference, upstream_repository
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.sources import ecs as ecs_source
 from pullthrough.warm.outcomes import Reason, failure, fix_for
 from pullthrough.warm.plan import Candidate, Decided

@@ -7,14 +7,17 @@ Separate from the worker: the planner, the worker and the CLI's survey all reach
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING
 
-from pullthrough import credentials as credentials_module
 from pullthrough.aws import secrets
-from pullthrough.config import Rule
+from pullthrough.credentials.value import parse_value
 from pullthrough.env import Settings
 from pullthrough.errors import AwsError, SecretError
-from pullthrough.registry import RegistryClient
-from pullthrough.upstreams import Auth
+from pullthrough.registry.client import RegistryClient
+from pullthrough.upstreams import CATALOGUE, Auth
+
+if TYPE_CHECKING:  # warm_images reaches an upstream from its job alone, and never imports the config
+    from pullthrough.config import Rule
 
 # Seconds one upstream registry call may take before it counts as a timeout (HEADs and tag lists).
 UPSTREAM_TIMEOUT = 10.0
@@ -27,20 +30,40 @@ def upstream_client(
 
     `connections`: as many as threads share the client at once (the planner's workers).
     """
-    if rule.entry.auth is Auth.IAM_ROLE:
+    return registry_client(
+        rule.upstream, rule.upstream_url, rule.secret_name, settings, timeout=timeout, connections=connections
+    )
+
+
+def registry_client(
+    upstream: str,
+    upstream_url: str | None,
+    secret_name: str | None,
+    settings: Settings,
+    *,
+    timeout: float | None = None,
+    connections: int = 8,
+) -> RegistryClient | None:
+    """A client for an upstream (its catalogue key, URL and credentials secret, as a rule or a warm job names them);
+    None where only ECR can reach it (IAM roles) or no URL is known. `upstream_url` None: the catalogue's."""
+    entry = CATALOGUE.get(upstream)
+    if entry is not None and entry.auth is Auth.IAM_ROLE:
+        return None
+    url = upstream_url or (entry.url if entry is not None else None)
+    if not url:
         return None
     credentials = None
-    if rule.secret_name:
+    if secret_name:
         try:
-            value = secrets.get_value(rule.secret_name, region=settings.region)
+            value = secrets.get_value(secret_name, region=settings.region)
         except AwsError as exc:
             raise SecretError(
-                rule.secret_name, f"cannot be read ({exc.code}); check it exists and the role may read it"
+                secret_name, f"cannot be read ({exc.code}); check it exists and the role may read it"
             ) from exc
-        credentials = credentials_module.parse_value(rule.secret_name, value)
+        credentials = parse_value(secret_name, value)
     return RegistryClient(
-        settings.upstream_url(rule.upstream_url),
-        name=rule.upstream_url,
+        settings.upstream_url(url),
+        name=url,
         credentials=credentials,
         timeout=UPSTREAM_TIMEOUT if timeout is None else timeout,
         connections=connections,
@@ -92,4 +115,4 @@ def _same_client(a: RegistryClient, b: RegistryClient) -> bool:
     )
 
 
-__all__ = ["UPSTREAM_TIMEOUT", "forget_kept_clients", "kept_upstream_client", "upstream_client"]
+__all__ = ["UPSTREAM_TIMEOUT", "forget_kept_clients", "kept_upstream_client", "registry_client", "upstream_client"]

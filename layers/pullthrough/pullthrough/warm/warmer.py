@@ -1,6 +1,6 @@
 """Warming one image through ECR in this process: `warm_image` (one look at its import) and `Warmer`, which holds what
-the looks share (the config, read only when needed; the ECR registry endpoint's client; the upstreams' clients, to ask
-why ECR could not import).
+the looks share (the ECR registry endpoint's client; the upstreams' clients, to ask why ECR could not import, made
+from what the job names: its upstream, URL and secret, so warm_images never reads the config).
 
 Separate from the SQS batch (worker.py): the CLI's in-process run warms with a Warmer, and pays for neither the queue
 nor Powertools' batch utility.
@@ -15,26 +15,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pullthrough import config as config_module
 from pullthrough.aws import ecr as ecr_adapter
 from pullthrough.aws.ledger import Ledger
 from pullthrough.env import Settings, SettingsError
 from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
-from pullthrough.registry import Manifest, RegistryClient
-from pullthrough.reporting import ReportItem
+from pullthrough.registry.client import Manifest, RegistryClient
+from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.importing import EcrImports, Import, Waiting
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.refusals import Diagnose
 from pullthrough.warm.results import Told, outcome_of
 from pullthrough.warm.run import ledger_for
-from pullthrough.warm.upstream_clients import upstream_client
+from pullthrough.warm.upstream_clients import registry_client
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
     from pullthrough.aws.ecr import Images
-    from pullthrough.config import Config
 
 # Seconds one call to the ECR registry endpoint may take before it counts as a timeout (manifest GETs, blob pulls).
 ECR_TIMEOUT = 30.0
@@ -106,31 +104,15 @@ class AwsEcrImports:
 
 
 class Warmer:
-    """Warms jobs (at once, from threads) with one ECR client; the config and the ledger are read on first use."""
+    """Warms jobs (at once, from threads) with one ECR client; the ledger is read on first use."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        context: LambdaContext | None = None,
-        config: Config | None = None,
-        ledger: Ledger | None = None,
-    ) -> None:
+    def __init__(self, settings: Settings, context: LambdaContext | None = None, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.context = context
-        self._config = config
         self._ledger = ledger
         self._ecr: RegistryClient | None = None
         self._upstreams: dict[str, RegistryClient | None] = {}
-        self._lock = threading.RLock()  # the lazily built config, ledger and clients, shared by the batch's jobs
-
-    @property
-    def config(self) -> Config:
-        with self._lock:
-            if self._config is None:
-                # Loaded on first use: most warm_images invocations never read the config (only a run's last job, for
-                # the report, and a failed job, to ask the upstream why).
-                self._config = config_module.load(self.settings.config_path)
-            return self._config
+        self._lock = threading.RLock()  # the lazily built ledger and clients, shared by the batch's jobs
 
     @property
     def ledger(self) -> Ledger:
@@ -187,8 +169,9 @@ class Warmer:
         try:
             with self._lock:
                 if job.rule not in self._upstreams:
-                    rule = next((r for r in self.config.rules if r.prefix == job.rule), None)
-                    self._upstreams[job.rule] = upstream_client(rule, self.settings) if rule else None
+                    self._upstreams[job.rule] = registry_client(
+                        job.upstream, job.upstream_url, job.secret, self.settings
+                    )
                 client = self._upstreams[job.rule]
             if client is not None:
                 client.head_manifest(job.upstream_repository, job.tag)

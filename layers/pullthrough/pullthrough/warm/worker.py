@@ -10,15 +10,13 @@ report exactly once (warm/run.py, `WarmRun`).
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from pydantic import ValidationError
 
 from pullthrough.aws import queue
@@ -41,10 +39,7 @@ from pullthrough.warm.upstream_clients import (
 from pullthrough.warm.warmer import ECR_TIMEOUT, JOBS_AT_ONCE, AwsEcrImports, Clocks, Warmer, warm_image
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
     from aws_lambda_powertools.utilities.typing import LambdaContext
-
-    from pullthrough.config import Config
 
 # A job is not started with less Lambda time left than this: the message goes back to the queue instead.
 MIN_SECONDS_FOR_A_JOB = 20.0
@@ -58,41 +53,21 @@ def handle(event: dict[str, Any], context: LambdaContext, env: WarmEnv) -> dict[
     rejection.require_sqs_batch(event)
 
     worker = Worker(env, context)
-    # With the logger, a job that fails (and goes back to the queue) is logged at WARNING with its error; without it,
-    # Powertools says so at DEBUG only and the failure leaves no trace in the function's logs.
-    processor = ConcurrentBatchProcessor(
-        event_type=EventType.SQS, raise_on_entire_batch_failure=False, logger=logging.getLogger(logger.name)
-    )
     try:
-        response = process_partial_response(
-            event=event, record_handler=worker.process, processor=processor, context=context
-        )
+        failed = worker.process_batch(event["Records"])
     finally:
         worker.close()
-    return dict(response)
-
-
-class ConcurrentBatchProcessor(BatchProcessor):
-    """Powertools' BatchProcessor, with the records of a batch handled at once (up to JOBS_AT_ONCE)."""
-
-    def process(self) -> list[tuple[Any, ...]]:
-        if len(self.records) <= 1:
-            return super().process()
-        with ThreadPoolExecutor(max_workers=min(JOBS_AT_ONCE, len(self.records))) as pool:
-            return list(pool.map(self._process_record, self.records))
+    # SQS's partial batch response (the event source mapping's ReportBatchItemFailures, template.yaml): the records
+    # named go back to the queue, the rest are deleted. Powertools' batch utility answered the same way, but importing
+    # it imports its pydantic event models too (about 60 ms of every cold start; bench/README.md, cold start).
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
 
 
 class Worker(Warmer):
     """Warms the jobs of a batch (at once) with one ECR client, and records each outcome in the ledger."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        context: LambdaContext | None = None,
-        config: Config | None = None,
-        ledger: Ledger | None = None,
-    ) -> None:
-        super().__init__(settings, context, config, ledger)
+    def __init__(self, settings: Settings, context: LambdaContext | None = None, ledger: Ledger | None = None) -> None:
+        super().__init__(settings, context, ledger)
         self._run: WarmRun | None = None
         # One ledger writer at a time per invocation: DynamoDB's conditions make concurrent writers safe, moto's
         # (the sandbox's) do not, and a write takes milliseconds next to the seconds a job spends pulling.
@@ -101,23 +76,44 @@ class Worker(Warmer):
 
     @property
     def run(self) -> WarmRun:
-        """The warm runs this worker records outcomes in and closes (the config is read only for a report)."""
+        """The warm runs this worker records outcomes in and closes (the report as each run's META says)."""
         with self._lock:
             if self._run is None:
-                self._run = WarmRun(self.ledger, self.settings, lambda: self.config)
+                self._run = WarmRun(self.ledger, self.settings)
             return self._run
 
-    def process(self, record: SQSRecord) -> None:
-        """Handle one SQS record: warm its job unless the ledger already has its outcome, then maybe close the run."""
+    def process_batch(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Process a batch's records at once (up to JOBS_AT_ONCE); the message ids of those that failed, in order."""
+        with ThreadPoolExecutor(max_workers=max(1, min(JOBS_AT_ONCE, len(records)))) as pool:
+            failed = list(pool.map(self._failed, records))
+        return [message_id for message_id in failed if message_id is not None]
+
+    def _failed(self, record: Mapping[str, Any]) -> str | None:
+        """Process one record; its message id when it failed (it goes back to the queue), else None."""
         try:
-            job = WarmJob.model_validate_json(record.body)
+            self.process(record)
+        except Exception as exc:
+            message_id = str(record.get("messageId"))
+            logger.warning(
+                f"SQS message {message_id} failed: {exc}; back to the queue",
+                exc_info=True,
+                extra={"message_id": message_id},
+            )
+            return message_id
+        return None
+
+    def process(self, record: Mapping[str, Any]) -> None:
+        """Handle one SQS record (as the event carries it): warm its job unless the ledger already has its outcome,
+        then maybe close the run."""
+        try:
+            job = WarmJob.model_validate_json(record["body"])
         except ValidationError as exc:
-            problem = f"SQS message {record.message_id} is not a warm job: {exc.errors()[0]['msg']}"
+            problem = f"SQS message {record.get('messageId')} is not a warm job: {exc.errors()[0]['msg']}"
             # It fails alike on every delivery: after MAX_RECEIVES the queue's redrive policy moves it to the
             # dead-letter queue, which keeps it for inspection (its body is not logged: it is not ours to trust).
             logger.error(
                 f"{problem}; rejected, and kept in the dead-letter queue after {MAX_RECEIVES} deliveries",
-                extra={"message_id": record.message_id, "receive_count": record.attributes.approximate_receive_count},
+                extra={"message_id": record.get("messageId"), "receive_count": receive_count(record)},
             )
             raise EventError(problem) from None
         logger.append_keys(run_id=job.run_id)
@@ -135,7 +131,7 @@ class Worker(Warmer):
         with self._warming(job.run_id) as counted:
             self._warm_and_record(job, record, counted)
 
-    def _warm_and_record(self, job: WarmJob, record: SQSRecord, counted: list[bool]) -> None:
+    def _warm_and_record(self, job: WarmJob, record: Mapping[str, Any], counted: list[bool]) -> None:
         try:
             looked = self.warm(job)
             if isinstance(looked, Waiting):
@@ -143,7 +139,7 @@ class Worker(Warmer):
                 return
             item = looked
         except Exception as exc:
-            if int(record.attributes.approximate_receive_count or 1) < MAX_RECEIVES:
+            if receive_count(record) < MAX_RECEIVES:
                 raise
             # The last delivery: an outcome keeps the run completable where the dead-letter queue would not.
             logger.exception("job failed on its last delivery", extra={"subject": job.subject})
@@ -194,6 +190,11 @@ class Worker(Warmer):
         left = self._seconds_left()
         if left is not None and left < MIN_SECONDS_FOR_A_JOB:
             raise JobPostponed(f"{job.subject}: only {left:.0f}s of the invocation left; back to the queue")
+
+
+def receive_count(record: Mapping[str, Any]) -> int:
+    """How many times SQS has delivered the record (its ApproximateReceiveCount attribute; 1 when absent)."""
+    return int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
 
 
 class JobPostponed(PullthroughError):

@@ -45,6 +45,7 @@ from pullthrough.aws.ledger.records import (
     OpenRun,
     Recorded,
     RunFacts,
+    RunNotifications,
     RunState,
     Verified,
 )
@@ -163,6 +164,7 @@ __all__ = [
     "OpenRun",
     "Recorded",
     "RunFacts",
+    "RunNotifications",
     "RunState",
     "Verified",
 ]

@@ -20,12 +20,14 @@ from pullthrough.aws.ledger.records import (
     PENDING,
     RETENTION,
     RUN_PREFIX,
+    SUCCESS_MODES,
     TAG_PREFIX,
     VERIFIED_FOR,
     VERIFIED_PREFIX,
     JobEntry,
     JobRecord,
     RunFacts,
+    RunNotifications,
     RunState,
     Verified,
 )
@@ -92,6 +94,11 @@ def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[J
     notes = facts.get("notes") or ()
     if notes:
         meta["notes"] = {"L": [s(note) for note in notes]}
+    notifications = facts.get("notifications")
+    if notifications is not None:
+        meta["success"] = s(notifications.success)
+        if notifications.subject_prefix:
+            meta["subject_prefix"] = s(notifications.subject_prefix)
     return meta
 
 
@@ -167,10 +174,18 @@ def run_state(item: dict[str, Any]) -> RunState:
         bytes_moved=number(item, "bytes_moved"),
         pulls_spent=number(item, "pulls_spent"),
         notes=tuple(str(note["S"]) for note in (item.get("notes") or {}).get("L", []) if "S" in note),
+        notifications=notifications_of(item),
         closed_by=text(item, "closed_by"),
         closed_at=moment(item, "closed_at"),
         reported_at=moment(item, "reported_at"),
     )
+
+
+def notifications_of(item: dict[str, Any]) -> RunNotifications | None:
+    """The run's notifications as its META carries them; None for a META without them (or one this code cannot read)."""
+    success = text(item, "success")
+    mode = next((mode for mode in SUCCESS_MODES if mode == success), None)  # the text, as the Literal it is
+    return RunNotifications(mode, text(item, "subject_prefix")) if mode is not None else None
 
 
 def job_record(item: dict[str, Any]) -> JobRecord:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import NotRequired, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 OPEN_PARTITION = "OPEN"
 META = "META"
@@ -49,6 +49,19 @@ class JobEntry:
     pulls_spent: int = 0
 
 
+SuccessMode = Literal["full", "summary", "off"]
+SUCCESS_MODES: tuple[SuccessMode, ...] = ("full", "summary", "off")  # the config's notifications.success
+
+
+@dataclass(frozen=True)
+class RunNotifications:
+    """The config's `notifications` as the run was planned: its META carries them, so the job that closes the run
+    publishes the report without reading the config (warm_images never imports it; bench/README.md, cold start)."""
+
+    success: SuccessMode = "summary"  # the config's default
+    subject_prefix: str | None = None
+
+
 class RunFacts(TypedDict):
     """What a run's META says about the run itself, as the planner opens it (the deadline: open runs only)."""
 
@@ -56,6 +69,7 @@ class RunFacts(TypedDict):
     stack: str
     started: datetime
     notes: NotRequired[Sequence[str]]
+    notifications: NotRequired[RunNotifications]
 
 
 class OpenRun(RunFacts):
@@ -81,6 +95,7 @@ class RunState:
     bytes_moved: int = 0
     pulls_spent: int = 0
     notes: tuple[str, ...] = ()
+    notifications: RunNotifications | None = None  # None: a META written before runs carried them
     closed_by: str | None = None
     closed_at: datetime | None = None
     reported_at: datetime | None = None

@@ -21,9 +21,10 @@ from pullthrough.credentials.usage import ADMIN_SECRET_TAG, EXPIRES_TAG, SecretU
 from pullthrough.credentials.value import credentials_value, refuse_swapped
 from pullthrough.errors import AwsError, SecretError
 from pullthrough.observability import logger
-from pullthrough.registry import Credentials
+from pullthrough.registry.auth import Credentials
 from pullthrough.registry.dockerhub import HUB_HOST, HubApiError, HubClient
-from pullthrough.reporting import Details, Outcome, ReportItem, Severity
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome, Severity
 
 if TYPE_CHECKING:
     from pullthrough.credentials.rotation.steps import Rotation

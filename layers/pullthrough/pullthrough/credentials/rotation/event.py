@@ -38,7 +38,7 @@ class RotationError(PullthroughError):
 class RotationEvent(BaseModel):
     """The event Secrets Manager sends a rotation function."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     step: Step = Field(alias="Step")
     secret_id: str = Field(alias="SecretId", min_length=1)
@@ -61,7 +61,7 @@ class RotationEvent(BaseModel):
 class RotationResult(BaseModel):
     """What one step did, for the step's return value and the logs."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     secret: str
     step: Step

@@ -18,7 +18,7 @@ from pullthrough.credentials.usage import EXPIRES_TAG, SecretUse
 from pullthrough.credentials.verdict import set_command
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.reporting import ReportItem
+from pullthrough.reporting.items import ReportItem
 
 if TYPE_CHECKING:
     from pullthrough.credentials.rotation.steps import Rotation

@@ -34,7 +34,8 @@ from pullthrough.credentials.verdict import set_command
 from pullthrough.env import RotateEnv, Settings
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
