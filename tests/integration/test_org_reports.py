@@ -22,8 +22,10 @@ from moto.sns.models import sns_backends
 
 from pullthrough.env import GatherEnv, HubSettings
 from pullthrough.org import gather
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem, Status
 from pullthrough.reporting import publish as publish_module
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome, Status
 from sandbox.aws import accounts, moto_events
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws

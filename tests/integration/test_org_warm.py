@@ -24,7 +24,7 @@ from moto import mock_aws
 from pullthrough import config as config_module
 from pullthrough.aws import ecr as ecr_adapter
 from pullthrough.env import Settings
-from pullthrough.reporting import ReportItem
+from pullthrough.reporting.items import ReportItem
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.warmer import Warmer
 from sandbox.aws.accounts import own_environment

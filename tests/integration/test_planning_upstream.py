@@ -20,8 +20,10 @@ import pytest
 from pullthrough import config as config_module
 from pullthrough.aws.ledger import Verified
 from pullthrough.config import Rule
-from pullthrough.registry import Credentials, RegistryClient, manifests
-from pullthrough.reporting import Outcome
+from pullthrough.registry import manifests
+from pullthrough.registry.auth import Credentials
+from pullthrough.registry.client import RegistryClient
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.planner import Plan, Planner, WarmRequest
 from sandbox import Sandbox
 from tests.integration.local_registries import Reply, Stub

@@ -27,8 +27,10 @@ from pullthrough.org import gather
 from pullthrough.org.cycles import cycle_id, cycle_of, deadline_of
 from pullthrough.org.event import DETAIL_TYPE, MAX_DETAIL_BYTES, SOURCE, HubEvent, detail_for
 from pullthrough.org.expected import Expected, expected
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem, Status
 from pullthrough.reporting import publish as publish_module
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome, Status
 from tests.fake_aws import fake_aws
 
 HUB = "111122223333"

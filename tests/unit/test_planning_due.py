@@ -17,7 +17,7 @@ from typing import Any
 
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import RegistryRateLimited
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.decisions import ECR_RECHECK, LOOK_SLACK, SHARED_TOKEN_NAMES, token_batches
 from pullthrough.warm.plan import Plan
 from pullthrough.warm.planner import Planner, WarmRequest

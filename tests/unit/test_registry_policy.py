@@ -13,7 +13,7 @@ import pytest
 from pullthrough.aws import registry_policy as adapter
 from pullthrough.config import Config, parse
 from pullthrough.errors import AwsError
-from pullthrough.reporting import Outcome
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.rules.registry_policy import desired_statements, plan_policy, reconcile_policy
 from sandbox.aws import moto_ecr
 from tests.fake_aws import fake_aws

@@ -24,7 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pullthrough.errors import EventError
 from pullthrough.org.cycles import cycle_id, cycle_of, parse_cycle
-from pullthrough.reporting import Kind, Outcome, Report, ReportItem, Severity
+from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome, Severity
 
 SOURCE = "pullthrough"
 DETAIL_TYPE = "Pullthrough Report"

@@ -26,8 +26,9 @@ from pullthrough.org.cycles import deadline_of
 from pullthrough.org.event import HubEvent
 from pullthrough.org.expected import Expected, expected
 from pullthrough.org.hub_report import Hub, hub_report
-from pullthrough.reporting import Kind, Report
+from pullthrough.reporting.model import Report
 from pullthrough.reporting.publish import publish
+from pullthrough.reporting.vocabulary import Kind
 
 if TYPE_CHECKING:
     from pullthrough.config import Config

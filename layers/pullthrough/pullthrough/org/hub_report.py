@@ -19,7 +19,9 @@ from pydantic import ValidationError
 from pullthrough.aws.ledger.cycles import CycleState, MemberReport
 from pullthrough.org.cycles import parse_cycle
 from pullthrough.org.expected import Expected, Where
-from pullthrough.reporting import Details, Kind, Outcome, Report, ReportItem, Severity
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.model import Report
+from pullthrough.reporting.vocabulary import Kind, Outcome, Severity
 
 MISSING_FIX = (
     "in account {account}, region {region}: check that plan_warming ran this cycle and warm_images finished (their "

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from pullthrough.aws import registry_policy as adapter
 from pullthrough.config.organization import SID_PREFIX, partition_of
 from pullthrough.errors import AwsAccessDenied, AwsError
-from pullthrough.reporting import Details, Outcome, ReportItem
+from pullthrough.reporting.items import Details, ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 
 if TYPE_CHECKING:
     from pullthrough.config import Config
