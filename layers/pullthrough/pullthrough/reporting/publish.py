@@ -77,9 +77,7 @@ def to_hub(report: Report, hub: HubSettings) -> str | None:
         return None
 
 
-def _to_topic(
-    report: Report, topic_arn: str | None, notifications: Notifying | None, *, strict: bool
-) -> str | None:
+def _to_topic(report: Report, topic_arn: str | None, notifications: Notifying | None, *, strict: bool) -> str | None:
     if not topic_arn:
         logger.warning("no report topic (REPORT_TOPIC_ARN): the report is only logged", extra={"run_id": report.run_id})
         return None
