@@ -12,9 +12,10 @@ class Figure:
 
     section: str
     name: str
-    value: str
+    value: str  # with the network model (or the only value, for figures the model does not touch)
     goal: str = ""
     met: bool | None = None  # None: no goal
+    loopback: str = ""  # the same figure without the model, when the benchmark took it both ways
 
     @property
     def verdict(self) -> str:
@@ -39,8 +40,8 @@ def size(value: float) -> str:
 
 def render(figures: Sequence[Figure]) -> str:
     """The figures as one aligned text table, grouped by section."""
-    headers = ("benchmark", "figure", "value", "goal", "")
-    rows = [(f.section, f.name, f.value, f.goal, f.verdict) for f in figures]
+    headers = ("benchmark", "figure", "with the network model", "loopback (no model)", "goal", "")
+    rows = [(f.section, f.name, f.value, f.loopback, f.goal, f.verdict) for f in figures]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     line = "  ".join("-" * w for w in widths)
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), line]
