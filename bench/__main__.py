@@ -9,7 +9,8 @@
 
 Benchmarks: warm (1), repeat (2), bytes (3), coldstart (4), scale (5: first plan), schedule (5: repeat runs every
 6 h), rotation (6); bench/README.md says what each measures and how. The sandbox starts only when a chosen benchmark
-needs it, and everything it starts is stopped at the end, also on failure or Ctrl-C. Progress goes to stderr, the table to stdout.
+needs it, and everything it starts is stopped at the end, also on failure or Ctrl-C. Progress goes to stderr, the
+table to stdout.
 """
 
 from __future__ import annotations

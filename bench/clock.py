@@ -37,11 +37,11 @@ class ShiftedDatetime(_REAL, metaclass=_Meta):
     """datetime whose now() is the real time plus the bench's offset."""
 
     @classmethod
-    def now(cls, tz: Any = None) -> Any:  # type: ignore[override]
+    def now(cls, tz: Any = None) -> Any:
         return _REAL.now(tz) + _OFFSET[0]
 
     @classmethod
-    def utcnow(cls) -> Any:  # type: ignore[override]
+    def utcnow(cls) -> Any:
         return _REAL.now(_datetime.UTC).replace(tzinfo=None) + _OFFSET[0]
 
 

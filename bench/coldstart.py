@@ -114,9 +114,9 @@ def first_call(event_name, **_):
     print(json.dumps({"seconds": time.perf_counter() - started, "event": event_name, "clients": created}), flush=True)
     os._exit(0)
 boto3.DEFAULT_SESSION.events.register("before-call", first_call)
-boto3.DEFAULT_SESSION.events.register(
-    "creating-client-class", lambda class_attributes, base_classes, **kw: created.append(kw["event_name"].split(".")[-1])
-)
+def made(class_attributes, base_classes, **kw):
+    created.append(kw["event_name"].split(".")[-1])
+boto3.DEFAULT_SESSION.events.register("creating-client-class", made)
 import app
 class Context:
     function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "probe")
@@ -355,7 +355,8 @@ def first_call_figures(rounds: int) -> list[Figure]:
         figures.append(
             Figure(
                 section,
-                f"{handler.directory}: to {found['event'].split('.', 1)[1]} / boto3 + {', '.join(_services(found['clients']))}",
+                f"{handler.directory}: to {found['event'].split('.', 1)[1]} / "
+                f"boto3 + {', '.join(_services(found['clients']))}",
                 f"{mine:.0f} ms / {base:.0f} ms ({ratio(value)})",
                 f"<= {FIRST_CALL_RATIO}x",
                 value <= FIRST_CALL_RATIO,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -38,7 +38,7 @@ class StandIns:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._local = threading.local()
-        self.seconds: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
 
     @contextlib.contextmanager
     def measure(self, kind: str) -> Iterator[None]:
@@ -62,9 +62,9 @@ class StandIns:
         measured._bench_measured = function  # type: ignore[attr-defined]
         return measured
 
-    def snapshot(self) -> Counter[str]:
+    def snapshot(self) -> defaultdict[str, float]:
         with self._lock:
-            return Counter(self.seconds)
+            return defaultdict(float, self.seconds)
 
     def total(self) -> float:
         with self._lock:
@@ -102,5 +102,5 @@ def install() -> StandIns:
                 run(item)
 
         work._bench_measured = run  # type: ignore[attr-defined]
-        futures_thread._WorkItem.run = work  # type: ignore[method-assign]
+        futures_thread._WorkItem.run = work  # type: ignore[method-assign,assignment]
     return STAND_INS

@@ -8,12 +8,12 @@ ratio of first to repeat time is retired (bench/README.md: it measured the sandb
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from bench import warm
 from bench.harness import Rig, progress
 from bench.network import Model
-from bench.table import Figure, seconds
+from bench.table import Columns, Figure, columns, seconds
 
 
 def again(rig: Rig, count: int, model: Model) -> tuple[warm.WarmRun, warm.WarmRun]:
@@ -34,25 +34,23 @@ def run(rig: Rig, count: int, models: list[Model]) -> list[Figure]:
     runs = [again(rig, count, model) for model in models]
     section = f"2 repeat run ({count} images, right after the first)"
 
-    def columns(show: Any) -> dict[str, str]:
-        return {"value": show(*runs[0]), "loopback": show(*runs[1]) if len(runs) > 1 else ""}
+    def both(show: Callable[[warm.WarmRun, warm.WarmRun], str]) -> Columns:
+        return columns(runs, lambda pair: show(*pair))
 
     gets = runs[0][1].registry.manifest_gets
     return [
-        Figure(
-            section, "first run / repeat run", **columns(lambda f, r: f"{seconds(f.seconds)} / {seconds(r.seconds)}")
-        ),
+        Figure(section, "first run / repeat run", **both(lambda f, r: f"{seconds(f.seconds)} / {seconds(r.seconds)}")),
         Figure(
             section,
             "upstream manifest GETs in the repeat run",
             goal="0",
             met=gets == 0,
-            **columns(lambda f, r: str(r.registry.manifest_gets)),
+            **both(lambda f, r: str(r.registry.manifest_gets)),
         ),
-        Figure(section, "AWS calls per image in the repeat run", **columns(lambda f, r: warm.per_image(r.aws, count))),
+        Figure(section, "AWS calls per image in the repeat run", **both(lambda f, r: warm.per_image(r.aws, count))),
         Figure(
             section,
             "Pullthrough's upstream requests per image in the repeat run",
-            **columns(lambda f, r: warm.by_kind(r.registry.library(), count)),
+            **both(lambda f, r: warm.by_kind(r.registry.library(), count)),
         ),
     ]

@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ from typing import Any
 from bench import layout
 from bench.harness import FAKE_AWS, ROOT, RegistryCalls, Rig, progress
 from bench.network import Model
-from bench.table import Figure, ratio, seconds, size
+from bench.table import Columns, Figure, columns, ratio, seconds, size
 
 PREFIX = "bench-scale"
 TAGS_PER_REPOSITORY = 10
@@ -276,8 +277,8 @@ def first_figures(pairs: list[tuple[Plan, Plan]]) -> list[Figure]:
     return figures
 
 
-def _both(plans: list[Plan], show: Any) -> dict[str, str]:
-    return {"value": show(plans[0]), "loopback": show(plans[1]) if len(plans) > 1 else ""}
+def _both(plans: list[Plan], show: Callable[[Plan], str]) -> Columns:
+    return columns(plans, show)
 
 
 def _first_size(section: str, plans: list[Plan], goal: float, *, strict: bool) -> list[Figure]:

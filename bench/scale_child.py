@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from bench import clock, cpu, network
@@ -96,13 +97,14 @@ class Planner:
     def drain_shards(self) -> list[dict[str, float]]:
         """Invoke plan_warming with each shard message (as its event source does, one batch at a time)."""
         route = self.shard_route
+        assert route is not None
         url, arn = self.stack.physical[route.queue], self.stack.physical[f"{route.queue}.Arn"]
         done: list[dict[str, float]] = []
         while got := self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(route.batch_size, 10)).get(
             "Messages", []
         ):
             records = [sqs_record(m, arn, self.stack.region) for m in got]
-            _, measure = measured(lambda r=records: self.stack.invoke(PLAN, {"Records": r}, "sqs"))
+            _, measure = measured(partial(self.stack.invoke, PLAN, {"Records": records}, "sqs"))
             done.append(measure)
             for message in got:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
@@ -124,7 +126,7 @@ class Planner:
 
 def _plain(summary: Any) -> dict[str, Any]:
     try:
-        return json.loads(json.dumps(summary, default=str))
+        return dict(json.loads(json.dumps(summary, default=str)))
     except (TypeError, ValueError):
         return {}
 

@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict, TypeVar
+
+T = TypeVar("T")
+
+
+class Columns(TypedDict):
+    """A figure's two values: with the network model, and without (empty when the run took only one)."""
+
+    value: str
+    loopback: str
+
+
+def columns(runs: Sequence[T], show: Callable[[T], str]) -> Columns:
+    """`show` of the first run (the model's) and of the second (loopback), if any."""
+    return Columns(value=show(runs[0]), loopback=show(runs[1]) if len(runs) > 1 else "")
 
 
 @dataclass(frozen=True)

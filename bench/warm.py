@@ -21,13 +21,14 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from bench import catalogue
 from bench.harness import PULL_PREFIX, Cpu, DrainResult, RegistryCalls, Rig, progress
 from bench.network import Model
-from bench.table import Figure, ratio, seconds
+from bench.table import Columns, Figure, columns, ratio, seconds
 
 GOAL_RATIO = 8.0
 GOAL_CPU_MS = 20.0  # Pullthrough's own CPU per image warmed
@@ -189,9 +190,9 @@ def run(rig: Rig, count: int, models: list[Model]) -> list[Figure]:
     ]
 
 
-def _columns(sides: list[Side], show: Any) -> dict[str, str]:
+def _columns(sides: list[Side], show: Callable[[Side], str]) -> Columns:
     """value (first side) and loopback (second side, if any) of one figure."""
-    return {"value": show(sides[0]), "loopback": show(sides[1]) if len(sides) > 1 else ""}
+    return columns(sides, show)
 
 
 def _time_figures(section: str, sides: list[Side]) -> list[Figure]:
