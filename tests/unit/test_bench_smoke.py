@@ -52,9 +52,11 @@ def test_a_tiny_bench_run_prints_every_figure_of_the_chosen_benchmarks(docker_re
     # And the model was on for one column and off for the other, with the same counts in both
     assert json.loads(out.read_text())["model"] == {"upstream_ms": 5, "token_ms": 5, "aws_ms": 2, "bandwidth": 64 << 20}
     speedup = next(f for f in figures if f["name"] == "speed-up (skopeo time / Pullthrough time)")
-    assert speedup["value"].endswith("x") and speedup["loopback"].endswith("x")
+    assert speedup["value"].endswith("x")
+    assert speedup["loopback"].endswith("x")
     upstream = next(f for f in figures if f["name"] == "Pullthrough's upstream requests per image in the repeat run")
     assert upstream["value"] == upstream["loopback"]
     assert "HEAD manifest" in upstream["value"]  # the library's own requests, told apart from ECR's by client
     own = next(f for f in figures if f["name"].startswith("Pullthrough's own CPU per image"))
-    assert own["value"].endswith(" ms") and own["loopback"].endswith(" ms")
+    assert own["value"].endswith(" ms")
+    assert own["loopback"].endswith(" ms")
