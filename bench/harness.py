@@ -71,7 +71,7 @@ class AwsCalls:
 
     def __call__(self, event_name: str, **_: Any) -> None:
         # before-call.<service id>.<Operation>
-        _, service, operation = event_name.split(".", 2)
+        _before_call, service, operation = event_name.split(".", 2)
         with self._lock:
             self.counts[(service, operation)] += 1
 
