@@ -222,7 +222,13 @@ def run_child(rig: Rig, spec: dict[str, Any]) -> list[Plan]:
     for index, data in enumerate(result["plans"]):
         seen = Counter(marks[index + 1])
         seen.subtract(marks[index])
-        plans.append(Plan(spec["images"], data, RegistryCalls(Counter(), Counter(), +seen)))
+        plan = Plan(spec["images"], data, RegistryCalls(Counter(), Counter(), +seen))
+        progress(
+            f"  plan {index} of {plan.images:,} at +{data['hours']:.0f} h: {plan.lambda_seconds:.2f} s as Lambda runs"
+            f" it, {plan.aws_calls / plan.images:.3f} AWS calls and {sum(plan.library().values()) / plan.images:.3f}"
+            f" upstream requests per image, {len(plan.shards)} shards, {data['queued']:,} queued"
+        )
+        plans.append(plan)
     return plans
 
 
