@@ -58,18 +58,19 @@ SMALL_RUNS = 3  # the small first plan takes seconds, so machine noise weighs on
 
 
 def seed(rig: Rig, images: int) -> str:
-    """Write `images` tags upstream, every other one also into the cache rule's storage; returns the namespace."""
-    namespace = f"scale{images}"
-    key = f"scale-seeded-{images}"
-    if key in rig.cache:
+    """Write the first `images` tags upstream (one namespace for every size: the small list is the large one's
+    start, so each image is written once per rig); returns the namespace."""
+    namespace = "scale"
+    seeded = int(rig.cache.get("scale-seeded", 0))
+    if images <= seeded:
         return namespace
     upstream = layout.Storage(rig.sb.workdir / "upstream" / "storage")
     shared = layout.shared_blobs(namespace)
     for blob in shared.values():
         upstream.put_blob(blob)
-    for repository, tag, manifest in manifests(namespace, images):
+    for repository, tag, manifest in manifests(namespace, images)[seeded:]:
         upstream.put_image(repository, tag, manifest, shared)
-    rig.cache[key] = True
+    rig.cache["scale-seeded"] = images
     return namespace
 
 
