@@ -1,13 +1,16 @@
 """`make bench` (`python -m bench`): run the benchmarks against one sandbox and print one table of figures and ratios.
 
-    python -m bench                         every benchmark, 100 images
+    python -m bench                         every benchmark, 40 images, with the network model and without
     python -m bench --only warm,repeat -n 20
     python -m bench --only scale --scale 1000,10000
+    python -m bench --upstream-ms 40 --token-ms 60 --aws-ms 30 --bandwidth 1   the model (bandwidth in MiB/s)
+    python -m bench --no-loopback           the model's column only (half the time)
     python -m bench --json bench.json       the figures as JSON too
 
-Benchmarks: warm (1), repeat (2), bytes (3), coldstart (4), scale (5), rotation (6); bench/README.md says what each
-measures and how. The sandbox starts only when a chosen benchmark needs it, and everything it starts is stopped at
-the end, also on failure or Ctrl-C. Progress goes to stderr, the table to stdout.
+Benchmarks: warm (1), repeat (2), bytes (3), coldstart (4), scale (5: first plan), schedule (5: repeat runs every
+6 h), rotation (6); bench/README.md says what each measures and how. The sandbox starts only when a chosen benchmark
+needs it, and everything it starts is stopped at the end, also on failure or Ctrl-C. Progress goes to stderr, the
+table to stdout.
 """
 
 from __future__ import annotations
@@ -22,17 +25,25 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.network import DEFAULT_AWS_MS, DEFAULT_TOKEN_MS, DEFAULT_UPSTREAM_MS, Model
 from bench.table import Figure, render
 
-ORDER = ("warm", "repeat", "bytes", "coldstart", "scale", "rotation")
-NEEDS_SANDBOX = {"warm", "repeat", "bytes", "scale", "rotation"}
+ORDER = ("warm", "repeat", "bytes", "coldstart", "scale", "schedule", "rotation")
+NEEDS_SANDBOX = {"warm", "repeat", "bytes", "scale", "schedule", "rotation"}
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--only", default=",".join(ORDER), help=f"comma-separated subset of {', '.join(ORDER)}")
-    parser.add_argument("-n", "--images", type=int, default=100, help="images in the warm list (default 100)")
+    parser.add_argument("-n", "--images", type=int, default=40, help="images in the warm list (default 40)")
     parser.add_argument("--scale", default="1000,10000", help="the two plan sizes of the scale benchmark")
+    parser.add_argument("--scale-runs", type=int, default=3, help="first plans of the small size (median; default 3)")
+    model = parser.add_argument_group("the network model (bench/network.py)")
+    model.add_argument("--upstream-ms", type=float, default=DEFAULT_UPSTREAM_MS, help="per upstream /v2/ request")
+    model.add_argument("--token-ms", type=float, default=DEFAULT_TOKEN_MS, help="per token realm request")
+    model.add_argument("--aws-ms", type=float, default=DEFAULT_AWS_MS, help="per AWS call of the library")
+    model.add_argument("--bandwidth", type=float, default=None, help="MiB/s per upstream connection (default none)")
+    model.add_argument("--no-loopback", action="store_true", help="skip the runs without the model")
     parser.add_argument("--rounds", type=int, default=7, help="import-time rounds of the cold start benchmark")
     parser.add_argument("--no-build", action="store_true", help="skip `sam build` in the cold start benchmark")
     parser.add_argument("--json", type=Path, help="also write the figures to this file as JSON")
@@ -48,6 +59,9 @@ def parse(argv: list[str]) -> argparse.Namespace:
     args.sizes = (sizes[0], sizes[1])
     if args.images < 1:
         parser.error("-n must be at least 1")
+    bandwidth = args.bandwidth * 1024 * 1024 if args.bandwidth else None
+    args.model = Model(args.upstream_ms, args.token_ms, args.aws_ms, bandwidth)
+    args.models = [args.model] if args.no_loopback or not args.model.on else [args.model, args.model.off()]
     return args
 
 
@@ -74,14 +88,17 @@ def run(args: argparse.Namespace) -> list[Figure]:
 
     with tempfile.TemporaryDirectory(prefix="pullthrough-bench-") as workdir, rig(Path(workdir)) as world:
         if "warm" in args.chosen:
-            figures += warm.run(world, args.images)
+            figures += warm.run(world, args.images, args.models)
         if "repeat" in args.chosen:
-            figures += repeat.run(world, args.images)
+            figures += repeat.run(world, args.images, args.models)
         if "bytes" in args.chosen:
-            figures += bytes_bench.run(world, args.images)
+            figures += bytes_bench.run(world, args.images, args.model)
         if "scale" in args.chosen:
-            figures += scale.run(world, args.sizes)
+            figures += scale.run(world, args.sizes, args.models, args.scale_runs)
+        if "schedule" in args.chosen:
+            figures += scale.repeat_run(world, args.sizes, args.model)
         if "rotation" in args.chosen:
+            world.set_model(args.model.off())
             figures += rotation.run(world)
     return figures
 
@@ -95,11 +112,20 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.monotonic() - started
     print(header)
     print(f"benchmarks: {', '.join(args.chosen)}; {elapsed:.0f} s in all; load average {os.getloadavg()[0]:.1f} at end")
+    print(f"network model: {args.model.describe()}")
     print()
     print(render(figures))
     if args.json:
         args.json.write_text(
-            json.dumps({"header": header, "seconds": elapsed, "figures": [f.__dict__ for f in figures]}, indent=2)
+            json.dumps(
+                {
+                    "header": header,
+                    "seconds": elapsed,
+                    "model": args.model.as_dict(),
+                    "figures": [f.__dict__ for f in figures],
+                },
+                indent=2,
+            )
             + "\n",
             encoding="utf-8",
         )

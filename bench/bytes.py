@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from bench import warm
 from bench.harness import Rig
+from bench.network import Model
 from bench.table import Figure, size
 
 GOAL = 0.05  # bytes through the function per byte of image warmed
 
 
-def run(rig: Rig, count: int) -> list[Figure]:
-    """Bytes per image from the first run's report; the figures."""
-    first = warm.first_run(rig, count)
-    images = {f"docker.io/{image.reference}": image for image in warm.images_for(rig, count)}
+def run(rig: Rig, count: int, model: Model) -> list[Figure]:
+    """Bytes per image from the first run's report under `model` (bytes do not depend on it); the figures."""
+    first = warm.first_run(rig, count, model)
+    label = model.label()
+    images = {f"docker.io/{image.reference}": image for image in warm.images_for(rig, count, label)}
     moved = {item.subject: item.details.bytes_moved or 0 for item in first.report.items}
     ratios = [moved[subject] / image.wanted_size for subject, image in images.items()]
     total_moved = sum(moved.values())
@@ -36,12 +38,12 @@ def run(rig: Rig, count: int) -> list[Figure]:
             met=max(ratios) <= GOAL,
         ),
     ]
-    pulled = rig.cache.get(f"pulled-{count}")
+    pulled = rig.cache.get(f"pulled-{count}{label}")
     if pulled is not None:
         figures.append(
             Figure(section, "skopeo: written per image (manifests included)", size(pulled.bytes_written / count))
         )
-    again = rig.cache.get(f"repeat-{count}")
+    again = rig.cache.get(f"repeat-{count}{label}")
     if again is not None:
         repeat_moved = sum(item.details.bytes_moved or 0 for item in again.report.items)
         figures.append(Figure(section, "moved in the repeat run", size(repeat_moved)))

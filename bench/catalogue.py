@@ -43,7 +43,7 @@ class BenchImage:
     @property
     def wanted_size(self) -> int:
         """Bytes of the configs and layers of the wanted platforms: what a full pull moves (manifests aside)."""
-        return self.pushed.total_size
+        return int(self.pushed.total_size)
 
 
 def plan(count: int, namespace: str) -> list[tuple[str, str, str, bool, str]]:

@@ -1,4 +1,4 @@
-"""4. Cold start: each handler module's import time against `import boto3` alone, and the built package sizes.
+"""4. Cold start: each handler's import against the floor, its first invocation up to its first AWS call, sizes.
 
 Import time: `python -X importtime -c "import app"` in a fresh interpreter, in the function's directory (Lambda's
 LAMBDA_TASK_ROOT, first on sys.path), with the environment template.yaml gives the function plus the variables the
@@ -17,12 +17,26 @@ runtime's (byte code included, as the runtime ships it), and each handler import
 from a copy without its byte code, which is what a cold start paid when the layer shipped source only: every module
 compiled, and the result thrown away (/opt is read-only, and PYTHONDONTWRITEBYTECODE is set).
 
+Goal: each handler's import at most the floor + GOAL_OVER_FLOOR_MS, the difference taken round by round (the same
+rounds as the floor) and its median reported. (The 1.3x-of-boto3 goal is retired: the floor itself is 1.3x to 1.4x,
+bench/README.md.)
+
+First AWS call: a fresh interpreter with the function's Lambda environment (and the config layer's document as
+PULLTHROUGH_CONFIG) runs a probe: the clock starts, boto3's default session gets a `before-call` hook, `import app`
+(Lambda's init), then the handler is invoked with the function's sample event (events/<function>/); the hook takes
+the time at the first AWS call and exits the process (nothing is sent). The services whose clients were created by
+then are recorded, and the baseline is a fresh interpreter that imports boto3 and creates the same clients. Goal:
+the probe at most FIRST_CALL_RATIO x the baseline (medians over the same interleaved rounds). The probe imports boto3
+(and botocore's session) before `import app` to hook it; the handler imports it anyway before any call, so the sum is
+the same.
+
 Package sizes: `sam build` of template.yaml into a temporary directory (nothing is written into the repository), then
 the bytes of each built function and layer, unzipped and zipped (what is uploaded).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -33,12 +47,102 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import ROOT, progress
 from bench.table import Figure, ratio, size
 
-GOAL_RATIO = 1.3
+GOAL_OVER_FLOOR_MS = 25.0
+FIRST_CALL_RATIO = 1.2
 BASELINE = "boto3"
+# The event each handler's first invocation gets in the first-call probe (events/<directory>/<file>); a function
+# without samples gets the inline event.
+PROBE_EVENTS = {
+    "check_credentials": "scheduled.json",
+    "config_facts": "create.json",
+    "plan_warming": "schedule.json",
+    "prune_images": "schedule.json",
+    "reconcile_rules": "scheduled.json",
+    "warm_images": "batch.json",
+}
+# report_pull_failures' queue carries ECR's "ECR Pull Through Cache Action" events (the ECR guide's EventBridge
+# sample; FACTS.md names the detail fields).
+PULL_FAILURE = {
+    "detail-type": "ECR Pull Through Cache Action",
+    "source": "aws.ecr",
+    "time": "2026-12-07T10:00:00Z",
+    "detail": {
+        "rule-version": "1",
+        "sync-status": "FAILED",
+        "ecr-repository-prefix": "docker-hub",
+        "repository-name": "docker-hub/library/nginx",
+        "upstream-registry-url": "registry-1.docker.io",
+        "image-tag": "1.27",
+        "failure-code": "UpstreamTooManyRequests",
+        "failure-reason": "You have reached your pull rate limit.",
+    },
+}
+INLINE_EVENTS: dict[str, dict[str, Any]] = {
+    "report_pull_failures": {
+        "Records": [
+            {
+                "messageId": "probe-0",
+                "receiptHandle": "probe",
+                "body": json.dumps(PULL_FAILURE),
+                "attributes": {},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:pullthrough-pull-failures",
+                "awsRegion": "us-east-1",
+            }
+        ]
+    },
+}
+ROTATION_EVENT = {
+    "Step": "createSecret",
+    "SecretId": "arn:aws:secretsmanager:us-east-1:123456789012:secret:ecr-pullthroughcache/docker-hub-AbCdEf",
+    "ClientRequestToken": "00000000-0000-4000-8000-000000000000",
+}
+PROBE = """\
+import json, os, sys, time
+started = time.perf_counter()
+import boto3
+boto3.setup_default_session()
+created = []
+def first_call(event_name, **_):
+    print(json.dumps({"seconds": time.perf_counter() - started, "event": event_name, "clients": created}), flush=True)
+    os._exit(0)
+boto3.DEFAULT_SESSION.events.register("before-call", first_call)
+def made(class_attributes, base_classes, **kw):
+    created.append(kw["event_name"].split(".")[-1])
+boto3.DEFAULT_SESSION.events.register("creating-client-class", made)
+import app
+class Context:
+    function_name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "probe")
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:probe"
+    memory_limit_in_mb = 512
+    aws_request_id = "00000000-0000-4000-8000-000000000000"
+    log_group_name = "/aws/lambda/probe"
+    log_stream_name = "probe"
+    def get_remaining_time_in_millis(self):
+        return 60000
+try:
+    app.lambda_handler(json.loads(sys.argv[1]), Context())
+except BaseException as exc:
+    print(json.dumps({"seconds": None, "error": f"{type(exc).__name__}: {exc}"[:300], "clients": created}), flush=True)
+    os._exit(0)
+print(json.dumps({"seconds": None, "error": "no AWS call", "clients": created}), flush=True)
+"""
+BASELINE_CLIENTS = """\
+import sys, time
+started = time.perf_counter()
+import boto3
+for service in sys.argv[1:]:
+    boto3.client(service, region_name="us-east-1")
+print(time.perf_counter() - started)
+"""
 _LINE = re.compile(r"^import time:\s+(\d+) \|\s+(\d+) \| (\S.*)$")
 
 
@@ -115,6 +219,7 @@ class ImportTimes:
     medians: dict[str, float]
     ratios: dict[str, float]
     rounds: int
+    over_floor: dict[str, float]  # median over the rounds of (target - floor), seconds
 
     def ratio(self, target: str) -> float:
         return self.ratios[target]
@@ -166,7 +271,103 @@ def measure_imports(rounds: int, floor_dir: Path) -> ImportTimes:
         k: statistics.median(mine / base for mine, base in zip(v, samples[BASELINE], strict=True))
         for k, v in samples.items()
     }
-    return ImportTimes(medians, ratios, rounds)
+    over = {
+        k: statistics.median(mine - floor for mine, floor in zip(v, samples[FLOOR], strict=True)) / 1e6
+        for k, v in samples.items()
+    }
+    return ImportTimes(medians, ratios, rounds, over)
+
+
+def probe_event(handler: Handler) -> dict[str, Any]:
+    """The sample event of the function's first invocation in the probe."""
+    name = PROBE_EVENTS.get(handler.directory)
+    if name is None:
+        return INLINE_EVENTS.get(handler.directory, ROTATION_EVENT)
+    return dict(json.loads((ROOT / "events" / handler.directory / name).read_text(encoding="utf-8")))
+
+
+def probe_environment(handler: Handler) -> dict[str, str]:
+    """The function's Lambda environment, fake credentials, and the config layer's document."""
+    from bench.harness import FAKE_AWS
+    from sandbox.aws.deployed_functions import CONFIG_SOURCE
+
+    return {**lambda_environment(handler), **FAKE_AWS, "PULLTHROUGH_CONFIG": str(CONFIG_SOURCE)}
+
+
+def first_call(handler: Handler) -> dict[str, Any]:
+    """One probe: seconds from a fresh interpreter's start to the handler's first AWS call, and the clients made."""
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(probe_event(handler))],
+        cwd=ROOT / "functions" / handler.directory,
+        env=probe_environment(handler),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    lines = [line for line in result.stdout.splitlines() if line.startswith('{"seconds"')]
+    if not lines:
+        return {"seconds": None, "error": result.stderr[-300:] or "no output", "clients": []}
+    return dict(json.loads(lines[-1]))
+
+
+def boto3_with_clients(handler: Handler, services: list[str]) -> float:
+    """Seconds for a fresh interpreter to import boto3 and create `services`' clients (the baseline)."""
+    result = subprocess.run(
+        [sys.executable, "-c", BASELINE_CLIENTS, *services],
+        cwd=ROOT / "functions" / handler.directory,
+        env=probe_environment(handler),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return float(result.stdout.split()[-1])
+
+
+def first_call_figures(rounds: int) -> list[Figure]:
+    """Per handler: init + first invocation up to its first AWS call against import boto3 + the same clients."""
+    progress(f"first AWS call: a learning round, then {rounds} interleaved rounds of probe and baseline")
+    section = f"4 cold start (init + first invocation to its first AWS call, median of {rounds})"
+    learned = {h.directory: first_call(h) for h in handlers()}
+    samples: dict[str, list[tuple[float, float]]] = {}
+    for _ in range(rounds):
+        for handler in handlers():
+            services = _services(learned[handler.directory].get("clients", []))
+            if learned[handler.directory].get("seconds") is None:
+                continue
+            probe = first_call(handler)
+            if probe.get("seconds") is not None:
+                samples.setdefault(handler.directory, []).append(
+                    (float(probe["seconds"]), boto3_with_clients(handler, services))
+                )
+    figures = []
+    for handler in handlers():
+        found = learned[handler.directory]
+        pairs = samples.get(handler.directory)
+        if not pairs:
+            reason = found.get("error") or "no AWS call"
+            figures.append(Figure(section, f"{handler.directory}: no first AWS call measured", str(reason)[:90]))
+            continue
+        mine = statistics.median(p[0] for p in pairs) * 1000
+        base = statistics.median(p[1] for p in pairs) * 1000
+        value = statistics.median(p[0] / p[1] for p in pairs)
+        figures.append(
+            Figure(
+                section,
+                f"{handler.directory}: to {found['event'].split('.', 1)[1]} / "
+                f"boto3 + {', '.join(_services(found['clients']))}",
+                f"{mine:.0f} ms / {base:.0f} ms ({ratio(value)})",
+                f"<= {FIRST_CALL_RATIO}x",
+                value <= FIRST_CALL_RATIO,
+            )
+        )
+    return figures
+
+
+def _services(created: list[str]) -> list[str]:
+    """boto3 service names from botocore's client class names (creating-client-class.<service id>)."""
+    return list(dict.fromkeys(name.lower().replace(" ", "").replace("-", "") for name in created))
 
 
 def python313() -> str | None:
@@ -338,16 +539,18 @@ def run(rounds: int, *, build: bool = True) -> list[Figure]:
         ),
     ]
     for handler in handlers():
-        value = times.ratio(handler.directory)
+        over = times.over_floor[handler.directory] * 1000
         figures.append(
             Figure(
                 section,
                 f"import {handler.directory}/app.py",
-                f"{times.medians[handler.directory] * 1000:.0f} ms ({ratio(value)} boto3)",
-                f"<= {GOAL_RATIO}x",
-                value <= GOAL_RATIO,
+                f"{times.medians[handler.directory] * 1000:.0f} ms (floor {over:+.0f} ms; "
+                f"{ratio(times.ratio(handler.directory))} boto3)",
+                f"<= floor + {GOAL_OVER_FLOOR_MS:.0f} ms",
+                over <= GOAL_OVER_FLOOR_MS,
             )
         )
+    figures += first_call_figures(max(min(rounds, 5), 1))
     figures += on_python313(min(rounds, 3))
     if not build:
         return figures

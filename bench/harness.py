@@ -28,6 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from bench import network
+from bench.cpu import STAND_INS
+from bench.cpu import install as install_stand_ins
+from bench.network import AwsDelay, Model
 from sandbox import lambdas
 from sandbox.aws.moto_threads import serialise
 from sandbox.stack import environment_set, sqs_record
@@ -67,7 +71,7 @@ class AwsCalls:
 
     def __call__(self, event_name: str, **_: Any) -> None:
         # before-call.<service id>.<Operation>
-        _, service, operation = event_name.split(".", 2)
+        _before_call, service, operation = event_name.split(".", 2)
         with self._lock:
             self.counts[(service, operation)] += 1
 
@@ -82,12 +86,16 @@ class AwsCalls:
         return +now
 
 
+LIBRARY_CLIENT = "python-urllib3"  # the User-Agent product of the library's RegistryClient (urllib3's default)
+
+
 @dataclass
 class RegistryCalls:
-    """Requests the sandbox's registries saw, as (method, kind) counters."""
+    """Requests the sandbox's registries saw, as (method, kind) counters; upstream ones also by client."""
 
     ecr: Counter[tuple[str, str]]
     upstream: Counter[tuple[str, str]]
+    clients: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (client, method, kind)
 
     @property
     def manifest_gets(self) -> int:
@@ -97,23 +105,47 @@ class RegistryCalls:
     def total(self) -> int:
         return sum(self.ecr.values()) + sum(self.upstream.values())
 
+    def library(self) -> Counter[str]:
+        """Pullthrough's own upstream requests by kind: token, HEAD manifest, GET manifest, blob, other."""
+        found: Counter[str] = Counter()
+        for (client, method, kind), n in self.clients.items():
+            if client == LIBRARY_CLIENT:
+                name = f"{method} {kind}" if kind == "manifest" else kind
+                found[name] += n
+        return found
+
 
 @dataclass(frozen=True)
 class Cpu:
     """CPU seconds spent by the bench process (the functions, moto, the sandbox's Python servers), its children
     (skopeo) and the sandbox's registries: a figure other load on the machine does not inflate the way it does
-    wall time."""
+    wall time. `moto`, `sandbox` and `bench` are the stand-ins' thread CPU inside the process (bench/cpu.py)."""
 
     process: float
     children: float
     registries: float
+    moto: float = 0.0
+    sandbox: float = 0.0
+    bench: float = 0.0
 
     @property
     def total(self) -> float:
         return self.process + self.children + self.registries
 
+    @property
+    def own(self) -> float:
+        """Pullthrough's own: the process's CPU less the stand-ins' (bench/cpu.py says what stays in it)."""
+        return self.process - self.moto - self.sandbox - self.bench
+
     def __sub__(self, other: Cpu) -> Cpu:
-        return Cpu(self.process - other.process, self.children - other.children, self.registries - other.registries)
+        return Cpu(
+            self.process - other.process,
+            self.children - other.children,
+            self.registries - other.registries,
+            self.moto - other.moto,
+            self.sandbox - other.sandbox,
+            self.bench - other.bench,
+        )
 
 
 def _process_cpu(pid: int) -> float:
@@ -140,6 +172,13 @@ class Rig:
     users: dict[str, str] = field(default_factory=dict)  # rule prefix -> upstream user
     cache: dict[str, Any] = field(default_factory=dict)  # results shared between benchmarks (first warm run)
     reader: str = ""  # queue subscribed to the report topic
+    delay: AwsDelay = field(default_factory=AwsDelay)  # the model's AWS part, hooked on the library's session
+    model: Model = field(default_factory=lambda: Model().off())
+
+    def set_model(self, model: Model) -> None:
+        """Put the network model (or none) on the upstream front and the library's AWS calls."""
+        self.model = model
+        network.apply(self.sb.upstream, self.delay, model)
 
     # --- counters ----------------------------------------------------------------------------------------------
 
@@ -147,17 +186,27 @@ class Rig:
         """CPU time so far: this process, its reaped children, the sandbox's registry processes."""
         own = os.times()
         registries = sum(_process_cpu(pid) for pid in self.sb.live_pids())
-        return Cpu(own.user + own.system, own.children_user + own.children_system, registries)
+        stand_ins = STAND_INS.snapshot()
+        return Cpu(
+            own.user + own.system,
+            own.children_user + own.children_system,
+            registries,
+            stand_ins["moto"],
+            stand_ins["sandbox"],
+            stand_ins["bench"],
+        )
 
     def registry_calls(self) -> RegistryCalls:
-        return RegistryCalls(Counter(self.sb.ecr.counters), Counter(self.sb.upstream.counters))
+        front = self.sb.upstream
+        return RegistryCalls(Counter(self.sb.ecr.counters), Counter(front.counters), Counter(front.clients))
 
     def registry_since(self, before: RegistryCalls) -> RegistryCalls:
         now = self.registry_calls()
-        ecr, upstream = Counter(now.ecr), Counter(now.upstream)
+        ecr, upstream, clients = Counter(now.ecr), Counter(now.upstream), Counter(now.clients)
         ecr.subtract(before.ecr)
         upstream.subtract(before.upstream)
-        return RegistryCalls(+ecr, +upstream)
+        clients.subtract(before.clients)
+        return RegistryCalls(+ecr, +upstream, +clients)
 
     # --- the config ----------------------------------------------------------------------------------------------
 
@@ -252,6 +301,10 @@ class Rig:
         with contextlib.redirect_stdout(self.function_log):
             return self.stack.fire_schedule(function)
 
+    def has_event_source(self, function: str) -> bool:
+        """Whether template.yaml gives the function an SQS event source (PlanShards for plan_warming, once there)."""
+        return any(r.kind == "sqs" and r.function == function and r.queue for r in self.stack.routes)
+
     def event_source(self, function: str) -> EventSource:
         """The function's SQS event source as template.yaml declares it: queue, batch size, maximum concurrency."""
         route = next((r for r in self.stack.routes if r.kind == "sqs" and r.function == function), None)
@@ -322,12 +375,13 @@ class Pollers:
         return any(message.delayed or not message.visible for message in queue._messages)
 
     def receive(self, wait: int = 0) -> list[dict[str, Any]]:
-        got: list[dict[str, Any]] = self.sqs.receive_message(
-            QueueUrl=self.source.queue_url,
-            MaxNumberOfMessages=min(self.source.batch_size, 10),
-            AttributeNames=["All"],
-            **({"WaitTimeSeconds": wait} if wait else {}),
-        ).get("Messages", [])
+        with STAND_INS.measure("bench"):
+            got: list[dict[str, Any]] = self.sqs.receive_message(
+                QueueUrl=self.source.queue_url,
+                MaxNumberOfMessages=min(self.source.batch_size, 10),
+                AttributeNames=["All"],
+                **({"WaitTimeSeconds": wait} if wait else {}),
+            ).get("Messages", [])
         return got
 
     def poll(self) -> None:
@@ -362,8 +416,20 @@ class Pollers:
         """Invoke the handler with one batch; delete what succeeded, make the failed records visible again."""
         source = self.source
         records = [sqs_record(m, source.queue_arn, self.rig.sb.region) for m in got]
+        started = time.perf_counter()
         response = self.rig.stack.invoke(self.function, {"Records": records}, "sqs") or {}
+        took = time.perf_counter() - started
         failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])} if source.partial else set()
+        with STAND_INS.measure("bench"):
+            self._settle(got, failed)
+        with self.state:
+            self.result.batches += 1
+            self.result.messages += len(got) - len(failed)
+            self.result.failed += len(failed)
+            self.result.invocations.append(took)
+
+    def _settle(self, got: list[dict[str, Any]], failed: set[str]) -> None:
+        source = self.source
         # As the event source does: one DeleteMessageBatch for what succeeded; failures become visible.
         done = [m for m in got if m["MessageId"] not in failed]
         if done:
@@ -376,10 +442,6 @@ class Pollers:
                 self.sqs.change_message_visibility(
                     QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
-        with self.state:
-            self.result.batches += 1
-            self.result.messages += len(got) - len(failed)
-            self.result.failed += len(failed)
 
 
 @dataclass(frozen=True)
@@ -403,6 +465,7 @@ class DrainResult:
     batches: int = 0
     messages: int = 0
     failed: int = 0
+    invocations: list[float] = field(default_factory=list)  # seconds of each handler invocation
 
 
 @contextlib.contextmanager
@@ -489,6 +552,7 @@ def rig(workdir: Path) -> Iterator[Rig]:
     workdir.mkdir(parents=True, exist_ok=True)
     users = {WARM_PREFIX: "bench-warmer", PULL_PREFIX: "bench-puller"}
     tokens = {user: f"dckr_pat_{uuid.uuid4().hex}" for user in users.values()}
+    install_stand_ins()
     with (
         (workdir / "functions.log").open("w", encoding="utf-8") as log,
         quiet_functions(log),
@@ -509,13 +573,15 @@ def rig(workdir: Path) -> Iterator[Rig]:
         boto3.setup_default_session(region_name=sb.region)
         assert boto3.DEFAULT_SESSION is not None
         boto3.DEFAULT_SESSION.events.register("before-call", aws)
+        delay = AwsDelay()
+        network.install(boto3.DEFAULT_SESSION, delay)
         clients.clear()
         ecr.forget_authorization()
         # Lambda's init phase, once per function, before any measurement: import times are the cold start
         # benchmark's subject; here every run is measured as warm containers run it.
         for directory in stack.functions().values():
             lambdas.load(directory)
-        world = Rig(sb, stack, workdir, log, aws, session, users=users, reader=reader)
+        world = Rig(sb, stack, workdir, log, aws, session, users=users, reader=reader, delay=delay)
         world.warm_up()
         try:
             yield world

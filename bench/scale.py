@@ -1,74 +1,77 @@
-"""5. Scale: plan_warming over 1,000 and 10,000 images, half of them cached in ECR already.
+"""5. Plan at scale: plan_warming over 1,000 and 10,000 images (repositories of ten tags), first run and repeat runs.
 
-The images are tags of repositories (ten tags each) that exist upstream; every other tag is also in the ECR cache.
-Upstream, they are written straight into the registry's storage in distribution's own layout (`bench.layout`),
-because pushing 10,000 images through the registry API would take minutes; in ECR, the subprocess's registry model
-holds them as finished imports leave them (`EcrRegistry.hold`). What the planner then sees over HTTP (HEADs
-upstream) and through moto (DescribeImages, BatchGetImage, BatchCheckLayerAvailability) is exactly what a push and a
-pull through the cache would have produced.
+The images are tags of repositories (ten tags each) that exist upstream. Upstream, they are written straight into the
+registry's storage in distribution's own layout (`bench.layout`), because pushing 10,000 images through the registry
+API would take minutes; in ECR, the subprocess's registry model holds them as finished imports leave them
+(`EcrRegistry.hold`). What the planner then sees over HTTP (HEADs upstream) and through moto (DescribeImages,
+BatchGetImage, BatchCheckLayerAvailability) is what a push and a pull through the cache would have produced.
 
-Each plan runs in a fresh subprocess with its own moto (template.yaml deployed, the cache rule created): the
-plan_warming handler fires as its schedule does, once over one image (the cold start, not measured) and then over
-the N images. Time is that second invocation, end to end (config, expansion, decisions, ledger, queue); the small
-size is planned SMALL_RUNS times and its median run is reported, the large one once. Peak memory
-is the subprocess's peak resident set during the invocation (VmHWM, reset just before) minus its resident set
-before it; moto keeps the
-ledger items and queued jobs in the same process, so this includes what the stand-ins store.
+Each plan runs in a fresh subprocess with its own moto (bench/scale_child.py): template.yaml deployed, the cache
+rule created, plan_warming fired as its schedule does, once over one image (the cold start, not measured), then over
+the N images. When template.yaml gives plan_warming a queue of plan shards, each shard message is invoked one at a
+time and measured on its own.
+
+First run (half the images held in ECR): time "as Lambda runs it" is the coordinator's invocation, plus the slowest
+shard, plus one queue hop (QUEUE_HOP_SECONDS) when there are shards: in Lambda each shard is its own invocation on its
+own CPU, where this 2-core machine can only run them one after another; the serial sum is shown beside it. Counted per
+image: AWS calls (the library's boto3 calls), Pullthrough's upstream requests by kind (the upstream front counts the
+library's client by its User-Agent), token requests per 50 repositories; Pullthrough's own CPU (the child's process
+CPU less moto's thread CPU); peak memory of the coordinator and of the largest shard (VmHWM), against the function's
+MemorySize in template.yaml with the handler's resident set after import added.
+
+Repeat runs on a 6-hourly schedule (every image held in ECR): a first plan, then REPEAT_RUNS plans REPEAT_HOURS apart
+with the planner's and ECR's clocks moved forward between them (bench/clock.py), so ECR's daily re-check and the
+ledger's memory of earlier looks come due as they would. Counted per run and as a mean: AWS calls, upstream
+requests, manifest GETs; and how calls grow from 1,000 to 10,000 images.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
+import statistics
 import subprocess
 import sys
-import time
+import tempfile
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import layout
-from bench.harness import FAKE_AWS, ROOT, Rig, progress
-from bench.table import Figure, ratio, seconds, size
-from sandbox import DEFAULT_ACCOUNT
+from bench.harness import FAKE_AWS, ROOT, RegistryCalls, Rig, progress
+from bench.network import Model
+from bench.table import Columns, Figure, columns, ratio, seconds, size
 
 PREFIX = "bench-scale"
 TAGS_PER_REPOSITORY = 10
-GOAL_SECONDS = 10.0
-GOAL_GROWTH = 12.0
-# The small plan takes a few seconds, so machine noise weighs on it most: its median over this many runs is used.
-SMALL_RUNS = 3
-
-
-@dataclass(frozen=True)
-class Planned:
-    """One size's plan_warming run, as the subprocess reports it."""
-
-    images: int
-    seconds: float
-    peak_bytes: int
-    planned: int
-    queued: int
-    decided: dict[str, int]
-    aws_calls: dict[str, int]
-    upstream_heads: int
+# The issue's time goals are for these sizes (seconds; strict: "<" rather than "<="); other sizes get none.
+GOAL_SECONDS = {1_000: (2.0, False), 10_000: (10.0, True)}
+GOAL_CALLS_FIRST, GOAL_UPSTREAM_FIRST, GOAL_TOKENS_PER_50 = 0.3, 1.0, 1.0
+GOAL_CALLS_REPEAT, GOAL_UPSTREAM_REPEAT = 0.11, 0.25
+GOAL_GROWTH = 1.1  # calls per image at the large size over the small size's: linear growth, within 10%
+# The SQS event source's hop from a shard message sent to its invocation: AWS publishes no figure; the poller
+# long-polls, so a message is picked up well within a second. An assumption, stated in the table.
+QUEUE_HOP_SECONDS = 0.1
+REPEAT_RUNS, REPEAT_HOURS = 4, 6.0
+SMALL_RUNS = 3  # the small first plan takes seconds, so machine noise weighs on it most: its median is used
 
 
 def seed(rig: Rig, images: int) -> str:
-    """Write `images` tags upstream, every other one also into the cache rule's storage; returns the namespace."""
-    namespace = f"scale{images}"
-    key = f"scale-seeded-{images}"
-    if key in rig.cache:
+    """Write the first `images` tags upstream (one namespace for every size: the small list is the large one's
+    start, so each image is written once per rig); returns the namespace."""
+    namespace = "scale"
+    seeded = int(rig.cache.get("scale-seeded", 0))
+    if images <= seeded:
         return namespace
     upstream = layout.Storage(rig.sb.workdir / "upstream" / "storage")
     shared = layout.shared_blobs(namespace)
     for blob in shared.values():
         upstream.put_blob(blob)
-    for repository, tag, manifest in manifests(namespace, images):
+    for repository, tag, manifest in manifests(namespace, images)[seeded:]:
         upstream.put_image(repository, tag, manifest, shared)
-    rig.cache[key] = True
+    rig.cache["scale-seeded"] = images
     return namespace
 
 
@@ -82,10 +85,8 @@ def manifests(namespace: str, images: int) -> list[tuple[str, str, bytes]]:
     return found
 
 
-def hold_cached_half(namespace: str, images: int, account: str, region: str) -> None:
-    """In this process's moto, an ECR registry model holding every other image (as imported through the rule)."""
-    import tempfile
-
+def hold_images(namespace: str, images: int, account: str, region: str, every: int) -> None:
+    """In this process's moto, an ECR registry model holding every `every`-th image (as imported through the rule)."""
     from sandbox.aws import moto_ecr
     from sandbox.registries.ecr_endpoint import MotoCacheRules
     from sandbox.registries.ecr_registry import EcrRegistry
@@ -95,7 +96,7 @@ def hold_cached_half(namespace: str, images: int, account: str, region: str) -> 
     moto_ecr.set_registry(account, region, registry)
     for index, (repository, tag, manifest) in enumerate(manifests(namespace, images)):
         route = rules.route(f"{PREFIX}/{repository}")
-        if index % 2 == 0 and route is not None:
+        if index % every == 0 and route is not None:
             registry.hold(route, tag, manifest, layout.OCI_MANIFEST)
 
 
@@ -120,8 +121,53 @@ def config_document(namespace: str, images: int) -> dict[str, Any]:
     }
 
 
-def plan_in_subprocess(rig: Rig, images: int) -> Planned:
-    """Seed, then run the child for one size; its JSON result."""
+# --- running a child -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One plan of a child: its invocations' measures, AWS calls, and the upstream requests the front counted."""
+
+    images: int
+    data: dict[str, Any]
+    upstream: RegistryCalls  # what the front saw during the plan (its clients' counts)
+
+    @property
+    def coordinator(self) -> dict[str, float]:
+        return dict(self.data["coordinator"])
+
+    @property
+    def shards(self) -> list[dict[str, float]]:
+        return list(self.data["shards"])
+
+    @property
+    def lambda_seconds(self) -> float:
+        """As Lambda runs it: the coordinator, then the shards side by side (the slowest), one queue hop between."""
+        shards = [s["seconds"] for s in self.shards]
+        return self.coordinator["seconds"] + (max(shards) + QUEUE_HOP_SECONDS if shards else 0.0)
+
+    @property
+    def serial_seconds(self) -> float:
+        return self.coordinator["seconds"] + sum(s["seconds"] for s in self.shards)
+
+    @property
+    def cpu(self) -> float:
+        return self.coordinator["cpu"] + sum(s["cpu"] for s in self.shards)
+
+    @property
+    def aws_calls(self) -> int:
+        return sum(self.data["aws_calls"].values())
+
+    def library(self) -> Counter[str]:
+        return self.upstream.library()
+
+    @property
+    def repositories(self) -> int:
+        return -(-self.images // TAGS_PER_REPOSITORY)
+
+
+def spec_for(rig: Rig, images: int, mode: str, model: Model) -> dict[str, Any]:
+    """What the child needs: the configs, the upstream endpoints, the ECR endpoint, the user, the model, the mode."""
     namespace = seed(rig, images)
     import yaml
 
@@ -129,155 +175,280 @@ def plan_in_subprocess(rig: Rig, images: int) -> Planned:
     config.write_text(yaml.safe_dump(config_document(namespace, images)), encoding="utf-8")
     warmup = rig.workdir / "scale-warmup.yaml"
     warmup.write_text(yaml.safe_dump(config_document(namespace, 1)), encoding="utf-8")
-    user = rig.users["bench-warm"]
-    spec = {
+    return {
         "config": str(config),
         "warmup": str(warmup),
         "namespace": namespace,
         "endpoints": rig.sb.upstream_endpoints(),
         "ecr_url": rig.sb.ecr_url,
-        "user": user,
+        "user": rig.users["bench-warm"],
         "images": images,
+        "mode": mode,
+        "runs": REPEAT_RUNS,
+        "hours": REPEAT_HOURS,
+        "model": model.as_dict(),
     }
-    heads_before = rig.sb.upstream.counters[("HEAD", "manifest")]
+
+
+def run_child(rig: Rig, spec: dict[str, Any]) -> list[Plan]:
+    """The child's plans; the upstream front's counts read at each of its checkpoints (one before every plan)."""
+    rig.set_model(Model.from_dict(spec["model"]))
     path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, **FAKE_AWS, "BENCH_SCALE_TOKEN": rig.sb.users[user], "PYTHONPATH": path}
-    result = subprocess.run(
-        [sys.executable, "-m", "bench.scale", json.dumps(spec)],
-        cwd=ROOT,
-        env=env,
+    env = {**os.environ, **FAKE_AWS, "BENCH_SCALE_TOKEN": rig.sb.users[spec["user"]], "PYTHONPATH": path}
+    marks: list[Counter[tuple[str, str, str]]] = []
+    result: dict[str, Any] = {}
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.scale_child", json.dumps(spec)],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+        )
+        assert child.stdin is not None
+        assert child.stdout is not None
+        for line in child.stdout:
+            message = json.loads(line) if line.startswith("{") else {}
+            if "checkpoint" in message:
+                marks.append(Counter(rig.sb.upstream.clients))
+                child.stdin.write("\n")
+                child.stdin.flush()
+            elif "result" in message:
+                result = message["result"]
+        if child.wait(timeout=900) != 0 or not result:
+            errors.seek(0)
+            raise RuntimeError(f"planning {spec['images']} images ({spec['mode']}) failed:\n{errors.read()[-4000:]}")
+    plans = []
+    for index, data in enumerate(result["plans"]):
+        seen = Counter(marks[index + 1])
+        seen.subtract(marks[index])
+        plan = Plan(spec["images"], data, RegistryCalls(Counter(), Counter(), +seen))
+        progress(
+            f"  plan {index} of {plan.images:,} at +{data['hours']:.0f} h: {plan.lambda_seconds:.2f} s as Lambda runs"
+            f" it, {plan.aws_calls / plan.images:.3f} AWS calls and {sum(plan.library().values()) / plan.images:.3f}"
+            f" upstream requests per image, {len(plan.shards)} shards, {data['queued']:,} queued"
+        )
+        plans.append(plan)
+    return plans
+
+
+# --- first run -----------------------------------------------------------------------------------------------------
+
+
+def first_plans(rig: Rig, model: Model, sizes: tuple[int, int], small_runs: int) -> tuple[Plan, Plan]:
+    """The small size planned `small_runs` times (its median run by time), the large one once."""
+    small, large = sizes
+    progress(f"planning {small:,} images (half cached) x{small_runs}, then {large:,} ({model.describe()})")
+    runs = [run_child(rig, spec_for(rig, small, "first", model))[0] for _ in range(small_runs)]
+    runs.sort(key=lambda plan: plan.lambda_seconds)
+    return runs[len(runs) // 2], run_child(rig, spec_for(rig, large, "first", model))[0]
+
+
+def memory_size(function: str = "PlanWarmingFunction") -> int:
+    """The function's MemorySize in template.yaml (its own, else Globals'), in MiB."""
+    from sandbox.template import load_template
+
+    template = load_template()
+    own = template["Resources"][function]["Properties"].get("MemorySize")
+    return int(own or template.get("Globals", {}).get("Function", {}).get("MemorySize", 128))
+
+
+def import_resident_bytes() -> int:
+    """plan_warming's resident set after `import app` in a fresh interpreter with its Lambda environment."""
+    from bench.coldstart import Handler, lambda_environment
+
+    handler = Handler("PlanWarmingFunction", "plan_warming")
+    code = "import app\nfor l in open('/proc/self/status'):\n    l.startswith('VmRSS:') and print(l.split()[1])"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT / "functions" / "plan_warming",
+        env=lambda_environment(handler),
         capture_output=True,
         text=True,
-        timeout=900,
-        check=False,
+        timeout=120,
+        check=True,
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"planning {images} images failed:\n{result.stderr[-4000:]}")
-    data = json.loads(result.stdout.strip().splitlines()[-1])
-    cached = data["decided"].get("already_cached", 0)
-    if (cached, data["queued"]) != ((images + 1) // 2, images // 2):
-        raise RuntimeError(f"planning {images} images: expected half cached and half queued, got {data}")
-    heads = rig.sb.upstream.counters[("HEAD", "manifest")] - heads_before
-    return Planned(upstream_heads=heads, **data)
+    return int(done.stdout.split()[-1]) * 1024
 
 
-def run(rig: Rig, sizes: tuple[int, int]) -> list[Figure]:
-    """Both sizes; the figures."""
-    small, large = sizes
-    progress(f"planning {small} images (half cached), {SMALL_RUNS} times, each in a fresh subprocess")
-    runs = sorted((plan_in_subprocess(rig, small) for _ in range(SMALL_RUNS)), key=lambda r: r.seconds)
-    first = runs[len(runs) // 2]
-    progress(f"planning {large} images (half cached) in a fresh subprocess")
-    second = plan_in_subprocess(rig, large)
-    results = [first, second]
-    growth = second.seconds / first.seconds
-    memory_growth = second.peak_bytes / max(first.peak_bytes, 1)
-    section = "5 scale (plan_warming, half cached)"
-    figures = []
-    for result in results:
-        calls = sum(result.aws_calls.values())
-        figures.append(
-            Figure(
-                section,
-                f"{result.images:,} images: time, peak memory",
-                f"{seconds(result.seconds)}, {size(result.peak_bytes)}",
-                f"< {GOAL_SECONDS:.0f} s" if result.images == large else "",
-                result.seconds < GOAL_SECONDS if result.images == large else None,
-            )
-        )
-        figures.append(
-            Figure(
-                section,
-                f"{result.images:,} images: AWS calls, upstream HEADs",
-                f"{calls:,} ({calls / result.images:.2f}/image), {result.upstream_heads:,}",
-            )
-        )
-    figures.append(
-        Figure(
-            section,
-            f"growth {large // small}x images: time, memory",
-            f"{ratio(growth)}, {ratio(memory_growth)}",
-            f"time <= {GOAL_GROWTH:.0f}x",
-            growth <= GOAL_GROWTH,
-        )
-    )
+def first_figures(pairs: list[tuple[Plan, Plan]]) -> list[Figure]:
+    """`pairs`: (small, large) per model, the model's first. Per size: time (as Lambda runs it, and serial), counts,
+    CPU, memory; model and loopback side by side."""
+    section = "5 plan, first run (half cached)"
+    figures: list[Figure] = []
+    for which in (0, 1):
+        plans = [pair[which] for pair in pairs]
+        figures += _first_size(section, plans)
+    figures += _memory(section, [pair[1] for pair in pairs])
     return figures
 
 
-# --- the subprocess -------------------------------------------------------------------------------------------------
+def _both(plans: list[Plan], show: Callable[[Plan], str]) -> Columns:
+    return columns(plans, show)
 
 
-def _rss_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    return 0
+def _first_size(section: str, plans: list[Plan]) -> list[Figure]:
+    first = plans[0]
+    n = first.images
+    library = first.library()
+    upstream = sum(library.values()) / n
+    tokens = library["token"] / (first.repositories / 50)
+    lambda_s = first.lambda_seconds
+    goal, strict = GOAL_SECONDS.get(n, (0.0, False))
+    return [
+        Figure(
+            section,
+            f"{n:,}: time as Lambda runs it (coordinator + slowest shard + hop)",
+            goal=f"{'<' if strict else '<='} {goal:.0f} s" if goal else "",
+            met=(lambda_s < goal if strict else lambda_s <= goal) if goal else None,
+            **_both(plans, lambda p: seconds(p.lambda_seconds)),
+        ),
+        Figure(section, f"{n:,}:   invocations; serial sum", **_both(plans, _invocations)),
+        Figure(
+            section,
+            f"{n:,}: AWS calls per image",
+            goal=f"<= {GOAL_CALLS_FIRST}",
+            met=first.aws_calls / n <= GOAL_CALLS_FIRST,
+            **_both(plans, lambda p: _calls(p)),
+        ),
+        Figure(
+            section,
+            f"{n:,}: Pullthrough's upstream requests per image",
+            goal=f"<= {GOAL_UPSTREAM_FIRST:.0f}",
+            met=upstream <= GOAL_UPSTREAM_FIRST,
+            **_both(plans, lambda p: _upstream(p)),
+        ),
+        Figure(
+            section,
+            f"{n:,}: token requests per 50 repositories",
+            goal=f"<= {GOAL_TOKENS_PER_50:.0f}",
+            met=tokens <= GOAL_TOKENS_PER_50,
+            **_both(plans, lambda p: f"{p.library()['token'] / (p.repositories / 50):.2f}"),
+        ),
+        Figure(
+            section,
+            f"{n:,}: Pullthrough's CPU per image (moto's apart); warm jobs queued",
+            **_both(plans, lambda p: f"{p.cpu / n * 1000:.2f} ms (moto {_moto(p) / n * 1000:.2f}); {_queued(p)}"),
+        ),
+    ]
 
 
-def _reset_peak() -> None:
-    """Start VmHWM afresh from the current resident set (Linux: `echo 5 > /proc/self/clear_refs`)."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as refs:
-        refs.write("5")
+def _invocations(plan: Plan) -> str:
+    shards = plan.shards
+    if not plan.data.get("shard_queue"):
+        return f"1 (no plan-shard queue in template.yaml); {seconds(plan.serial_seconds)}"
+    return f"1 + {len(shards)} shards; {seconds(plan.serial_seconds)}"
 
 
-def child(spec: dict[str, Any]) -> dict[str, Any]:
-    """Deploy the stack into a fresh moto, create the scale rule, plan a warm-up run, then the measured one."""
-    import boto3
-    from moto import mock_aws
+def _calls(plan: Plan) -> str:
+    calls = plan.data["aws_calls"]
+    top = sorted(calls.items(), key=lambda kv: -kv[1])[:4]
+    detail = ", ".join(f"{name.split(':', 1)[1]} {n}" for name, n in top)
+    return f"{plan.aws_calls / plan.images:.3f} ({plan.aws_calls:,}: {detail})"
 
-    from bench.harness import AwsCalls, correct_moto, quiet_functions
-    from pullthrough.aws import clients
-    from sandbox.aws import moto_ecr
-    from sandbox.stack import Stack
 
-    sink = io.StringIO()
-    with mock_aws(), quiet_functions(sink), contextlib.redirect_stdout(sink):
-        correct_moto()
-        moto_ecr.install()
-        moto_ecr.set_upstream_endpoints(spec["endpoints"])
-        session = boto3.session.Session()
-        arn = session.client("secretsmanager").create_secret(
-            Name=f"ecr-pullthroughcache/{PREFIX}",
-            SecretString=json.dumps({"username": spec["user"], "accessToken": os.environ["BENCH_SCALE_TOKEN"]}),
-        )["ARN"]
-        session.client("ecr").create_pull_through_cache_rule(
-            ecrRepositoryPrefix=PREFIX,
-            upstreamRegistryUrl="registry-1.docker.io",
-            upstreamRegistry="docker-hub",
-            credentialArn=arn,
+def _upstream(plan: Plan) -> str:
+    library = plan.library()
+    detail = ", ".join(f"{kind} {n:,}" for kind, n in sorted(library.items(), key=lambda kv: -kv[1]))
+    return f"{sum(library.values()) / plan.images:.3f} ({detail or 'none'})"
+
+
+def _moto(plan: Plan) -> float:
+    return plan.coordinator["moto_cpu"] + sum(s["moto_cpu"] for s in plan.shards)
+
+
+def _queued(plan: Plan) -> str:
+    return f"{plan.data['queued']:,}"
+
+
+def _memory(section: str, plans: list[Plan]) -> list[Figure]:
+    """The largest invocation's peak (a shard's when there are shards) with the handler's import, against MemorySize."""
+    plan = plans[0]
+    invocations = plan.shards or [plan.coordinator]
+    peak = max(s["peak_bytes"] for s in invocations)
+    base = import_resident_bytes()
+    limit = memory_size() * 1024 * 1024
+    what = "largest shard" if plan.shards else "the one invocation"
+    total = base + peak
+    return [
+        Figure(
+            section,
+            f"{plan.images:,}: peak memory of {what}: import + increment, of MemorySize",
+            f"{size(base)} + {size(peak)} = {size(total)} of {size(limit)} ({total / limit:.0%}); "
+            f"coordinator +{size(plan.coordinator['peak_bytes'])}",
+            goal="<= 75% (room to spare)",
+            met=total <= 0.75 * limit,
         )
-        hold_cached_half(spec["namespace"], spec["images"], DEFAULT_ACCOUNT, FAKE_AWS["AWS_REGION"])
-        env = {
-            "PULLTHROUGH_ECR_REGISTRY_URL": spec["ecr_url"],
-            "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(spec["endpoints"]),
-            "PULLTHROUGH_CONFIG": spec["warmup"],
-        }
-        stack = Stack(stack_name="pullthrough-scale", extra_env=env).deploy()  # IAM scoped to the warm-up config's rule
-        aws = AwsCalls()
-        boto3.setup_default_session()
-        assert boto3.DEFAULT_SESSION is not None
-        boto3.DEFAULT_SESSION.events.register("before-call", aws)
-        clients.clear()
-        stack.fire_schedule("PlanWarmingFunction")  # the cold start: imports, clients, tokens
-        stack.extra_env["PULLTHROUGH_CONFIG"] = spec["config"]
-        before = aws.snapshot()
-        _reset_peak()
-        resident = _rss_kib("VmRSS")
-        started = time.perf_counter()
-        summary = stack.fire_schedule("PlanWarmingFunction")
-        elapsed = time.perf_counter() - started
-        peak = _rss_kib("VmHWM")
-        calls = aws.since(before)
-    return {
-        "images": spec["images"],
-        "seconds": elapsed,
-        "peak_bytes": max(peak - resident, 0) * 1024,
-        "planned": summary["planned"],
-        "queued": summary["queued"],
-        "decided": summary["decided"],
-        "aws_calls": {f"{service}:{operation}": n for (service, operation), n in sorted(calls.items())},
-    }
+    ]
 
 
-if __name__ == "__main__":
-    print(json.dumps(child(json.loads(sys.argv[1]))))
+# --- repeat runs ---------------------------------------------------------------------------------------------------
+
+
+def repeat_figures(series: list[list[Plan]]) -> list[Figure]:
+    """Per size: per run and mean AWS calls, upstream requests and manifest GETs; growth between the sizes."""
+    section = f"5 plan, repeat runs every {REPEAT_HOURS:.0f} h ({REPEAT_RUNS} runs after a first plan, all cached)"
+    figures: list[Figure] = []
+    means = []
+    for plans in series:
+        runs = plans[1:]
+        n = runs[0].images
+        calls = statistics.mean(p.aws_calls for p in runs) / n
+        upstream = statistics.mean(sum(p.library().values()) for p in runs) / n
+        gets = sum(p.library()["GET manifest"] for p in runs)
+        means.append(calls)
+        figures += [
+            Figure(section, f"{n:,}: first plan of the cached list: AWS calls, upstream requests", _per(plans[0])),
+            Figure(
+                section,
+                f"{n:,}: AWS calls per image, mean (per run)",
+                f"{calls:.3f} ({', '.join(f'{p.aws_calls:,}' for p in runs)})",
+                f"<= {GOAL_CALLS_REPEAT}",
+                calls <= GOAL_CALLS_REPEAT,
+            ),
+            Figure(
+                section,
+                f"{n:,}: upstream requests per image, mean (per run)",
+                f"{upstream:.3f} ({', '.join(f'{sum(p.library().values()):,}' for p in runs)})",
+                f"<= {GOAL_UPSTREAM_REPEAT}",
+                upstream <= GOAL_UPSTREAM_REPEAT,
+            ),
+            Figure(section, f"{n:,}: manifest GETs upstream (all runs)", str(gets), "0", gets == 0),
+            Figure(
+                section, f"{n:,}: time per run as Lambda runs it", ", ".join(seconds(p.lambda_seconds) for p in runs)
+            ),
+            Figure(section, f"{n:,}: what the runs cost most", _calls(runs[-1]).split(" ", 1)[1]),
+        ]
+    if len(means) == 2:
+        growth = means[1] / means[0]
+        figures.append(
+            Figure(
+                section,
+                "growth: calls per image at the large size / the small size's",
+                ratio(growth),
+                f"<= {GOAL_GROWTH}x (linear)",
+                growth <= GOAL_GROWTH,
+            )
+        )
+    return figures
+
+
+def _per(plan: Plan) -> str:
+    return f"{plan.aws_calls / plan.images:.3f}, {sum(plan.library().values()) / plan.images:.3f} per image"
+
+
+def run(rig: Rig, sizes: tuple[int, int], models: list[Model], small_runs: int = SMALL_RUNS) -> list[Figure]:
+    """First plans under each model, then the repeat series under the first model; the figures."""
+    pairs = [first_plans(rig, model, sizes, small_runs if index == 0 else 1) for index, model in enumerate(models)]
+    return first_figures(pairs)
+
+
+def repeat_run(rig: Rig, sizes: tuple[int, int], model: Model) -> list[Figure]:
+    """The repeat series at both sizes under `model`; the figures."""
+    series = []
+    for images in sizes:
+        progress(f"repeat runs of {images:,} cached images, every {REPEAT_HOURS:.0f} h x{REPEAT_RUNS} (simulated)")
+        series.append(run_child(rig, spec_for(rig, images, "repeat", model)))
+    return repeat_figures(series)

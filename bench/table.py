@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypedDict, TypeVar
+
+T = TypeVar("T")
+
+
+class Columns(TypedDict):
+    """A figure's two values: with the network model, and without (empty when the run took only one)."""
+
+    value: str
+    loopback: str
+
+
+def columns(runs: Sequence[T], show: Callable[[T], str]) -> Columns:
+    """`show` of the first run (the model's) and of the second (loopback), if any."""
+    return Columns(value=show(runs[0]), loopback=show(runs[1]) if len(runs) > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -12,9 +27,10 @@ class Figure:
 
     section: str
     name: str
-    value: str
+    value: str  # with the network model (or the only value, for figures the model does not touch)
     goal: str = ""
     met: bool | None = None  # None: no goal
+    loopback: str = ""  # the same figure without the model, when the benchmark took it both ways
 
     @property
     def verdict(self) -> str:
@@ -39,8 +55,8 @@ def size(value: float) -> str:
 
 def render(figures: Sequence[Figure]) -> str:
     """The figures as one aligned text table, grouped by section."""
-    headers = ("benchmark", "figure", "value", "goal", "")
-    rows = [(f.section, f.name, f.value, f.goal, f.verdict) for f in figures]
+    headers = ("benchmark", "figure", "with the network model", "loopback (no model)", "goal", "")
+    rows = [(f.section, f.name, f.value, f.loopback, f.goal, f.verdict) for f in figures]
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     line = "  ".join("-" * w for w in widths)
     out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip(), line]

@@ -167,6 +167,35 @@ class Faults:
         self.release()
 
 
+@dataclass(frozen=True)
+class Network:
+    """The network between a client in an AWS region and Docker Hub, which loopback does not have: a delay before
+    each request is served (`request_seconds` for the registry's `/v2/` requests and the blob storage's `/cdn/`
+    ones, `token_seconds` for the token realm, which Docker Hub serves from another host, auth.docker.io) and a cap
+    on each connection's bytes per second (None: none). The bench sets it (bench/network.py); tests leave it off.
+
+    Docker does not publish its latency. The bench's defaults (40 ms a request, 60 ms a token) are round trips of
+    the order users report from AWS regions to registry-1.docker.io and auth.docker.io (a TLS connection set up
+    once, kept alive, as urllib3 and the sandbox's ECR client keep theirs); they are a model, and every figure is
+    also taken without it.
+    """
+
+    request_seconds: float = 0.0
+    token_seconds: float = 0.0
+    bytes_per_second: float | None = None
+
+    def delay(self, kind: str) -> float:
+        """Seconds to hold a request of this kind (`loopback.request_kind`) before serving it."""
+        return self.token_seconds if kind == "token" else self.request_seconds
+
+    def pace(self, sent: int) -> float:
+        """Seconds a connection waits after sending `sent` bytes to stay under the cap (0 without one)."""
+        return sent / self.bytes_per_second if self.bytes_per_second else 0.0
+
+
+OFF = Network()
+
+
 def _token_path(repository: str | None) -> str:
     if repository is None:
         return TOKEN

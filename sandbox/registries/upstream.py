@@ -39,6 +39,7 @@ import datetime
 import hmac
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import MutableMapping
 from pathlib import Path
@@ -50,10 +51,12 @@ from sandbox.registries.faults import (
     CDN,
     DEFAULT_BODIES,
     MANIFESTS,
+    OFF,
     TAGS,
     TOKEN,
     Fault,
     Faults,
+    Network,
     corrupt_bytes,
 )
 from sandbox.registries.loopback import (
@@ -79,6 +82,7 @@ __all__ = [
     "ForwardingHandler",
     "LoopbackServer",
     "LoopbackService",
+    "Network",
     "NoDelayHTTPConnection",
     "UpstreamFront",
     "corrupt_bytes",
@@ -97,7 +101,10 @@ class _FrontHandler(ForwardingHandler):
         front: UpstreamFront = self.server.owner
         path = self.request_path
         kind = request_kind(path)
-        front.count(self.command, kind)
+        front.count(self.command, kind, self.headers.get("User-Agent", ""))
+        held = front.network.delay(kind)
+        if held:
+            time.sleep(held)  # the round trip the network model adds (faults.Network); not a synchronisation
         fault = front.faults.take(self.command, unquote(self.path))
         if fault is not None and fault.action == "delay":
             front.faults.wait(fault)
@@ -124,6 +131,13 @@ class _FrontHandler(ForwardingHandler):
                 self.send_simple(429, DEFAULT_BODIES[429], extra)
                 return
         self.forward(backend, self.path, extra_headers=extra, fault=fault)
+
+    def _write(self, data: bytes, chunked: bool) -> None:
+        """Send body bytes, then wait out the network model's per-connection cap (this handler is one connection)."""
+        super()._write(data, chunked)
+        wait = self.server.owner.network.pace(len(data))
+        if wait:
+            time.sleep(wait)
 
     def _redirect_blob(self, front: UpstreamFront, backend: tuple[str, int]) -> bool:
         """Answer a blob GET with a redirect to its CDN URL when the registry would serve it (a HEAD says so)."""
@@ -197,6 +211,10 @@ class UpstreamFront:
         self.user_limit = user_limit
         self.log_path = log_path
         self.counters: Counter[tuple[str, str]] = Counter()
+        # The same requests by client: (client, method, kind); client is the User-Agent's product ("python-urllib3"
+        # for the library's RegistryClient, "" for the sandbox's ECR importer, which sends none).
+        self.clients: Counter[tuple[str, str, str]] = Counter()
+        self.network: Network = OFF  # the bench's network model (faults.Network); off for tests
         self.pulls: Counter[str] = Counter()  # manifest GETs per rate-limit source (user name or client address)
         self.faults = Faults()
         self.backend: tuple[str, int] | None = None
@@ -293,13 +311,16 @@ class UpstreamFront:
         }
         return headers, allowed
 
-    def count(self, method: str, kind: str) -> None:
-        """Record one request in `counters`."""
+    def count(self, method: str, kind: str, agent: str = "") -> None:
+        """Record one request in `counters` (and, by the User-Agent's product, in `clients`)."""
+        client = agent.split("/", 1)[0].strip()
         with self._lock:
             self.counters[(method, kind)] += 1
+            self.clients[(client, method, kind)] += 1
 
     def reset_counters(self) -> None:
         """Forget counted requests and pulls (a fresh rate-limit window)."""
         with self._lock:
             self.counters.clear()
+            self.clients.clear()
             self.pulls.clear()
