@@ -7,6 +7,7 @@ spent), and a reader of a report looks here for what a reason code means.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -224,18 +225,18 @@ UNREACHABLE_CODES = frozenset(
 )
 
 
+# ECR's messages about an upstream carry digests and ids (hex, where "403" or "429" may well appear): a status only
+# counts as a word of its own, and "rate" only as a word ("generate" or "separate" is not a rate limit).
+_RATE_LIMITED = re.compile(r"toomanyrequests|\b429\b|\brate\b|rate[ -]?limit")
+_AUTH = re.compile(r"accessdenied|denied|\b40[13]\b|authenticat")
+
+
 def upstream_reason(text: str) -> Reason:
     """The reason in ECR's words about an upstream (its exception messages carry no code of their own)."""
     lowered = text.lower()
-    if "toomanyrequests" in lowered or "429" in lowered or "rate" in lowered:
+    if _RATE_LIMITED.search(lowered):
         return Reason.RATE_LIMITED
-    if (
-        "accessdenied" in lowered
-        or "denied" in lowered
-        or "401" in lowered
-        or "403" in lowered
-        or "authenticat" in lowered
-    ):
+    if _AUTH.search(lowered):
         return Reason.AUTH
     return Reason.UPSTREAM_DOWN
 
