@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sandbox.aws import cloudformation, iam, moto_ecs, moto_secrets
+from sandbox.aws import cloudformation, iam, moto_dynamodb, moto_ecs, moto_secrets
 from sandbox.aws.deployed_functions import CONFIG_SOURCE, LAYER_CONFIG, environment_set
 from sandbox.aws.eventbridge import matches
 from sandbox.aws.intrinsics import PSEUDO
@@ -90,6 +90,7 @@ class Stack(Routing):
         for logical_id in [i for i in resources if i not in redriving] + redriving:
             self._create(logical_id, resources[logical_id])
         moto_secrets.install()
+        moto_dynamodb.install()  # TransactWriteItems' rollback by item, not by copying tables
         moto_ecs.install()  # ListTaskDefinitions sorted and paged as AWS documents
         moto_secrets.register_functions(
             self.account, self.region, [self.physical[f"{f}.Arn"] for f in self.functions()]
