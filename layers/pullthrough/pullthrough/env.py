@@ -103,15 +103,17 @@ class CheckEnv(FunctionEnv):
     """check_credentials: a secret's change event, the upstreams it proves the value against."""
 
 
-class PlanEnv(FunctionEnv):
-    """plan_warming: the ledger it opens runs in and the queue it sends jobs to."""
+class WarmEnv(FunctionEnv):
+    """warm_images: the ledger it records outcomes in and the queue a waiting import goes back to."""
 
     ledger_table: str = Field(alias="LEDGER_TABLE")
     queue_url: str = Field(alias="WARM_QUEUE_URL")
 
 
-class WarmEnv(PlanEnv):
-    """warm_images: the ledger it records outcomes in and the queue a waiting import goes back to."""
+class PlanEnv(WarmEnv):
+    """plan_warming: the ledger it opens runs in, the queue it sends jobs to, and the queue of its plan shards."""
+
+    shards_queue_url: str = Field(alias="PLAN_SHARDS_QUEUE_URL")
 
 
 class PullFailuresEnv(FunctionEnv):
