@@ -37,6 +37,7 @@ class Settings(BaseModel):
     account_id: str | None = Field(None, alias="ACCOUNT_ID")
     topic_arn: str | None = Field(None, alias="REPORT_TOPIC_ARN")
     queue_url: str | None = Field(None, alias="WARM_QUEUE_URL")
+    shards_queue_url: str | None = Field(None, alias="PLAN_SHARDS_QUEUE_URL")
     ledger_table: str | None = Field(None, alias="LEDGER_TABLE")
     event_bus: str = Field("default", alias="EVENT_BUS_NAME")
     # The repository creation role template.yaml deploys, passed as customRoleArn to templates with role: create.
