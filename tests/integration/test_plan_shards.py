@@ -158,3 +158,32 @@ def test_a_shard_in_the_dead_letter_queue_leaves_its_images_failed_as_not_planne
     assert "PlanShards dead-letter queue" in (failed.fix or "")
     dead = boto3.client("sqs").receive_message(QueueUrl=world.stack.physical["PlanShardsDeadLetterQueue"])
     assert len(dead.get("Messages", [])) == 1
+
+
+def test_a_sharded_run_with_nothing_to_queue_is_reported_once_by_its_last_shard_even_delivered_again(
+    world: Sharded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given three repositories absent upstream, in three shards (nothing to queue: the last shard closes the run)
+    monkeypatch.setattr(shards, "SHARD_REPOSITORIES", 1)
+    ns = unique("absent")
+    world.configure([f"{ns}/app-{i}:1.0" for i in range(3)])
+    # ...and the shard that closes the run failing once after it closed and reported it (SQS delivers it again)
+    real = shards.plan_shard
+    again: list[int] = []
+
+    def fail_after_closing(message: shards.ShardMessage, *args: Any) -> int:
+        queued = real(message, *args)
+        state = ledger_of(world).run(message.run_id)
+        if state is not None and state.closed and not again:
+            again.append(message.index)
+            raise RuntimeError("failed after closing the run")
+        return queued
+
+    monkeypatch.setattr(shards, "plan_shard", fail_after_closing)
+    # When the run is planned and its shards drained
+    summary, report = plan_all(world)
+    # Then the closing shard ran twice, and the run was reported once, each image failed once
+    assert len(again) == 1
+    assert summary["shards"] == 3
+    assert len(world.reports_of(summary["run_id"])) == 1
+    assert Counter(item.outcome for item in report.items) == {Outcome.FAILED: 3}
