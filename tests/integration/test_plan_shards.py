@@ -73,11 +73,14 @@ def test_a_list_of_250_repositories_is_planned_in_three_shards_each_image_once_i
 def test_a_shard_that_fails_once_is_delivered_again_and_its_images_counted_once(
     world: Sharded, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a list in three shards, and the first shard's jobs failing to queue once, after its items are written
+    # Given three shards of two repositories, one pushed upstream (a job) and one absent (decided at plan time)
     monkeypatch.setattr(shards, "SHARD_REPOSITORIES", 2)
     ns = unique("again")
-    images = [world.push(f"{ns}/app-{i}") for i in range(5)]
-    world.configure([f"{image.repository}:1.0" for image in images])
+    images = [world.push(f"{ns}/app-{i}") for i in range(3)]
+    absent = [f"{ns}/gone-{i}" for i in range(3)]
+    listed = [name for image, gone in zip(images, absent, strict=True) for name in (image.repository, gone)]
+    world.configure([f"{name}:1.0" for name in listed])
+    # ...and the first shard's jobs failing to queue once, after its items were written and counted
     real = shards.queue_jobs
     failed: list[int] = []
 
@@ -95,8 +98,9 @@ def test_a_shard_that_fails_once_is_delivered_again_and_its_images_counted_once(
     assert summary["shards"] == 3
     state = ledger_of(world).run(summary["run_id"])
     assert state is not None
-    assert (state.planned, state.done, state.shards_done, state.counts) == (5, 5, 3, {"warmed": 5})
-    assert sorted(item.subject for item in report.items) == sorted(f"docker.io/{i.repository}:1.0" for i in images)
+    assert (state.planned, state.done, state.shards_done) == (6, 6, 3)
+    assert state.counts == {"warmed": 3, "failed": 3}
+    assert sorted(item.subject for item in report.items) == sorted(f"docker.io/{name}:1.0" for name in listed)
     assert len(world.reports_of(summary["run_id"])) == 1
 
 

@@ -172,10 +172,10 @@ def plan_shard(message: ShardMessage, config: Config, env: PlanEnv, planner_for:
     The number of jobs queued."""
     ledger = ledger_for(env)
     run = WarmRun(ledger, env, lambda: config)
-    logger.append_keys(run_id=message.run_id, shard=message.index)
+    logger.append_keys(run_id=message.run_id)  # as the planner does; the shard's number goes in its lines' extra
     state = ledger.run(message.run_id)
     if state is None:
-        logger.warning("a plan shard of a run the ledger does not hold: dropped")
+        logger.warning("a plan shard of a run the ledger does not hold: dropped", extra={"shard": message.index})
         return 0
     queued = 0
     if not state.closed:
@@ -186,6 +186,6 @@ def plan_shard(message: ShardMessage, config: Config, env: PlanEnv, planner_for:
         if ledger.add_entries(message.run_id, ledger_entries(plan)):
             queued = queue_jobs(env.queue_url, plan)
             ledger.shard_done(message.run_id, message.index, plan.notes)
-        logger.info("plan shard decided", extra={"planned": plan.planned, "queued": queued})
+        logger.info("plan shard decided", extra={"shard": message.index, "planned": plan.planned, "queued": queued})
     run.close(message.run_id, f"shard-{message.index}")
     return queued
