@@ -210,9 +210,11 @@ def test_job_items_a_transaction_keeps_cancelling_are_retried_then_refused() -> 
 
         def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:
             Stubborn.calls += 1
-            reasons = [{"Code": "TransactionConflict"} for _ in TransactItems]
-            error = {"Code": "TransactionCanceledException", "Message": "cancelled"}
-            raise ClientError({"Error": error, "CancellationReasons": reasons}, "TransactWriteItems")  # type: ignore[typeddict-unknown-key]
+            response: Any = {
+                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                "CancellationReasons": [{"Code": "TransactionConflict"} for _ in TransactItems],
+            }
+            raise ClientError(response, "TransactWriteItems")
 
     slept: list[float] = []
     ledger = Ledger("ledger", client=Stubborn(), sleep=slept.append)  # type: ignore[arg-type]

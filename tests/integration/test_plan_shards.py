@@ -14,7 +14,7 @@ import pytest
 
 from pullthrough.aws.ledger import Ledger
 from pullthrough.reporting import Outcome, Report
-from pullthrough.warm import shards
+from pullthrough.warm import opening, shards
 from sandbox import Sandbox
 from tests.integration.warm_support import WarmHarness, unique
 
@@ -81,7 +81,7 @@ def test_a_shard_that_fails_once_is_delivered_again_and_its_images_counted_once(
     listed = [name for image, gone in zip(images, absent, strict=True) for name in (image.repository, gone)]
     world.configure([f"{name}:1.0" for name in listed])
     # ...and the first shard's jobs failing to queue once, after its items were written and counted
-    real = shards.queue_jobs
+    real = opening.queue_jobs
     failed: list[int] = []
 
     def queue_once(url: str, plan: Any) -> int:
@@ -90,7 +90,7 @@ def test_a_shard_that_fails_once_is_delivered_again_and_its_images_counted_once(
             raise RuntimeError("the queue refused, once")
         return real(url, plan)
 
-    monkeypatch.setattr(shards, "queue_jobs", queue_once)
+    monkeypatch.setattr(opening, "queue_jobs", queue_once)
     # When the run is planned and drained
     summary, report = plan_all(world)
     # Then the failed shard ran again, and each image was counted once: done == planned, one outcome each

@@ -36,9 +36,10 @@ from pullthrough.config import Config
 from pullthrough.env import PlanEnv
 from pullthrough.observability import logger
 from pullthrough.reference import ImageReference
+from pullthrough.warm import opening as opening_module
 from pullthrough.warm.budget import draw_id
 from pullthrough.warm.ledger import ledger_for
-from pullthrough.warm.opening import DRAIN_SECONDS_PER_JOB, STALE_AFTER, ledger_entries, queue_jobs, remember
+from pullthrough.warm.opening import DRAIN_SECONDS_PER_JOB, STALE_AFTER, ledger_entries, remember
 from pullthrough.warm.overlap import RunsAround
 from pullthrough.warm.plan import Candidate, Expanded
 from pullthrough.warm.run import WarmRun
@@ -184,7 +185,7 @@ def plan_shard(message: ShardMessage, config: Config, env: PlanEnv, planner_for:
         plan = planner.decide(expanded, message.run_id, draw_id(message.run_id, message.index))
         remember(ledger, plan.verified)
         if ledger.add_entries(message.run_id, ledger_entries(plan)):
-            queued = queue_jobs(env.queue_url, plan)
+            queued = opening_module.queue_jobs(env.queue_url, plan)
             ledger.shard_done(message.run_id, message.index, plan.notes)
         logger.info("plan shard decided", extra={"shard": message.index, "planned": plan.planned, "queued": queued})
     run.close(message.run_id, f"shard-{message.index}")
