@@ -14,7 +14,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
 from pullthrough.errors import AwsAlreadyExists, AwsError
@@ -200,26 +199,22 @@ def test_a_missing_table_is_an_aws_error_naming_it(ledger: Ledger) -> None:
         Ledger("no-such-table").run("warm-1")
 
 
-def test_job_items_a_transaction_keeps_cancelling_are_retried_then_refused() -> None:
-    # Given a DynamoDB that keeps cancelling the transaction writing a run's items (a conflict, throttling)
+def test_unwritten_job_items_are_retried_then_refused() -> None:
+    # Given a DynamoDB that keeps returning the items unprocessed
     class Stubborn:
         calls = 0
 
         def get_item(self, **_: Any) -> dict[str, Any]:
             return {}
 
-        def transact_write_items(self, TransactItems: list[Any]) -> dict[str, Any]:
+        def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
             Stubborn.calls += 1
-            response: Any = {
-                "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                "CancellationReasons": [{"Code": "TransactionConflict"} for _ in TransactItems],
-            }
-            raise ClientError(response, "TransactWriteItems")
+            return {"UnprocessedItems": RequestItems}
 
     slept: list[float] = []
     ledger = Ledger("ledger", client=Stubborn(), sleep=slept.append)  # type: ignore[arg-type]
     # When a run is opened, Then it fails after bounded retries with a growing pause, before any META is written
-    with pytest.raises(AwsError, match="TransactionCanceledException"):
+    with pytest.raises(AwsError, match="still unwritten"):
         open_run(ledger)
     assert Stubborn.calls == 6
     assert slept == sorted(slept)

@@ -568,7 +568,7 @@ def test_ledger_statements_name_their_partitions_and_only_the_warm_functions_see
         if "VERIFIED#*" in keys:
             assert keys == ["VERIFIED#*"], f"{principal}: {named(statement)} mixes VERIFIED# with other partitions"
             allowed = {
-                "PlanWarmingFunction": ["dynamodb:BatchGetItem", "dynamodb:PutItem"],
+                "PlanWarmingFunction": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
                 "WarmImagesFunction": ["dynamodb:PutItem"],
             }
             assert listed(statement["Action"]) == allowed.get(principal), f"{principal} may not touch VERIFIED#"

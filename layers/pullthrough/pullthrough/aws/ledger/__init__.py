@@ -139,7 +139,7 @@ class Ledger:
     # --- verified images, shared allowances, reported pull failures -------------------------------------------------
 
     def remember(self, verified: Sequence[Verified]) -> None:
-        """Remember images verified complete in ECR (TransactWriteItems, 100 at a time)."""
+        """Remember images verified complete in ECR (BatchWriteItem, 25 at a time)."""
         self._memory.remember(verified)
 
     def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]:

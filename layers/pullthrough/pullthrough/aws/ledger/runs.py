@@ -61,7 +61,7 @@ class Runs:
             # Checked before the jobs are written: rewriting them would reset a live run's jobs to pending.
             raise run_exists("dynamodb:PutItem", where)
         shards = [shard_item(pk, shard, expires) for shard in run.get("shards") or ()]
-        self.table.transact_put(shards + [job_item(pk, job, expires) for job in run["jobs"]], where)
+        self.table.batch_put(shards + [job_item(pk, job, expires) for job in run["jobs"]], where)
         meta = meta_item(run_id, run, run["deadline"], run["jobs"], run.get("planned"), len(run.get("shards") or ()))
         marker = {
             "pk": s(OPEN_PARTITION),

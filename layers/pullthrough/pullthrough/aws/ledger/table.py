@@ -13,18 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
-
 from pullthrough.aws import clients
-from pullthrough.aws.errors import aws_call, translate
-from pullthrough.aws.ledger.items import code, s
+from pullthrough.aws.errors import aws_call
+from pullthrough.aws.ledger.items import s
 from pullthrough.errors import AwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 WRITE_BATCH = 25  # BatchWriteItem's limit
-TRANSACT_BATCH = 100  # TransactWriteItems' limit (actions per call)
 READ_BATCH = 100  # BatchGetItem's limit
 WRITE_ATTEMPTS = 6
 
@@ -90,22 +87,3 @@ class Table:
                     "UnprocessedItems",
                     f"{len(requests)} item(s) still unwritten after {WRITE_ATTEMPTS} attempts; retry the run",
                 )
-
-    def transact_put(self, items: list[dict[str, Any]], resource: str) -> None:
-        """Put new items a hundred to a TransactWriteItems call: a quarter of BatchWriteItem's calls for twice its
-        write units, where the calls are what a plan waits on (a run's items, written once as it opens). A chunk
-        cancelled by a conflict or throttling is put again whole (a Put of the same item twice is the same item)."""
-        for begin in range(0, len(items), TRANSACT_BATCH):
-            writes: list[Any] = [
-                {"Put": {"TableName": self.name, "Item": i}} for i in items[begin : begin + TRANSACT_BATCH]
-            ]
-            for attempt in range(WRITE_ATTEMPTS):
-                if attempt:
-                    self.sleep(0.05 * 2**attempt)
-                try:
-                    self.ddb().transact_write_items(TransactItems=writes)
-                except ClientError as error:
-                    if code(error) != "TransactionCanceledException" or attempt == WRITE_ATTEMPTS - 1:
-                        raise translate(error, "dynamodb:TransactWriteItems", resource) from error
-                    continue
-                break

@@ -24,8 +24,8 @@ class Memory:
     table: Table
 
     def remember(self, verified: Sequence[Verified]) -> None:
-        """Remember images verified complete in ECR (TransactWriteItems, 100 at a time: Table.transact_put)."""
-        self.table.transact_put([verified_item(v) for v in verified], f"{self.table.name} {VERIFIED_PREFIX}*")
+        """Remember images verified complete in ECR (BatchWriteItem, 25 at a time)."""
+        self.table.batch_put([verified_item(v) for v in verified], f"{self.table.name} {VERIFIED_PREFIX}*")
 
     def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]:
         """The unexpired verifications of these (repository, tag) keys (BatchGetItem, 100 at a time)."""
