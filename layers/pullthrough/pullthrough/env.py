@@ -37,6 +37,7 @@ class Settings(BaseModel):
     account_id: str | None = Field(None, alias="ACCOUNT_ID")
     topic_arn: str | None = Field(None, alias="REPORT_TOPIC_ARN")
     queue_url: str | None = Field(None, alias="WARM_QUEUE_URL")
+    shards_queue_url: str | None = Field(None, alias="PLAN_SHARDS_QUEUE_URL")
     ledger_table: str | None = Field(None, alias="LEDGER_TABLE")
     event_bus: str = Field("default", alias="EVENT_BUS_NAME")
     # The repository creation role template.yaml deploys, passed as customRoleArn to templates with role: create.
@@ -103,15 +104,17 @@ class CheckEnv(FunctionEnv):
     """check_credentials: a secret's change event, the upstreams it proves the value against."""
 
 
-class PlanEnv(FunctionEnv):
-    """plan_warming: the ledger it opens runs in and the queue it sends jobs to."""
+class WarmEnv(FunctionEnv):
+    """warm_images: the ledger it records outcomes in and the queue a waiting import goes back to."""
 
     ledger_table: str = Field(alias="LEDGER_TABLE")
     queue_url: str = Field(alias="WARM_QUEUE_URL")
 
 
-class WarmEnv(PlanEnv):
-    """warm_images: the ledger it records outcomes in and the queue a waiting import goes back to."""
+class PlanEnv(WarmEnv):
+    """plan_warming: the ledger it opens runs in, the queue it sends jobs to, and the queue of its plan shards."""
+
+    shards_queue_url: str = Field(alias="PLAN_SHARDS_QUEUE_URL")
 
 
 class PullFailuresEnv(FunctionEnv):

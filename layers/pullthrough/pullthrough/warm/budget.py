@@ -28,6 +28,18 @@ if TYPE_CHECKING:
 # A draw stays while its run is open, and this long after it was made while the run is not in the ledger yet: a planner
 # draws first, then opens its run (seconds later; minutes for the largest lists).
 DRAW_GRACE = timedelta(minutes=15)
+SHARD_DRAW = "#shard-"
+
+
+def draw_id(run_id: str, shard: int) -> str:
+    """Who draws for plan shard `shard` of a run: each shard holds its own draw, so the shards of one run draw from
+    the shared allowance as overlapping runs do, and two shards cannot spend the same pulls."""
+    return f"{run_id}{SHARD_DRAW}{shard}"
+
+
+def run_of(drawer: str) -> str:
+    """The run a draw belongs to (a shard's draw id, or the run id itself)."""
+    return drawer.split(SHARD_DRAW, 1)[0]
 
 
 def allowance_key(rule: Rule) -> str:
@@ -66,7 +78,7 @@ class Shared:
         kept = tuple(
             draw
             for draw in self.draws
-            if draw.run_id in open_runs or (draw.run_id not in finished and now - draw.at < DRAW_GRACE)
+            if run_of(draw.run_id) in open_runs or (run_of(draw.run_id) not in finished and now - draw.at < DRAW_GRACE)
         )
         return replace(self, draws=kept)
 
@@ -158,4 +170,4 @@ class Budget:
         return changes
 
 
-__all__ = ["DRAW_GRACE", "Budget", "Draw", "Shared", "allowance_key"]
+__all__ = ["DRAW_GRACE", "Budget", "Draw", "Shared", "allowance_key", "draw_id", "run_of"]

@@ -16,7 +16,7 @@ from pullthrough.config import Config
 from pullthrough.errors import AwsError
 from pullthrough.reporting.items import ReportItem
 from pullthrough.reporting.vocabulary import Outcome
-from pullthrough.warm.budget import Budget, allowance_key
+from pullthrough.warm.budget import Budget, allowance_key, run_of
 from pullthrough.warm.importing import Wait
 from pullthrough.warm.job import WarmJob
 from pullthrough.warm.outcomes import Reason, fix_for
@@ -35,12 +35,16 @@ class Fitting:
     allowances: Allowances | None
     clock: Callable[[], datetime]
 
-    def draw(self, wanted: list[Wanted], budget: Budget, run_id: str) -> tuple[list[WarmJob], list[Decided], list[str]]:
-        """Fit the jobs into the budget and draw what they cost from the allowances open runs share: a draw another
-        planner overtook is fitted again on what that planner left."""
+    def draw(
+        self, wanted: list[Wanted], budget: Budget, run_id: str, drawer: str | None = None
+    ) -> tuple[list[WarmJob], list[Decided], list[str]]:
+        """Fit the jobs into the budget and draw what they cost from the allowances open runs share, as `drawer` (a
+        plan shard's draw id; the run id by default): a draw another planner overtook is fitted again on what that
+        planner left."""
         for _ in range(DRAW_ATTEMPTS):
             if self.allowances is not None:
-                budget.share_with(run_id, self.allowances.shared(budget.limited()) if budget.limited() else {})
+                shared = self.allowances.shared(budget.limited()) if budget.limited() else {}
+                budget.share_with(drawer or run_id, shared)
             jobs, deferred, notes = self.fit(wanted, budget, run_id)
             if self.allowances is None or all(self.allowances.draw(a) for a in budget.drawn(self.clock())):
                 return jobs, deferred, _sharing_notes(budget) + notes
@@ -108,9 +112,12 @@ def _sharing_notes(budget: Budget) -> list[str]:
     notes = []
     for key in budget.limited():
         shared = budget.shared(key)
-        if shared is None:
+        # The other shards of this run hold draws too; the note is about other runs.
+        holders = shared.holders(budget.run_id) if shared is not None else ()
+        others = sorted({run_of(d.run_id) for d in holders} - {run_of(budget.run_id)})
+        if shared is None or not others:
             continue
-        runs = ", ".join(draw.run_id for draw in shared.holders(budget.run_id))
+        runs = ", ".join(others)
         notes.append(
             f"run(s) {runs} still open: this run drew {budget.spent(key)} pull(s) from the allowance it shares with "
             f"them ({key.split('#', 1)[0]}), {budget.share:.0%} of the {shared.base} pulls left when the first of "

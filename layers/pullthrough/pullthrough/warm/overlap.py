@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from pullthrough.aws.ledger import PENDING, Ledger
+from pullthrough.aws.ledger import PENDING, UNPLANNED, Ledger
 from pullthrough.reporting.vocabulary import Outcome, Severity
 from pullthrough.warm.budget import Shared
 from pullthrough.warm.outcomes import Reason, fix_for
@@ -39,7 +39,7 @@ def in_flight(ledger: Ledger) -> dict[str, InFlight]:
         if state.closed:
             continue
         for job in ledger.jobs(state.run_id):
-            if job.status == PENDING:
+            if job.status in (PENDING, UNPLANNED):  # UNPLANNED: its plan shard has not decided it yet
                 held.setdefault(job.key, InFlight(state.run_id, state.trigger, state.started))
     return held
 

@@ -66,6 +66,16 @@ class Decided:
 
 
 @dataclass(frozen=True)
+class Expanded:
+    """What a request names, expanded: the candidates to decide, the targets already decided (failed to expand,
+    left to an open run), and the notes expansion wrote."""
+
+    candidates: list[Candidate]
+    decided: list[Decided]
+    notes: list[str]
+
+
+@dataclass(frozen=True)
 class Plan:
     """A planned run: the jobs to queue and the outcomes already known, under their ledger keys."""
 

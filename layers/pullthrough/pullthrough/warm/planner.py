@@ -47,11 +47,12 @@ from pullthrough.warm.fitting import Fitting
 from pullthrough.warm.ledger import ledger_for
 from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
-from pullthrough.warm.plan import Candidate, Decided, Plan, Wanted
+from pullthrough.warm.plan import Candidate, Decided, Expanded, Plan, Wanted
 from pullthrough.warm.ports import Allowances, AwsEcr, EcrTags, EcrView, Memory, Upstream, UpstreamFor
 from pullthrough.warm.request import WarmRequest
 from pullthrough.warm.run import RunHeader, WarmRun, account_of, notes_with_moved_tag, publish, warm_report
 from pullthrough.warm.selection import Selection, TagChoice, choose_tags, select_tags
+from pullthrough.warm.shards import Opening, handle_shards, is_shard_batch, open_sharded, split
 from pullthrough.warm.upstream_clients import kept_upstream_client
 from pullthrough.warm.warmer import Warmer
 
@@ -83,11 +84,27 @@ class Planner:
 
     def plan(self, request: WarmRequest, run_id: str) -> Plan:
         """The whole plan for one run."""
-        budget = Budget(self.config.warm.budget_share)
-        selection = Selection(self.config, self._upstream, self.ecs)
         try:
-            targets, decided = selection.targets(request)
-            candidates = leave_in_flight(selection.expand(targets, decided), self.in_flight, decided)
+            expanded = self.expand(request)
+        except BaseException:
+            self._close()
+            raise
+        return self.decide(expanded, run_id)
+
+    def expand(self, request: WarmRequest) -> Expanded:
+        """The image tags the request names, less those open runs are warming; decides nothing upstream or in ECR."""
+        selection = Selection(self.config, self._upstream, self.ecs)
+        targets, decided = selection.targets(request)
+        candidates = leave_in_flight(selection.expand(targets, decided), self.in_flight, decided)
+        return Expanded(candidates, decided, selection.notes + in_flight_notes(self.in_flight, decided))
+
+    def decide(self, expanded: Expanded, run_id: str, drawer: str | None = None) -> Plan:
+        """Decide the expanded candidates, fit their jobs into the budget (drawing as `drawer`: a plan shard's draw
+        id, the run id by default) and close the clients."""
+        budget = Budget(self.config.warm.budget_share)
+        decided = list(expanded.decided)
+        try:
+            candidates = expanded.candidates
             remembered = self._recall(candidates)
             decider = Decider(
                 self.ecr, self._upstream, budget, remembered, children_known(remembered), self.clock, self._learned
@@ -102,8 +119,8 @@ class Planner:
                 wanted.append(replace(outcome, order=index))
             else:
                 decided.append(outcome)
-        jobs, deferred, notes = Fitting(self.config, self.allowances, self.clock).draw(wanted, budget, run_id)
-        notes = selection.notes + in_flight_notes(self.in_flight, decided) + notes
+        jobs, deferred, notes = Fitting(self.config, self.allowances, self.clock).draw(wanted, budget, run_id, drawer)
+        notes = list(expanded.notes) + notes
         decided.extend(deferred)
         refreshing = any(j.action == "refresh" for j in jobs)
         notes = notes_with_moved_tag(notes, [d.item for d in decided], refreshing=refreshing)
@@ -169,6 +186,7 @@ class RunSummary(BaseModel):
     decided: dict[str, int]
     closed_runs: tuple[str, ...] = ()
     dry_run: bool = False
+    shards: int = 0  # plan shards sent (0: planned here, in one invocation)
 
 
 def new_run_id(now: datetime) -> str:
@@ -176,13 +194,11 @@ def new_run_id(now: datetime) -> str:
     return f"warm-{now.astimezone(UTC):%Y-%m-%dT%H-%M-%SZ}-{secrets.token_hex(3)}"
 
 
-def make_plan(
-    config: Config, settings: Settings, request: WarmRequest, run_id: str, around: RunsAround | None = None
-) -> Plan:
-    """Plan one run against ECR and the upstreams the settings point at (what `around` tells of other runs: what
+def planner_for(config: Config, settings: Settings, around: RunsAround | None = None) -> Planner:
+    """A Planner against ECR and the upstreams the settings point at (what `around` tells of other runs: what
     earlier ones verified, what open runs hold and drew)."""
     around = around or RunsAround()
-    planner = Planner(
+    return Planner(
         config,
         AwsEcr(settings.region),
         lambda rule: kept_upstream_client(rule, settings, connections=PLAN_WORKERS),
@@ -192,14 +208,24 @@ def make_plan(
         keeps_clients=True,
         ecs=ecs_source.reader_in(config, settings.region),
     )
-    return planner.plan(request, run_id)
+
+
+def make_plan(
+    config: Config, settings: Settings, request: WarmRequest, run_id: str, around: RunsAround | None = None
+) -> Plan:
+    """Plan one run, every shard in this process (the CLI, a dry run)."""
+    return planner_for(config, settings, around).plan(request, run_id)
 
 
 def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[str, Any]:
-    """plan_warming: close runs that cannot complete, plan a new run, record it in the ledger and queue its jobs.
+    """plan_warming: close runs that cannot complete, plan a new run, record it in the ledger and queue its jobs; or,
+    invoked by the PlanShards queue, plan the shards of a run (shards.py).
 
     A run with nothing to queue is reported here, from the plan; the ledger keeps its META only (closed, reported).
+    A list of more than SHARD_REPOSITORIES repositories is opened here and planned in shards.
     """
+    if is_shard_batch(event):
+        return handle_shards(event, env, planner_for)
     config = config_module.load(env.config_path)
     request = WarmRequest.from_event(event)
     started = datetime.now(UTC)
@@ -217,7 +243,16 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
     ledger = ledger_for(env)
     run = WarmRun(ledger, env, lambda: config)
     closed = tuple(run.sweep(started))
-    plan = make_plan(config, env, request, run_id, RunsAround.of(ledger))
+    planner = planner_for(config, env, RunsAround.of(ledger))
+    expanded = planner.expand(request)
+    shards = split(expanded.candidates)
+    if len(shards) > 1:
+        sent = open_sharded(run, env, config, Opening(run_id, request.trigger, started, expanded), shards)
+        logger.info("warm run opened in shards", extra={"shards": sent, "trigger": request.trigger})
+        planned = len(expanded.decided) + len(expanded.candidates)
+        summary = RunSummary(run_id=run_id, trigger=request.trigger, planned=planned, queued=0, decided={})
+        return summary.model_copy(update={"closed_runs": closed, "shards": sent}).model_dump(mode="json")
+    plan = planner.decide(expanded, run_id)
     remember(ledger, plan.verified)
     queued = 0
     if plan.jobs:
@@ -314,6 +349,7 @@ __all__ = [
     "ledger_entries",
     "make_plan",
     "new_run_id",
+    "planner_for",
     "preview",
     "run_here",
     "select_tags",

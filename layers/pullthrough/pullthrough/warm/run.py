@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Unpack
 
-from pullthrough.aws.ledger import JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunNotifications, RunState
+from pullthrough.aws.ledger import UNPLANNED, JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunNotifications, RunState
 from pullthrough.env import Settings, SettingsError
 from pullthrough.observability import logger
 from pullthrough.reporting.items import ReportItem
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from pullthrough.config import Config
     from pullthrough.reporting.publish import Notifying
 
+# template.yaml's PlanShardsQueue maxReceiveCount (warm/shards.py holds its other figures).
+SHARD_DELIVERIES = 3
 MOVED_TAG_NOTE = (
     "ECR re-checks a cached tag upstream at most once a day on its own; Pullthrough cannot make it sooner, so a tag "
     "that moved upstream is reported as refreshed once ECR serves the new digest."
@@ -173,8 +175,8 @@ def warm_report(header: RunHeader, items: Sequence[ReportItem], settings: Settin
 def run_report(state: RunState, jobs: Sequence[JobRecord], settings: Settings) -> Report:
     """The run's report from its ledger items; a job that never reported back is failed as not finished."""
     items = [_item_of(job) for job in jobs]
-    notes = list(state.notes)
-    unfinished = sum(1 for job in jobs if job.status != "done")
+    notes = list(dict.fromkeys(state.notes))  # plan shards append theirs: the same note once
+    unfinished = sum(1 for job in jobs if job.status not in ("done", UNPLANNED))
     if unfinished:
         notes.append(
             f"{unfinished} job(s) never reported back; the run was closed by the next planner run so it accounts "
@@ -188,6 +190,20 @@ def _item_of(job: JobRecord) -> ReportItem:
     """A job's report item as recorded; a job that never reported back, failed as not finished."""
     if job.status == "done" and job.report_item:
         return ReportItem.model_validate_json(job.report_item)
+    if job.status == UNPLANNED:
+        return ReportItem(
+            subject=job.subject,
+            outcome=Outcome.FAILED,
+            reason=(
+                f"not planned: its plan shard failed on each of its {SHARD_DELIVERIES} deliveries and went to the "
+                "PlanShards dead-letter queue, so the run was closed without it"
+            ),
+            fix=(
+                "look at the plan_warming logs under the run id and at the PlanShards dead-letter queue (its message "
+                "names the shard's images); the next run plans them again"
+            ),
+            reason_code=Reason.NOT_FINISHED.value,
+        )
     return ReportItem(
         subject=job.subject,
         outcome=Outcome.FAILED,

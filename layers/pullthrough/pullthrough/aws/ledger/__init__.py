@@ -2,6 +2,7 @@
 
     pk = RUN#<run_id>  sk = META        planned, done, n_<outcome> counters, bytes and pulls, status, deadline, notes
     pk = RUN#<run_id>  sk = JOB#<key>   subject, status (pending | done), outcome and its report item (JSON)
+    pk = RUN#<run_id>  sk = SHARD#<n>   a sharded run's plan shard: the images (key, subject) it decides, status
     pk = OPEN          sk = RUN#<run_id> present while the run is not reported: the next planner finds it here
     pk = PULLFAIL#<repository>  sk = <time>#<id>  a failed sync ECR reported (its action event): code, reason, image
     pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
@@ -38,6 +39,7 @@ from pullthrough.aws.ledger.records import (
     DONE,
     PENDING,
     RETENTION,
+    UNPLANNED,
     VERIFIED_FOR,
     Counted,
     JobEntry,
@@ -47,9 +49,11 @@ from pullthrough.aws.ledger.records import (
     RunFacts,
     RunNotifications,
     RunState,
+    ShardRecord,
     Verified,
 )
 from pullthrough.aws.ledger.runs import Runs
+from pullthrough.aws.ledger.shards import Shards
 from pullthrough.aws.ledger.table import Table
 from pullthrough.aws.ledger.verified import Memory
 
@@ -73,6 +77,7 @@ class Ledger:
         store = Table(self.table, self.client, self.clock, self.sleep)
         self._runs = Runs(store)
         self._jobs = Jobs(store)
+        self._shards = Shards(store)
         self._memory = Memory(store)
         self._allowances = Allowances(store, self._runs.open_run_ids, self._runs.run)
         self._failures = PullFailures(store)
@@ -125,6 +130,16 @@ class Ledger:
         """Every JOB item of the run, in key order."""
         return self._jobs.jobs(run_id)
 
+    # --- plan shards (shards.py) -----------------------------------------------------------------------------------
+
+    def add_entries(self, run_id: str, entries: Sequence[JobEntry]) -> bool:
+        """A plan shard's entries, each created once and counted with it; False when the run was closed meanwhile."""
+        return self._shards.add(run_id, entries)
+
+    def shard_done(self, run_id: str, index: int, notes: Sequence[str] = ()) -> bool:
+        """Record plan shard `index` done (with its notes); True the first time only."""
+        return self._shards.done(run_id, index, notes)
+
     # --- verified images, shared allowances, reported pull failures -------------------------------------------------
 
     def remember(self, verified: Sequence[Verified]) -> None:
@@ -156,6 +171,7 @@ __all__ = [
     "DONE",
     "PENDING",
     "RETENTION",
+    "UNPLANNED",
     "VERIFIED_FOR",
     "Counted",
     "JobEntry",
@@ -166,5 +182,6 @@ __all__ = [
     "RunFacts",
     "RunNotifications",
     "RunState",
+    "ShardRecord",
     "Verified",
 ]

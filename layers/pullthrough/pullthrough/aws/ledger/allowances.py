@@ -18,7 +18,7 @@ from pullthrough.aws.errors import translate
 from pullthrough.aws.ledger.items import code, epoch, n, number, s, text
 from pullthrough.aws.ledger.records import BUDGET_PREFIX, RETENTION, SHARED, RunState
 from pullthrough.aws.ledger.table import Table
-from pullthrough.warm.budget import Draw, Shared
+from pullthrough.warm.budget import Draw, Shared, run_of
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,8 @@ class Allowances:
                 continue
             draws = _draws(item)
             # A draw of a run that is not open but is in the ledger is a finished run's.
-            finished = {d.run_id for d in draws if d.run_id not in open_runs and self.run(d.run_id) is not None}
+            runs = {run_of(d.run_id) for d in draws if run_of(d.run_id) not in open_runs}
+            finished = {run for run in runs if self.run(run) is not None}
             stored = Shared(key, number(item, "base"), draws, number(item, "version"))
             found[key] = stored.live(open_runs, finished, now)
         return found

@@ -20,6 +20,7 @@ from pullthrough.aws.ledger.records import (
     PENDING,
     RETENTION,
     RUN_PREFIX,
+    SHARD_PREFIX,
     SUCCESS_MODES,
     TAG_PREFIX,
     VERIFIED_FOR,
@@ -29,6 +30,7 @@ from pullthrough.aws.ledger.records import (
     RunFacts,
     RunNotifications,
     RunState,
+    ShardRecord,
     Verified,
 )
 from pullthrough.errors import AwsAlreadyExists
@@ -68,8 +70,16 @@ def job_item(pk: str, job: JobEntry, expires: int) -> dict[str, Any]:
     return item
 
 
-def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[JobEntry]) -> dict[str, Any]:
-    """A run's META item, open, its counters counting the jobs already done."""
+def meta_item(
+    run_id: str,
+    facts: RunFacts,
+    deadline: datetime,
+    jobs: Sequence[JobEntry],
+    planned: int | None = None,
+    shards: int = 0,
+) -> dict[str, Any]:
+    """A run's META item, open, its counters counting the jobs already done; a sharded run plans `planned` images
+    (more than it has items for yet) in `shards` plan shards."""
     counts: dict[str, int] = {}
     for job in jobs:
         if job.status == DONE and job.outcome:
@@ -79,7 +89,7 @@ def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[J
         "pk": s(RUN_PREFIX + run_id),
         "sk": s(META),
         "run_id": s(run_id),
-        "planned": n(len(jobs)),
+        "planned": n(len(jobs) if planned is None else planned),
         "done": n(sum(counts.values())),
         "bytes_moved": n(sum(job.bytes_moved for job in jobs if job.status == DONE)),
         "pulls_spent": n(sum(job.pulls_spent for job in jobs if job.status == DONE)),
@@ -91,6 +101,8 @@ def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[J
         "expires_at": n(epoch(started + RETENTION)),
     }
     meta.update({counter(outcome): n(count) for outcome, count in counts.items()})
+    if shards:
+        meta.update({"shards": n(shards), "shards_done": n(0)})
     notes = facts.get("notes") or ()
     if notes:
         meta["notes"] = {"L": [s(note) for note in notes]}
@@ -100,6 +112,26 @@ def meta_item(run_id: str, facts: RunFacts, deadline: datetime, jobs: Sequence[J
         if notifications.subject_prefix:
             meta["subject_prefix"] = s(notifications.subject_prefix)
     return meta
+
+
+def shard_item(pk: str, shard: ShardRecord, expires: int) -> dict[str, Any]:
+    """A plan shard's item: the images it decides, as [key, subject] pairs in one JSON attribute."""
+    return {
+        "pk": s(pk),
+        "sk": s(f"{SHARD_PREFIX}{shard.index:05d}"),
+        "status": s(shard.status),
+        "images": s(json.dumps([list(image) for image in shard.images], separators=(",", ":"))),
+        "expires_at": n(expires),
+    }
+
+
+def shard_record(item: dict[str, Any]) -> ShardRecord:
+    images = json.loads(text(item, "images") or "[]")
+    return ShardRecord(
+        index=int((text(item, "sk") or "0").removeprefix(SHARD_PREFIX)),
+        images=tuple((str(key), str(subject)) for key, subject in images),
+        status=text(item, "status") or PENDING,
+    )
 
 
 def verified_item(verified: Verified) -> dict[str, Any]:
@@ -175,6 +207,8 @@ def run_state(item: dict[str, Any]) -> RunState:
         pulls_spent=number(item, "pulls_spent"),
         notes=tuple(str(note["S"]) for note in (item.get("notes") or {}).get("L", []) if "S" in note),
         notifications=notifications_of(item),
+        shards=number(item, "shards"),
+        shards_done=number(item, "shards_done"),
         closed_by=text(item, "closed_by"),
         closed_at=moment(item, "closed_at"),
         reported_at=moment(item, "reported_at"),

@@ -12,8 +12,28 @@ from typing import Any, Unpack
 from botocore.exceptions import ClientError
 
 from pullthrough.aws.errors import translate
-from pullthrough.aws.ledger.items import cancellation_reasons, counter, job_record, n, s, verified_item
-from pullthrough.aws.ledger.records import DONE, JOB_PREFIX, META, PENDING, RUN_PREFIX, Counted, JobRecord, Recorded
+from pullthrough.aws.ledger.items import (
+    cancellation_reasons,
+    counter,
+    job_record,
+    n,
+    s,
+    shard_record,
+    verified_item,
+)
+from pullthrough.aws.ledger.records import (
+    DONE,
+    JOB_PREFIX,
+    META,
+    PENDING,
+    RUN_PREFIX,
+    SHARD_PREFIX,
+    UNPLANNED,
+    Counted,
+    JobRecord,
+    Recorded,
+    ShardRecord,
+)
 from pullthrough.aws.ledger.table import Table
 
 
@@ -83,10 +103,17 @@ class Jobs:
         return job_record(item) if item else None
 
     def jobs(self, run_id: str) -> list[JobRecord]:
-        """Every JOB item of the run, in key order."""
+        """Every JOB item of the run, in key order; then, for a sharded run, each image a plan shard never decided
+        (no JOB item: the shard failed every delivery), as UNPLANNED. One Query over the run's partition."""
         pk = RUN_PREFIX + run_id
-        values = {":pk": s(pk), ":job": s(JOB_PREFIX)}
-        return [
-            job_record(item)
-            for item in self.table.query("pk = :pk AND begins_with(sk, :job)", values, self.table.where(pk))
-        ]
+        jobs: list[JobRecord] = []
+        shards: list[ShardRecord] = []
+        for item in self.table.query("pk = :pk", {":pk": s(pk)}, self.table.where(pk)):
+            sk = item["sk"]["S"]
+            if sk.startswith(JOB_PREFIX):
+                jobs.append(job_record(item))
+            elif sk.startswith(SHARD_PREFIX):
+                shards.append(shard_record(item))
+        known = {job.key for job in jobs}
+        unplanned = {key: subject for shard in shards for key, subject in shard.images if key not in known}
+        return jobs + [JobRecord(key, subject, UNPLANNED, None, None) for key, subject in sorted(unplanned.items())]

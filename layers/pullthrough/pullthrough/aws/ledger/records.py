@@ -15,9 +15,11 @@ from typing import Literal, NotRequired, TypedDict
 OPEN_PARTITION = "OPEN"
 META = "META"
 JOB_PREFIX = "JOB#"
+SHARD_PREFIX = "SHARD#"
 RUN_PREFIX = "RUN#"
 PENDING = "pending"
 DONE = "done"
+UNPLANNED = "unplanned"  # an image of a plan shard that never decided it (the shard failed every delivery)
 VERIFIED_PREFIX = "VERIFIED#"
 TAG_PREFIX = "TAG#"
 RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's TTL removes them
@@ -73,10 +75,22 @@ class RunFacts(TypedDict):
 
 
 class OpenRun(RunFacts):
-    """A run to open: its facts, its deadline and its jobs (Ledger.open_run's keywords)."""
+    """A run to open: its facts, its deadline and its jobs (Ledger.open_run's keywords). A sharded run also has
+    `planned` (every image, most not decided yet) and its `shards`, the images each plan shard decides."""
 
     deadline: datetime
     jobs: Sequence[JobEntry]
+    planned: NotRequired[int]
+    shards: NotRequired[Sequence[ShardRecord]]
+
+
+@dataclass(frozen=True)
+class ShardRecord:
+    """One plan shard of a run: its number and the images (key, subject) it decides."""
+
+    index: int
+    images: tuple[tuple[str, str], ...]
+    status: str = PENDING
 
 
 @dataclass(frozen=True)
@@ -96,6 +110,8 @@ class RunState:
     pulls_spent: int = 0
     notes: tuple[str, ...] = ()
     notifications: RunNotifications | None = None  # None: a META written before runs carried them
+    shards: int = 0  # plan shards (0: planned in one invocation)
+    shards_done: int = 0
     closed_by: str | None = None
     closed_at: datetime | None = None
     reported_at: datetime | None = None

@@ -25,6 +25,7 @@ from pullthrough.aws.ledger.items import (
     run_exists,
     run_state,
     s,
+    shard_item,
 )
 from pullthrough.aws.ledger.records import (
     META,
@@ -48,7 +49,8 @@ class Runs:
     # --- writes ------------------------------------------------------------------------------------------------
 
     def open_run(self, run_id: str, **run: Unpack[OpenRun]) -> None:
-        """Write the run: its jobs first (decided and pending), then META and the OPEN marker together.
+        """Write the run: its jobs first (decided and pending) and its plan shards, then META and the OPEN marker
+        together.
 
         META comes last so no reader ever sees a run whose jobs are missing. AwsAlreadyExists for a reused run id.
         """
@@ -58,8 +60,9 @@ class Runs:
         if self.run(run_id) is not None:
             # Checked before the jobs are written: rewriting them would reset a live run's jobs to pending.
             raise run_exists("dynamodb:PutItem", where)
-        self.table.batch_put([job_item(pk, job, expires) for job in run["jobs"]], where)
-        meta = meta_item(run_id, run, run["deadline"], run["jobs"])
+        shards = [shard_item(pk, shard, expires) for shard in run.get("shards") or ()]
+        self.table.batch_put(shards + [job_item(pk, job, expires) for job in run["jobs"]], where)
+        meta = meta_item(run_id, run, run["deadline"], run["jobs"], run.get("planned"), len(run.get("shards") or ()))
         marker = {
             "pk": s(OPEN_PARTITION),
             "sk": s(pk),
