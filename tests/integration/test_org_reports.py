@@ -247,7 +247,10 @@ def test_the_deployed_hub_gathers_and_reports_with_its_own_role(
     config.write_text(CONFIG)
     with fake_aws(HUB_REGION):
         moto_events.install(lambda account: ORG_ID if account in {A, B, HUB} else None)
-        stack = Stack(parameters={"OrganizationId": ORG_ID}, extra_env={"PULLTHROUGH_CONFIG": str(config)}).deploy()
+        stack = Stack(
+            parameters={"OrganizationId": ORG_ID, "OrgMembers": "1", "OrgRootId": "r-ab12"},
+            extra_env={"PULLTHROUGH_CONFIG": str(config)},
+        ).deploy()
         assert stack.environment("WarmImagesFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
         assert stack.environment("PlanWarmingFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
         # The bus and its rule as template.yaml declares them (the sandbox's CloudFormation does not create buses)

@@ -21,6 +21,7 @@ from pullthrough import config as config_module
 from pullthrough import facts, prune, rules, sources
 from pullthrough.credentials.usage import secret_use
 from pullthrough.env import Settings
+from pullthrough.org.expected import expected as org_expected
 from pullthrough.reporting.model import Report
 from pullthrough.reporting.vocabulary import Kind
 from pullthrough.warm import planner
@@ -102,6 +103,17 @@ warm:
 notifications:
   success: full
   subject_prefix: "[ACME]"
+organization:
+  id: o-a1b2c3d4e5
+  paths: [o-a1b2c3d4e5/r-ab12/ou-ab12-11111111/]
+  hub: {{account: "111122223333", region: us-east-1}}
+  cache: [docker-hub]
+  members:
+    - name: prod-eu
+      organizational_units: [ou-ab12-11111111]
+      accounts: ["444455556666"]
+      regions: [eu-west-1]
+      warm: [nginx:1.27]
 prune:
   schedule: rate(2 days)
   unused_for_days: 30
@@ -183,6 +195,11 @@ def consume(config: config_module.Config, monkeypatch: pytest.MonkeyPatch) -> No
         _EmptyRegistry(),
         prune.RunInfo(datetime.now(UTC), "run-1", "test", Settings().region, "111122223333"),  # type: ignore[call-arg]
     )
+    # The organisation: what members get, what the hub's policy allows, whom the hub waits for (pullthrough/org/)
+    assert config.organization is not None
+    config.organization.member_rules(config)
+    config.organization.registry_policy_statements(config)
+    org_expected(config, list, "pullthrough-members-prod")
     from pullthrough.aws import sns
 
     monkeypatch.setattr(sns, "publish", lambda report, topic, **options: "message-1")
@@ -236,4 +253,7 @@ def test_the_recorder_sees_a_field_nobody_reads() -> None:
         "KubernetesSource",
         "TextSource",
         "EcsSource",
+        "Organization",
+        "Hub",
+        "Member",
     }
