@@ -81,3 +81,22 @@ def test_a_malformed_entry_is_not_retried() -> None:
     with pytest.raises(AwsError, match="InvalidMessageContents"):
         send_batch("https://sqs.us-east-1.amazonaws.com/1/q", ["a", "b"], client=client, sleep=lambda _: None)  # type: ignore[arg-type]
     assert len(client.batches) == 1
+
+
+def test_large_messages_go_out_in_calls_within_sqs_total_payload(queue_url: str) -> None:
+    # Given twelve plan-shard-sized messages of 100 KiB each (ten of them are more than a SendMessageBatch may carry)
+    bodies = [f'{{"n": {i}, "pad": "{"x" * (100 * 1024)}"}}' for i in range(12)]
+    flaky = Flaky(refusals=0)
+    # When they are sent
+    sent = send_batch(queue_url, bodies, client=flaky)  # type: ignore[arg-type]
+    # Then every call stays within 256 KiB in all, and every message goes out once, in order
+    assert sent == 12
+    assert all(sum(len(b.encode()) for b in batch) <= 256 * 1024 for batch in flaky.batches)
+    assert [b for batch in flaky.batches for b in batch] == bodies
+
+
+def test_a_queue_refusing_a_batch_over_its_payload_limit_still_gets_every_shard(queue_url: str) -> None:
+    # Given moto's SQS, which refuses a SendMessageBatch over its total payload (1 MiB), and eleven 110 KiB messages
+    bodies = [f'{{"n": {i}, "pad": "{"x" * (110 * 1024)}"}}' for i in range(11)]
+    # When they are sent, Then all arrive
+    assert send_batch(queue_url, bodies) == 11

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 BATCH_SIZE = 10  # SendMessageBatch's limit
+# SendMessageBatch's total payload (the sum of its messages' lengths): 256 KiB in the SQS API reference, 1 MiB since
+# SQS raised its message size; the smaller holds under either reading. A plan shard's message can be 100 KiB or more.
+MAX_BATCH_BYTES = 262_144
 ATTEMPTS = 4  # per entry, the first included
 BACKOFF_SECONDS = 0.2
 
@@ -35,8 +38,7 @@ def send_batch(
     """Send every body to `queue_url`; returns how many were sent. AwsError names the entries SQS kept refusing."""
     sqs = client if client is not None else clients.client("sqs", _region(queue_url))
     sent = 0
-    for start in range(0, len(bodies), BATCH_SIZE):
-        chunk = bodies[start : start + BATCH_SIZE]
+    for chunk in batches(bodies):
         entries: list[SendMessageBatchRequestEntryTypeDef] = [
             {"Id": str(index), "MessageBody": body} for index, body in enumerate(chunk)
         ]
@@ -73,6 +75,21 @@ def send_batch(
     return sent
 
 
+def batches(bodies: Sequence[str]) -> list[list[str]]:
+    """The bodies in order, in SendMessageBatch calls of at most BATCH_SIZE messages and MAX_BATCH_BYTES in all (a
+    body larger than that alone goes in a call of its own, for SQS to refuse by name)."""
+    calls: list[list[str]] = []
+    size = 0
+    for body in bodies:
+        length = len(body.encode())
+        if not calls or len(calls[-1]) == BATCH_SIZE or size + length > MAX_BATCH_BYTES:
+            calls.append([])
+            size = 0
+        calls[-1].append(body)
+        size += length
+    return calls
+
+
 MAX_DELAY_SECONDS = 900  # SendMessage's DelaySeconds: 0 to 900 (the SQS API reference)
 
 
@@ -90,4 +107,4 @@ def _region(queue_url: str) -> str | None:
     return parts[1] if len(parts) >= 4 and parts[0] == "sqs" else None
 
 
-__all__ = ["BATCH_SIZE", "MAX_DELAY_SECONDS", "send_batch", "send_later"]
+__all__ = ["BATCH_SIZE", "MAX_BATCH_BYTES", "MAX_DELAY_SECONDS", "batches", "send_batch", "send_later"]
