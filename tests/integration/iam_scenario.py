@@ -45,6 +45,8 @@ from sandbox.registries.hub_api import HubApi
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 
+ORGANIZATION_ID = "o-a1b2c3d4e5"
+
 ADMIN_PASSWORD = "grants-admin-password-5e4d3c"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
@@ -86,7 +88,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
             # writes the hub's registry policy (PutRegistryPolicy); the later configs have none, so the next
             # reconcile removes its statements and, nothing else being in it, the policy (DeleteRegistryPolicy).
             organization = {
-                "id": "o-a1b2c3d4e5",
+                "id": ORGANIZATION_ID,
                 "hub": {"account": sb.account, "region": sb.region},
                 "members": [{"name": "members", "accounts": ["444455556666"], "regions": ["eu-west-1"]}],
             }
@@ -97,7 +99,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 account=sb.account,
                 region=sb.region,
                 # config_facts checks the member count against the organization section (README, "Organisation")
-                parameters={"OrgMembers": "1", "OrgRootId": "r-ab12"},
+                parameters={"OrganizationId": ORGANIZATION_ID, "OrgMembers": "1", "OrgRootId": "r-ab12"},
                 extra_env={
                     **sb.env(),
                     "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(endpoints),
@@ -122,7 +124,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 "prune": lambda: _prune(stack, sb, config, ns, rules),
                 "update and delete": lambda: (
                     _write(config, ns, later, ["app"]),
-                    stack.parameters.update(OrgMembers="0"),
+                    stack.parameters.update(OrgMembers="0", OrganizationId=""),
                     stack.update(),  # an edited config is deployed: the functions' IAM scopes follow it
                     stack.fire_schedule("ReconcileRulesFunction"),
                 ),
@@ -265,7 +267,7 @@ def _prune(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: list[dict[st
     # its own role, which exercises its ReadTaskDefinitions); the rest goes, a multi-platform image's index read
     # first, then deleted with its platform images.
     _write(config, ns, rules, ["tool"], prune={"unused_for_days": 30, "dry_run": False})
-    stack.parameters["OrgMembers"] = "0"  # the config has no organization section any more
+    stack.parameters.update(OrgMembers="0", OrganizationId="")  # the config has no organization section any more
     stack.update()
     sb.registry.age(days=31)
     result = stack.fire_schedule("PruneImagesFunction")
