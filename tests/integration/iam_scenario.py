@@ -9,14 +9,16 @@ function runs as Lambda would run it, through the template's own routes:
   through the ECR endpoint (one image meets a 429 storm, so the warmer asks the upstream why, with the rule's
   credentials);
 - a planner run whose jobs never come back is closed and reported by the next one;
+- a list of more repositories than a shard takes is planned in shards (PlanShards and its mapping's poller);
 - a secret change (CloudTrail PutSecretValue) and the daily schedule check credentials;
 - a staged rotation and a docker-hub-api rotation (the Hub API mints, tags and revokes tokens);
 - prune (deployed with a prune section) deletes the aged, unlisted images, an index with its platform images;
 - a later reconcile updates a rule's secret and a template, and deletes a rule and a template no longer configured;
 - the first config has an organisation whose hub is this account and region, the later ones none: the hub's registry
-  policy is written, then deleted.
-`iam.recording()` keeps every (principal, decision) of the whole pass: the test of the grants replays them against
-the roles with one statement or one action taken away.
+  policy is written, then deleted; while it is the hub (OrganizationId), warm reports also go to its bus.
+`iam.recording()` keeps every (principal, decision) of the whole pass: the test of the grants replays each request
+against the role as it was when asked (the pass updates the stack between steps), with one statement or one action
+taken away.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 import yaml
 
 from pullthrough.aws import ecr
@@ -38,12 +41,15 @@ from pullthrough.credentials.rotation import TOKEN_ID_TAG
 from pullthrough.registry.auth import Credentials
 from pullthrough.registry.client import RegistryClient
 from pullthrough.registry.dockerhub import HubClient
+from pullthrough.warm import shards
 from sandbox import Sandbox
 from sandbox.aws import iam, moto_ecr
 from sandbox.aws.iam import Decision, Principal
 from sandbox.registries.hub_api import HubApi
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
+
+ORGANIZATION_ID = "o-a1b2c3d4e5"
 
 ADMIN_PASSWORD = "grants-admin-password-5e4d3c"
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -59,8 +65,15 @@ class Recorded:
 
     def requests_of(self, function: str) -> list[iam.Authorization]:
         """What the function's role was asked (by the function, its poller, or a pull with its registry token)."""
+        return [request for _, request in self.asked_of(function)]
+
+    def asked_of(self, function: str) -> list[tuple[iam.Role, iam.Authorization]]:
+        """Each request with the role as it was when asked: the pass updates the stack, and a condition (the
+        organisation's) turns statements on and off between its steps."""
         role = self.stack.principal(function).role.name
-        return [decision.request for principal, decision in self.decisions if principal.role.name == role]
+        return [
+            (principal.role, decision.request) for principal, decision in self.decisions if principal.role.name == role
+        ]
 
 
 @contextmanager
@@ -73,7 +86,10 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
     images = {
         name: sb.push_image(f"{ns}/{name}", "1.0", layer_sizes=(512,)) for name in ("tool", "late", "ghapp", "failing")
     }
-    images["app"] = sb.push_image(f"{ns}/app", "1.0", platforms=("linux/amd64", "linux/arm64"), layer_sizes=(512,))
+    for multi in ("app", "multi"):
+        images[multi] = sb.push_image(
+            f"{ns}/{multi}", "1.0", platforms=("linux/amd64", "linux/arm64"), layer_sizes=(512,)
+        )
     try:
         with fake_aws(sb.region, POWERTOOLS_METRICS_NAMESPACE="Pullthrough"), _hub_api(sb, admin) as api:
             moto_ecr.install()
@@ -86,7 +102,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
             # writes the hub's registry policy (PutRegistryPolicy); the later configs have none, so the next
             # reconcile removes its statements and, nothing else being in it, the policy (DeleteRegistryPolicy).
             organization = {
-                "id": "o-a1b2c3d4e5",
+                "id": ORGANIZATION_ID,
                 "hub": {"account": sb.account, "region": sb.region},
                 "members": [{"name": "members", "accounts": ["444455556666"], "regions": ["eu-west-1"]}],
             }
@@ -97,7 +113,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 account=sb.account,
                 region=sb.region,
                 # config_facts checks the member count against the organization section (README, "Organisation")
-                parameters={"OrgMembers": "1", "OrgRootId": "r-ab12"},
+                parameters={"OrganizationId": ORGANIZATION_ID, "OrgMembers": "1", "OrgRootId": "r-ab12"},
                 extra_env={
                     **sb.env(),
                     "PULLTHROUGH_UPSTREAM_ENDPOINTS": json.dumps(endpoints),
@@ -114,6 +130,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
             steps = {
                 "deploy and warm": lambda: _deploy_and_warm(stack, sb, hub, ns, images),
                 "stale run": lambda: _stale_run_closed(stack, config, ns, rules),
+                "sharded plan": lambda: _sharded_plan(stack, config, ns, rules),
                 "credentials checks": lambda: _credentials_checked(stack, f"ecr-pullthroughcache/{ghcr}"),
                 "rotations": lambda: _rotations(
                     stack, sb, f"ecr-pullthroughcache/{ghcr}", f"ecr-pullthroughcache/{hub}", user, token
@@ -122,7 +139,7 @@ def recorded_pass(sb: Sandbox, workdir: Path) -> Iterator[Recorded]:
                 "prune": lambda: _prune(stack, sb, config, ns, rules),
                 "update and delete": lambda: (
                     _write(config, ns, later, ["app"]),
-                    stack.parameters.update(OrgMembers="0"),
+                    stack.parameters.update(OrgMembers="0", OrganizationId=""),
                     stack.update(),  # an edited config is deployed: the functions' IAM scopes follow it
                     stack.fire_schedule("ReconcileRulesFunction"),
                 ),
@@ -265,7 +282,7 @@ def _prune(stack: Stack, sb: Sandbox, config: Path, ns: str, rules: list[dict[st
     # its own role, which exercises its ReadTaskDefinitions); the rest goes, a multi-platform image's index read
     # first, then deleted with its platform images.
     _write(config, ns, rules, ["tool"], prune={"unused_for_days": 30, "dry_run": False})
-    stack.parameters["OrgMembers"] = "0"  # the config has no organization section any more
+    stack.parameters.update(OrgMembers="0", OrganizationId="")  # the config has no organization section any more
     stack.update()
     sb.registry.age(days=31)
     result = stack.fire_schedule("PruneImagesFunction")
@@ -284,6 +301,21 @@ def _stale_run_closed(stack: Stack, config: Path, ns: str, rules: list[dict[str,
         ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
     )
     stack.fire_schedule("PlanWarmingFunction")
+    stack.drain("WarmImagesFunction")
+
+
+def _sharded_plan(stack: Stack, config: Path, ns: str, rules: list[dict[str, Any]]) -> None:
+    # A list of more repositories than a shard takes (warm/shards.py, lowered to one repository here): plan_warming
+    # sends the shards to PlanShards (QueuePlanShards), and its PlanWarmingShards mapping's poller receives them
+    # (PollPlanShards) and hands each to plan_warming. multi, a multi-platform image, is warmed here for prune to
+    # delete (its index read first: PruneCacheRepositories' BatchGetImage).
+    _write(config, ns, rules, ["app", "tool", "multi"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shards, "SHARD_REPOSITORIES", 1)
+        summary = stack.fire_schedule("PlanWarmingFunction")
+        stack.drain("PlanWarmingFunction")
+    if not summary.get("shards"):
+        raise AssertionError(f"the plan was not sharded: {summary}")
     stack.drain("WarmImagesFunction")
 
 

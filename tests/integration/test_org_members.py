@@ -29,6 +29,8 @@ from sandbox.aws.stackset import (
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
 
+ORG_ID = "o-a1b2c3d4e5"
+
 ROOT = Path(__file__).resolve().parents[2]
 HUB = "123456789012"  # moto's default account: the stack's own
 REGION = "us-east-1"
@@ -48,7 +50,7 @@ def document(members: list[dict[str, Any]]) -> dict[str, Any]:
             {"prefix": "ghcr", "upstream": "github-container-registry", "credentials": "ecr-pullthroughcache/ghcr"},
         ],
         "organization": {
-            "id": "o-a1b2c3d4e5",
+            "id": ORG_ID,
             "hub": {"account": HUB, "region": REGION},
             "cache": ["docker-hub", "quay"],
             "members": members,
@@ -66,6 +68,7 @@ MEMBERS = [
 def hub(tmp_path: Path, members: list[dict[str, Any]], **parameters: Any) -> Stack:
     path = tmp_path / "pullthrough.yaml"
     path.write_text(yaml.safe_dump(document(members)))
+    parameters = {"OrganizationId": ORG_ID, **parameters}  # config_facts checks it against organization.id
     stack = Stack(account=HUB, region=REGION, parameters=parameters, extra_env={"PULLTHROUGH_CONFIG": str(path)})
     return stack.deploy()
 

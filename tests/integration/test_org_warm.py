@@ -94,7 +94,10 @@ def deploy_organisation(org: OrgSandbox, tmp_path: Path, prefix: str, warm: list
     policy = {"Version": "2012-10-17", "Statement": parsed.organization.registry_policy_statements(parsed)}
     org.client("ecr", *HUB).put_registry_policy(policyText=json.dumps(policy))
     stack = Stack(
-        account=HUB[0], region=HUB[1], parameters={"OrgMembers": "1"}, extra_env={"PULLTHROUGH_CONFIG": str(path)}
+        account=HUB[0],
+        region=HUB[1],
+        parameters={"OrganizationId": ORG.id, "OrgMembers": "1"},
+        extra_env={"PULLTHROUGH_CONFIG": str(path)},
     ).deploy()
     deployed = deploy_stackset(
         stack,

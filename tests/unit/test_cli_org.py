@@ -244,3 +244,54 @@ def test_the_adapter_asks_cloudformation_as_told(aws: Path) -> None:
     found = stacksets.stack_instances(STACK_SET, REGION, "DELEGATED_ADMIN")
     assert sent == [{"StackSetName": STACK_SET, "CallAs": "DELEGATED_ADMIN"}]
     assert found == [stacksets.StackInstance(MEMBER, "eu-west-1", "CURRENT", "SUCCEEDED")]
+
+
+def test_status_with_the_hubs_ledger_shows_each_members_latest_warm_report(
+    aws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from pullthrough.aws.ledger.cycles import Cycles, MemberReport
+    from pullthrough.org.cycles import cycle_id, cycle_of
+
+    # Given the hub's ledger with two reports of the member in eu-west-1: one in the previous warm cycle (6 hours, the
+    # default schedule), a later one in the current cycle; and one in us-west-2 only in the previous cycle
+    boto3.client("dynamodb", region_name=REGION).create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk")],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    monkeypatch.setenv("LEDGER_TABLE", "ledger")
+    cycles = Cycles.in_table("ledger")
+    current = cycle_of(datetime.now(UTC), "rate(6 hours)")
+    previous = current - timedelta(hours=6)
+
+    def report(cycle: datetime, region: str, run: str, status: str, counts: dict[str, int]) -> None:
+        body = json.dumps({"status": status, "counts": counts, "finished": "2026-12-07T06:05:00+00:00"})
+        entry = MemberReport(MEMBER, region, run, "prod", "warm", body)
+        cycles.record(cycle_id(cycle), cycle + timedelta(hours=6), entry)
+
+    report(previous, "eu-west-1", "warm-a", "FAILED", {"failed": 1, "warmed": 1})
+    report(current, "eu-west-1", "warm-b", "SUCCEEDED", {"warmed": 2})
+    report(previous, "us-west-2", "warm-c", "PARTIAL", {"warmed": 1, "not_planned": 1})
+    stack_set([MEMBER], ["eu-west-1", "us-west-2"])
+
+    # When the status is asked
+    code, found, _ = run(aws, "status")
+
+    # Then each row has its member's latest report: the current cycle's where there is one, else the previous one's
+    last = {r["region"]: r["last_report"] for r in found["instances"] if r["account"] == MEMBER}
+    assert last["eu-west-1"] == {
+        "cycle": cycle_id(current),
+        "run_id": "warm-b",
+        "status": "SUCCEEDED",
+        "counts": {"warmed": 2},
+        "finished": "2026-12-07T06:05:00+00:00",
+    }
+    assert (last["us-west-2"]["cycle"], last["us-west-2"]["status"]) == (cycle_id(previous), "PARTIAL")
+    # And a unit without an instance has none; a report is information, never a finding
+    assert [r["last_report"] for r in found["instances"] if r["account"] is None] == [None]
+    assert code == 1  # the dev unit's instance is missing, as without the ledger
+    lines = text_of(aws, "status")[1]
+    assert f"last warm report: SUCCEEDED in cycle {cycle_id(current)} (run warm-b): 2 warmed" in lines

@@ -25,7 +25,7 @@ ORG = """organization:
     - {name: units, organizational_units: [ou-ab12-22222222], regions: [eu-west-1, us-west-2]}
     - {name: accounts, accounts: ["555566667777"], regions: [us-west-2]}
 """
-HUB_HERE = {"Account": "111122223333", "Region": "us-east-1"}
+HUB_HERE = {"Account": "111122223333", "Region": "us-east-1", "OrganizationId": "o-a1b2c3d4e5"}
 
 
 def test_members_become_stackset_groups_whose_targets_are_never_empty() -> None:
@@ -67,13 +67,35 @@ def test_the_deployment_must_be_the_hubs_and_count_its_members() -> None:
 
     # A wrong count, another account or region, and a missing root each fail with their own fix
     with pytest.raises(ConfigError) as failed:
-        check_deployment(org, {"OrgMembers": "2", "Account": "999999999999", "Region": "us-east-1"})
+        check_deployment(
+            org, {"OrgMembers": "2", "Account": "999999999999", "Region": "us-east-1", "OrganizationId": "o-a1b2c3d4e5"}
+        )
     reason = str(failed.value)
     assert "--parameter-overrides OrgMembers=3" in reason
     assert "organization.hub" in reason
     assert "this stack deploys in 999999999999 us-east-1" in reason
     assert "OrgRootId=r-xxxx" in reason
     assert "members accounts list accounts without organizational_units" in reason
+
+
+def test_the_hub_is_deployed_with_the_configs_organization_id_and_only_the_hub() -> None:
+    # Given the config's organization o-a1b2c3d4e5
+    org = derive_org(config.parse(RULES + ORG))
+    here = {"OrgMembers": "3", "OrgRootId": "r-ab12", **HUB_HERE}
+
+    # When the stack is deployed without OrganizationId, or with another organisation's, Then it fails with the fix
+    for given, shown in (("", "(empty)"), ("o-zzzzzzzzzz", "o-zzzzzzzzzz")):
+        with pytest.raises(ConfigError) as failed:
+            check_deployment(org, {**here, "OrganizationId": given})
+        reason = str(failed.value)
+        assert "stack parameter OrganizationId" in reason
+        assert shown in reason
+        assert "--parameter-overrides OrganizationId=o-a1b2c3d4e5" in reason
+
+    # And a stack whose config has no organization section may not set it (it would gather reports for none)
+    with pytest.raises(ConfigError) as failed:
+        check_deployment(derive_org(config.parse(RULES)), {"OrgMembers": "0", "OrganizationId": "o-a1b2c3d4e5"})
+    assert "deploy with OrganizationId='' (empty), or add the organization section" in str(failed.value)
 
 
 def test_each_cached_prefix_keeps_its_own_template_settings() -> None:

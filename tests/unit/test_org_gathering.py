@@ -20,7 +20,7 @@ import pytest
 
 from pullthrough import config as config_module
 from pullthrough.aws.ledger.cycles import Cycles, MemberReport, Recorded
-from pullthrough.aws.stack_instances import StackInstance
+from pullthrough.aws.stacksets import StackInstance
 from pullthrough.env import GatherEnv, HubSettings
 from pullthrough.errors import AwsError, EventError
 from pullthrough.org import gather
@@ -226,10 +226,14 @@ def test_listed_accounts_are_expected_in_each_region_of_a_member_with_a_warm_lis
 
 def test_ou_members_come_from_the_stackset_and_members_without_a_warm_list_are_not_waited_for() -> None:
     instances = [
-        StackInstance(A, "eu-west-1", "CURRENT", "ou-ab12-11111111"),
-        StackInstance(A, "ap-south-1", "CURRENT", "ou-ab12-11111111"),  # not one of the member's regions
-        StackInstance(B, "us-west-2", "CURRENT", "ou-ab12-99999999"),  # another OU's
-        StackInstance("222233334444", "eu-west-1", "CURRENT", None),  # the idle member: no warm list
+        StackInstance(A, "eu-west-1", "CURRENT", organizational_unit="ou-ab12-11111111"),
+        StackInstance(
+            A, "ap-south-1", "CURRENT", organizational_unit="ou-ab12-11111111"
+        ),  # not one of the member's regions
+        StackInstance(B, "us-west-2", "CURRENT", organizational_unit="ou-ab12-99999999"),  # another OU's
+        StackInstance(
+            "222233334444", "eu-west-1", "CURRENT", organizational_unit=None
+        ),  # the idle member: no warm list
     ]
     found = expected(config_of(OU_CONFIG), lambda: instances, "pullthrough-members-dev")
     assert found.members == {(A, "eu-west-1"): "prod"}

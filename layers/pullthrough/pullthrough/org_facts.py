@@ -97,6 +97,7 @@ class OrgFacts:
     """The organisation's facts; `enabled` False (and nothing else set) without an organization section."""
 
     enabled: bool = False
+    organization_id: str = ""
     hub_account: str = ""
     hub_region: str = ""
     prefixes: tuple[CachedPrefix, ...] = ()
@@ -150,6 +151,7 @@ def derive_org(config: Config) -> OrgFacts:
         raise ConfigError(problems)
     return OrgFacts(
         enabled=True,
+        organization_id=org.id,
         hub_account=org.hub.account,
         hub_region=org.hub.region,
         prefixes=tuple(cached_prefix(rule) for rule in rules),
@@ -172,9 +174,11 @@ def _problem(field: str, value: str, message: str) -> Problem:
 
 
 def check_deployment(org: OrgFacts, properties: Mapping[str, Any]) -> None:
-    """The stack's parameters against the config (ConfigFacts' properties OrgMembers, OrgRootId, Account, Region):
-    ConfigError naming the parameter, its value and the fix, before CloudFormation touches the StackSet."""
+    """The stack's parameters against the config (ConfigFacts' properties OrgMembers, OrgRootId, OrganizationId,
+    Account, Region): ConfigError naming the parameter, its value and the fix, before CloudFormation touches the
+    StackSet."""
     problems: list[Problem] = []
+    _check_organization_id(org, str(properties.get("OrganizationId", "")), problems)
     count = str(properties.get("OrgMembers", "0"))
     wanted = str(len(org.members))
     if count != wanted:
@@ -211,3 +215,16 @@ def check_deployment(org: OrgFacts, properties: Mapping[str, Any]) -> None:
             )
     if problems:
         raise ConfigError(problems)
+
+
+def _check_organization_id(org: OrgFacts, given: str, problems: list[Problem]) -> None:
+    """OrganizationId makes this stack the hub that gathers the members' reports (its bus and gather_reports) and
+    scopes the bus's and the warm role's conditions (aws:PrincipalOrgID): it must be the config's organization.id."""
+    if given == org.organization_id:
+        return
+    fix = (
+        f"deploy with --parameter-overrides OrganizationId={org.organization_id} (the organization section's id)"
+        if org.enabled
+        else "deploy with OrganizationId='' (empty), or add the organization section to the config"
+    )
+    problems.append(Problem("stack parameter OrganizationId", given or "(empty)", f"it must match the config: {fix}"))

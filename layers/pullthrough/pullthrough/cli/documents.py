@@ -346,6 +346,17 @@ class OrgPlanDocument(Ended):
     notes: list[str]
 
 
+class LastReportDoc(_Doc):
+    """A member's latest warm report the hub gathered (its ledger's cycles: the current warm cycle, else the one
+    before)."""
+
+    cycle: str = Field(description="The warm cycle it counted in (ISO 8601 UTC).")
+    run_id: str
+    status: str = Field(description="The report's status: SUCCEEDED, PARTIAL, FAILED, ...")
+    counts: dict[str, int] = Field(description="Images per outcome.")
+    finished: str | None = None
+
+
 class InstanceStatusDoc(_Doc):
     """One member account in one region: its stack instance, and the rules it should hold."""
 
@@ -358,6 +369,9 @@ class InstanceStatusDoc(_Doc):
     status_reason: str | None = None
     drift_status: str | None = None
     rules: list[str] = Field(description="The prefixes the member caches from the hub.")
+    last_report: LastReportDoc | None = Field(
+        None, description="Its latest warm report at the hub (with --stack or LEDGER_TABLE); None: none gathered."
+    )
     problems: list[str]
 
 

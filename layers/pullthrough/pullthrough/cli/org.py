@@ -61,11 +61,16 @@ def add_org_commands(commands: Any) -> None:
             "Reads the stack instances of the members' StackSet (pullthrough-members-<Stage>) in the hub's region "
             "(CloudFormation ListStackInstances), run in the account that deployed the hub: the management account "
             "(--call-as SELF) or a delegated administrator (--call-as DELEGATED_ADMIN). A member account the config "
-            "names without an instance is MISSING. Exit status 1 when any instance is missing, not CURRENT, or failed."
+            "names without an instance is MISSING. With --stack (the hub's stack), each also shows its latest warm "
+            "report the hub gathered. Exit status 1 when any instance is missing, not CURRENT, or failed."
         ),
         options=(
             option("--stage", help="the hub stack's Stage parameter (default: STAGE, else dev)"),
             option("--call-as", choices=stacksets.CALL_AS, default="SELF", help="CloudFormation's CallAs (SELF)"),
+            option(
+                "--stack",
+                help="the hub's stack: each member's latest warm report is read from its ledger (or set LEDGER_TABLE)",
+            ),
         ),
         schema_name="org-status",
     ).register(actions)

@@ -4,21 +4,30 @@ The StackSet is the hub's (template.yaml: pullthrough-members-<Stage>, in the hu
 answers per (account, region): Status (CURRENT, OUTDATED, INOPERABLE), StackInstanceStatus.DetailedStatus and
 StatusReason (botocore's CloudFormation model). Each instance is matched to the config's member by account, else by
 organisational unit; an account a member names without an instance is MISSING, as is an organisational unit with
-no instance at all in a region. Members' last reports are not shown here yet: they arrive at the hub's gatherer.
+no instance at all in a region.
+
+With the hub's stack (`--stack`, or LEDGER_TABLE), each row also shows the member's latest warm report the hub's
+gather_reports recorded (aws/ledger/cycles.py): the current warm cycle's (org/cycles.py, from warm.schedule), else
+the one before. A member without one is not a finding: a cycle's reports arrive as its runs end.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 from pullthrough.aws import stacksets
+from pullthrough.aws.ledger.cycles import Cycles, MemberReport
 from pullthrough.aws.stacksets import StackInstance
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, emit, environment
-from pullthrough.cli.documents import InstanceStatusDoc, OrgStatusDocument, dump
+from pullthrough.cli.deployment import deployed
+from pullthrough.cli.documents import InstanceStatusDoc, LastReportDoc, OrgStatusDocument, dump
 from pullthrough.config import Config
 from pullthrough.config.organization import Member, Organization
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
+from pullthrough.org.cycles import cycle_id, cycle_of
 
 __all__ = ["org_status_command", "organization_of", "status_lines"]
 
@@ -49,6 +58,11 @@ def org_status_command(args: argparse.Namespace, io: Io) -> int:
         instances = []
         notes.append(f"the StackSet {stack_set} could not be read ({exc})")
     rows = instance_rows(config, org, instances)
+    if args.stack and not settings.ledger_table:
+        settings, missing = deployed(settings, args)
+        notes += missing
+    if settings.ledger_table:
+        rows = with_last_reports(rows, last_reports(settings.ledger_table, config.warm.schedule))
     code = EXIT_FINDINGS if notes or any(row.problems for row in rows) else EXIT_OK
     document = OrgStatusDocument(
         organization=org.id,
@@ -99,6 +113,37 @@ def instance_rows(config: Config, org: Organization, instances: list[StackInstan
     return rows
 
 
+def last_reports(table: str, schedule: str, now: datetime | None = None) -> dict[tuple[str, str], LastReportDoc]:
+    """Per (account, region), the latest warm report the hub recorded: the current cycle's, else the previous one's
+    (a run's report arrives after the cycle it started in began)."""
+    current = cycle_of(now or datetime.now(UTC), schedule)
+    previous = cycle_of(current - timedelta(seconds=1), schedule)
+    found: dict[tuple[str, str], LastReportDoc] = {}
+    cycles = Cycles.in_table(table)
+    for cycle in (cycle_id(current), cycle_id(previous)):
+        for entry in reversed(cycles.reports(cycle)):
+            found.setdefault((entry.account, entry.region), _last(cycle, entry))
+    return found
+
+
+def with_last_reports(
+    rows: list[InstanceStatusDoc], reports: dict[tuple[str, str], LastReportDoc]
+) -> list[InstanceStatusDoc]:
+    return [row.model_copy(update={"last_report": reports.get((row.account or "", row.region))}) for row in rows]
+
+
+def _last(cycle: str, entry: MemberReport) -> LastReportDoc:
+    report = json.loads(entry.report)
+    counts = report.get("counts") or {}
+    return LastReportDoc(
+        cycle=cycle,
+        run_id=entry.run_id,
+        status=str(report.get("status", "UNKNOWN")),
+        counts={str(k): int(v) for k, v in counts.items()},
+        finished=report.get("finished"),
+    )
+
+
 def _member_of(org: Organization, instance: StackInstance) -> Member | None:
     by_account = [m for m in org.members if instance.account in m.accounts and instance.region in m.regions]
     by_unit = [m for m in org.members if instance.organizational_unit in m.organizational_units]
@@ -143,6 +188,10 @@ def status_lines(document: OrgStatusDocument) -> Iterator[str]:
         state = "/".join(part for part in (row.status, row.detailed_status) if part)
         rules = f"; rules {', '.join(row.rules)}" if row.rules else ""
         yield f"  {row.member or '(no member)'}: {where} in {row.region}: {state}{rules}"
+        if row.last_report is not None:
+            last = row.last_report
+            counted = ", ".join(f"{n} {outcome}" for outcome, n in sorted(last.counts.items()))
+            yield f"      last warm report: {last.status} in cycle {last.cycle} (run {last.run_id}): {counted}"
         yield from (f"      ! {problem}" for problem in row.problems)
     yield from (f"note: {note}" for note in document.notes)
     problems = sum(len(row.problems) for row in document.instances) + len(document.notes)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pullthrough.aws.stack_instances import StackInstance
+from pullthrough.aws.stacksets import StackInstance
 from pullthrough.errors import AwsError
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def _with_instances(
         )
         return Expected(members, (note,))
     for instance in found:
-        for member in by_ou.get(instance.ou or "", ()):
+        for member in by_ou.get(instance.organizational_unit or "", ()):
             if instance.region in member.regions:
                 members.setdefault((instance.account, instance.region), member.name)
     return Expected(members)

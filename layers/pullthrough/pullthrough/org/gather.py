@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from pullthrough import config as config_module
 from pullthrough.aws.ledger.cycles import Cycles, CycleState, MemberReport, Recorded
-from pullthrough.aws.stack_instances import stack_instances
+from pullthrough.aws.stacksets import stack_instances
 from pullthrough.errors import AwsError, EventError
 from pullthrough.observability import logger
 from pullthrough.org.cycles import deadline_of
@@ -133,7 +133,9 @@ def gatherer_for(env: GatherEnv) -> Gatherer:
     """The hub's gatherer as the function runs it: the ledger's table, the deployed config, the StackSet's members."""
 
     def members(config: Config) -> Expected:
-        return expected(config, lambda: stack_instances(env.stack_set(), env.stack_set_call_as), env.stack_set())
+        return expected(
+            config, lambda: stack_instances(env.stack_set(), call_as=env.stack_set_call_as), env.stack_set()
+        )
 
     return Gatherer(Cycles.in_table(env.ledger_table), env, lambda: config_module.load(env.config_path), members)
 

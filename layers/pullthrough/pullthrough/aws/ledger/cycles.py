@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from pullthrough.aws.errors import aws_call, translate
+from pullthrough.aws.errors import translate
 from pullthrough.aws.ledger.items import cancellation_reasons, epoch, moment, n, number, s, text
 from pullthrough.aws.ledger.records import META, RETENTION, Recorded
 from pullthrough.aws.ledger.table import Table
@@ -164,22 +164,7 @@ class Cycles:
 
     def mark_reported(self, cycle: str) -> None:
         """Note that the cycle's report went out, and take the cycle off the open list."""
-        pk = CYCLE_PREFIX + cycle
-        name = self.table.name
-        with aws_call("dynamodb:TransactWriteItems", self.table.where(pk)):
-            self.table.ddb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": name,
-                            "Key": {"pk": s(pk), "sk": s(META)},
-                            "UpdateExpression": "SET reported_at = :now",
-                            "ExpressionAttributeValues": {":now": s(self.table.clock().isoformat())},
-                        }
-                    },
-                    {"Delete": {"TableName": name, "Key": {"pk": s(OPEN_CYCLES), "sk": s(pk)}}},
-                ]
-            )
+        self.table.mark_reported(CYCLE_PREFIX + cycle, OPEN_CYCLES)
 
     def _open(self, cycle: str, deadline: datetime) -> None:
         """Write the cycle's META and its open marker, unless the cycle exists already."""

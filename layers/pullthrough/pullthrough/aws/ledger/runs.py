@@ -133,22 +133,7 @@ class Runs:
 
     def mark_reported(self, run_id: str) -> None:
         """Note that the run's report went out, and take the run off the OPEN list."""
-        pk = RUN_PREFIX + run_id
-        name = self.table.name
-        with aws_call("dynamodb:TransactWriteItems", self.table.where(pk)):
-            self.table.ddb().transact_write_items(
-                TransactItems=[
-                    {
-                        "Update": {
-                            "TableName": name,
-                            "Key": {"pk": s(pk), "sk": s(META)},
-                            "UpdateExpression": "SET reported_at = :now",
-                            "ExpressionAttributeValues": {":now": s(self.table.clock().isoformat())},
-                        }
-                    },
-                    {"Delete": {"TableName": name, "Key": {"pk": s(OPEN_PARTITION), "sk": s(pk)}}},
-                ]
-            )
+        self.table.mark_reported(RUN_PREFIX + run_id, OPEN_PARTITION)
 
     # --- reads -------------------------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pullthrough.aws import clients
 from pullthrough.aws.errors import aws_call
 from pullthrough.aws.ledger.items import s
+from pullthrough.aws.ledger.records import META
 from pullthrough.errors import AwsError
 
 if TYPE_CHECKING:
@@ -50,6 +51,24 @@ class Table:
             response = self.ddb().get_item(TableName=self.name, Key={"pk": s(pk), "sk": s(sk)}, ConsistentRead=True)
         item = response.get("Item")
         return dict(item) if item else None
+
+    def mark_reported(self, pk: str, open_partition: str) -> None:
+        """Set `reported_at` on `pk`'s META and delete its marker from `open_partition`, in one transaction: a run or
+        a cycle is off its open list exactly when its report is noted as sent."""
+        with aws_call("dynamodb:TransactWriteItems", self.where(pk)):
+            self.ddb().transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self.name,
+                            "Key": {"pk": s(pk), "sk": s(META)},
+                            "UpdateExpression": "SET reported_at = :now",
+                            "ExpressionAttributeValues": {":now": s(self.clock().isoformat())},
+                        }
+                    },
+                    {"Delete": {"TableName": self.name, "Key": {"pk": s(open_partition), "sk": s(pk)}}},
+                ]
+            )
 
     def query(self, condition: str, values: dict[str, Any], resource: str) -> Iterator[dict[str, Any]]:
         start: dict[str, Any] | None = None
