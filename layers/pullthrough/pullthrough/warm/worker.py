@@ -98,10 +98,8 @@ class Worker(Warmer):
             return {}
         try:
             return self.ledger.jobs_of([(job.run_id, job.key) for job in jobs])
-        except Exception as exc:
-            # Each job then reads its own record, and fails alone if the ledger does: one job's trouble never fails
-            # the whole batch (the partial batch response names only the records that failed).
-            logger.warning("the batch's jobs could not be read together", exc_info=True, extra={"error": str(exc)})
+        except PullthroughError as exc:  # each job then reads its own record, and fails alone if the ledger does
+            logger.warning("the batch's jobs could not be read together", extra={"error": str(exc)})
             return {}
 
     def _failed(
