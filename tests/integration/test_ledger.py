@@ -337,38 +337,3 @@ def test_a_finished_runs_draw_no_longer_holds_the_allowance(ledger: Ledger) -> N
     ledger.mark_reported("warm-1")
     # Then the allowance holds no draw: the next run starts a new one from what the upstream reports then
     assert ledger.shared(["hub"])["hub"].draws == ()
-
-
-def test_jobs_are_read_together_as_one_by_one_and_a_job_no_run_has_is_none(ledger: Ledger) -> None:
-    # Given an open run with one job recorded
-    open_run(ledger)
-    record(ledger, "docker-hub/app0:1")
-    keys = [("warm-1", "docker-hub/app0:1"), ("warm-1", "docker-hub/app1:1"), ("warm-1", "docker-hub/stranger:1")]
-    # When they are read together
-    together = ledger.jobs_of(keys)
-    # Then each answer is what reading it alone says, and the stranger is known to be absent
-    assert together == {key: ledger.job(*key) for key in keys}
-    assert together[keys[2]] is None
-    assert [job.status for job in together.values() if job is not None] == ["done", "pending"]
-
-
-def test_a_job_dynamodb_leaves_unprocessed_is_left_out_for_the_caller_to_read_alone() -> None:
-    # Given a DynamoDB that answers one key and keeps leaving the other unprocessed
-    class Partial:
-        calls = 0
-
-        def batch_get_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
-            Partial.calls += 1
-            keys = RequestItems["ledger"]["Keys"]
-            assert RequestItems["ledger"]["ConsistentRead"] is True
-            left = [k for k in keys if k["sk"]["S"].endswith("app1:1")]
-            return {"Responses": {"ledger": []}, "UnprocessedKeys": {"ledger": {"Keys": left, "ConsistentRead": True}}}
-
-    slept: list[float] = []
-    ledger = Ledger("ledger", client=Partial(), sleep=slept.append)  # type: ignore[arg-type]
-    # When both are read together
-    found = ledger.jobs_of([("warm-1", "docker-hub/app0:1"), ("warm-1", "docker-hub/app1:1")])
-    # Then the one answered has no item, and the one never processed is left out after bounded retries
-    assert found == {("warm-1", "docker-hub/app0:1"): None}
-    assert Partial.calls == 6
-    assert len(slept) == 5

@@ -137,38 +137,3 @@ def test_a_job_that_breaks_leaves_the_check_to_its_redelivery() -> None:
     worker.warm = lambda job: ReportItem(subject=job.subject, outcome=Outcome.WARMED)  # type: ignore[method-assign]
     assert process_at_once(worker, [message("warm-1", 1)]) == []
     assert ledger.checks[-1] == ("warm-1", 2)
-
-
-@dataclass
-class BatchReadLedger(Ledger):
-    """A ledger that answers the batch's read for the jobs it names, and counts each read."""
-
-    answers: dict[tuple[str, str], JobRecord | None] = field(default_factory=dict)
-    batch_reads: list[list[tuple[str, str]]] = field(default_factory=list)
-    single_reads: list[str] = field(default_factory=list)
-
-    def jobs_of(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], JobRecord | None]:
-        self.batch_reads.append(list(keys))
-        return {key: self.answers[key] for key in keys if key in self.answers}
-
-    def job(self, run_id: str, key: str) -> JobRecord:
-        self.single_reads.append(key)
-        return super().job(run_id, key)
-
-
-def test_a_batchs_jobs_are_read_from_the_ledger_together_and_one_it_left_out_is_read_alone() -> None:
-    # Given a batch of four jobs; the batch read answers for three: two pending, one already recorded
-    records = [message("warm-1", i) for i in range(4)]
-    keys = [("warm-1", f"docker-hub/app{i}:1") for i in range(4)]
-    done = JobRecord(keys[2][1], keys[2][1], "done", None, None)
-    ledger = BatchReadLedger(answers={keys[0]: JobRecord(keys[0][1], keys[0][1], "pending", None, None), keys[2]: done})
-    ledger.answers[keys[1]] = JobRecord(keys[1][1], keys[1][1], "pending", None, None)
-    worker = batch_worker(ledger, 3)
-    # When the batch is processed
-    failed = worker.process_batch(records)
-    # Then the ledger was read once for all four, and only the job it left out was read alone
-    assert failed == []
-    assert ledger.batch_reads == [keys]
-    assert ledger.single_reads == ["docker-hub/app3:1"]
-    # And the job already recorded was not warmed again: the three others were
-    assert sorted(key for _, key in ledger.recorded) == ["docker-hub/app0:1", "docker-hub/app1:1", "docker-hub/app3:1"]

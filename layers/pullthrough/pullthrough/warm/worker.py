@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from pullthrough.aws import queue
-from pullthrough.aws.ledger import JobRecord, Ledger, Recorded
+from pullthrough.aws.ledger import Ledger, Recorded
 from pullthrough.env import Settings, SettingsError, WarmEnv
 from pullthrough.errors import EventError, PullthroughError
 from pullthrough.observability import logger
@@ -83,31 +83,15 @@ class Worker(Warmer):
             return self._run
 
     def process_batch(self, records: Sequence[Mapping[str, Any]]) -> list[str]:
-        """Process a batch's records at once (up to JOBS_AT_ONCE); the message ids of those that failed, in order.
-
-        The batch's jobs are read from the ledger together first (one BatchGetItem, not a GetItem per job)."""
-        jobs = [_job_or_none(record) for record in records]
-        known = self._known([job for job in jobs if job is not None])
+        """Process a batch's records at once (up to JOBS_AT_ONCE); the message ids of those that failed, in order."""
         with ThreadPoolExecutor(max_workers=max(1, min(JOBS_AT_ONCE, len(records)))) as pool:
-            failed = list(pool.map(lambda record, job: self._failed(record, job, known), records, jobs))
+            failed = list(pool.map(self._failed, records))
         return [message_id for message_id in failed if message_id is not None]
 
-    def _known(self, jobs: Sequence[WarmJob]) -> Mapping[tuple[str, str], JobRecord | None]:
-        """The ledger's records of several jobs in one read; a job left out is read alone (`process`)."""
-        if len(jobs) < 2:
-            return {}
-        try:
-            return self.ledger.jobs_of([(job.run_id, job.key) for job in jobs])
-        except PullthroughError as exc:  # each job then reads its own record, and fails alone if the ledger does
-            logger.warning("the batch's jobs could not be read together", extra={"error": str(exc)})
-            return {}
-
-    def _failed(
-        self, record: Mapping[str, Any], job: WarmJob | None, known: Mapping[tuple[str, str], JobRecord | None]
-    ) -> str | None:
+    def _failed(self, record: Mapping[str, Any]) -> str | None:
         """Process one record; its message id when it failed (it goes back to the queue), else None."""
         try:
-            self.process(record, job, known)
+            self.process(record)
         except Exception as exc:
             message_id = str(record.get("messageId"))
             logger.warning(
@@ -118,36 +102,11 @@ class Worker(Warmer):
             return message_id
         return None
 
-    def process(
-        self,
-        record: Mapping[str, Any],
-        job: WarmJob | None = None,
-        known: Mapping[tuple[str, str], JobRecord | None] | None = None,
-    ) -> None:
+    def process(self, record: Mapping[str, Any]) -> None:
         """Handle one SQS record (as the event carries it): warm its job unless the ledger already has its outcome,
-        then maybe close the run. `job`: the record's body already read; `known`: the ledger's records already read."""
-        job = job or self._job(record)
-        logger.append_keys(run_id=job.run_id)
-        found = (known or {}).get((job.run_id, job.key), MISSING)
-        if isinstance(found, _Missing):
-            found = self.ledger.job(job.run_id, job.key)
-        if found is None:
-            logger.warning("job is not part of any run in the ledger; dropped", extra={"subject": job.subject})
-            return
-        if found.status != "pending":
-            # A redelivery: the outcome is counted already. Only the run's closer may still owe its report.
-            logger.info("job already recorded; redelivery ignored", extra={"subject": job.subject})
-            with self._writes:
-                self.finish_run(job.run_id, job.key)
-            return
-        self._check_time(job)
-        with self._warming(job.run_id) as counted:
-            self._warm_and_record(job, record, counted)
-
-    def _job(self, record: Mapping[str, Any]) -> WarmJob:
-        """The record's job; raises EventError when its body is not one."""
+        then maybe close the run."""
         try:
-            return WarmJob.model_validate_json(record["body"])
+            job = WarmJob.model_validate_json(record["body"])
         except ValidationError as exc:
             problem = f"SQS message {record.get('messageId')} is not a warm job: {exc.errors()[0]['msg']}"
             # It fails alike on every delivery: after MAX_RECEIVES the queue's redrive policy moves it to the
@@ -157,6 +116,20 @@ class Worker(Warmer):
                 extra={"message_id": record.get("messageId"), "receive_count": receive_count(record)},
             )
             raise EventError(problem) from None
+        logger.append_keys(run_id=job.run_id)
+        known = self.ledger.job(job.run_id, job.key)
+        if known is None:
+            logger.warning("job is not part of any run in the ledger; dropped", extra={"subject": job.subject})
+            return
+        if known.status != "pending":
+            # A redelivery: the outcome is counted already. Only the run's closer may still owe its report.
+            logger.info("job already recorded; redelivery ignored", extra={"subject": job.subject})
+            with self._writes:
+                self.finish_run(job.run_id, job.key)
+            return
+        self._check_time(job)
+        with self._warming(job.run_id) as counted:
+            self._warm_and_record(job, record, counted)
 
     def _warm_and_record(self, job: WarmJob, record: Mapping[str, Any], counted: list[bool]) -> None:
         try:
@@ -217,21 +190,6 @@ class Worker(Warmer):
         left = self._seconds_left()
         if left is not None and left < MIN_SECONDS_FOR_A_JOB:
             raise JobPostponed(f"{job.subject}: only {left:.0f}s of the invocation left; back to the queue")
-
-
-class _Missing:
-    """A job the batch's read did not answer for (it is read alone)."""
-
-
-MISSING = _Missing()
-
-
-def _job_or_none(record: Mapping[str, Any]) -> WarmJob | None:
-    """The record's job, or None when its body is not one (`Worker.process` then rejects it, and says why)."""
-    try:
-        return WarmJob.model_validate_json(record["body"])
-    except (ValidationError, KeyError, TypeError):
-        return None
 
 
 def receive_count(record: Mapping[str, Any]) -> int:

@@ -126,10 +126,6 @@ class Ledger:
         """One JOB item (strongly consistent), or None."""
         return self._jobs.job(run_id, key)
 
-    def jobs_of(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JobRecord | None]:
-        """JOB items by (run id, key) in one BatchGetItem per 100 (Jobs.jobs_of)."""
-        return self._jobs.jobs_of(keys)
-
     def jobs(self, run_id: str) -> list[JobRecord]:
         """Every JOB item of the run, in key order."""
         return self._jobs.jobs(run_id)

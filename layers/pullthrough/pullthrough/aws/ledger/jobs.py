@@ -6,7 +6,6 @@ job count once and a job arriving after its run closed count not at all.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Unpack
 
@@ -102,13 +101,6 @@ class Jobs:
         """One JOB item (strongly consistent), or None."""
         item = self.table.get(RUN_PREFIX + run_id, JOB_PREFIX + key)
         return job_record(item) if item else None
-
-    def jobs_of(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], JobRecord | None]:
-        """JOB items by (run id, key), strongly consistent, in one BatchGetItem per 100: None for a job no run has; a
-        key DynamoDB left unprocessed is left out (read it with `job`)."""
-        pairs = {(RUN_PREFIX + run_id, JOB_PREFIX + key): (run_id, key) for run_id, key in keys}
-        items = self.table.batch_get(list(pairs), f"{self.table.name} {RUN_PREFIX}*")
-        return {pairs[found]: job_record(item) if item else None for found, item in items.items()}
 
     def jobs(self, run_id: str) -> list[JobRecord]:
         """Every JOB item of the run, in key order; then, for a sharded run, each image a plan shard never decided

@@ -8,7 +8,7 @@ client and one clock serve them all; boto3 is imported only when the client is f
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -50,31 +50,6 @@ class Table:
             response = self.ddb().get_item(TableName=self.name, Key={"pk": s(pk), "sk": s(sk)}, ConsistentRead=True)
         item = response.get("Item")
         return dict(item) if item else None
-
-    def batch_get(self, keys: Sequence[tuple[str, str]], resource: str) -> dict[tuple[str, str], dict[str, Any] | None]:
-        """Items by (pk, sk), strongly consistent, 100 a call (BatchGetItem): None for a key without an item. A key
-        DynamoDB still leaves unprocessed after the retries is left out: the caller reads it another way."""
-        answered: dict[tuple[str, str], dict[str, Any] | None] = {}
-        wanted = list(dict.fromkeys(keys))
-        for begin in range(0, len(wanted), READ_BATCH):
-            pending = set(wanted[begin : begin + READ_BATCH])
-            keyed: list[Any] = [{"pk": s(pk), "sk": s(sk)} for pk, sk in wanted[begin : begin + READ_BATCH]]
-            request: dict[str, Any] = {self.name: {"Keys": keyed, "ConsistentRead": True}}
-            for attempt in range(WRITE_ATTEMPTS):
-                if attempt:
-                    self.sleep(0.05 * 2**attempt)
-                with aws_call("dynamodb:BatchGetItem", resource):
-                    response = self.ddb().batch_get_item(RequestItems=request)
-                for item in (response.get("Responses") or {}).get(self.name) or []:
-                    answered[(item["pk"]["S"], item["sk"]["S"])] = dict(item)
-                request = dict(response.get("UnprocessedKeys") or {})
-                left = {(k["pk"]["S"], k["sk"]["S"]) for k in (request.get(self.name) or {}).get("Keys") or []}
-                for key in pending - left:
-                    answered.setdefault(key, None)
-                pending = left
-                if not pending:
-                    break
-        return answered
 
     def query(self, condition: str, values: dict[str, Any], resource: str) -> Iterator[dict[str, Any]]:
         start: dict[str, Any] | None = None
