@@ -11,7 +11,9 @@ handler is not counted twice):
 
     moto        moto's stubber (`BotocoreStubber.__call__`): parsing the request, the backends, the response
     sandbox     each HTTP request the sandbox's loopback servers handle (upstream front, ECR endpoint, fault proxy),
-                and the sandbox ECR's background import tasks (its `ecr-import` threads)
+                the sandbox ECR's background import tasks (its `ecr-import` threads), and the sandbox's IAM check of
+                each AWS call (`sandbox.aws.iam_guard._check`: it runs in the caller's thread before moto, and
+                stands in for IAM's evaluation, which AWS does on its side, not in the Lambda)
     bench       the event source's polling (receive, delete) through the bench's own session, client side included
 
 Pullthrough's own CPU = the process's CPU (os.times) minus these. What stays in it that is not Pullthrough: botocore's
@@ -80,6 +82,7 @@ def install() -> StandIns:
 
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from sandbox.aws import iam_guard
     from sandbox.registries.loopback import ForwardingHandler
 
     current = BotocoreStubber.__call__
@@ -88,6 +91,9 @@ def install() -> StandIns:
         # sandbox.aws.moto_threads.serialise() finds moto's own handler through this attribute.
         measured._moto_original = getattr(current, "_moto_original", current)  # type: ignore[attr-defined]
         BotocoreStubber.__call__ = measured  # type: ignore[method-assign]
+    check = iam_guard._check
+    if not hasattr(check, "_bench_measured"):
+        iam_guard._check = STAND_INS.wrap("sandbox", check)
     handle = ForwardingHandler.handle_one_request
     if not hasattr(handle, "_bench_measured"):
         ForwardingHandler.handle_one_request = STAND_INS.wrap("sandbox", handle)  # type: ignore[method-assign]

@@ -241,7 +241,7 @@ def _cpu_figures(section: str, sides: list[Side], count: int) -> list[Figure]:
         ),
         Figure(
             section,
-            "  stand-ins per image: moto / sandbox Python (ECR import, fronts) / registries",
+            "  stand-ins per image: moto / sandbox Python (ECR import, fronts, IAM checks) / registries",
             **_columns(sides, lambda s: _stand_ins(s.warm.cpu, count)),
         ),
         Figure(

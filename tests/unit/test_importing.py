@@ -158,6 +158,20 @@ def test_a_single_image_is_triggered_its_missing_layers_asked_for_and_waited_for
     assert clock.slept
 
 
+def test_layers_are_checked_after_ecr_had_time_to_import_then_less_and_less_often() -> None:
+    # Given ECR that holds each asked-for layer only at the sixth check after it was asked for
+    ecr, clock = FakeEcr(checks_to_import=6), Clock()
+    _, body, blobs = image_manifest("app")
+    ecr.serve("1", body)
+    # When the image is looked at
+    result = importer(ecr, clock).look(None, seconds_left=None)
+    # Then the first check after asking came half a second later, and the pause doubled up to five seconds
+    assert isinstance(result, Landed)
+    assert clock.slept == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]
+    # And every check was one BatchCheckLayerAvailability for all the image's layers: the first, and one per pause
+    assert ecr.asked("states") == [tuple(blobs)] * 7
+
+
 def test_an_index_costs_every_manifest_it_lists_and_only_the_wanted_platforms_layers_are_asked_for() -> None:
     # Given an index of three platforms of which two are wanted
     ecr, clock = FakeEcr(), Clock()

@@ -40,6 +40,15 @@ MARGIN_SECONDS = 15.0
 # SQS's longest message delay.
 MAX_DELAY_SECONDS = 900
 FIRST_DELAY_SECONDS = 30
+# Waiting within a look: the first check of the layers asked for comes FIRST_POLL_SECONDS after asking, then the pause
+# doubles up to LONGEST_POLL_SECONDS. AWS does not say how long ECR takes to import a layer (neither the ECR guide nor
+# botocore's model; the sandbox imports as fast as its upstream answers: sandbox/registries/ecr_behaviour.py): ECR
+# has to fetch each layer from the upstream over the internet (a token, a GET, the bytes) and store it, which takes
+# the better part of a second at least, so checking sooner mostly hears UNAVAILABLE again. Each check is one
+# BatchCheckLayerAvailability call for all the image's layers still missing (layers seen AVAILABLE are not asked
+# again).
+FIRST_POLL_SECONDS = 0.5
+LONGEST_POLL_SECONDS = 5.0
 
 
 class EcrImports(Protocol):
@@ -301,10 +310,10 @@ class Import:
 
     def _until_held(self, missing: list[str], deadline: float) -> list[str]:
         """Poll ECR with backoff until it holds every layer or this invocation's share of waiting is spent."""
-        pause = 0.1
+        pause = FIRST_POLL_SECONDS
         while missing and self.clock() < deadline:
             self.sleep(min(pause, max(deadline - self.clock(), 0.0)))
-            pause = min(pause * 1.5, 5.0)
+            pause = min(pause * 2, LONGEST_POLL_SECONDS)
             states = self.ecr.layer_states(self.repository, missing)
             # A layer ECR dropped (its import failed) is asked for again: GetDownloadUrlForLayer then says why.
             missing = self._ask(states)
