@@ -97,6 +97,7 @@ class OrgFacts:
     """The organisation's facts; `enabled` False (and nothing else set) without an organization section."""
 
     enabled: bool = False
+    org_id: str = ""  # the organization section's id: the condition on the hub's sts:AssumeRole of members' roles
     hub_account: str = ""
     hub_region: str = ""
     prefixes: tuple[CachedPrefix, ...] = ()
@@ -109,6 +110,7 @@ class OrgFacts:
         OrgMember<N> "name;warm entries;account filter;units;accounts;regions"
         with comma-separated lists. `root` (the OrgRootId parameter) is the unit of members that list accounts only."""
         data = {
+            "OrgId": self.org_id,
             "OrgHub": f"{self.hub_account},{self.hub_region}",
             "OrgPrefixes": ",".join(
                 p.fact() for p in self.prefixes + (CachedPrefix(""),) * (ORG_PREFIX_SLOTS - len(self.prefixes))
@@ -150,6 +152,7 @@ def derive_org(config: Config) -> OrgFacts:
         raise ConfigError(problems)
     return OrgFacts(
         enabled=True,
+        org_id=org.id,
         hub_account=org.hub.account,
         hub_region=org.hub.region,
         prefixes=tuple(cached_prefix(rule) for rule in rules),
