@@ -11,6 +11,7 @@ role moto's IAM does not hold in the target account is refused before moto answe
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 from urllib.parse import unquote
@@ -48,6 +49,15 @@ def remember(answer: dict[str, Any], region: str) -> None:
         _by_key[str(answer["Credentials"]["AccessKeyId"])] = Principal(role, session, account, region)
 
 
+def principal_of_request(headers: Any) -> Principal | None:
+    """The assumed role's principal when a request (moto's view of it) is signed with an assumed session's keys:
+    SigV4's Authorization header names the key in `Credential=<key id>/<date>/...` (AWS General Reference,
+    "Signature Version 4")."""
+    found = re.search(r"Credential=([^/,\s]+)/", str((headers or {}).get("Authorization") or ""))
+    with _lock:
+        return _by_key.get(found.group(1)) if found else None
+
+
 def principal_of(client: Any) -> Principal | None:
     """The assumed role's principal when `client` signs with an assumed session's keys, else None."""
     credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
@@ -56,4 +66,4 @@ def principal_of(client: Any) -> Principal | None:
         return _by_key.get(key) if key else None
 
 
-__all__ = ["principal_of", "remember", "role_of"]
+__all__ = ["principal_of", "principal_of_request", "remember", "role_of"]

@@ -24,6 +24,7 @@ import yaml
 from moto import mock_aws
 
 from pullthrough import config as config_module
+from pullthrough.aws import ecr as ecr_adapter
 from pullthrough.reporting.model import Report
 from pullthrough.reporting.vocabulary import Outcome
 from sandbox.aws.stackset import OrganizationModel, activate_organizations_access, deploy_stackset
@@ -61,6 +62,7 @@ def org(osb: OrgSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[OrgSandbox
     with mock_aws():
         osb.configure()
         activate_organizations_access(HUB[0])
+        ecr_adapter.forget_authorization()  # a registry token names the principal of an earlier test's moto
         yield osb
     osb.settle()
     osb.reset_clocks()
