@@ -14,11 +14,12 @@ Each target is its own run (its own run id, its own report naming the member's a
 the hub's bus under the member's name), so gather_reports sees one report per (account, region) per cycle, as it
 would from a member that ran its own functions.
 
-Planning reads nothing in the member: warm_images asks the member's ECR first (DescribeImages) and reports an image
-the member holds as already cached, with no trigger and so no upstream pull. A member's import of an image the hub
-does not hold makes the hub's ECR pull upstream once; the hub's own run, planned first in the same invocation, warms
-the hub's list within the shared allowance, and a member's image the hub lacks costs one pull of that allowance
-(`cost_in_hub`), drawn from the same shared counter.
+Planning reads nothing in the member (so the warm role is trusted by warm_images only): warm_images asks the
+member's ECR first (DescribeImages) and reports an image the member holds as already cached, with no trigger and so
+no pull anywhere. Budget: an image the hub holds costs the organisation no upstream pull when a member imports it; a
+member's import of an image the hub does not hold makes the hub's ECR pull it upstream once. That pull is not drawn
+from the shared allowance yet (the hub's own run draws its own list's pulls): list the members' images in the hub's
+warm list too, so the hub's run pulls them within the allowance and the members import from the hub.
 """
 
 from __future__ import annotations
