@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from pullthrough.reporting.model import Report
 from pullthrough.reporting.vocabulary import Outcome
 from sandbox.aws.stackset import OrganizationModel, activate_organizations_access, deploy_stackset
 from sandbox.org import Organization, OrgSandbox
+from sandbox.registries.images import PushedImage
 from sandbox.stack import Stack
 from tests.integration.org_support import hub_bus, moto_sns_messages
 from tests.integration.registry_http import docker_hub_rule, unique
@@ -53,19 +55,45 @@ def osb(docker_registry: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield started
 
 
-@pytest.fixture
-def org(osb: OrgSandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[OrgSandbox]:
-    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", HUB[1])
-    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "Pullthrough")
-    with mock_aws():
+@dataclass
+class World:
+    """One organisation deployed for the module (the hub's stack, its bus, the StackSet's member stacks), its cached
+    prefix, and where each test writes its config."""
+
+    org: OrgSandbox
+    stack: Stack
+    prefix: str
+    workdir: Path
+
+    def warm(self, images: list[PushedImage]) -> None:
+        """The members' warm list is `images`: the config edited, then `sam deploy` (the stack's facts follow)."""
+        path = self.workdir / f"{unique('config')}.yaml"
+        path.write_text(yaml.safe_dump(document(self.prefix, [f"docker.io/{i.repository}:1" for i in images])))
+        self.stack.extra_env["PULLTHROUGH_CONFIG"] = str(path)
+        self.stack.update()
+
+
+@pytest.fixture(scope="module")
+def world(osb: OrgSandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    """Deployed once per module: each test warms its own images through it (a deploy is most of a test's time)."""
+    environment = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": HUB[1],
+        "POWERTOOLS_METRICS_NAMESPACE": "Pullthrough",
+    }
+    with pytest.MonkeyPatch.context() as patch, mock_aws():
+        for name, value in environment.items():
+            patch.setenv(name, value)
         osb.configure()
         activate_organizations_access(HUB[0])
-        ecr_adapter.forget_authorization()  # a registry token names the principal of an earlier test's moto
-        yield osb
-    osb.settle()
-    osb.reset_clocks()
+        ecr_adapter.forget_authorization()  # a registry token names the principal of an earlier module's moto
+        workdir = Path(tmp_path_factory.mktemp("org-config"))
+        prefix = unique("hub")
+        stack = deploy_organisation(osb, workdir, prefix, ["docker.io/library/placeholder:1"])
+        yield World(osb, stack, prefix, workdir)
+        osb.settle()
+        osb.reset_clocks()
 
 
 def document(prefix: str, warm: list[str]) -> dict[str, Any]:
@@ -129,11 +157,11 @@ def warm_cycle(org: OrgSandbox, stack: Stack) -> tuple[dict[str, Any], dict[tupl
     return summary, members
 
 
-def test_the_hub_warms_every_member_and_the_upstream_counts_each_image_once(org: OrgSandbox, tmp_path: Path) -> None:
+def test_the_hub_warms_every_member_and_the_upstream_counts_each_image_once(world: World) -> None:
     # Given three images upstream and an organisation whose member warms them in two accounts and two regions
-    prefix = unique("hub")
+    org, stack, prefix = world.org, world.stack, world.prefix
     images = [org.hub.push_image(unique("library/app"), "1") for _ in range(3)]
-    stack = deploy_organisation(org, tmp_path, prefix, [f"docker.io/{image.repository}:1" for image in images])
+    world.warm(images)
     before = org.upstream.counters[("GET", "manifest")]
 
     # When the hub's schedule fires and warm_images takes the queue
@@ -166,18 +194,25 @@ def test_the_hub_warms_every_member_and_the_upstream_counts_each_image_once(org:
         assert [item.outcome for item in report.items] == [Outcome.ALREADY_CACHED] * len(images), where
     assert sorted(again) == sorted(EVERY_MEMBER)
     assert org.upstream.counters[("GET", "manifest")] - before == first
+    org.reset_clocks()
 
 
-def test_a_member_whose_role_is_wrong_fails_with_its_own_reason_and_fix(org: OrgSandbox, tmp_path: Path) -> None:
+def test_a_member_whose_role_is_wrong_fails_with_its_own_reason_and_fix(world: World) -> None:
     # Given the organisation deployed, and one member's role changed by hand so it no longer reads the hub
-    prefix = unique("hub")
+    org = world.org
     image = org.hub.push_image(unique("library/app"), "1")
-    stack = deploy_organisation(org, tmp_path, prefix, [f"docker.io/{image.repository}:1"])
+    world.warm([image])
     broken = (MEMBERS[0], "eu-west-1")
-    org.client("iam", *broken).delete_role_policy(RoleName="pullthrough-org-ptc-eu-west-1", PolicyName="ImportFromHub")
+    iam = org.client("iam", *broken)
+    role = {"RoleName": "pullthrough-org-ptc-eu-west-1", "PolicyName": "ImportFromHub"}
+    kept = iam.get_role_policy(**role)["PolicyDocument"]
+    iam.delete_role_policy(**role)
 
     # When the hub warms every member
-    _, reports = warm_cycle(org, stack)
+    try:
+        _, reports = warm_cycle(org, world.stack)
+    finally:
+        iam.put_role_policy(**role, PolicyDocument=json.dumps(kept) if not isinstance(kept, str) else kept)
 
     # Then the other members are served, and the broken one fails naming its role, what it lacks and how to fix it
     (failed,) = reports[broken].items
