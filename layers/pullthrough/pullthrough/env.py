@@ -10,6 +10,7 @@ The same code runs in AWS and in the sandbox; only these values differ (docs/CON
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -157,8 +158,21 @@ class HubSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         source = os.environ if environ is None else environ
-        names = ("HUB_EVENT_BUS_ARN", "PULLTHROUGH_MEMBER", "PULLTHROUGH_WARM_SCHEDULE")
-        return cls.model_validate({name: source[name] for name in names if source.get(name)})
+        return cls.model_validate({name: source[name] for name in HUB_VARIABLES if source.get(name)})
+
+
+HUB_VARIABLES = ("HUB_EVENT_BUS_ARN", "PULLTHROUGH_MEMBER", "PULLTHROUGH_WARM_SCHEDULE")
+
+
+def hub_settings() -> HubSettings:
+    """This environment's HubSettings, validated once per distinct value of its three variables (a function's
+    environment is fixed, so once per execution environment; every report publish reads it)."""
+    return _hub_settings(*(os.environ.get(name) for name in HUB_VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _hub_settings(*values: str | None) -> HubSettings:
+    return HubSettings.from_env({name: value for name, value in zip(HUB_VARIABLES, values, strict=True) if value})
 
 
 _ALIASES = (

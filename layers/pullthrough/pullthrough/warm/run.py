@@ -25,7 +25,7 @@ from pullthrough.aws.ledger import (
     RunState,
     RunTarget,
 )
-from pullthrough.env import HubSettings, Settings, SettingsError
+from pullthrough.env import Settings, SettingsError, hub_settings
 from pullthrough.observability import logger
 from pullthrough.reporting.items import ReportItem
 from pullthrough.reporting.model import Report
@@ -259,7 +259,7 @@ def publish(
     """Log the report, add its metrics, and send it to the report topic; an SNS error is raised, so the run's last
     job is retried until its report is sent (the ledger marks the run reported only after this returns). A member's
     run (`target`) goes to the hub's bus under the member's name."""
-    hub = HubSettings.from_env()
+    hub = hub_settings()
     if target is not None:
         hub = hub.model_copy(update={"member": target.member})
     return reporting_publish(report, settings.topic_arn, notifications, strict=True, log_successes=False, hub=hub)
