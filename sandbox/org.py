@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any
 
 from sandbox import DEFAULT_HOSTS, Sandbox
-from sandbox.aws import accounts, moto_ecr, moto_ecr_rules
+from sandbox.aws import accounts, iam_requests, moto_ecr, moto_ecr_rules
 from sandbox.aws.organization import Organization
 from sandbox.registries.ecr_cross_account import CrossAccountImports
 from sandbox.registries.ecr_endpoint import EcrEndpoint, MotoCacheRules
@@ -124,11 +124,19 @@ class OrgSandbox:
         moto_ecr.set_upstream_endpoints(endpoints)
         if self.imports.validate not in moto_ecr_rules.ECR_UPSTREAM_VALIDATOR:
             moto_ecr_rules.ECR_UPSTREAM_VALIDATOR.append(self.imports.validate)
+        if self._org_of not in iam_requests.RESOURCE_ORGS:
+            iam_requests.RESOURCE_ORGS.append(self._org_of)
+
+    def _org_of(self, account: str) -> str | None:
+        """aws:ResourceOrgID of a resource in `account`: this organization's id for its accounts."""
+        return self.organization.id if self.organization.member(account) else None
 
     def stop(self) -> None:
         """Stop every registry this organization started, then the hub's sandbox."""
         if self.imports.validate in moto_ecr_rules.ECR_UPSTREAM_VALIDATOR:
             moto_ecr_rules.ECR_UPSTREAM_VALIDATOR.remove(self.imports.validate)
+        if self._org_of in iam_requests.RESOURCE_ORGS:
+            iam_requests.RESOURCE_ORGS.remove(self._org_of)
         for (account, region), endpoint in list(self._members.items()):
             moto_ecr.set_registry(account, region, None)
             endpoint.stop()

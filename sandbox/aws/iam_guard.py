@@ -18,7 +18,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.parsers import create_parser
 
-from sandbox.aws import iam, iam_requests
+from sandbox.aws import iam, iam_assumed, iam_requests
 
 _lock = threading.Lock()
 _original: Any = None
@@ -51,8 +51,17 @@ def install() -> None:
 
         def guarded(self: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
             principal = iam.current()
-            if principal is not None:
-                _check(self, principal, operation_name, api_params)
+            if principal is None:
+                return _original(self, operation_name, api_params)
+            # A call signed with keys the function assumed is the assumed role's (sandbox/aws/iam_assumed.py).
+            principal = iam_assumed.principal_of(self) or principal
+            _check(self, principal, operation_name, api_params)
+            if self.meta.service_model.service_name == "sts" and operation_name == "AssumeRole":
+                if iam_assumed.role_of(str(api_params["RoleArn"])) is None:
+                    _refuse_missing_role(self, principal, str(api_params["RoleArn"]))
+                answer = _original(self, operation_name, api_params)
+                iam_assumed.remember(answer, principal.region)
+                return answer
             return _original(self, operation_name, api_params)
 
         BaseClient._make_api_call = guarded  # type: ignore[method-assign]
@@ -75,6 +84,14 @@ def _check(client: BaseClient, principal: iam.Principal, operation: str, params:
         message = message.replace(refused.request.action, refused.request.action.lower())
     parsed = _parse_error(client, operation, code, status, message)
     raise client.exceptions.from_code(code)(parsed, operation)
+
+
+def _refuse_missing_role(client: BaseClient, principal: iam.Principal, role: str) -> None:
+    # STS answers a role that does not exist (or does not trust the caller) with AccessDenied, 403 (STS API
+    # Reference, AssumeRole; "Common Errors").
+    message = f"User: {principal.arn} is not authorized to perform: sts:AssumeRole on resource: {role}"
+    parsed = _parse_error(client, "AssumeRole", "AccessDenied", 403, message)
+    raise client.exceptions.from_code("AccessDenied")(parsed, "AssumeRole")
 
 
 def _parse_error(client: BaseClient, operation: str, code: str, status: int, message: str) -> dict[str, Any]:

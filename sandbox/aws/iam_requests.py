@@ -285,6 +285,21 @@ def _table(call: Call) -> str:
     return table if table.startswith("arn:") else f"arn:aws:dynamodb:{call.region}:{call.account}:table/{table}"
 
 
+# Who owns a role's account, for aws:ResourceOrgID: set by sandbox.org.OrgSandbox (account -> organization id, or None
+# for an account outside any organization: the key is then absent, as IAM leaves it).
+RESOURCE_ORGS: list[Callable[[str], str | None]] = []
+
+
+def _assume_role(call: Call) -> list[Authorization]:
+    # The Service Authorization Reference (STS): sts:AssumeRole on the role, arn:${Partition}:iam::${Account}:role/
+    # ${RoleNameWithPath}; aws:ResourceOrgID is the organization of the resource's account (IAM User Guide, "AWS
+    # global condition context keys").
+    arn = str(call.params["RoleArn"])
+    account = arn.split(":")[4] if arn.count(":") >= 5 else ""
+    org = RESOURCE_ORGS[-1](account) if RESOURCE_ORGS else None
+    return [call.ask("sts:AssumeRole", arn, "", {"aws:ResourceOrgID": org} if org else None)]
+
+
 def _put_events(call: Call) -> list[Authorization]:
     # One authorization per entry, on its bus, with events:source and events:detail-type (EventBridge User Guide,
     # "Using IAM policy conditions in Amazon EventBridge").
@@ -362,6 +377,7 @@ _MAPPERS: dict[tuple[str, str], Mapper] = {
     ("ecs", "DescribeTaskDefinition"): lambda call: [call.ask("ecs:DescribeTaskDefinition", "*")],
     # STS API Reference, GetCallerIdentity: "No permissions are required to perform this operation."
     ("sts", "GetCallerIdentity"): lambda call: [],
+    ("sts", "AssumeRole"): _assume_role,
 }
 
 # The dependent actions this module asks for, by action (tests/unit/test_iam_requests.py compares them with the

@@ -19,6 +19,7 @@ and maps upstream hosts to loopback URLs with `set_upstream_endpoints` for Valid
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from collections.abc import Callable, Mapping
 from datetime import timedelta
@@ -28,7 +29,7 @@ from moto.core.responses import ActionResult
 from moto.ecr.models import ECRBackend
 from moto.ecr.responses import ECRResponse
 
-from sandbox.aws import iam
+from sandbox.aws import iam, iam_assumed
 from sandbox.aws import moto_ecr_images as images
 from sandbox.aws import moto_ecr_registry_policy as registry_policy
 from sandbox.aws import moto_ecr_rules as rules
@@ -160,7 +161,9 @@ def _from_registry(name: str, operation: _ImageOperation) -> Callable[[ECRRespon
 def _authorization_token(self: ECRResponse) -> ActionResult:
     """GetAuthorizationToken: per registry, `AWS:<password>` base64-encoded, valid 12 hours, naming the caller."""
     registries = _params(self).get("registryIds") or [self.current_account]
-    principal = iam.current()
+    # a function's call with keys it assumed is the assumed role's (sandbox/aws/iam_assumed.py), in this region
+    assumed = iam_assumed.principal_of_request(self.headers)
+    principal = dataclasses.replace(assumed, region=self.region) if assumed is not None else iam.current()
     data = [
         {
             "authorizationToken": base64.b64encode(f"AWS:{iam.registry_token(registry, principal)}".encode()).decode(),

@@ -188,7 +188,7 @@ class Routing(DeployedFunctions):
         processed = 0
         for _ in range(max_rounds):
             with iam.acting_as(poller):
-                got = self._batch(url, route.batch_size)
+                got = self._batch(sqs, url, route.batch_size)
             if not got and self.pass_delays(route.queue):
                 continue
             if not got:
@@ -207,13 +207,13 @@ class Routing(DeployedFunctions):
                     processed += 1
         return processed
 
-    def _batch(self, url: str, size: int) -> list[dict[str, Any]]:
+    def _batch(self, sqs: Any, url: str, size: int) -> list[dict[str, Any]]:
         """One batch as Lambda's poller gathers it: ReceiveMessage takes at most 10, a batch holds up to BatchSize.
 
         With a batching window the poller keeps receiving until the batch is full or the window ends; here, until the
-        queue is empty.
+        queue is empty. `sqs` acts in the stack's account (made outside the poller's role: the sandbox's own way into
+        another account is not the poller's call).
         """
-        sqs = client("sqs", self.region, self.account)
         batch: list[dict[str, Any]] = []
         while len(batch) < size:
             got = sqs.receive_message(

@@ -18,7 +18,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.sns.models import sns_backends
 
 from pullthrough.env import GatherEnv, HubSettings
 from pullthrough.org import gather
@@ -29,6 +28,7 @@ from pullthrough.reporting.vocabulary import Kind, Outcome, Status
 from sandbox.aws import accounts, moto_events
 from sandbox.stack import Stack
 from tests.fake_aws import fake_aws
+from tests.integration.org_support import hub_bus, moto_sns_messages
 
 HUB = accounts.DEFAULT_ACCOUNT
 HUB_REGION = "us-east-1"
@@ -254,14 +254,7 @@ def test_the_deployed_hub_gathers_and_reports_with_its_own_role(
         assert stack.environment("WarmImagesFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
         assert stack.environment("PlanWarmingFunction")["HUB_EVENT_BUS_ARN"] == BUS_ARN
         # The bus and its rule as template.yaml declares them (the sandbox's CloudFormation does not create buses)
-        bus = stack.template["Resources"]["OrgReportBus"]["Properties"]
-        events = boto3.client("events", region_name=HUB_REGION)
-        events.create_event_bus(Name=stack.resolve(bus["Name"]))
-        events.put_permission(EventBusName=BUS, Policy=json.dumps(stack.resolve(bus["Policy"])))
-        rule = stack.template["Resources"]["OrgReportsRule"]["Properties"]
-        events.put_rule(Name="org-reports", EventBusName=BUS, EventPattern=json.dumps(rule["EventPattern"]))
-        target = {"Id": "org-reports", "Arn": stack.physical["OrgReportsQueue.Arn"]}
-        events.put_targets(Rule="org-reports", EventBusName=BUS, Targets=[target])
+        assert hub_bus(stack) == BUS
         # Given this cycle's four member runs and an earlier cycle with one member missing
         now, earlier = datetime.now(UTC), datetime.now(UTC) - timedelta(days=2)
         for account in (A, B):
@@ -281,10 +274,3 @@ def test_the_deployed_hub_gathers_and_reports_with_its_own_role(
             "FAILED pullthrough org org/us-east-1: 1 of 4 missing, 3 reported",
             "OK pullthrough org org/us-east-1: 4 reported",  # notifications.success: summary (the default)
         ]
-
-
-def moto_sns_messages(topic_arn: str) -> list[tuple[str, str]]:
-    """(subject, body) of what moto's SNS backend kept of the messages published to the topic (FACTS.md)."""
-    account, region = topic_arn.split(":")[4], topic_arn.split(":")[3]
-    topic = sns_backends[account][region].topics[topic_arn]
-    return [(subject or "", body) for _, body, subject, _, _ in topic.sent_notifications]

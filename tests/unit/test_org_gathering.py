@@ -21,7 +21,7 @@ import pytest
 from pullthrough import config as config_module
 from pullthrough.aws.ledger.cycles import Cycles, MemberReport, Recorded
 from pullthrough.aws.stacksets import StackInstance
-from pullthrough.env import GatherEnv, HubSettings
+from pullthrough.env import GatherEnv, HubSettings, hub_settings
 from pullthrough.errors import AwsError, EventError
 from pullthrough.org import gather
 from pullthrough.org.cycles import cycle_id, cycle_of, deadline_of
@@ -193,6 +193,20 @@ def test_publish_puts_the_report_on_the_hub_bus_after_sns(bus: Bus) -> None:
 def test_publish_puts_nothing_without_a_hub(bus: Bus) -> None:
     publish_module.publish(warm_report(A, "eu-west-1"), "arn:aws:sns:eu-west-1:1:t", hub=HubSettings())
     assert bus.put == []
+
+
+def test_a_dry_run_puts_nothing_on_the_hub_bus(bus: Bus) -> None:
+    report = warm_report(A, "eu-west-1").model_copy(update={"dry_run": True})
+    publish_module.publish(report, "arn:aws:sns:eu-west-1:1:t", hub=HubSettings(HUB_EVENT_BUS_ARN=BUS_ARN))
+    assert bus.put == []
+
+
+def test_the_hub_settings_follow_the_environment_read_once_per_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HUB_EVENT_BUS_ARN", BUS_ARN)
+    assert hub_settings() is hub_settings()
+    assert hub_settings().hub_event_bus_arn == BUS_ARN
+    monkeypatch.delenv("HUB_EVENT_BUS_ARN")
+    assert hub_settings().hub_event_bus_arn is None
 
 
 def test_a_refused_event_is_counted_and_the_run_stands(bus: Bus, monkeypatch: pytest.MonkeyPatch) -> None:

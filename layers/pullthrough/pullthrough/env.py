@@ -10,6 +10,7 @@ The same code runs in AWS and in the sandbox; only these values differ (docs/CON
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -45,6 +46,10 @@ class Settings(BaseModel):
     ecr_registry_url: str | None = Field(None, alias="PULLTHROUGH_ECR_REGISTRY_URL")
     upstream_endpoints: Annotated[dict[str, str], Field(alias="PULLTHROUGH_UPSTREAM_ENDPOINTS")] = {}
     dry_run: bool = Field(False, alias="PULLTHROUGH_DRY_RUN")
+    # The organisation's members' StackSet (the hub: gather_reports waits for its instances, plan_warming warms
+    # them) and how CloudFormation is called there (SELF or DELEGATED_ADMIN).
+    member_stack_set: str | None = Field(None, alias="MEMBER_STACK_SET")
+    stack_set_call_as: Literal["SELF", "DELEGATED_ADMIN"] = Field("SELF", alias="STACK_SET_CALL_AS")
 
     @field_validator("upstream_endpoints", mode="before")
     @classmethod
@@ -72,6 +77,10 @@ class Settings(BaseModel):
         if not self.account_id:
             raise SettingsError("ACCOUNT_ID is not set: the ECR registry endpoint is <account>.dkr.ecr.<region>...")
         return f"https://{self.account_id}.dkr.ecr.{self.region}.amazonaws.com"
+
+    def stack_set(self) -> str:
+        """The members' StackSet: MEMBER_STACK_SET, else pullthrough-members-<Stage> (docs/CONTRACTS.md)."""
+        return self.member_stack_set or f"pullthrough-members-{self.stage}"
 
     def upstream_url(self, host: str) -> str:
         """Base URL for an upstream registry host (https unless the environment maps it elsewhere)."""
@@ -132,12 +141,6 @@ class GatherEnv(FunctionEnv):
     instances are the members it waits for, and how it calls CloudFormation there (SELF or DELEGATED_ADMIN)."""
 
     ledger_table: str = Field(alias="LEDGER_TABLE")
-    member_stack_set: str | None = Field(None, alias="MEMBER_STACK_SET")
-    stack_set_call_as: Literal["SELF", "DELEGATED_ADMIN"] = Field("SELF", alias="STACK_SET_CALL_AS")
-
-    def stack_set(self) -> str:
-        """The members' StackSet: MEMBER_STACK_SET, else pullthrough-members-<Stage> (docs/CONTRACTS.md)."""
-        return self.member_stack_set or f"pullthrough-members-{self.stage}"
 
 
 class HubSettings(BaseModel):
@@ -155,8 +158,21 @@ class HubSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         source = os.environ if environ is None else environ
-        names = ("HUB_EVENT_BUS_ARN", "PULLTHROUGH_MEMBER", "PULLTHROUGH_WARM_SCHEDULE")
-        return cls.model_validate({name: source[name] for name in names if source.get(name)})
+        return cls.model_validate({name: source[name] for name in HUB_VARIABLES if source.get(name)})
+
+
+HUB_VARIABLES = ("HUB_EVENT_BUS_ARN", "PULLTHROUGH_MEMBER", "PULLTHROUGH_WARM_SCHEDULE")
+
+
+def hub_settings() -> HubSettings:
+    """This environment's HubSettings, validated once per distinct value of its three variables (a function's
+    environment is fixed, so once per execution environment; every report publish reads it)."""
+    return _hub_settings(*(os.environ.get(name) for name in HUB_VARIABLES))
+
+
+@functools.lru_cache(maxsize=8)
+def _hub_settings(*values: str | None) -> HubSettings:
+    return HubSettings.from_env({name: value for name, value in zip(HUB_VARIABLES, values, strict=True) if value})
 
 
 _ALIASES = (

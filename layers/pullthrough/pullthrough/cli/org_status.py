@@ -14,12 +14,9 @@ the one before. A member without one is not a finding: a cycle's reports arrive 
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 from pullthrough.aws import stacksets
-from pullthrough.aws.ledger.cycles import Cycles, MemberReport
 from pullthrough.aws.stacksets import StackInstance
 from pullthrough.cli.common import EXIT_FINDINGS, EXIT_OK, Io, emit, environment
 from pullthrough.cli.deployment import deployed
@@ -27,7 +24,7 @@ from pullthrough.cli.documents import InstanceStatusDoc, LastReportDoc, OrgStatu
 from pullthrough.config import Config
 from pullthrough.config.organization import Member, Organization
 from pullthrough.errors import AwsError, AwsNotFound, PullthroughError
-from pullthrough.org.cycles import cycle_id, cycle_of
+from pullthrough.org.latest import latest_reports
 
 __all__ = ["org_status_command", "organization_of", "status_lines"]
 
@@ -113,35 +110,20 @@ def instance_rows(config: Config, org: Organization, instances: list[StackInstan
     return rows
 
 
-def last_reports(table: str, schedule: str, now: datetime | None = None) -> dict[tuple[str, str], LastReportDoc]:
-    """Per (account, region), the latest warm report the hub recorded: the current cycle's, else the previous one's
-    (a run's report arrives after the cycle it started in began)."""
-    current = cycle_of(now or datetime.now(UTC), schedule)
-    previous = cycle_of(current - timedelta(seconds=1), schedule)
-    found: dict[tuple[str, str], LastReportDoc] = {}
-    cycles = Cycles.in_table(table)
-    for cycle in (cycle_id(current), cycle_id(previous)):
-        for entry in reversed(cycles.reports(cycle)):
-            found.setdefault((entry.account, entry.region), _last(cycle, entry))
-    return found
+def last_reports(table: str, schedule: str) -> dict[tuple[str, str], LastReportDoc]:
+    """Per (account, region), its latest warm report at the hub (org/latest.py)."""
+    return {
+        where: LastReportDoc(
+            cycle=last.cycle, run_id=last.run_id, status=last.status, counts=last.counts, finished=last.finished
+        )
+        for where, last in latest_reports(table, schedule).items()
+    }
 
 
 def with_last_reports(
     rows: list[InstanceStatusDoc], reports: dict[tuple[str, str], LastReportDoc]
 ) -> list[InstanceStatusDoc]:
     return [row.model_copy(update={"last_report": reports.get((row.account or "", row.region))}) for row in rows]
-
-
-def _last(cycle: str, entry: MemberReport) -> LastReportDoc:
-    report = json.loads(entry.report)
-    counts = report.get("counts") or {}
-    return LastReportDoc(
-        cycle=cycle,
-        run_id=entry.run_id,
-        status=str(report.get("status", "UNKNOWN")),
-        counts={str(k): int(v) for k, v in counts.items()},
-        finished=report.get("finished"),
-    )
 
 
 def _member_of(org: Organization, instance: StackInstance) -> Member | None:

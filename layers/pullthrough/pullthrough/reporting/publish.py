@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 from pullthrough.aws import events, sns
-from pullthrough.env import HubSettings
+from pullthrough.env import HubSettings, hub_settings
 from pullthrough.errors import AwsError
 from pullthrough.observability import log_report, logger, record_hub_report_not_sent, record_report_metrics
 from pullthrough.org.event import DETAIL_TYPE, detail_for
@@ -53,7 +53,7 @@ def publish(
     log_report(report, successes=log_successes)
     record_report_metrics(report)
     sent = _to_topic(report, topic_arn, notifications, strict=strict)
-    to_hub(report, hub if hub is not None else HubSettings.from_env())
+    to_hub(report, hub if hub is not None else hub_settings())
     return sent
 
 

@@ -10,12 +10,29 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pullthrough.aws.ledger import RunTarget
 from pullthrough.reporting.items import Details
 from pullthrough.warm.importing import Progress, Wait
 
 # template.yaml's WarmQueue RedrivePolicy maxReceiveCount: on the last delivery an unexpected error becomes a failed
 # outcome, so the run still completes; a test keeps the two equal.
 MAX_RECEIVES = 3
+
+
+class JobTarget(BaseModel):
+    """Where a member's job warms: the member account and region, the warm role the hub assumes there, and that
+    registry's host (the planner names both, so warm_images never reads the config)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
+
+    account: str
+    region: str
+    member: str = ""
+    role: str = Field(description="arn:<partition>:iam::<account>:role/pullthrough-org-warm-<region>")
+    registry: str = Field(description="The member registry's host: <account>.dkr.ecr.<region>.<dns suffix>.")
+
+    def run_target(self) -> RunTarget:
+        return RunTarget(self.account, self.region, self.member)
 
 
 class WarmJob(BaseModel):
@@ -50,6 +67,9 @@ class WarmJob(BaseModel):
     wait: Wait = Field(default_factory=Wait, description="How long to wait for ECR's import (config warm.imports).")
     progress: Progress | None = Field(None, description="Where the import stands, once a look has been taken.")
     source: str | None = Field(None, description="The warm.sources entry naming the image; None for warm.images.")
+    target: JobTarget | None = Field(
+        None, description="The organisation member this job warms in; None: the function's own account and region."
+    )
 
 
 def details_of(job: WarmJob, **facts: Any) -> Details:
@@ -57,4 +77,4 @@ def details_of(job: WarmJob, **facts: Any) -> Details:
     return Details(rule=job.rule, upstream=job.upstream, repository=job.repository, source=job.source, **facts)
 
 
-__all__ = ["MAX_RECEIVES", "WarmJob", "details_of"]
+__all__ = ["MAX_RECEIVES", "JobTarget", "WarmJob", "details_of"]

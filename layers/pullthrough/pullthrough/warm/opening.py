@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pullthrough.aws import queue
-from pullthrough.aws.ledger import DONE, JobEntry, Ledger, Verified
+from pullthrough.aws.ledger import DONE, JobEntry, Ledger, RunTarget, Verified
 from pullthrough.config import Config
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
@@ -43,8 +43,11 @@ def ledger_entries(plan: Plan) -> list[JobEntry]:
     return entries
 
 
-def open_run(run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime) -> None:
-    """Write the run's META and its items; its deadline leaves every job its deliveries, waits and the queue's drain."""
+def open_run(
+    run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime, target: RunTarget | None = None
+) -> None:
+    """Write the run's META and its items; its deadline leaves every job its deliveries, waits and the queue's drain.
+    `target`: the organisation member the run warms (None: this account and region)."""
     run.open(
         plan.run_id,
         trigger=trigger,
@@ -55,6 +58,7 @@ def open_run(run: WarmRun, plan: Plan, config: Config, trigger: str, started: da
         + timedelta(seconds=config.warm.imports.give_up_after + DRAIN_SECONDS_PER_JOB * len(plan.jobs)),
         jobs=ledger_entries(plan),
         notes=plan.notes,
+        target=target,
     )
 
 
@@ -73,7 +77,9 @@ def remember(ledger: Ledger, verified: Sequence[Verified]) -> None:
         logger.warning("verified images could not be remembered", extra={"images": len(verified), "error": str(exc)})
 
 
-def report_whole_run(run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime) -> None:
+def report_whole_run(
+    run: WarmRun, plan: Plan, config: Config, trigger: str, started: datetime, target: RunTarget | None = None
+) -> None:
     """Report a run the planner decided whole (nothing to queue), as its ledger items would report it."""
-    header = RunHeader(plan.run_id, trigger, config.stack, started, plan.notes)
+    header = RunHeader(plan.run_id, trigger, config.stack, started, plan.notes, target=target)
     run.report_whole(header, sorted(ledger_entries(plan), key=lambda entry: entry.key))

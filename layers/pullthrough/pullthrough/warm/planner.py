@@ -45,6 +45,7 @@ from pullthrough.warm.decisions import Decider
 from pullthrough.warm.dry_run import dry_run_report
 from pullthrough.warm.fitting import Fitting
 from pullthrough.warm.ledger import ledger_for
+from pullthrough.warm.members import MemberRuns, plan_members
 from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
 from pullthrough.warm.plan import Candidate, Decided, Expanded, Plan, Wanted
@@ -187,6 +188,7 @@ class RunSummary(BaseModel):
     closed_runs: tuple[str, ...] = ()
     dry_run: bool = False
     shards: int = 0  # plan shards sent (0: planned here, in one invocation)
+    member_runs: tuple[str, ...] = ()  # the organisation's members' runs, one per account and region (members.py)
 
 
 def new_run_id(now: datetime) -> str:
@@ -243,7 +245,17 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
     ledger = ledger_for(env)
     run = WarmRun(ledger, env, lambda: config)
     closed = tuple(run.sweep(started))
-    planner = planner_for(config, env, RunsAround.of(ledger))
+    summary = _plan_own(config, env, run, request, run_id, started)
+    members = MemberRuns(env, run, request, started, lambda member: planner_for(member, env), new_run_id)
+    member_runs = tuple(plan_members(config, members))
+    return {**summary, "closed_runs": list(closed), "member_runs": list(member_runs)}
+
+
+def _plan_own(
+    config: Config, env: PlanEnv, run: WarmRun, request: WarmRequest, run_id: str, started: datetime
+) -> dict[str, Any]:
+    """The hub's own run (its warm list): opened in shards, or planned here and queued, or reported whole."""
+    planner = planner_for(config, env, RunsAround.of(run.ledger))
     expanded = planner.expand(request)
     shards = split(expanded.candidates)
     if len(shards) > 1:
@@ -251,9 +263,9 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
         logger.info("warm run opened in shards", extra={"shards": sent, "trigger": request.trigger})
         planned = len(expanded.decided) + len(expanded.candidates)
         summary = RunSummary(run_id=run_id, trigger=request.trigger, planned=planned, queued=0, decided={})
-        return summary.model_copy(update={"closed_runs": closed, "shards": sent}).model_dump(mode="json")
+        return summary.model_copy(update={"shards": sent}).model_dump(mode="json")
     plan = planner.decide(expanded, run_id)
-    remember(ledger, plan.verified)
+    remember(run.ledger, plan.verified)
     queued = 0
     if plan.jobs:
         open_run(run, plan, config, request.trigger, started)
@@ -262,9 +274,9 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
         report_whole_run(run, plan, config, request.trigger, started)
     logger.info(
         "warm run planned" if plan.jobs else "warm run planned: nothing to queue",
-        extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger, "closed_runs": list(closed)},
+        extra={"planned": plan.planned, "queued": queued, "trigger": request.trigger},
     )
-    return _summary(plan, request, queued=queued, closed=closed)
+    return _summary(plan, request, queued=queued)
 
 
 def preview(config: Config, settings: Settings, request: WarmRequest) -> tuple[Plan, Report]:

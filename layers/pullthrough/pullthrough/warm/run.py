@@ -14,8 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Unpack
 
-from pullthrough.aws.ledger import UNPLANNED, JobEntry, JobRecord, Ledger, OpenRun, Recorded, RunNotifications, RunState
-from pullthrough.env import Settings, SettingsError
+from pullthrough.aws.ledger import (
+    UNPLANNED,
+    JobEntry,
+    JobRecord,
+    Ledger,
+    OpenRun,
+    Recorded,
+    RunNotifications,
+    RunState,
+    RunTarget,
+)
+from pullthrough.env import Settings, SettingsError, hub_settings
 from pullthrough.observability import logger
 from pullthrough.reporting.items import ReportItem
 from pullthrough.reporting.model import Report
@@ -70,7 +80,8 @@ class WarmRun:
             item.model_dump_json(exclude_none=True),
             bytes_moved=item.details.bytes_moved or 0,
             pulls_spent=item.details.pulls_spent or 0,
-            verified=verified_of(job, item),
+            # what the hub's ECR holds, verified: a member's image is the member's, not the hub's to remember
+            verified=verified_of(job, item) if job.target is None else None,
         )
 
     def close(self, run_id: str, key: str) -> None:
@@ -119,10 +130,11 @@ class WarmRun:
             started=header.started,
             deadline=header.started,
             notes=tuple(header.notes),
+            target=header.target,
         )
         records = [JobRecord(e.key, e.subject, e.status, e.outcome, e.report_item) for e in entries]
         report = run_report(state, records, self.settings)
-        publish(report, self.notifications(), self.settings)
+        publish(report, self.notifications(), self.settings, header.target)
         self.ledger.reported_run(
             header.run_id,
             trigger=header.trigger,
@@ -130,6 +142,7 @@ class WarmRun:
             started=header.started,
             jobs=entries,
             notes=header.notes,
+            target=header.target,
         )
         return report
 
@@ -153,16 +166,18 @@ class RunHeader:
     started: datetime
     notes: Sequence[str] = ()
     dry_run: bool = False
+    target: RunTarget | None = None  # the organisation member the run warmed; None: the settings' account and region
 
 
 def warm_report(header: RunHeader, items: Sequence[ReportItem], settings: Settings) -> Report:
     """THE warm report: every warm run's report is built here (the ledger's run, `pullthrough warm`, a dry run), the
-    moved-tag note derived once from its items."""
+    moved-tag note derived once from its items. A member's run is reported as the member's account and region."""
+    target = header.target
     return Report(
         kind=Kind.WARM,
         stack=header.stack,
-        region=settings.region,
-        account=account_of(settings),
+        region=target.region if target is not None else settings.region,
+        account=target.account if target is not None else account_of(settings),
         run_id=header.run_id,
         trigger=header.trigger,
         started=header.started,
@@ -182,7 +197,14 @@ def run_report(state: RunState, jobs: Sequence[JobRecord], settings: Settings) -
             f"{unfinished} job(s) never reported back; the run was closed by the next planner run so it accounts "
             "for every image."
         )
-    header = RunHeader(state.run_id, state.trigger or "unknown", state.stack or "pullthrough", state.started, notes)
+    header = RunHeader(
+        state.run_id,
+        state.trigger or "unknown",
+        state.stack or "pullthrough",
+        state.started,
+        notes,
+        target=state.target,
+    )
     return warm_report(header, items, settings)
 
 
@@ -226,15 +248,21 @@ def account_of(settings: Settings) -> str:
 def report_run(ledger: Ledger, state: RunState, notifications: Notifying, settings: Settings) -> Report:
     """Build the closed run's report, publish it once, and take the run off the open list."""
     report = run_report(state, ledger.jobs(state.run_id), settings)
-    publish(report, notifications, settings)
+    publish(report, notifications, settings, state.target)
     ledger.mark_reported(state.run_id)
     return report
 
 
-def publish(report: Report, notifications: Notifying, settings: Settings) -> str | None:
+def publish(
+    report: Report, notifications: Notifying, settings: Settings, target: RunTarget | None = None
+) -> str | None:
     """Log the report, add its metrics, and send it to the report topic; an SNS error is raised, so the run's last
-    job is retried until its report is sent (the ledger marks the run reported only after this returns)."""
-    return reporting_publish(report, settings.topic_arn, notifications, strict=True, log_successes=False)
+    job is retried until its report is sent (the ledger marks the run reported only after this returns). A member's
+    run (`target`) goes to the hub's bus under the member's name."""
+    hub = hub_settings()
+    if target is not None:
+        hub = hub.model_copy(update={"member": target.member})
+    return reporting_publish(report, settings.topic_arn, notifications, strict=True, log_successes=False, hub=hub)
 
 
 def notifications_of(config: Config) -> RunNotifications:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from pullthrough.aws import clients
 from pullthrough.aws import ecr as ecr_adapter
 from pullthrough.aws.ledger import Ledger
 from pullthrough.env import Settings, SettingsError
@@ -22,8 +23,10 @@ from pullthrough.errors import AwsError, PullthroughError
 from pullthrough.observability import logger
 from pullthrough.registry.client import Manifest, RegistryClient
 from pullthrough.reporting.items import ReportItem
+from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.importing import EcrImports, Import, Waiting
-from pullthrough.warm.job import WarmJob
+from pullthrough.warm.job import JobTarget, WarmJob, details_of
+from pullthrough.warm.outcomes import Reason
 from pullthrough.warm.refusals import Diagnose
 from pullthrough.warm.results import Told, outcome_of
 from pullthrough.warm.run import ledger_for
@@ -111,6 +114,7 @@ class Warmer:
         self.context = context
         self._ledger = ledger
         self._ecr: RegistryClient | None = None
+        self._members: dict[str, RegistryClient] = {}  # a member registry's host -> its client (job.target)
         self._upstreams: dict[str, RegistryClient | None] = {}
         self._lock = threading.RLock()  # the lazily built ledger and clients, shared by the batch's jobs
 
@@ -134,12 +138,14 @@ class Warmer:
 
     def close(self) -> None:
         """Close the registry connections this warmer opened."""
-        for client in [self._ecr, *self._upstreams.values()]:
+        for client in [self._ecr, *self._members.values(), *self._upstreams.values()]:
             if client is not None:
                 client.close()
 
     def warm(self, job: WarmJob) -> ReportItem | Waiting:
         """Look at one job's import through ECR: its outcome, or Waiting when ECR is not done yet."""
+        if job.target is not None:
+            return self._warm_member(job, job.target)
         return warm_image(
             job,
             AwsEcrImports(self.ecr(), self.settings.region),
@@ -165,6 +171,45 @@ class Warmer:
             sleep(looked.delay)
             job = job.model_copy(update={"progress": looked.progress})
 
+    def _warm_member(self, job: WarmJob, target: JobTarget) -> ReportItem | Waiting:
+        """Warm a member's job acting through its warm role: the member's ECR, in its region, with the role's keys.
+
+        The member's ECR imports from the hub (its rule), so the upstream's pull is the hub's. An image the member's
+        ECR already holds (DescribeImages) is already cached: no trigger, no pull. The ledger, queue and report stay
+        the hub's: only what runs inside `acting_as` acts in the member."""
+        role = clients.Role(target.role, f"pullthrough-{job.run_id}")
+        try:
+            with clients.acting_as(role):
+                held = (
+                    None
+                    if job.progress is not None
+                    else ecr_adapter.describe_image(job.repository, job.tag, target.region)
+                )
+                if held is not None and job.pinned in (None, held.digest):
+                    return ReportItem(
+                        subject=job.subject,
+                        outcome=Outcome.ALREADY_CACHED,
+                        details=details_of(job, digest=held.digest, pulls_spent=0),
+                    )
+                ecr = AwsEcrImports(self._member_registry(target), target.region)
+                return warm_image(job, ecr, seconds_left=self._seconds_left())
+        except AwsError as exc:
+            if exc.operation != "sts:AssumeRole":
+                raise
+            return _refused_role(job, target, exc)
+
+    def _member_registry(self, target: JobTarget) -> RegistryClient:
+        """The member registry endpoint's client, with a token from the member's GetAuthorizationToken (call it
+        acting as the member's warm role)."""
+        with self._lock:
+            if target.registry not in self._members:
+                url = self.settings.upstream_url(target.registry)
+                credentials = ecr_adapter.authorization(url, target.region)
+                self._members[target.registry] = RegistryClient(
+                    url, name="ECR", credentials=credentials, timeout=ECR_TIMEOUT, connections=JOBS_AT_ONCE
+                )
+            return self._members[target.registry]
+
     def _diagnose(self, job: WarmJob) -> PullthroughError | None:
         try:
             with self._lock:
@@ -183,6 +228,26 @@ class Warmer:
         if self.context is None:
             return None
         return float(self.context.get_remaining_time_in_millis()) / 1000.0
+
+
+def _refused_role(job: WarmJob, target: JobTarget, error: AwsError) -> ReportItem:
+    """A member's image failed because the hub could not assume the member's warm role."""
+    return ReportItem(
+        subject=job.subject,
+        outcome=Outcome.FAILED,
+        reason=(
+            f"the hub could not act in account {target.account}, region {target.region}: sts:AssumeRole on "
+            f"{target.role} was refused ({error.code}: {error.message})"
+        ),
+        fix=(
+            f"the members' StackSet creates {target.role} where the member has a warm list, trusting the hub's "
+            "warm_images role: check the instance's status (aws cloudformation list-stack-instances "
+            "--stack-set-name pullthrough-members-<Stage>), then deploy or update the StackSet with `sam deploy` of "
+            "the hub"
+        ),
+        reason_code=Reason.AUTH.value,
+        details=details_of(job),
+    )
 
 
 __all__ = ["ECR_TIMEOUT", "JOBS_AT_ONCE", "AwsEcrImports", "Clocks", "Warmer", "warm_image"]

@@ -49,6 +49,7 @@ from pullthrough.aws.ledger.records import (
     RunFacts,
     RunNotifications,
     RunState,
+    RunTarget,
     ShardRecord,
     Verified,
 )
@@ -182,6 +183,7 @@ __all__ = [
     "RunFacts",
     "RunNotifications",
     "RunState",
+    "RunTarget",
     "ShardRecord",
     "Verified",
 ]

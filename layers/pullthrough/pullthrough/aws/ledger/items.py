@@ -30,6 +30,7 @@ from pullthrough.aws.ledger.records import (
     RunFacts,
     RunNotifications,
     RunState,
+    RunTarget,
     ShardRecord,
     Verified,
 )
@@ -111,6 +112,11 @@ def meta_item(
         meta["success"] = s(notifications.success)
         if notifications.subject_prefix:
             meta["subject_prefix"] = s(notifications.subject_prefix)
+    target = facts.get("target")
+    if target is not None:
+        meta.update({"target_account": s(target.account), "target_region": s(target.region)})
+        if target.member:
+            meta["member"] = s(target.member)
     return meta
 
 
@@ -207,12 +213,21 @@ def run_state(item: dict[str, Any]) -> RunState:
         pulls_spent=number(item, "pulls_spent"),
         notes=tuple(str(note["S"]) for note in (item.get("notes") or {}).get("L", []) if "S" in note),
         notifications=notifications_of(item),
+        target=target_of(item),
         shards=number(item, "shards"),
         shards_done=number(item, "shards_done"),
         closed_by=text(item, "closed_by"),
         closed_at=moment(item, "closed_at"),
         reported_at=moment(item, "reported_at"),
     )
+
+
+def target_of(item: dict[str, Any]) -> RunTarget | None:
+    """The member account and region the run warms, as its META names them; None for the function's own."""
+    account, region = text(item, "target_account"), text(item, "target_region")
+    if not account or not region:
+        return None
+    return RunTarget(account, region, text(item, "member") or "")
 
 
 def notifications_of(item: dict[str, Any]) -> RunNotifications | None:

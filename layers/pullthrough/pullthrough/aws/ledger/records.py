@@ -64,6 +64,16 @@ class RunNotifications:
     subject_prefix: str | None = None
 
 
+@dataclass(frozen=True)
+class RunTarget:
+    """The organisation member's account and region a run warms (the hub acting through its warm role), and the
+    member's name in the config; a run without one warms the function's own account and region."""
+
+    account: str
+    region: str
+    member: str = ""
+
+
 class RunFacts(TypedDict):
     """What a run's META says about the run itself, as the planner opens it (the deadline: open runs only)."""
 
@@ -72,6 +82,7 @@ class RunFacts(TypedDict):
     started: datetime
     notes: NotRequired[Sequence[str]]
     notifications: NotRequired[RunNotifications]
+    target: NotRequired[RunTarget | None]
 
 
 class OpenRun(RunFacts):
@@ -110,6 +121,7 @@ class RunState:
     pulls_spent: int = 0
     notes: tuple[str, ...] = ()
     notifications: RunNotifications | None = None  # None: a META written before runs carried them
+    target: RunTarget | None = None  # None: the function's own account and region
     shards: int = 0  # plan shards (0: planned in one invocation)
     shards_done: int = 0
     closed_by: str | None = None
