@@ -34,8 +34,8 @@ from pullthrough.aws.stacksets import StackInstance, stack_instances
 from pullthrough.config import Config
 from pullthrough.config.organization import Member, partition_of, registry_host
 from pullthrough.env import PlanEnv
-from pullthrough.errors import AwsError
 from pullthrough.observability import logger
+from pullthrough.org.targets import warm_targets
 from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm.importing import Wait
 from pullthrough.warm.job import JobTarget, WarmJob
@@ -76,41 +76,17 @@ class MemberTarget:
 def member_targets(
     config: Config, instances: Callable[[], Sequence[StackInstance]], stack_set: str
 ) -> tuple[list[MemberTarget], list[str]]:
-    """Every member (account, region) with a warm list, and notes on what could not be found out."""
-    organization = config.organization
-    members = [member for member in (organization.members if organization else ()) if member.warm]
-    found = {
-        (account, region): MemberTarget(member, account, region)
-        for member in members
-        for account in member.accounts
-        for region in member.regions
-    }
-    by_ou: dict[str, list[Member]] = {}
-    for member in members:
-        for ou in member.organizational_units:
-            by_ou.setdefault(ou, []).append(member)
-    if not by_ou:
-        return list(found.values()), []
-    try:
-        listed = instances()
-    except AwsError as exc:
-        note = (
-            f"the members' StackSet {stack_set} could not be listed ({exc.code}: {exc.message}), so the accounts of "
-            f"{', '.join(sorted(by_ou))} were not warmed. Fix: give plan_warming cloudformation:ListStackInstances "
-            f"on {stack_set} (template.yaml does when the hub deploys the StackSet), or list them under `accounts`."
-        )
-        logger.error("members' organisational units not resolved", extra={"error": str(exc)})
-        return list(found.values()), [note]
-    for instance in listed:
-        for member in by_ou.get(instance.organizational_unit or "", ()):
-            where = (instance.account, instance.region)
-            if instance.region in member.regions and where not in found:
-                found[where] = MemberTarget(member, *where, _problem(instance, stack_set))
-    return list(found.values()), []
+    """Every member (account, region) with a warm list (org/targets.py), and notes on what could not be found out."""
+    targets = warm_targets(config, instances)
+    note = targets.not_listed(stack_set, "were not warmed", "plan_warming")
+    if note is not None:
+        logger.error("members' organisational units not resolved", extra={"error": str(targets.error)})
+    found = [MemberTarget(t.member, t.account, t.region, _problem(t.instance, stack_set)) for t in targets.found]
+    return found, [note] if note else []
 
 
-def _problem(instance: StackInstance, stack_set: str) -> str | None:
-    if instance.status == CURRENT:
+def _problem(instance: StackInstance | None, stack_set: str) -> str | None:
+    if instance is None or instance.status == CURRENT:
         return None
     return (
         f"not planned: the members' StackSet {stack_set} instance in account {instance.account}, region "
