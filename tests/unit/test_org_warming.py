@@ -23,7 +23,7 @@ from pullthrough.reporting.model import Report
 from pullthrough.reporting.vocabulary import Outcome
 from pullthrough.warm import run as run_module
 from pullthrough.warm.importing import Wait
-from pullthrough.warm.members import member_config, member_plan, member_request, member_targets
+from pullthrough.warm.members import hub_config, member_config, member_plan, member_request, member_targets
 from pullthrough.warm.planner import Planner
 from pullthrough.warm.request import WarmRequest
 from pullthrough.warm.run import RunHeader, warm_report
@@ -75,6 +75,18 @@ def test_members_with_a_warm_list_are_planned_in_each_account_and_region() -> No
     assert outdated is not None
     assert "OUTDATED" in outdated
     assert STACK_SET in outdated
+
+
+def test_the_hubs_own_run_warms_every_members_image_once_within_the_shared_budget() -> None:
+    # Given a hub warming nginx itself, and members warming nginx and redis
+    config = config_module.parse(CONFIG.replace("rules:", "warm: {images: [docker.io/library/nginx:1.27]}\nrules:"))
+    # When the hub's own run is planned, Then its warm list is its own and the members' images, each once (the hub
+    # pulls each upstream once, drawn from the shared allowance; the members import from the hub)
+    images = [str(entry.image) for entry in hub_config(config).warm.images]
+    assert images == ["docker.io/library/nginx:1.27", "docker.io/library/redis:7"]
+    # And a config without an organisation is left as it is
+    plain = config_module.parse(CONFIG.split("organization:")[0])
+    assert hub_config(plain) is plain
 
 
 def test_a_stackset_that_cannot_be_listed_is_a_note_with_the_fix() -> None:

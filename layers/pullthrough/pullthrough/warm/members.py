@@ -17,9 +17,10 @@ would from a member that ran its own functions.
 Planning reads nothing in the member (so the warm role is trusted by warm_images only): warm_images asks the
 member's ECR first (DescribeImages) and reports an image the member holds as already cached, with no trigger and so
 no pull anywhere. Budget: an image the hub holds costs the organisation no upstream pull when a member imports it; a
-member's import of an image the hub does not hold makes the hub's ECR pull it upstream once. That pull is not drawn
-from the shared allowance yet (the hub's own run draws its own list's pulls): list the members' images in the hub's
-warm list too, so the hub's run pulls them within the allowance and the members import from the hub.
+member's import of an image the hub does not hold makes the hub's ECR pull it upstream. So the hub's own run warms
+every member's image too (`hub_config`): it draws that pull from the shared allowance (or defers it when the
+allowance is spent), and the members import from the hub. A member's import that runs before the hub's has finished
+may still make the hub's ECR pull it itself: that pull was drawn already by the hub's run.
 """
 
 from __future__ import annotations
@@ -92,6 +93,21 @@ def _problem(instance: StackInstance | None, stack_set: str) -> str | None:
         f"not planned: the members' StackSet {stack_set} instance in account {instance.account}, region "
         f"{instance.region} is {instance.status or 'of unknown status'}, so its warm role may be missing or outdated"
     )
+
+
+def hub_config(config: Config) -> Config:
+    """The hub's own config with the members' warm lists added to its warm list (each entry once): the hub's run
+    imports every image a member warms, drawing its upstream pull from the shared allowance, so the members import
+    from the hub and the organisation pulls each image upstream once, within one budget."""
+    organization = config.organization
+    if organization is None:
+        return config
+    images = list(config.warm.images)
+    for member in organization.members:
+        images += [entry for entry in member.warm if entry not in images]
+    if len(images) == len(config.warm.images):
+        return config
+    return config.model_copy(update={"warm": config.warm.model_copy(update={"images": tuple(images)})})
 
 
 def member_config(config: Config, member: Member) -> Config:
@@ -198,6 +214,7 @@ __all__ = [
     "WARM_ROLE",
     "MemberRuns",
     "MemberTarget",
+    "hub_config",
     "member_config",
     "member_plan",
     "member_request",

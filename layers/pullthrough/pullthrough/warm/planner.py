@@ -45,7 +45,7 @@ from pullthrough.warm.decisions import Decider
 from pullthrough.warm.dry_run import dry_run_report
 from pullthrough.warm.fitting import Fitting
 from pullthrough.warm.ledger import ledger_for
-from pullthrough.warm.members import MemberRuns, plan_members
+from pullthrough.warm.members import MemberRuns, hub_config, plan_members
 from pullthrough.warm.opening import ledger_entries, open_run, queue_jobs, remember, report_whole_run
 from pullthrough.warm.overlap import InFlight, RunsAround, in_flight, in_flight_notes, leave_in_flight
 from pullthrough.warm.plan import Candidate, Decided, Expanded, Plan, Wanted
@@ -228,7 +228,7 @@ def handle(event: dict[str, Any], context: LambdaContext, env: PlanEnv) -> dict[
     """
     if is_shard_batch(event):
         return handle_shards(event, env, planner_for)
-    config = config_module.load(env.config_path)
+    config = hub_config(config_module.load(env.config_path))  # the members' images are the hub's too
     request = WarmRequest.from_event(event)
     started = datetime.now(UTC)
     run_id = new_run_id(started)
