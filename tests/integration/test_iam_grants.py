@@ -92,6 +92,11 @@ def recorded(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield found
 
 
+def statement_of(role: Role, sid: str) -> Statement:
+    (found,) = [s for s in role.statements if s.sid == sid]
+    return found
+
+
 def refused_without(recorded: Recorded, function: str, sid: str, action: str | None = None) -> list[str]:
     """The recorded requests of the function that its role as it was then, without that statement (or action), would
     refuse (a role without the statement at that time is judged as it was)."""
