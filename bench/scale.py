@@ -12,8 +12,9 @@ the N images. When template.yaml gives plan_warming a queue of plan shards, each
 time and measured on its own.
 
 First run (half the images held in ECR): time "as Lambda runs it" is the coordinator's invocation, then the shards in
-waves of at most the PlanWarmingShards mapping's MaximumConcurrency (template.yaml), each wave as long as its slowest
-shard plus one queue hop (QUEUE_HOP_SECONDS): in Lambda each shard is its own invocation on its own CPU, where this
+waves of at most the PlanWarmingShards mapping's MaximumConcurrency (template.yaml) and of what Lambda's SQS poller
+runs at that moment (five batches at first, 300 more a minute), each wave as long as its slowest shard plus one queue
+hop (QUEUE_HOP_SECONDS): in Lambda each shard is its own invocation on its own CPU, where this
 2-core machine can only run them one after another; the serial sum is shown beside it. Counted per
 image: AWS calls (the library's boto3 calls), Pullthrough's upstream requests by kind (the upstream front counts the
 library's client by its User-Agent), token requests per 50 repositories; Pullthrough's own CPU (the child's process
@@ -41,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import layout
-from bench.harness import FAKE_AWS, ROOT, RegistryCalls, Rig, progress
+from bench.harness import FAKE_AWS, LAMBDA_INITIAL_SQS_CONCURRENCY, ROOT, RegistryCalls, Rig, progress
 from bench.network import Model
 from bench.table import Columns, Figure, columns, ratio, seconds, size
 
@@ -55,6 +56,10 @@ GOAL_GROWTH = 1.1  # calls per image at the large size over the small size's: li
 # The SQS event source's hop from a shard message sent to its invocation: AWS publishes no figure; the poller
 # long-polls, so a message is picked up well within a second. An assumption, stated in the table.
 QUEUE_HOP_SECONDS = 0.1
+# The Lambda guide (services-sqs-scaling): "When messages are available, Lambda starts processing five batches at a
+# time with five concurrent invocations of your function. If messages are still available, Lambda increases the
+# number of processes that are reading batches by up to 300 more instances per minute", up to MaximumConcurrency.
+SQS_SCALE_PER_MINUTE = 300
 REPEAT_RUNS, REPEAT_HOURS = 4, 6.0
 SMALL_RUNS = 3  # the small first plan takes seconds, so machine noise weighs on it most: its median is used
 
@@ -148,14 +153,21 @@ class Plan:
 
     @property
     def waves(self) -> list[list[float]]:
-        """The shards' seconds in waves of at most `concurrency`, in the order the coordinator sent them."""
-        shards, width = [s["seconds"] for s in self.shards], self.concurrency
-        return [shards[begin : begin + width] for begin in range(0, len(shards), width)]
+        """The shards' seconds in waves, in the order the coordinator sent them: each wave as wide as Lambda's poller
+        runs batches at its start (LAMBDA_INITIAL_SQS_CONCURRENCY, then SQS_SCALE_PER_MINUTE more), at most the
+        mapping's MaximumConcurrency."""
+        shards, waves, elapsed = [s["seconds"] for s in self.shards], [], 0.0
+        while shards:
+            width = min(self.concurrency, LAMBDA_INITIAL_SQS_CONCURRENCY + int(SQS_SCALE_PER_MINUTE * elapsed / 60))
+            wave, shards = shards[:width], shards[width:]
+            waves.append(wave)
+            elapsed += max(wave) + QUEUE_HOP_SECONDS
+        return waves
 
     @property
     def lambda_seconds(self) -> float:
-        """As Lambda runs it: the coordinator, then the shards in waves of at most the mapping's MaximumConcurrency,
-        each wave as long as its slowest shard and one queue hop before it."""
+        """As Lambda runs it: the coordinator, then the shards in waves (`waves`), each as long as its slowest shard
+        and one queue hop before it."""
         return self.coordinator["seconds"] + sum(max(wave) + QUEUE_HOP_SECONDS for wave in self.waves)
 
     @property

@@ -29,3 +29,10 @@ def test_shards_run_in_waves_of_the_mappings_maximum_concurrency() -> None:
 
 def test_a_plan_without_shards_is_its_coordinator_alone() -> None:
     assert plan([], concurrency=4).lambda_seconds == pytest.approx(1.0)
+
+
+def test_lambda_starts_five_batches_at_once_and_adds_more_as_the_seconds_pass() -> None:
+    # Given twelve shards of a second each and a mapping allowing ten at once
+    timed = plan([1.0] * 12, concurrency=10)
+    # Then the first wave is Lambda's five; 1.1 s later the poller runs five more a second (10, the cap): the last 7
+    assert [len(wave) for wave in timed.waves] == [5, 7]
