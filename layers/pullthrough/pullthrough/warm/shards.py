@@ -11,13 +11,30 @@
                  a shard that fails every delivery goes to the PlanShards dead-letter queue, and the sweep closes its
                  run at the deadline with the shard's images failed as not planned (run.py, Ledger.jobs)
 
-Why SHARD_REPOSITORIES = 100: a shard is one Lambda invocation (Timeout 300 s, 15 min at most) deciding one
-DescribeImages, one HEAD per tag and the verification of what ECR holds per repository. At 40 ms per HEAD over
-PLAN_WORKERS (16) workers, 100 repositories of ten tags (1,000 HEADs) take about 2.5 s, far inside the timeout, and
-the shard's candidates, decisions and jobs stay a few MB; 10,000 images in one invocation would be 25 s of HEADs
-alone. Shards run side by side (the event source's concurrency), so a list's plan time is the coordinator's
-expansion plus the slowest shard, not the sum. A plan of at most SHARD_REPOSITORIES repositories (and SHARD_IMAGES
-images) stays one invocation: no extra hop, the same behaviour as before.
+The numbers, and why (issue 17; measured figures in /work/wt/plan-scale.md):
+- SHARD_REPOSITORIES = 50. A shard asks Docker Hub's token realm once for up to 50 repositories (one token with
+  repeated scopes, registry/auth.py), and a shard cannot share a token with another invocation (a token is a secret:
+  never in a queue message). 50 keeps one token request per 50 repositories; a smaller shard would ask more.
+  It is also where a hop pays: a shard costs the coordinator (about 0.7 s), one queue hop and about ten fixed AWS
+  calls (run and allowance reads, transactions, its secret), against the 10 to 18 ms per image a shard spends
+  deciding (measured in the sandbox); 1,000 images took 15.4 s in one invocation and 0.7 + 9.4 s as two shards of
+  50 repositories side by side. So a list of at most 50 repositories (and SHARD_IMAGES images) stays one invocation.
+- SHARD_IMAGES = 500: 50 repositories of ten tags, and a message of about 75 KB (SQS takes 256 KiB).
+- template.yaml's PlanWarmingShards MaximumConcurrency = 10 (shards decided at once). Lambda starts an SQS event
+  source at five concurrent batches and adds up to 300 a minute (Lambda guide, "Configuring scaling behavior for SQS
+  event source mappings"), so the first wave is five whatever the cap. What bounds the cap:
+  - the shared pull allowance: every shard draws from one BUDGET item with a versioned write (budget.py), and the
+    shards of a wave finish deciding at about the same time; a draw overtaken by a sibling is tried again, up to
+    fitting.DRAW_ATTEMPTS (10, kept equal to this cap, so a wave's shards can all be overtaken once each and still
+    draw). DynamoDB itself takes 1,000 write units a second on one partition (DynamoDB guide, partitions): ten
+    small writes are nothing to it; the versions are the bound.
+  - the upstream: each shard HEADs with PLAN_WORKERS (16) connections, so at most 160 HEADs are in flight. Docker
+    Hub counts no HEAD as a pull, but its abuse rate limit applies to every request, per IPv4 address or IPv6 /64,
+    "in the order of thousands of requests per minute" (Docker docs, Docker Hub usage and limits). A first run of
+    10,000 images is 10,000 HEADs: from one egress address (a NAT gateway) that is minutes of HEADs at that limit,
+    whatever the sharding. A repeat run HEADs only the tags due for ECR's daily re-check.
+  - Lambda: each shard is one concurrent execution of the account's (default 1,000) shared with warm_images; 10 is
+    far inside it. SQS: 20 messages for 10,000 images.
 """
 
 from __future__ import annotations
@@ -47,11 +64,11 @@ from pullthrough.warm.run import WarmRun
 if TYPE_CHECKING:
     from pullthrough.warm.planner import Planner
 
-# Repositories one plan shard decides (the module's docstring says why 100).
-SHARD_REPOSITORIES = 100
+# Repositories one plan shard decides (the module's docstring says why 50).
+SHARD_REPOSITORIES = 50
 # ...and at most this many images, so a shard's SQS message (256 KiB at most) holds its candidates: about 150 bytes
 # each. A repository with more tags than this is a shard of its own.
-SHARD_IMAGES = 1000
+SHARD_IMAGES = 500
 # template.yaml's PlanShardsQueue: each shard is delivered up to this many times, each hidden this long (six times
 # PlanWarmingFunction's Timeout), before the dead-letter queue; a sharded run's deadline leaves it all that time.
 SHARD_RECEIVES = 3
