@@ -57,7 +57,7 @@ def test_a_list_of_250_repositories_is_planned_in_shards_each_image_once_in_one_
     world.configure([f"{name}:1.0" for name in names])
     # When the schedule plans it and the shard and warm queues are drained
     summary, report = plan_all(world)
-    # Then the run was planned in shards of at most SHARD_REPOSITORIES repositories (five of 50)
+    # Then the run was planned in shards of at most SHARD_REPOSITORIES repositories (three of 100)
     cut = -(-250 // shards.SHARD_REPOSITORIES)
     assert summary["shards"] == cut > 1
     state = ledger_of(world).run(summary["run_id"])

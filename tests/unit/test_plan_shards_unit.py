@@ -32,10 +32,10 @@ def test_a_list_is_cut_into_shards_of_whole_repositories_up_to_the_limits() -> N
     cut = shards.split(found)
     # Then each shard holds whole repositories, at most SHARD_REPOSITORIES of them and SHARD_IMAGES images, except
     # a repository larger than that, which is a shard of its own
-    assert [len({c.repository for c in shard}) for shard in cut] == [50, 50, 50, 50, 50, 1]
-    assert [len(shard) for shard in cut] == [500, 500, 500, 500, 500, 1500]
+    assert [len({c.repository for c in shard}) for shard in cut] == [100, 100, 50, 1]
+    assert [len(shard) for shard in cut] == [1000, 1000, 500, 1500]
     # And repositories of twenty tags are cut at SHARD_IMAGES before SHARD_REPOSITORIES
-    assert [len(shard) for shard in shards.split(candidates(30, 20))] == [500, 100]
+    assert [len(shard) for shard in shards.split(candidates(60, 20))] == [1000, 200]
     assert [c.key for shard in cut for c in shard] == [c.key for c in found]
 
 

@@ -12,14 +12,17 @@
                  run at the deadline with the shard's images failed as not planned (run.py, Ledger.jobs)
 
 The numbers, and why (issue 17; measured figures in /work/wt/plan-scale.md):
-- SHARD_REPOSITORIES = 50. A shard asks Docker Hub's token realm once for up to 50 repositories (one token with
-  repeated scopes, registry/auth.py), and a shard cannot share a token with another invocation (a token is a secret:
-  never in a queue message). 50 keeps one token request per 50 repositories; a smaller shard would ask more.
-  It is also where a hop pays: a shard costs the coordinator (about 0.7 s), one queue hop and about ten fixed AWS
-  calls (run and allowance reads, transactions, its secret), against the 10 to 18 ms per image a shard spends
-  deciding (measured in the sandbox); 1,000 images took 15.4 s in one invocation and 0.7 + 9.4 s as two shards of
-  50 repositories side by side. So a list of at most 50 repositories (and SHARD_IMAGES images) stays one invocation.
-- SHARD_IMAGES = 500: 50 repositories of ten tags, and a message of about 75 KB (SQS takes 256 KiB).
+- SHARD_REPOSITORIES = 100. A shard asks Docker Hub's token realm once per 50 repositories (one token with repeated
+  scopes, registry/auth.py), and cannot share a token with another invocation (a token is a secret: never in a
+  queue message), so a shard is a multiple of 50 repositories: a smaller one asks more tokens per 50 repositories.
+  Where a hop pays (measured in the sandbox, load average 5 to 9; /work/wt/plan-scale.md): a shard costs the
+  coordinator (about 0.7 s), one queue hop and about ten fixed AWS calls (run and allowance reads, transactions,
+  its secret). A first run of 1,000 images took 15.4 s in one invocation and 0.7 + 9.4 s as two shards of 50
+  repositories; but a repeat run (every 6 hours: the common case) took 5 to 6 s and 0.114 calls per image in one
+  invocation, against 7 to 9 s and 0.130 as two shards. So a list of up to 100 repositories stays one invocation.
+  Lambda's SQS scaling (below) also favours few shards: a plan of 10,000 images runs as 10 shards in two waves of
+  five, where 20 shards of 50 repositories took three waves (5, 10, 5): 60 s as Lambda runs it.
+- SHARD_IMAGES = 1,000: a message of about 150 KB (SQS takes 256 KiB).
 - template.yaml's PlanWarmingShards MaximumConcurrency = 10 (shards decided at once). Lambda starts an SQS event
   source at five concurrent batches and adds up to 300 a minute (Lambda guide, "Configuring scaling behavior for SQS
   event source mappings"), so the first wave is five whatever the cap. What bounds the cap:
@@ -34,7 +37,7 @@ The numbers, and why (issue 17; measured figures in /work/wt/plan-scale.md):
     10,000 images is 10,000 HEADs: from one egress address (a NAT gateway) that is minutes of HEADs at that limit,
     whatever the sharding. A repeat run HEADs only the tags due for ECR's daily re-check.
   - Lambda: each shard is one concurrent execution of the account's (default 1,000) shared with warm_images; 10 is
-    far inside it. SQS: 20 messages for 10,000 images.
+    far inside it. SQS: 10 messages for 10,000 images.
 """
 
 from __future__ import annotations
@@ -64,11 +67,11 @@ from pullthrough.warm.run import WarmRun
 if TYPE_CHECKING:
     from pullthrough.warm.planner import Planner
 
-# Repositories one plan shard decides (the module's docstring says why 50).
-SHARD_REPOSITORIES = 50
+# Repositories one plan shard decides (the module's docstring says why 100).
+SHARD_REPOSITORIES = 100
 # ...and at most this many images, so a shard's SQS message (256 KiB at most) holds its candidates: about 150 bytes
 # each. A repository with more tags than this is a shard of its own.
-SHARD_IMAGES = 500
+SHARD_IMAGES = 1000
 # template.yaml's PlanShardsQueue: each shard is delivered up to this many times, each hidden this long (six times
 # PlanWarmingFunction's Timeout), before the dead-letter queue; a sharded run's deadline leaves it all that time.
 SHARD_RECEIVES = 3
