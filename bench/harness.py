@@ -501,10 +501,6 @@ def correct_moto() -> None:
     - SQS: moto recounts every message of a queue for every message sent (SendMessage reads the queue's attributes,
       ApproximateNumberOfMessages* included), so queueing N jobs costs O(N^2); SQS's is O(N). The approximate counts
       are cached for APPROXIMATE_SECONDS, which SQS documents them to be (approximate, eventually consistent).
-    - DynamoDB: moto's TransactWriteItems deep-copies the whole table once per item of the transaction, to roll
-      back (plan-shards: 8.5 s for one call of 100 items with 1,000 items stored); a plan shard writes its items
-      99 to a transaction, so a shard's time measured moto. The table is copied once per transaction here
-      (`_copy_tables_once`): the same rollback, since every copy is of the state before the transaction.
     - every moto request is handled one at a time (`sandbox.aws.moto_threads.serialised`, for the whole bench): moto is
       not thread-safe (two concurrent conditional writes to one DynamoDB item can both succeed), where DynamoDB
       serialises them. moto's calls are CPU-bound Python under the GIL anyway, so the lock costs the concurrent warm
@@ -527,36 +523,6 @@ def correct_moto() -> None:
     ):
         setattr(Queue, name, property(_cached_count(getattr(Queue, name).fget, name)))
     Queue._bench_corrected = True  # type: ignore[attr-defined]
-    _copy_tables_once()
-
-
-def _copy_tables_once() -> None:
-    """moto's transact_write_items, with each table deep-copied once per call rather than once per item."""
-    import copy
-    import types
-
-    from moto.dynamodb import models
-    from moto.dynamodb.models.table import Table
-
-    original = models.DynamoDBBackend.transact_write_items
-
-    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
-        copies: dict[int, Any] = {}
-
-        def deepcopy(thing: Any, memo: Any = None) -> Any:
-            if not isinstance(thing, Table):
-                return copy.deepcopy(thing, memo)
-            if id(thing) not in copies:
-                copies[id(thing)] = copy.deepcopy(thing, memo)
-            return copies[id(thing)]
-
-        setattr(models, "copy", types.SimpleNamespace(deepcopy=deepcopy))  # noqa: B010 (moto's module global)
-        try:
-            original(self, transact_items)
-        finally:
-            setattr(models, "copy", copy)  # noqa: B010
-
-    models.DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
 
 
 def _cached_count(count: Any, name: str) -> Any:
