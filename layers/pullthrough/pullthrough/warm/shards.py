@@ -15,13 +15,13 @@ The numbers, and why (issue 17; measured figures in /work/wt/plan-scale.md):
 - SHARD_REPOSITORIES = 100. A shard asks Docker Hub's token realm once per 50 repositories (one token with repeated
   scopes, registry/auth.py), and cannot share a token with another invocation (a token is a secret: never in a
   queue message), so a shard is a multiple of 50 repositories: a smaller one asks more tokens per 50 repositories.
-  Where a hop pays (measured in the sandbox, load average 5 to 9; /work/wt/plan-scale.md): a shard costs the
-  coordinator (about 0.7 s), one queue hop and about ten fixed AWS calls (run and allowance reads, transactions,
-  its secret). A first run of 1,000 images took 15.4 s in one invocation and 0.7 + 9.4 s as two shards of 50
-  repositories; but a repeat run (every 6 hours: the common case) took 5 to 6 s and 0.114 calls per image in one
-  invocation, against 7 to 9 s and 0.130 as two shards. So a list of up to 100 repositories stays one invocation.
-  Lambda's SQS scaling (below) also favours few shards: a plan of 10,000 images runs as 10 shards in two waves of
-  five, where 20 shards of 50 repositories took three waves (5, 10, 5): 60 s as Lambda runs it.
+  Where a hop pays (measured in the sandbox, load average 4 to 8; /work/wt/plan-scale.md): a shard costs the
+  coordinator (about 0.6 s), one queue hop and about ten fixed AWS calls (run and allowance reads, transactions,
+  its secret). A first run of 1,000 images took 12.7 s in one invocation and 0.6 + 10.9 s as two shards of 50
+  repositories; but a repeat run (every 6 hours: the common case) costs 0.107 AWS calls per image in one
+  invocation against 0.130 as two shards. So a list of up to 100 repositories stays one invocation. Lambda's SQS
+  scaling (below) also favours few shards: 10,000 images run as 10 shards in two waves of five (33 s as Lambda
+  runs it in the sandbox), where 20 shards of 50 repositories take three waves (5, 10, 5).
 - SHARD_IMAGES = 1,000: a message of about 150 KB (SQS takes 256 KiB).
 - template.yaml's PlanWarmingShards MaximumConcurrency = 10 (shards decided at once). Lambda starts an SQS event
   source at five concurrent batches and adds up to 300 a minute (Lambda guide, "Configuring scaling behavior for SQS
