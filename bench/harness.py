@@ -310,20 +310,12 @@ class Rig:
         route = next((r for r in self.stack.routes if r.kind == "sqs" and r.function == function), None)
         if route is None or route.queue is None:
             raise LookupError(f"{function} has no SQS event source in template.yaml")
-        concurrency = getattr(route, "max_concurrency", None)
-        if concurrency is None:  # a router that does not read it: the function's SAM SQS event may declare it
-            events = self.stack.template["Resources"][function]["Properties"].get("Events") or {}
-            declared = [e["Properties"].get("ScalingConfig") or {} for e in events.values() if e.get("Type") == "SQS"]
-            maximum = next((d["MaximumConcurrency"] for d in declared if "MaximumConcurrency" in d), None)
-            concurrency = self.stack.resolve(maximum) if maximum is not None else None
-        # Without ScalingConfig.MaximumConcurrency, Lambda starts an SQS event source at five concurrent batches.
-        concurrency = concurrency or LAMBDA_INITIAL_SQS_CONCURRENCY
         return EventSource(
             function=function,
             queue_url=self.stack.physical[route.queue],
             queue_arn=self.stack.physical[f"{route.queue}.Arn"],
             batch_size=route.batch_size,
-            concurrency=int(concurrency),
+            concurrency=source_concurrency(self.stack, function, route),
             partial=route.partial,
         )
 
@@ -442,6 +434,19 @@ class Pollers:
                 self.sqs.change_message_visibility(
                     QueueUrl=source.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
                 )
+
+
+def source_concurrency(stack: Any, function: str, route: Any) -> int:
+    """How many batches of the function's SQS event source (`route`) Lambda runs at once: the template's
+    ScalingConfig.MaximumConcurrency (on the AWS::Lambda::EventSourceMapping, or the function's SAM SQS event)."""
+    concurrency = getattr(route, "max_concurrency", None)
+    if concurrency is None:  # a router that does not read it: the function's SAM SQS event may declare it
+        events = stack.template["Resources"][function]["Properties"].get("Events") or {}
+        declared = [e["Properties"].get("ScalingConfig") or {} for e in events.values() if e.get("Type") == "SQS"]
+        maximum = next((d["MaximumConcurrency"] for d in declared if "MaximumConcurrency" in d), None)
+        concurrency = stack.resolve(maximum) if maximum is not None else None
+    # Without ScalingConfig.MaximumConcurrency, Lambda starts an SQS event source at five concurrent batches.
+    return int(concurrency or LAMBDA_INITIAL_SQS_CONCURRENCY)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,11 @@ rule created, plan_warming fired as its schedule does, once over one image (the 
 the N images. When template.yaml gives plan_warming a queue of plan shards, each shard message is invoked one at a
 time and measured on its own.
 
-First run (half the images held in ECR): time "as Lambda runs it" is the coordinator's invocation, plus the slowest
-shard, plus one queue hop (QUEUE_HOP_SECONDS) when there are shards: in Lambda each shard is its own invocation on its
-own CPU, where this 2-core machine can only run them one after another; the serial sum is shown beside it. Counted per
+First run (half the images held in ECR): time "as Lambda runs it" is the coordinator's invocation, then the shards in
+waves of at most the PlanWarmingShards mapping's MaximumConcurrency (template.yaml) and of what Lambda's SQS poller
+runs at that moment (five batches at first, 300 more a minute), each wave as long as its slowest shard plus one queue
+hop (QUEUE_HOP_SECONDS): in Lambda each shard is its own invocation on its own CPU, where this
+2-core machine can only run them one after another; the serial sum is shown beside it. Counted per
 image: AWS calls (the library's boto3 calls), Pullthrough's upstream requests by kind (the upstream front counts the
 library's client by its User-Agent), token requests per 50 repositories; Pullthrough's own CPU (the child's process
 CPU less moto's thread CPU); peak memory of the coordinator and of the largest shard (VmHWM), against the function's
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import layout
-from bench.harness import FAKE_AWS, ROOT, RegistryCalls, Rig, progress
+from bench.harness import FAKE_AWS, LAMBDA_INITIAL_SQS_CONCURRENCY, ROOT, RegistryCalls, Rig, progress
 from bench.network import Model
 from bench.table import Columns, Figure, columns, ratio, seconds, size
 
@@ -54,6 +56,10 @@ GOAL_GROWTH = 1.1  # calls per image at the large size over the small size's: li
 # The SQS event source's hop from a shard message sent to its invocation: AWS publishes no figure; the poller
 # long-polls, so a message is picked up well within a second. An assumption, stated in the table.
 QUEUE_HOP_SECONDS = 0.1
+# The Lambda guide (services-sqs-scaling): "When messages are available, Lambda starts processing five batches at a
+# time with five concurrent invocations of your function. If messages are still available, Lambda increases the
+# number of processes that are reading batches by up to 300 more instances per minute", up to MaximumConcurrency.
+SQS_SCALE_PER_MINUTE = 300
 REPEAT_RUNS, REPEAT_HOURS = 4, 6.0
 SMALL_RUNS = 3  # the small first plan takes seconds, so machine noise weighs on it most: its median is used
 
@@ -141,10 +147,28 @@ class Plan:
         return list(self.data["shards"])
 
     @property
+    def concurrency(self) -> int:
+        """Shards Lambda decides at once: the PlanWarmingShards mapping's MaximumConcurrency in template.yaml."""
+        return max(1, int(self.data.get("shard_concurrency") or 1))
+
+    @property
+    def waves(self) -> list[list[float]]:
+        """The shards' seconds in waves, in the order the coordinator sent them: each wave as wide as Lambda's poller
+        runs batches at its start (LAMBDA_INITIAL_SQS_CONCURRENCY, then SQS_SCALE_PER_MINUTE more), at most the
+        mapping's MaximumConcurrency."""
+        shards, waves, elapsed = [s["seconds"] for s in self.shards], [], 0.0
+        while shards:
+            width = min(self.concurrency, LAMBDA_INITIAL_SQS_CONCURRENCY + int(SQS_SCALE_PER_MINUTE * elapsed / 60))
+            wave, shards = shards[:width], shards[width:]
+            waves.append(wave)
+            elapsed += max(wave) + QUEUE_HOP_SECONDS
+        return waves
+
+    @property
     def lambda_seconds(self) -> float:
-        """As Lambda runs it: the coordinator, then the shards side by side (the slowest), one queue hop between."""
-        shards = [s["seconds"] for s in self.shards]
-        return self.coordinator["seconds"] + (max(shards) + QUEUE_HOP_SECONDS if shards else 0.0)
+        """As Lambda runs it: the coordinator, then the shards in waves (`waves`), each as long as its slowest shard
+        and one queue hop before it."""
+        return self.coordinator["seconds"] + sum(max(wave) + QUEUE_HOP_SECONDS for wave in self.waves)
 
     @property
     def serial_seconds(self) -> float:
@@ -220,6 +244,7 @@ def run_child(rig: Rig, spec: dict[str, Any]) -> list[Plan]:
         if child.wait(timeout=900) != 0 or not result:
             errors.seek(0)
             raise RuntimeError(f"planning {spec['images']} images ({spec['mode']}) failed:\n{errors.read()[-4000:]}")
+    progress(f"  the child planned with {result.get('library', '?')}")
     plans = []
     for index, data in enumerate(result["plans"]):
         seen = Counter(marks[index + 1])
@@ -300,12 +325,12 @@ def _first_size(section: str, plans: list[Plan]) -> list[Figure]:
     return [
         Figure(
             section,
-            f"{n:,}: time as Lambda runs it (coordinator + slowest shard + hop)",
+            f"{n:,}: time as Lambda runs it (coordinator + per wave of shards: slowest + hop)",
             goal=f"{'<' if strict else '<='} {goal:.0f} s" if goal else "",
             met=(lambda_s < goal if strict else lambda_s <= goal) if goal else None,
             **_both(plans, lambda p: seconds(p.lambda_seconds)),
         ),
-        Figure(section, f"{n:,}:   invocations; serial sum", **_both(plans, _invocations)),
+        Figure(section, f"{n:,}:   invocations in waves; serial sum", **_both(plans, _invocations)),
         Figure(
             section,
             f"{n:,}: AWS calls per image",
@@ -339,7 +364,8 @@ def _invocations(plan: Plan) -> str:
     shards = plan.shards
     if not plan.data.get("shard_queue"):
         return f"1 (no plan-shard queue in template.yaml); {seconds(plan.serial_seconds)}"
-    return f"1 + {len(shards)} shards; {seconds(plan.serial_seconds)}"
+    waves = len(plan.waves)
+    return f"1 + {len(shards)} shards in {waves} wave(s) of <= {plan.concurrency}; {seconds(plan.serial_seconds)}"
 
 
 def _calls(plan: Plan) -> str:

@@ -27,12 +27,13 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from moto.sqs.models import sqs_backends
 
 from bench import clock, cpu, network
-from bench.harness import FAKE_AWS, AwsCalls, correct_moto, quiet_functions
+from bench.harness import FAKE_AWS, AwsCalls, correct_moto, quiet_functions, source_concurrency
 from bench.scale import PREFIX, hold_images
 from sandbox import DEFAULT_ACCOUNT
 from sandbox.aws import moto_ecr
@@ -83,6 +84,8 @@ class Planner:
         routes = {r.function: r for r in stack.routes if r.kind == "sqs" and r.queue}
         self.shard_route, warm_route = routes.get(PLAN), routes.get(WARM)
         self.warm_queue = stack.physical[warm_route.queue] if warm_route is not None else None
+        # The PlanWarmingShards mapping's MaximumConcurrency: how many shards Lambda decides at once.
+        self.shard_concurrency = source_concurrency(stack, PLAN, self.shard_route) if self.shard_route else 0
 
     def plan(self) -> dict[str, Any]:
         """One scheduled plan: the coordinator, then each shard; the invocations' measures and what got queued."""
@@ -94,6 +97,7 @@ class Planner:
             "shards": shards,
             "queued": self.take_warm_jobs(),
             "shard_queue": self.shard_route is not None,
+            "shard_concurrency": self.shard_concurrency,
         }
 
     def drain_shards(self) -> list[dict[str, float]]:
@@ -194,7 +198,8 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
             plan["hours"] = clock.offset().total_seconds() / 3600
             plans.append(plan)
         checkpoint("done")
-    return {"images": spec["images"], "mode": spec["mode"], "plans": plans}
+    # Which library the plans ran (the parent's PYTHONPATH, inherited: the worktree's, not an editable install's).
+    return {"images": spec["images"], "mode": spec["mode"], "plans": plans, "library": str(Path(clients.__file__))}
 
 
 if __name__ == "__main__":

@@ -7,8 +7,10 @@ planner finds every run not yet reported.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,6 +18,8 @@ import boto3
 import pytest
 
 from pullthrough.aws.ledger import DONE, VERIFIED_FOR, JobEntry, Ledger, Recorded, Verified
+from pullthrough.aws.ledger.items import verified_facts
+from pullthrough.aws.ledger.records import ITEM_BYTES, PART_BYTES
 from pullthrough.errors import AwsAlreadyExists, AwsError
 from pullthrough.registry.headers import RateLimit
 from pullthrough.warm.budget import Budget
@@ -249,6 +253,73 @@ def test_verified_images_are_remembered_and_recalled_in_batches(ledger: Ledger) 
     assert found[("docker-hub/library/app", "8")] == verified("8")
 
 
+def test_a_repositorys_tags_are_one_item_recalled_with_one_key(ledger: Ledger) -> None:
+    # Given ten tags of each of 150 repositories remembered
+    tags = [replace(verified(str(t)), repository=f"docker-hub/app{r}") for r in range(150) for t in range(10)]
+    ledger.remember(tags)
+    # Then the memory is one item per repository
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    assert len(verified_items(ddb)) == 150
+    # And recalling all 1,500 tags asks for 150 keys: two BatchGetItem calls (100 keys each at most)
+    client = boto3.client("dynamodb", region_name=REGION)
+    calls = count_calls(client)
+    memory = Ledger("ledger", client=client, clock=lambda: T0 + timedelta(minutes=5))
+    found = memory.remembered([(v.repository, v.tag) for v in tags])
+    assert len(found) == 1_500
+    assert calls == ["BatchGetItem", "BatchGetItem"]
+
+
+def test_a_repository_whose_tags_outgrow_one_item_is_split_into_numbered_parts(ledger: Ledger) -> None:
+    # Given more tags of one repository than one item's PART_BYTES holds (each tag about 300 bytes)
+    many = [verified(f"1.{i}.0-a-long-suffix-for-a-long-tag-name") for i in range(2_000)]
+    ledger.remember(many)
+    # Then they are written as numbered parts, each within DynamoDB's 400 KB, part 0 counting them
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    items = verified_items(ddb)
+    assert len(items) > 1
+    assert items[0]["parts"] == {"N": str(len(items))}
+    assert all(len(json.dumps(item)) < PART_BYTES * 1.2 for item in items)
+    # And every tag is recalled, from whichever part holds it
+    assert len(ledger.remembered([v.key for v in many])) == 2_000
+
+
+def test_a_job_adds_its_tag_to_the_repositorys_item_and_a_full_item_only_skips_the_memory(ledger: Ledger) -> None:
+    # Given a repository whose item the planner wrote with two tags
+    ledger.remember([verified("a"), verified("b")])
+    open_run(ledger)
+    # When a job records a third tag
+    assert ledger.record("warm-1", "docker-hub/app0:1", "warmed", "{}", verified=verified("c")) == Recorded.RECORDED
+    # Then the item holds all three
+    found = ledger.remembered([("docker-hub/library/app", t) for t in "abc"])
+    assert sorted(tag for _, tag in found) == ["a", "b", "c"]
+    # And when the item's count of bytes says it is full, a job is still counted, its tag not remembered
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    key = {"pk": {"S": "VERIFIED#docker-hub/library/app"}, "sk": {"S": "PART#00"}}
+    ddb.update_item(
+        TableName="ledger",
+        Key=key,
+        UpdateExpression="SET #b = :full",
+        ExpressionAttributeNames={"#b": "bytes"},
+        ExpressionAttributeValues={":full": {"N": str(ITEM_BYTES)}},
+    )
+    assert ledger.record("warm-1", "docker-hub/app1:1", "warmed", "{}", verified=verified("d")) == Recorded.RECORDED
+    assert ledger.run("warm-1").done == 3  # type: ignore[union-attr]
+    assert ("docker-hub/library/app", "d") not in ledger.remembered([("docker-hub/library/app", "d")])
+
+
+def verified_items(ddb: Any) -> list[dict[str, Any]]:
+    items = ddb.scan(TableName="ledger")["Items"]
+    return sorted(
+        (i for i in items if i["pk"]["S"].startswith("VERIFIED#")), key=lambda i: (i["pk"]["S"], i["sk"]["S"])
+    )
+
+
+def count_calls(ddb: Any) -> list[str]:
+    calls: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb", lambda model, **_: calls.append(model.name))
+    return calls
+
+
 def test_an_expired_verification_is_not_recalled(ledger: Ledger) -> None:
     # Given a verification older than VERIFIED_FOR (DynamoDB's TTL deletes it late, if at all)
     ledger.remember([verified("old", at=T0 - VERIFIED_FOR), verified("new")])
@@ -295,10 +366,20 @@ def test_a_verification_holds_only_for_its_digest_and_its_wanted_platforms() -> 
 def test_a_verification_this_code_cannot_read_is_not_recalled(ledger: Ledger) -> None:
     # Given an item under VERIFIED# whose facts are not what this code writes (another version, a hand edit)
     ddb = boto3.client("dynamodb", region_name=REGION)
-    item = {"pk": {"S": "VERIFIED#docker-hub/library/app"}, "sk": {"S": "TAG#odd"}, "verified": {"S": '{"digest": 1'}}
+    item = {"pk": {"S": "VERIFIED#docker-hub/library/app"}, "sk": {"S": "PART#00"}, "TAG#odd": {"S": '{"digest": 1'}}
     ddb.put_item(TableName="ledger", Item=item)
     # Then it is not recalled: the image is verified in full instead
     assert ledger.remembered([("docker-hub/library/app", "odd")]) == {}
+
+
+def test_an_item_of_the_earlier_layout_is_not_found(ledger: Ledger) -> None:
+    # Given an item per tag, as the ledger kept them before one item per repository
+    ddb = boto3.client("dynamodb", region_name=REGION)
+    facts = verified_facts(verified("old"))
+    item = {"pk": {"S": "VERIFIED#docker-hub/library/app"}, "sk": {"S": "TAG#old"}, "verified": {"S": facts}}
+    ddb.put_item(TableName="ledger", Item=item)
+    # Then it is simply not found: the next run verifies the image again and remembers it in the new layout
+    assert ledger.remembered([("docker-hub/library/app", "old")]) == {}
 
 
 # --- the pull allowances runs open at once share ---------------------------------------------------------------------

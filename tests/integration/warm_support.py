@@ -210,11 +210,14 @@ class WarmHarness:
         while True:
             page = ddb.scan(**scan)
             for item in page.get("Items", []):
-                facts = json.loads(item["verified"]["S"])
-                if facts.get("looked"):
-                    looked = datetime.fromisoformat(facts["looked"]) - timedelta(hours=hours)
-                    facts["looked"] = looked.isoformat()
-                    ddb.put_item(TableName=table, Item={**item, "verified": {"S": json.dumps(facts)}})
+                # One item per repository, one TAG#<tag> attribute per tag (aws/ledger/verified.py).
+                for name, value in list(item.items()):
+                    facts = json.loads(value["S"]) if name.startswith("TAG#") else {}
+                    if facts.get("looked"):
+                        looked = datetime.fromisoformat(facts["looked"]) - timedelta(hours=hours)
+                        facts["looked"] = looked.isoformat()
+                        item[name] = {"S": json.dumps(facts)}
+                ddb.put_item(TableName=table, Item=item)
             if "LastEvaluatedKey" not in page:
                 break
             scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]

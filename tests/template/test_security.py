@@ -573,7 +573,7 @@ def test_ledger_statements_name_their_partitions_and_only_the_warm_functions_see
             assert keys == ["VERIFIED#*"], f"{principal}: {named(statement)} mixes VERIFIED# with other partitions"
             allowed = {
                 "PlanWarmingFunction": ["dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"],
-                "WarmImagesFunction": ["dynamodb:PutItem"],
+                "WarmImagesFunction": ["dynamodb:UpdateItem"],
             }
             assert listed(statement["Action"]) == allowed.get(principal), f"{principal} may not touch VERIFIED#"
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pullthrough.reference import ImageReference
-from pullthrough.warm import shards
+from pullthrough.warm import fitting, shards
 from pullthrough.warm.plan import Candidate
+from sandbox.template import load_template
 from tests.unit.test_planning import config_with
 
 SQS_MAX_BYTES = 256 * 1024  # SendMessage's MessageBody limit (the SQS API reference, "Quotas related to messages")
@@ -33,6 +34,8 @@ def test_a_list_is_cut_into_shards_of_whole_repositories_up_to_the_limits() -> N
     # a repository larger than that, which is a shard of its own
     assert [len({c.repository for c in shard}) for shard in cut] == [100, 100, 50, 1]
     assert [len(shard) for shard in cut] == [1000, 1000, 500, 1500]
+    # And repositories of twenty tags are cut at SHARD_IMAGES before SHARD_REPOSITORIES
+    assert [len(shard) for shard in shards.split(candidates(60, 20))] == [1000, 200]
     assert [c.key for shard in cut for c in shard] == [c.key for c in found]
 
 
@@ -52,3 +55,11 @@ def test_a_full_shards_message_fits_sqs_and_reads_back_as_the_same_candidates() 
     assert len(body.encode()) < SQS_MAX_BYTES
     assert (back.run_id, back.index) == ("warm-1", 2)
     assert back.candidates(config) == found
+
+
+def test_a_wave_of_shards_can_all_draw_from_the_shared_allowance() -> None:
+    # Given the shards Lambda decides at once (template.yaml's PlanWarmingShards mapping)
+    mapping = load_template()["Resources"]["PlanWarmingShards"]["Properties"]
+    at_once = mapping["ScalingConfig"]["MaximumConcurrency"]
+    # Then a shard tries its draw at least as often as siblings can overtake it (warm/shards.py says why)
+    assert at_once <= fitting.DRAW_ATTEMPTS

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pullthrough.aws.ledger import Verified
 from pullthrough.errors import AwsError
 from pullthrough.reporting.vocabulary import Outcome, Severity
-from pullthrough.warm.planner import Plan, Planner, WarmRequest
+from pullthrough.warm.planner import Plan, Planner, WarmRequest, remembering
 from tests.unit.test_planning import RUN, FakeEcr, FakeUpstream, config_with, image_manifest, index_manifest
 
 REPOSITORY = "docker-hub/library/app"
@@ -177,3 +177,15 @@ def test_a_new_index_is_charged_what_earlier_imports_of_its_digest_or_its_reposi
     )
     # Then the known digest costs what its import showed, the unknown one the most any index of the repository listed
     assert {job.tag: job.cost for job in plan.jobs} == {"1": 1 + 3, "2": 1 + 6}
+
+
+def test_what_a_plan_remembers_keeps_the_recalled_tags_of_each_repository_it_writes() -> None:
+    # Given an earlier run's memory of two tags of one repository and one of another
+    known = Verified(REPOSITORY, "1", "sha256:" + "1" * 64, BOTH, BOTH, (), 10, NOW - timedelta(days=1))
+    moved = replace(known, tag="2", digest="sha256:" + "2" * 64)
+    other = replace(known, repository="docker-hub/library/other")
+    remembered = {v.key: v for v in (known, moved, other)}
+    # When a plan verifies the repository's tag 2 again (the memory is written a repository at a time)
+    learned = replace(moved, digest="sha256:" + "3" * 64, at=NOW)
+    # Then it writes what it learned, keeps tag 1 as recalled, and leaves the other repository's item alone
+    assert remembering([learned], remembered) == (learned, known)

@@ -23,8 +23,10 @@ from pullthrough.warm.outcomes import Reason, fix_for
 from pullthrough.warm.plan import Decided, Wanted, candidate_details
 from pullthrough.warm.ports import Allowances
 
-# Draws from a shared pull allowance that another planner's write may overtake before this planner gives up.
-DRAW_ATTEMPTS = 5
+# Draws from a shared pull allowance that another planner's write may overtake before this planner gives up: as
+# many as template.yaml's PlanWarmingShards MaximumConcurrency (10), so the shards of one wave, which finish deciding
+# together, can each be overtaken by every sibling once (warm/shards.py).
+DRAW_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -104,6 +104,7 @@ class Planner:
         id, the run id by default) and close the clients."""
         budget = Budget(self.config.warm.budget_share)
         decided = list(expanded.decided)
+        remembered: dict[tuple[str, str], Verified] = {}
         try:
             candidates = expanded.candidates
             remembered = self._recall(candidates)
@@ -125,9 +126,8 @@ class Planner:
         decided.extend(deferred)
         refreshing = any(j.action == "refresh" for j in jobs)
         notes = notes_with_moved_tag(notes, [d.item for d in decided], refreshing=refreshing)
-        return Plan(
-            run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes), verified=tuple(self._learned)
-        )
+        verified = remembering(self._learned, remembered)
+        return Plan(run_id=run_id, jobs=tuple(jobs), decided=tuple(decided), notes=tuple(notes), verified=verified)
 
     def candidates(self, request: WarmRequest) -> tuple[list[Candidate], list[Decided]]:
         """The image tags the request names (tag patterns and latest-N expanded upstream), and the targets that
@@ -170,6 +170,15 @@ class Planner:
                 "earlier verifications could not be read: verifying every cached image", extra={"error": str(exc)}
             )
             return {}
+
+
+def remembering(learned: Sequence[Verified], remembered: Mapping[tuple[str, str], Verified]) -> tuple[Verified, ...]:
+    """What to remember: the memory is written a repository at a time (aws/ledger/verified.py), so each repository
+    this plan learned something of keeps the tags it recalled, with what it learned in their place."""
+    repositories = {v.repository for v in learned}
+    new = {v.key for v in learned}
+    kept = [v for key, v in remembered.items() if v.repository in repositories and key not in new]
+    return (*learned, *kept)
 
 
 # --- plan_warming ----------------------------------------------------------------------------------------------------

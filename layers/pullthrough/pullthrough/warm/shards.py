@@ -11,13 +11,33 @@
                  a shard that fails every delivery goes to the PlanShards dead-letter queue, and the sweep closes its
                  run at the deadline with the shard's images failed as not planned (run.py, Ledger.jobs)
 
-Why SHARD_REPOSITORIES = 100: a shard is one Lambda invocation (Timeout 300 s, 15 min at most) deciding one
-DescribeImages, one HEAD per tag and the verification of what ECR holds per repository. At 40 ms per HEAD over
-PLAN_WORKERS (16) workers, 100 repositories of ten tags (1,000 HEADs) take about 2.5 s, far inside the timeout, and
-the shard's candidates, decisions and jobs stay a few MB; 10,000 images in one invocation would be 25 s of HEADs
-alone. Shards run side by side (the event source's concurrency), so a list's plan time is the coordinator's
-expansion plus the slowest shard, not the sum. A plan of at most SHARD_REPOSITORIES repositories (and SHARD_IMAGES
-images) stays one invocation: no extra hop, the same behaviour as before.
+The numbers, and why (issue 17; measured figures in /work/wt/plan-scale.md):
+- SHARD_REPOSITORIES = 100. A shard asks Docker Hub's token realm once per 50 repositories (one token with repeated
+  scopes, registry/auth.py), and cannot share a token with another invocation (a token is a secret: never in a
+  queue message), so a shard is a multiple of 50 repositories: a smaller one asks more tokens per 50 repositories.
+  Where a hop pays (measured in the sandbox, load average 4 to 8; /work/wt/plan-scale.md): a shard costs the
+  coordinator (about 0.6 s), one queue hop and about ten fixed AWS calls (run and allowance reads, transactions,
+  its secret). A first run of 1,000 images took 12.7 s in one invocation and 0.6 + 10.9 s as two shards of 50
+  repositories; but a repeat run (every 6 hours: the common case) costs 0.107 AWS calls per image in one
+  invocation against 0.130 as two shards. So a list of up to 100 repositories stays one invocation. Lambda's SQS
+  scaling (below) also favours few shards: 10,000 images run as 10 shards in two waves of five (33 s as Lambda
+  runs it in the sandbox), where 20 shards of 50 repositories take three waves (5, 10, 5).
+- SHARD_IMAGES = 1,000: a message of about 150 KB (SQS takes 256 KiB).
+- template.yaml's PlanWarmingShards MaximumConcurrency = 10 (shards decided at once). Lambda starts an SQS event
+  source at five concurrent batches and adds up to 300 a minute (Lambda guide, "Configuring scaling behavior for SQS
+  event source mappings"), so the first wave is five whatever the cap. What bounds the cap:
+  - the shared pull allowance: every shard draws from one BUDGET item with a versioned write (budget.py), and the
+    shards of a wave finish deciding at about the same time; a draw overtaken by a sibling is tried again, up to
+    fitting.DRAW_ATTEMPTS (10, kept equal to this cap, so a wave's shards can all be overtaken once each and still
+    draw). DynamoDB itself takes 1,000 write units a second on one partition (DynamoDB guide, partitions): ten
+    small writes are nothing to it; the versions are the bound.
+  - the upstream: each shard HEADs with PLAN_WORKERS (16) connections, so at most 160 HEADs are in flight. Docker
+    Hub counts no HEAD as a pull, but its abuse rate limit applies to every request, per IPv4 address or IPv6 /64,
+    "in the order of thousands of requests per minute" (Docker docs, Docker Hub usage and limits). A first run of
+    10,000 images is 10,000 HEADs: from one egress address (a NAT gateway) that is minutes of HEADs at that limit,
+    whatever the sharding. A repeat run HEADs only the tags due for ECR's daily re-check.
+  - Lambda: each shard is one concurrent execution of the account's (default 1,000) shared with warm_images; 10 is
+    far inside it. SQS: 10 messages for 10,000 images.
 """
 
 from __future__ import annotations

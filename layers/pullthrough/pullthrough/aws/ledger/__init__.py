@@ -5,10 +5,11 @@
     pk = RUN#<run_id>  sk = SHARD#<n>   a sharded run's plan shard: the images (key, subject) it decides, status
     pk = OPEN          sk = RUN#<run_id> present while the run is not reported: the next planner finds it here
     pk = PULLFAIL#<repository>  sk = <time>#<id>  a failed sync ECR reported (its action event): code, reason, image
-    pk = VERIFIED#<repository>  sk = TAG#<tag>   the digest of the tag last verified complete in ECR, and for which
-                                                 platforms, so the next run need not read its manifests and blobs again;
-                                                 and how many manifests its index lists (what a new import costs),
-                                                 and when Pullthrough last looked at the tag upstream (HEAD, import)
+    pk = VERIFIED#<repository>  sk = PART#00     per tag (attribute TAG#<tag>): the digest last verified complete in
+                                                 ECR, and for which platforms, so the next run need not read its
+                                                 manifests and blobs again; how many manifests its index lists (what a
+                                                 new import costs), and when Pullthrough last looked at the tag
+                                                 upstream (HEAD, import); PART#01.. when the tags outgrow one item
     pk = BUDGET#<allowance key> sk = SHARED      the pull allowance open runs share (budget.py): base, each run's
                                                  draw, and a version every write is conditioned on
     pk = CYCLE#<cycle> sk = META | REPORT#<account>#<region>#<run>   the organisation's warm cycles at the hub, and
@@ -144,11 +145,11 @@ class Ledger:
     # --- verified images, shared allowances, reported pull failures -------------------------------------------------
 
     def remember(self, verified: Sequence[Verified]) -> None:
-        """Remember images verified complete in ECR (BatchWriteItem, 25 at a time)."""
+        """Remember images verified complete in ECR, each repository's item written whole (Memory.remember)."""
         self._memory.remember(verified)
 
     def remembered(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Verified]:
-        """The unexpired verifications of these (repository, tag) keys (BatchGetItem, 100 at a time)."""
+        """The unexpired verifications of these (repository, tag) keys (one BatchGetItem key per repository)."""
         return self._memory.remembered(keys)
 
     def draw(self, allowance: Shared) -> bool:

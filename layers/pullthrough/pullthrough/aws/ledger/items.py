@@ -15,8 +15,11 @@ from botocore.exceptions import ClientError
 
 from pullthrough.aws.ledger.records import (
     DONE,
+    ITEM_BYTES,
     JOB_PREFIX,
     META,
+    PART_BYTES,
+    PART_PREFIX,
     PENDING,
     RETENTION,
     RUN_PREFIX,
@@ -140,8 +143,8 @@ def shard_record(item: dict[str, Any]) -> ShardRecord:
     )
 
 
-def verified_item(verified: Verified) -> dict[str, Any]:
-    # One JSON attribute rather than seven: a run reads hundreds of these at once, and each attribute costs.
+def verified_facts(verified: Verified) -> str:
+    """A tag's facts as one JSON string: a run reads hundreds of tags at once, and each attribute costs."""
     facts = {
         "digest": verified.digest,
         "wanted": verified.wanted,
@@ -153,21 +156,81 @@ def verified_item(verified: Verified) -> dict[str, Any]:
     }
     if verified.looked is not None:
         facts["looked"] = verified.looked.isoformat()
+    return json.dumps(facts, separators=(",", ":"))
+
+
+def part_key(repository: str, part: int) -> dict[str, Any]:
+    return {"pk": s(VERIFIED_PREFIX + repository), "sk": s(f"{PART_PREFIX}{part:02d}")}
+
+
+def tag_bytes(tag: str, facts: str) -> int:
+    """What one tag adds to an item's size: its attribute's name and value (UTF-8)."""
+    return len((TAG_PREFIX + tag).encode()) + len(facts.encode())
+
+
+def verified_parts(repository: str, verified: Sequence[Verified]) -> list[dict[str, Any]]:
+    """The repository's items: its tags (the latest verification of each) in parts of at most PART_BYTES; part 0
+    says how many parts there are and counts its bytes (warm_images adds to it while they stay under ITEM_BYTES)."""
+    latest: dict[str, Verified] = {}
+    for v in sorted(verified, key=lambda v: v.at):
+        latest[v.tag] = v
+    parts: list[dict[str, Any]] = []
+    size, expires = PART_BYTES, 0
+    for tag in sorted(latest):
+        facts = verified_facts(latest[tag])
+        grows = tag_bytes(tag, facts)
+        if size + grows > PART_BYTES:
+            parts.append(part_key(repository, len(parts)))
+            size = 0
+        parts[-1][TAG_PREFIX + tag] = s(facts)
+        size += grows
+        parts[-1]["bytes"] = n(size)
+        expires = max(expires, epoch(latest[tag].at + VERIFIED_FOR))
+    for item in parts:
+        item["expires_at"] = n(expires)
+    if parts:
+        parts[0]["parts"] = n(len(parts))
+    return parts
+
+
+def verified_update(verified: Verified) -> dict[str, Any]:
+    """warm_images' write of one tag into its repository's part 0 (an Update of a transaction): set while part 0's
+    count of bytes leaves room; a full part 0 fails the condition, and the tag is verified again by the next run."""
+    facts = verified_facts(verified)
+    grows = tag_bytes(verified.tag, facts)
     return {
-        "pk": s(VERIFIED_PREFIX + verified.repository),
-        "sk": s(TAG_PREFIX + verified.tag),
-        "verified": s(json.dumps(facts, separators=(",", ":"))),
-        "expires_at": n(epoch(verified.at + VERIFIED_FOR)),
+        "Key": part_key(verified.repository, 0),
+        "UpdateExpression": "SET #tag = :facts, expires_at = :expires ADD #bytes :grows",
+        "ConditionExpression": "attribute_not_exists(#bytes) OR #bytes <= :room",
+        "ExpressionAttributeNames": {"#tag": TAG_PREFIX + verified.tag, "#bytes": "bytes"},
+        "ExpressionAttributeValues": {
+            ":facts": s(facts),
+            ":expires": n(epoch(verified.at + VERIFIED_FOR)),
+            ":grows": n(grows),
+            ":room": n(ITEM_BYTES - grows),
+        },
     }
 
 
-def verified_of(item: dict[str, Any]) -> Verified | None:
-    """The item's verification; None for one this code cannot read (it is verified in full again)."""
+def verified_in(item: dict[str, Any]) -> list[Verified]:
+    """The tags of one part item that this code can read (one it cannot is verified in full again)."""
+    repository = (text(item, "pk") or "").removeprefix(VERIFIED_PREFIX)
+    found = []
+    for name, value in item.items():
+        if name.startswith(TAG_PREFIX) and isinstance(value, dict) and "S" in value:
+            verified = verified_of(repository, name.removeprefix(TAG_PREFIX), str(value["S"]))
+            if verified is not None:
+                found.append(verified)
+    return found
+
+
+def verified_of(repository: str, tag: str, facts_json: str) -> Verified | None:
+    """One tag's verification; None for facts this code cannot read."""
     try:
-        facts = json.loads(text(item, "verified") or "")
+        facts = json.loads(facts_json)
         return Verified(
-            repository=(text(item, "pk") or "").removeprefix(VERIFIED_PREFIX),
-            tag=(text(item, "sk") or "").removeprefix(TAG_PREFIX),
+            repository=repository,
+            tag=tag,
             digest=str(facts["digest"]),
             wanted=tuple(str(p) for p in facts["wanted"]),
             platforms=tuple(str(p) for p in facts["platforms"]),
@@ -177,7 +240,7 @@ def verified_of(item: dict[str, Any]) -> Verified | None:
             children=int(facts.get("children", 0)),
             looked=datetime.fromisoformat(facts["looked"]) if facts.get("looked") else None,
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
 
 

@@ -19,7 +19,7 @@ from pullthrough.aws.ledger.items import (
     n,
     s,
     shard_record,
-    verified_item,
+    verified_update,
 )
 from pullthrough.aws.ledger.records import (
     DONE,
@@ -80,7 +80,7 @@ class Jobs:
         writes: list[Any] = [{"Update": job_update}, {"Update": meta_update}]
         verified = counted.get("verified")
         if verified is not None:
-            writes.append({"Put": {"TableName": name, "Item": verified_item(verified)}})
+            writes.append({"Update": {"TableName": name, **verified_update(verified)}})
         return self._count(writes, pk)
 
     def _count(self, writes: list[Any], pk: str) -> Recorded:
@@ -94,6 +94,9 @@ class Jobs:
                 return Recorded.DUPLICATE
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 return Recorded.CLOSED
+            if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+                # The repository's memory is full (verified.py): count the job without remembering its image.
+                return self._count(writes[:2], pk)
             raise translate(error, "dynamodb:TransactWriteItems", self.table.where(pk)) from error
         return Recorded.RECORDED
 

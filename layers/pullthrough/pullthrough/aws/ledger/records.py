@@ -21,7 +21,15 @@ PENDING = "pending"
 DONE = "done"
 UNPLANNED = "unplanned"  # an image of a plan shard that never decided it (the shard failed every delivery)
 VERIFIED_PREFIX = "VERIFIED#"
+# A repository's verified tags live in one item (sk PART#00), or in numbered items when they outgrow it (PART#01, ...):
+# a run recalls a repository with one BatchGetItem key. Each tag is one attribute, TAG#<tag>, holding its facts.
+PART_PREFIX = "PART#"
 TAG_PREFIX = "TAG#"
+# DynamoDB's item size limit is 400 KB, names and values counted (DynamoDB guide, "Service, account, and table
+# quotas"). plan_warming fills a part up to PART_BYTES; warm_images adds a tag to part 0 only while its running count
+# of bytes stays under ITEM_BYTES, which leaves room for the key, the counters and rounding.
+ITEM_BYTES = 380_000
+PART_BYTES = 300_000
 RETENTION = timedelta(days=30)  # how long a run's items stay before DynamoDB's TTL removes them
 VERIFIED_FOR = timedelta(days=7)  # a verification older than this is done again in full
 PULL_FAILURE_PREFIX = "PULLFAIL#"
