@@ -25,6 +25,7 @@ import pytest
 
 from sandbox import Sandbox
 from sandbox.aws import iam
+from sandbox.aws.iam import Role, Statement
 from sandbox.template import load_template
 from tests.integration.iam_scenario import Recorded, recorded_pass
 
