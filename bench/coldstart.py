@@ -60,6 +60,7 @@ BASELINE = "boto3"
 PROBE_EVENTS = {
     "check_credentials": "scheduled.json",
     "config_facts": "create.json",
+    "gather_reports": "close_cycles.json",
     "plan_warming": "schedule.json",
     "prune_images": "schedule.json",
     "reconcile_rules": "scheduled.json",
