@@ -460,3 +460,20 @@ def test_powertools_and_the_library_at_debug_log_no_secret(every_line: io.String
     )
     assert "RuntimeError: boom <redacted>" in written
     assert leaks(written, token) == []
+
+
+def test_assumed_role_keys_in_an_sts_xml_answer_are_masked() -> None:
+    # Given the raw AssumeRole answer botocore logs at DEBUG (STS answers in XML; STS API Reference, AssumeRole)
+    body = (
+        "b'<AssumeRoleResponse><AssumeRoleResult><Credentials><AccessKeyId>ASIAEXAMPLEKEYID</AccessKeyId>"
+        "<SecretAccessKey>wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY</SecretAccessKey>"
+        "<SessionToken>FwoGZXIvYXdzEBYaDHqa0AP1/fake+session/token==</SessionToken>"
+        "<Expiration>2026-12-07T23:00:00Z</Expiration></Credentials></AssumeRoleResult></AssumeRoleResponse>'"
+    )
+    # When it is redacted, Then the secret key and the session token are masked, the rest is kept
+    masked = redaction.redact(body)
+    assert "wJalrXUtnFEMI" not in masked
+    assert "FwoGZXIvYXdz" not in masked
+    assert "<SecretAccessKey><redacted></SecretAccessKey>" in masked
+    assert "<AccessKeyId>ASIAEXAMPLEKEYID</AccessKeyId>" in masked
+    assert "<Expiration>2026-12-07T23:00:00Z</Expiration>" in masked

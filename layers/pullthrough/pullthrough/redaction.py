@@ -78,6 +78,12 @@ _FIELD = re.compile(
     r"(?P<open>\\*[\"'])(?:" + "|".join(re.escape(f) for f in SENSITIVE_FIELDS) + r")(?P=open)\s*[:=]\s*b?",
     re.IGNORECASE,
 )
+# The same fields as XML elements: STS and the other Query-protocol services answer in XML, and botocore logs the raw
+# body at DEBUG (an AssumeRole answer's <SecretAccessKey> and <SessionToken>: STS API Reference, AssumeRole).
+_XML_FIELD = re.compile(
+    r"<(" + "|".join(re.escape(f) for f in SENSITIVE_FIELDS) + r")>[^<]*</\1>",
+    re.IGNORECASE,
+)
 _QUOTE = re.compile(r"\\*[\"']")
 _HEADER = re.compile(
     r"\b((?:proxy-)?authorization|x-registry-auth|x-amz-security-token)(\s*[:=]\s*)"
@@ -199,6 +205,7 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     text = _redact_fields(text)
+    text = _XML_FIELD.sub(lambda m: f"<{m.group(1)}>{MASK}</{m.group(1)}>", text)
     text = _HEADER.sub(lambda m: m.group(1) + m.group(2) + (m.group(3) or "") + MASK, text)
     text = _SCHEME.sub(_scheme, text)
     text = _USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", text)
