@@ -8,7 +8,7 @@ calls a warm run makes at planning time stand together.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from pullthrough.aws import queue
@@ -16,7 +16,7 @@ from pullthrough.aws.ledger import DONE, JobEntry, Ledger, RunTarget, Verified
 from pullthrough.config import Config
 from pullthrough.errors import AwsError
 from pullthrough.observability import logger
-from pullthrough.warm.plan import Plan
+from pullthrough.warm.plan import Decided, Plan
 from pullthrough.warm.run import RunHeader, WarmRun
 
 # A run still open this long after it started (plus the longest an import may be waited for) has jobs that will not
@@ -29,7 +29,12 @@ DRAIN_SECONDS_PER_JOB = 15.0
 
 def ledger_entries(plan: Plan) -> list[JobEntry]:
     """The plan as ledger items: decided outcomes done, jobs pending."""
-    entries = [
+    return done_entries(plan.decided) + [JobEntry(key=job.key, subject=job.subject) for job in plan.jobs]
+
+
+def done_entries(decided: Iterable[Decided]) -> list[JobEntry]:
+    """Outcomes decided at planning time as ledger items, done, each with its report item."""
+    return [
         JobEntry(
             key=d.key,
             subject=d.item.subject,
@@ -37,10 +42,8 @@ def ledger_entries(plan: Plan) -> list[JobEntry]:
             outcome=d.item.outcome.value,
             report_item=d.item.model_dump_json(exclude_none=True),
         )
-        for d in plan.decided
+        for d in decided
     ]
-    entries += [JobEntry(key=job.key, subject=job.subject) for job in plan.jobs]
-    return entries
 
 
 def open_run(

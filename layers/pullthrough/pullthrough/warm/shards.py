@@ -51,7 +51,7 @@ from pydantic import BaseModel, ConfigDict
 
 from pullthrough import config as config_module
 from pullthrough.aws import queue
-from pullthrough.aws.ledger import DONE, JobEntry, ShardRecord
+from pullthrough.aws.ledger import ShardRecord
 from pullthrough.config import Config
 from pullthrough.env import PlanEnv
 from pullthrough.observability import logger
@@ -59,7 +59,7 @@ from pullthrough.reference import ImageReference
 from pullthrough.warm import opening as opening_module
 from pullthrough.warm.budget import draw_id
 from pullthrough.warm.ledger import ledger_for
-from pullthrough.warm.opening import DRAIN_SECONDS_PER_JOB, STALE_AFTER, ledger_entries, remember
+from pullthrough.warm.opening import DRAIN_SECONDS_PER_JOB, STALE_AFTER, done_entries, ledger_entries, remember
 from pullthrough.warm.overlap import RunsAround
 from pullthrough.warm.plan import Candidate, Expanded
 from pullthrough.warm.run import WarmRun
@@ -141,16 +141,7 @@ def open_sharded(run: WarmRun, env: PlanEnv, config: Config, opening: Opening, s
     """Open the run (every image planned, the expansion's outcomes done, one SHARD# item per shard), then send one
     PlanShards message per shard; the number sent."""
     expanded = opening.expanded
-    decided = [
-        JobEntry(
-            key=d.key,
-            subject=d.item.subject,
-            status=DONE,
-            outcome=d.item.outcome.value,
-            report_item=d.item.model_dump_json(exclude_none=True),
-        )
-        for d in expanded.decided
-    ]
+    decided = done_entries(expanded.decided)
     images = sum(len(shard) for shard in shards)
     records = [ShardRecord(i, tuple((c.key, c.subject) for c in shard)) for i, shard in enumerate(shards)]
     waits = timedelta(seconds=config.warm.imports.give_up_after + DRAIN_SECONDS_PER_JOB * images)
