@@ -154,6 +154,9 @@ def warm_cycle(org: OrgSandbox, stack: Stack) -> tuple[dict[str, Any], dict[tupl
     org.settle()
     bodies = [body for _, body in moto_sns_messages(stack.physical["ReportTopic"])[before:]]
     reports = [Report.from_message(body) for body in bodies if "PULLTHROUGH REPORT JSON" in body]
+    # Exactly one report per run: the hub's own and each member's
+    runs = [summary["run_id"], *summary["member_runs"]]
+    assert sorted(r.run_id for r in reports if r.run_id in runs) == sorted(runs)
     found = {(r.account, r.region): r for r in reports if r.run_id in summary["member_runs"]}
     found |= {("hub", r.region): r for r in reports if r.run_id == summary["run_id"]}
     return summary, found
